@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"sync"
+	"time"
+)
+
+// Phase is where a job is in its life.
+type Phase string
+
+const (
+	PhaseStarting    Phase = "starting"
+	PhaseChecking    Phase = "checking"    // re-verifying pieces already on the target
+	PhaseConnecting  Phase = "connecting"  // waiting for the first peer
+	PhaseDownloading Phase = "downloading" // receiving pieces
+	PhaseFlushing    Phase = "flushing"    // fdatasync of the target
+	PhaseSeeding     Phase = "seeding"     // complete, serving others
+	PhaseDone        Phase = "done"
+	PhaseFailed      Phase = "failed"
+)
+
+// Role says which side of the swarm a job is on.
+type Role string
+
+const (
+	RoleSeed   Role = "seed"
+	RoleDeploy Role = "deploy"
+)
+
+// PieceState is the state of one piece in a Snapshot's piece map.
+type PieceState uint8
+
+const (
+	PieceMissing PieceState = iota
+	PieceDownloading
+	PieceHashing
+	PieceVerified
+	PieceFailed // failed its last hash check and is being fetched again
+)
+
+// PeerSnapshot describes one connected peer.
+type PeerSnapshot struct {
+	Addr            string  `json:"addr"`
+	Client          string  `json:"client"`
+	DownloadRate    float64 `json:"download_rate"` // bytes/s we receive from it
+	UploadRate      float64 `json:"upload_rate"`   // bytes/s we send to it
+	BytesDownloaded int64   `json:"bytes_downloaded"`
+	BytesUploaded   int64   `json:"bytes_uploaded"`
+	PiecesHave      int     `json:"pieces_have"`
+	Share           float64 `json:"share"` // 0..1 of the torrent's pieces it has
+	Seeder          bool    `json:"seeder"`
+}
+
+// Snapshot is a consistent view of a job, published about four times a second.
+type Snapshot struct {
+	Time            time.Time      `json:"-"`
+	Role            Role           `json:"role"`
+	Name            string         `json:"name"`
+	InfoHash        string         `json:"infohash"`
+	Phase           Phase          `json:"phase"`
+	Paused          bool           `json:"paused,omitempty"`
+	BytesDone       int64          `json:"bytes_done"`
+	BytesTotal      int64          `json:"bytes_total"`
+	PiecesDone      int            `json:"pieces_done"`
+	PiecesTotal     int            `json:"pieces_total"`
+	HashFailures    int            `json:"hash_failures"`
+	DownloadRate    float64        `json:"download_rate"` // bytes/s of piece data
+	UploadRate      float64        `json:"upload_rate"`
+	BytesDownloaded int64          `json:"bytes_downloaded"` // piece data received this session
+	BytesUploaded   int64          `json:"bytes_uploaded"`   // piece data sent this session
+	ETA             time.Duration  `json:"-"`                // negative when unknown
+	ETASeconds      float64        `json:"eta_seconds"`      // -1 when unknown
+	Elapsed         time.Duration  `json:"-"`
+	ElapsedSeconds  float64        `json:"elapsed_seconds"`
+	Peers           []PeerSnapshot `json:"peers_detail,omitempty"`
+	NumPeers        int            `json:"peers"`
+	Pieces          []PieceState   `json:"-"`
+}
+
+// EventKind names what happened.
+type EventKind string
+
+const (
+	EventPhase         EventKind = "phase"
+	EventPeerJoined    EventKind = "peer_joined"
+	EventPeerLeft      EventKind = "peer_left"
+	EventPieceVerified EventKind = "piece_verified"
+	EventPieceFailed   EventKind = "piece_failed"
+	EventLog           EventKind = "log"
+	EventDone          EventKind = "done"
+	EventFailed        EventKind = "failed"
+)
+
+// Event is one thing that happened in a job.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    EventKind `json:"kind"`
+	Phase   Phase     `json:"phase,omitempty"`
+	Peer    string    `json:"peer,omitempty"`
+	Piece   int       `json:"piece,omitempty"`
+	Level   string    `json:"level,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Err     error     `json:"-"`
+}
+
+// Latest is a one-slot mailbox: a writer never blocks and a reader always
+// gets the newest value, so a slow screen cannot stall the engine.
+type Latest[T any] struct {
+	ch chan T
+	mu sync.Mutex
+}
+
+func NewLatest[T any]() *Latest[T] { return &Latest[T]{ch: make(chan T, 1)} }
+
+// Put replaces whatever is waiting with v.
+func (l *Latest[T]) Put(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.ch:
+	default:
+	}
+	l.ch <- v
+}
+
+// C is the channel to receive from.
+func (l *Latest[T]) C() <-chan T { return l.ch }
+
+// broker fans snapshots and events out to subscribers.
+type broker struct {
+	mu     sync.Mutex
+	snaps  []*Latest[Snapshot]
+	events []chan Event
+	last   Snapshot
+	closed bool
+}
+
+func (b *broker) subscribe() (*Latest[Snapshot], <-chan Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := NewLatest[Snapshot]()
+	ev := make(chan Event, 256)
+	if b.closed {
+		l.Put(b.last)
+		close(ev)
+		return l, ev
+	}
+	if !b.last.Time.IsZero() {
+		l.Put(b.last)
+	}
+	b.snaps = append(b.snaps, l)
+	b.events = append(b.events, ev)
+	return l, ev
+}
+
+func (b *broker) publishSnapshot(s Snapshot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = s
+	for _, l := range b.snaps {
+		l.Put(s)
+	}
+}
+
+// publishEvent never blocks: a subscriber that does not keep up loses events
+// (snapshots still carry the full state).
+func (b *broker) publishEvent(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for _, ch := range b.events {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+func (b *broker) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for _, ch := range b.events {
+		close(ch)
+	}
+}
