@@ -1,0 +1,280 @@
+package disks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Refusal names the rule a refused target broke, for callers that act on
+// the kind (the wizard offers "choose another disk" for most, nothing for
+// a mounted one).
+type Refusal string
+
+const (
+	RefusedMounted  Refusal = "mounted"
+	RefusedSwap     Refusal = "swap"
+	RefusedHolder   Refusal = "holder"    // in use by LVM, dm-crypt, md RAID, a loop device
+	RefusedMember   Refusal = "member"    // carries an LVM or RAID member signature
+	RefusedSystem   Refusal = "system"    // the running system or live medium is on it
+	RefusedReadOnly Refusal = "read-only" // kernel read-only flag
+	RefusedTooSmall Refusal = "too-small"
+	RefusedNoMedium Refusal = "no-medium"
+	RefusedBusy     Refusal = "busy" // the kernel refused an exclusive open
+	RefusedNotFound Refusal = "not-found"
+	RefusedNotBlock Refusal = "not-block" // a character device, fifo, socket
+)
+
+// RefusedError says why ezio will not write to a target and what the user
+// can do about it. No flag overrides it.
+type RefusedError struct {
+	Target string
+	Reason string // what is wrong, starting with "it ...", no final period
+	Hint   string // what to do, a sentence without a final period
+	Kind   Refusal
+}
+
+func (e *RefusedError) Error() string {
+	s := "refusing to write to " + e.Target + ": " + e.Reason
+	if e.Hint != "" {
+		s += ". " + e.Hint
+	}
+	return s
+}
+
+// CheckWritable returns nil if ezio may write needBytes to target, a
+// *RefusedError if it must not, or another error if the target cannot be
+// inspected. It only reads: /proc, /sys and a few kilobytes of the devices.
+// A regular file or a directory (an extent-dir target) may be written; a
+// path that does not exist yet may be created, unless it is under /dev or
+// its directory is missing.
+func CheckWritable(target string, needBytes int64) error {
+	s, err := loadState()
+	if err != nil {
+		return err
+	}
+	return s.check(target, needBytes)
+}
+
+func (s *state) check(target string, need int64) error {
+	refuse := func(kind Refusal, reason, hint string) error {
+		return &RefusedError{Target: target, Reason: reason, Hint: hint, Kind: kind}
+	}
+	if target == "" {
+		return refuse(RefusedNotFound, "no target was given", "Name a disk, a partition or an image file")
+	}
+	abs := cleanPath(target)
+	var st unix.Stat_t
+	if err := unix.Stat(target, &st); err != nil {
+		if !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("inspecting %s: %w", target, err)
+		}
+		if abs == "/dev" || strings.HasPrefix(abs, "/dev/") {
+			return refuse(RefusedNotFound, "there is no such device",
+				"Run `ezio disks` to see the disks, and check the name or the cable")
+		}
+		dir := filepath.Dir(abs)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return refuse(RefusedNotFound, "its directory "+dir+" does not exist",
+				"Create it first: mkdir -p "+shellQuote(dir))
+		}
+		return nil // a new image file
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFBLK:
+		return s.checkDevice(target, st.Rdev, need, false)
+	case unix.S_IFREG:
+		return s.checkFile(target, &st)
+	case unix.S_IFDIR:
+		return nil
+	}
+	return refuse(RefusedNotBlock, "it is not a block device, a regular file or a directory",
+		"Run `ezio disks` to see the disks")
+}
+
+// checkFile refuses an image file that is swap or that backs a loop device
+// in use; any other file may be written.
+func (s *state) checkFile(target string, st *unix.Stat_t) error {
+	for _, sw := range s.swaps {
+		if sw.isFile && sw.dev == st.Dev && sw.ino == st.Ino {
+			return &RefusedError{Target: target, Kind: RefusedSwap,
+				Reason: "it is an active swap file",
+				Hint:   "Turn the swap off first: swapoff " + shellQuote(sw.path)}
+		}
+	}
+	same := func(b *unix.Stat_t) bool {
+		return b.Mode&unix.S_IFMT == unix.S_IFREG && b.Dev == st.Dev && b.Ino == st.Ino
+	}
+	for _, l := range s.loopsBackedBy(same) {
+		err := s.checkDevice(l.path(), l.dev, 0, true)
+		var re *RefusedError
+		if errors.As(err, &re) {
+			reason := "it backs " + l.path() + ", and " + re.Reason
+			if rest, ok := strings.CutPrefix(re.Reason, "it "); ok {
+				reason = "it backs " + l.path() + ", which " + rest
+			}
+			return &RefusedError{Target: target, Reason: reason, Hint: re.Hint, Kind: re.Kind}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDevice applies the rules to a block device. A whole disk conflicts
+// with each of its partitions, and a partition with its disk. asBacking
+// checks only whether the device is in use (for a loop whose file is the
+// target).
+func (s *state) checkDevice(target string, dev uint64, need int64, asBacking bool) error {
+	refuse := func(kind Refusal, reason, hint string) error {
+		return &RefusedError{Target: target, Reason: reason, Hint: hint, Kind: kind}
+	}
+	n, err := nodeByDev(dev)
+	if err != nil {
+		return fmt.Errorf("inspecting %s: %w", target, err)
+	}
+	disk := n.whole()
+	related := []node{n}
+	if disk.dev != n.dev {
+		related = append(related, disk)
+	} else {
+		related = append(related, n.partitions()...)
+	}
+	// which says which related device a finding is about, if not the target.
+	which := func(r node) string {
+		switch {
+		case r.dev == n.dev:
+			return ""
+		case r.dev == disk.dev:
+			return " (its disk " + r.path() + ")"
+		}
+		return " (partition " + r.path() + ")"
+	}
+
+	if mp, ok := s.system[disk.dev]; ok {
+		reason := "it is the disk the running system is on (" + mp + " is mounted from it)"
+		if disk.dev != n.dev {
+			reason = "it is on " + disk.path() + ", the disk the running system is on (" + mp + " is mounted from it)"
+		}
+		return refuse(RefusedSystem, reason,
+			"Choose another disk: ezio never writes to the disk it runs from")
+	}
+
+	var mps []string
+	first := ""
+	for _, r := range related {
+		for _, mp := range s.mountsOf(r.dev) {
+			if first == "" {
+				first = "it is mounted at " + mp + which(r)
+			}
+			mps = append(mps, shellQuote(mp))
+		}
+	}
+	if first != "" {
+		if len(mps) > 1 {
+			first += fmt.Sprintf(" and %d more place", len(mps)-1)
+			if len(mps) > 2 {
+				first += "s"
+			}
+		}
+		return refuse(RefusedMounted, first, "Unmount it first: umount "+strings.Join(mps, " "))
+	}
+
+	for _, r := range related {
+		for _, sw := range s.swaps {
+			if !sw.isFile && sw.dev == r.dev {
+				return refuse(RefusedSwap, "it is in use as swap"+which(r),
+					"Turn the swap off first: swapoff "+shellQuote(sw.path))
+			}
+		}
+	}
+
+	for _, r := range related {
+		if hs := r.holders(); len(hs) > 0 {
+			what, hint := describeHolder(hs[0])
+			return refuse(RefusedHolder, "it is in use by "+what+which(r), hint)
+		}
+	}
+
+	for _, r := range related {
+		isR := func(b *unix.Stat_t) bool { return b.Mode&unix.S_IFMT == unix.S_IFBLK && b.Rdev == r.dev }
+		if ls := s.loopsBackedBy(isR); len(ls) > 0 {
+			return refuse(RefusedHolder, "it is the backing device of loop device "+ls[0].path()+which(r),
+				"Detach the loop device first: losetup -d "+ls[0].path())
+		}
+	}
+
+	if !asBacking {
+		for _, r := range related {
+			p := r.path()
+			if r.dev == n.dev {
+				p = target
+			}
+			sig, err := Probe(p)
+			if err != nil {
+				continue // an unreadable partition is not evidence of a member
+			}
+			switch sig.Type {
+			case "LVM2_member":
+				return refuse(RefusedMember, "it carries an LVM physical volume"+which(r),
+					"If its volume group is no longer needed, remove the volume first: pvremove "+r.path())
+			case "linux_raid_member":
+				return refuse(RefusedMember, "it is a member of a RAID array"+which(r),
+					"If the array is no longer needed, clear the member first: mdadm --zero-superblock "+r.path())
+			}
+		}
+
+		if n.readOnly() || disk.readOnly() {
+			hint := "Check the write-protect switch, or clear the flag: blockdev --setrw " + target
+			if bf := disk.backingFile(); bf != "" {
+				hint = "Attach the file again without -r: losetup -d " + disk.path() + " && losetup -f " + shellQuote(bf)
+			}
+			return refuse(RefusedReadOnly, "it is read-only", hint)
+		}
+	}
+
+	size, err := n.size()
+	if err != nil {
+		return fmt.Errorf("inspecting %s: %w", target, err)
+	}
+	if size == 0 && !asBacking {
+		return refuse(RefusedNoMedium, "it has no medium (its size is 0)", "Insert the medium and look again")
+	}
+
+	// The kernel knows users we cannot see from here (mounts in other
+	// namespaces, other programs' exclusive opens): ask it.
+	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+	case errors.Is(err, unix.EBUSY):
+		return refuse(RefusedBusy, "it is in use (the kernel reports it busy)",
+			"Find what holds it, for example with: lsblk "+target+"; fuser -vm "+target)
+	case errors.Is(err, unix.ENOMEDIUM):
+		return refuse(RefusedNoMedium, "it has no medium", "Insert the medium and look again")
+	default:
+		return fmt.Errorf("inspecting %s: %w", target, err)
+	}
+
+	if !asBacking && size < need {
+		return refuse(RefusedTooSmall,
+			fmt.Sprintf("it holds %s (%d bytes) but the image needs %s (%d bytes)", HumanBytes(size), size, HumanBytes(need), need),
+			"Choose a target of at least "+HumanBytes(need))
+	}
+	return nil
+}
+
+// shellQuote quotes a path for a command the user can paste.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
