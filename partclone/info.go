@@ -144,10 +144,10 @@ func ParseInfo(r io.Reader) (*Info, error) {
 		return nil, fail(pendingLine, "offset: without a length: (file ends)")
 	}
 	if !haveBlockSize {
-		return nil, fail(line, "no block_size: line")
+		return nil, fail(max(line, 1), "no block_size: line")
 	}
 	if !haveTotal {
-		return nil, fail(line, "no blocks_total: line")
+		return nil, fail(max(line, 1), "no blocks_total: line")
 	}
 	return info, nil
 }
