@@ -40,9 +40,6 @@ type SeedOptions struct {
 	// listen (host:port). Empty means ":6969".
 	TrackerListen string
 	NoTracker     bool
-	// Trust sources without hashing them at start. A seeder serving data
-	// that does not match is caught by every client's hash check.
-	Verify bool
 	Tuning
 	Logger *slog.Logger
 }
@@ -65,7 +62,9 @@ type DeployOptions struct {
 	// SkipSafetyChecks is for tests that write into regular files only;
 	// block devices are always checked.
 	SkipSafetyChecks bool
-	// TrustedPeers are never banned for bad data (the seeder).
+	// Seeders are peers known to be seeders (host:port); they are added
+	// as trusted so that one bad read never gets them banned.
+	Seeders []string
 	Tuning
 	Logger *slog.Logger
 }

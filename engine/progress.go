@@ -75,6 +75,9 @@ type Snapshot struct {
 	Peers           []PeerSnapshot `json:"peers_detail,omitempty"`
 	NumPeers        int            `json:"peers"`
 	Pieces          []PieceState   `json:"-"`
+	// Seeder only, from its tracker: every client that announced.
+	Fleet     []FleetMember `json:"fleet,omitempty"`
+	FleetDone int           `json:"fleet_done,omitempty"`
 }
 
 // EventKind names what happened.

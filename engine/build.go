@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// CreateOptions shape a new image torrent.
+type CreateOptions struct {
+	Name        string   // info.name; default: the source's base name
+	PieceLength int64    // default DefaultPieceLength
+	Trackers    []string // announce URLs
+	Threads     int      // hashing goroutines; default all cores
+	// Progress is called from time to time with hashed and total bytes.
+	Progress func(done, total int64)
+}
+
+// ScanSource finds the extents a source holds: a directory of extent files
+// (partclone -T), or the whole range of an image file or block device as
+// one extent at offset 0.
+func ScanSource(source string) ([]metainfo.FileInfo, error) {
+	kind, err := KindOf(source)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(source); err != nil {
+		return nil, err
+	}
+	if kind != TargetDir {
+		size, err := SizeOf(source)
+		if err != nil {
+			return nil, err
+		}
+		if size == 0 {
+			return nil, fmt.Errorf("%s is empty", source)
+		}
+		return []metainfo.FileInfo{{Path: []string{FormatOffset(0)}, Length: size}}, nil
+	}
+	entries, err := os.ReadDir(source)
+	if err != nil {
+		return nil, err
+	}
+	type ext struct {
+		name string
+		off  int64
+		n    int64
+	}
+	var exts []ext
+	for _, e := range entries {
+		name := e.Name()
+		if name == "torrent.info" || strings.HasPrefix(name, ".") {
+			continue
+		}
+		off, err := ParseOffset(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not an extent file (names must be hex disk offsets): %w", source, name, err)
+		}
+		if !e.Type().IsRegular() {
+			return nil, fmt.Errorf("%s: %q is not a regular file", source, name)
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		exts = append(exts, ext{name, off, fi.Size()})
+	}
+	if len(exts) == 0 {
+		return nil, fmt.Errorf("%s holds no extent files", source)
+	}
+	sort.Slice(exts, func(a, b int) bool { return exts[a].off < exts[b].off })
+	files := make([]metainfo.FileInfo, len(exts))
+	for i, e := range exts {
+		files[i] = metainfo.FileInfo{Path: []string{e.name}, Length: e.n}
+	}
+	return files, nil
+}
+
+// CreateTorrent hashes a source and returns an image torrent for it.
+func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*metainfo.MetaInfo, error) {
+	files, err := ScanSource(source)
+	if err != nil {
+		return nil, err
+	}
+	if opts.PieceLength == 0 {
+		opts.PieceLength = DefaultPieceLength
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(filepath.Clean(source))
+	}
+	info := &metainfo.Info{Name: opts.Name, PieceLength: opts.PieceLength, Files: files}
+	var total int64
+	for _, f := range files {
+		total += f.Length
+	}
+	n := (total + opts.PieceLength - 1) / opts.PieceLength
+	info.Pieces = make([]byte, 20*n) // placeholder so the layout validates
+	l, err := NewLayout(info)
+	if err != nil {
+		return nil, err
+	}
+	xio, _, err := openExtentIO(source, l, false)
+	if err != nil {
+		return nil, err
+	}
+	defer xio.close()
+	if err := hashPieces(ctx, l, xio, info.Pieces, opts.Threads, opts.Progress); err != nil {
+		return nil, err
+	}
+	return newMetaInfo(info, opts.Trackers)
+}
+
+// hashPieces fills pieces with the SHA-1 of every piece, on all cores.
+func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, threads int, progress func(done, total int64)) error {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var done atomic.Int64
+	var once sync.Once
+	var firstErr error
+	var wg sync.WaitGroup
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, l.PieceLength)
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= l.NumPieces {
+					return
+				}
+				off, n := l.PieceSpan(i)
+				if _, err := readRange(l, xio, buf[:n], off); err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("reading piece %d: %w", i, err); cancel() })
+					return
+				}
+				sum := sha1.Sum(buf[:n])
+				copy(pieces[i*20:], sum[:])
+				done.Add(n)
+			}
+		}()
+	}
+	if progress != nil {
+		stop := make(chan struct{})
+		go func() {
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					progress(done.Load(), l.Total)
+				}
+			}
+		}()
+		defer func() { close(stop); progress(done.Load(), l.Total) }()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// BuildFromExtents makes an image torrent from extents and piece hashes
+// computed elsewhere (partclone's torrent.info), without reading any data.
+// Files are named by 32-digit hex offsets, in the order given.
+func BuildFromExtents(name string, pieceLength int64, extents []Extent, hashes [][20]byte, trackers []string) (*metainfo.MetaInfo, error) {
+	info := &metainfo.Info{Name: name, PieceLength: pieceLength}
+	for _, e := range extents {
+		info.Files = append(info.Files, metainfo.FileInfo{Path: []string{FormatOffset(e.Offset)}, Length: e.Length})
+	}
+	for _, h := range hashes {
+		info.Pieces = append(info.Pieces, h[:]...)
+	}
+	if _, err := NewLayout(info); err != nil {
+		return nil, err
+	}
+	return newMetaInfo(info, trackers)
+}
+
+func newMetaInfo(info *metainfo.Info, trackers []string) (*metainfo.MetaInfo, error) {
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	mi := &metainfo.MetaInfo{InfoBytes: ib, CreatedBy: "ezio", CreationDate: time.Now().Unix()}
+	if len(trackers) > 0 {
+		mi.Announce = trackers[0]
+		if len(trackers) > 1 {
+			mi.AnnounceList = metainfo.AnnounceList{trackers}
+		}
+	}
+	return mi, nil
+}
+
+// WriteTorrent saves a torrent atomically.
+func WriteTorrent(mi *metainfo.MetaInfo, path string) error {
+	var buf bytes.Buffer
+	if err := mi.Write(&buf); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadTorrent reads a torrent from a file or an http(s) URL (the seeder's
+// /torrents/<name>.torrent).
+func LoadTorrent(ctx context.Context, src string) (*metainfo.MetaInfo, error) {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("fetching torrent: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("fetching torrent %s: server answered %s", src, resp.Status)
+		}
+		mi, err := metainfo.Load(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
+		}
+		return mi, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	mi, err := metainfo.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
+	}
+	return mi, nil
+}
+
+// TorrentSummary is what `ezio torrent info` shows.
+type TorrentSummary struct {
+	Name        string   `json:"name"`
+	InfoHash    string   `json:"infohash"`
+	PieceLength int64    `json:"piece_length"`
+	Pieces      int      `json:"pieces"`
+	Extents     int      `json:"extents"`
+	TotalBytes  int64    `json:"total_bytes"`
+	HighestEnd  int64    `json:"highest_offset"` // first byte past the highest extent: the smallest target
+	Trackers    []string `json:"trackers"`
+}
+
+// Summarize validates a torrent and describes it.
+func Summarize(mi *metainfo.MetaInfo) (*TorrentSummary, *Layout, error) {
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading info dictionary: %w", err)
+	}
+	l, err := NewLayout(&info)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &TorrentSummary{
+		Name: info.Name, InfoHash: mi.HashInfoBytes().HexString(), PieceLength: info.PieceLength,
+		Pieces: l.NumPieces, Extents: len(l.Extents), TotalBytes: l.Total, HighestEnd: l.End,
+	}
+	for _, tier := range mi.UpvertedAnnounceList() {
+		s.Trackers = append(s.Trackers, tier...)
+	}
+	if s.Trackers == nil {
+		s.Trackers = []string{}
+	}
+	return s, l, nil
+}
+
+func limitReader(r io.Reader) io.Reader { return io.LimitReader(r, 64<<20) }

@@ -1,0 +1,309 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// extentIO reads and writes the data of one extent. Every call is already
+// clamped by the Layout to lie inside the extent.
+type extentIO interface {
+	readExtent(ext int, p []byte, within int64) (int, error)
+	writeExtent(ext int, p []byte, within int64) (int, error)
+	sync() error
+	close() error
+}
+
+// TargetKind says how extents are stored.
+type TargetKind string
+
+const (
+	TargetDevice TargetKind = "device" // block device, extents at their offsets
+	TargetFile   TargetKind = "file"   // regular image file, same offsets, sparse
+	TargetDir    TargetKind = "dir"    // directory of extent files (partclone -T)
+)
+
+// KindOf tells what sort of target path is; a missing path is a file.
+func KindOf(path string) (TargetKind, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return TargetFile, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case fi.IsDir():
+		return TargetDir, nil
+	case fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0:
+		return TargetDevice, nil
+	case fi.Mode().IsRegular():
+		return TargetFile, nil
+	}
+	return "", fmt.Errorf("%s is neither a block device, a regular file nor a directory", path)
+}
+
+// SizeOf returns the byte size of a block device or regular file.
+func SizeOf(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Mode()&os.ModeDevice != 0 {
+		sz, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+		if err != nil {
+			// Fall back to seeking, which works for block devices too.
+			end, serr := f.Seek(0, io.SeekEnd)
+			if serr != nil {
+				return 0, fmt.Errorf("size of %s: %w", path, err)
+			}
+			return end, nil
+		}
+		return int64(sz), nil
+	}
+	return fi.Size(), nil
+}
+
+// rawIO stores extents at their disk offsets in one file or device, with
+// pread/pwrite on a single descriptor shared by all connections.
+type rawIO struct {
+	f      *os.File
+	l      *Layout
+	dirty  bool
+	dirtMu sync.Mutex
+}
+
+func openRaw(path string, l *Layout, write bool) (*rawIO, error) {
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR | os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &rawIO{f: f, l: l}, nil
+}
+
+func (r *rawIO) readExtent(ext int, p []byte, within int64) (int, error) {
+	return r.f.ReadAt(p, r.l.Extents[ext].Offset+within)
+}
+
+func (r *rawIO) writeExtent(ext int, p []byte, within int64) (int, error) {
+	r.dirtMu.Lock()
+	r.dirty = true
+	r.dirtMu.Unlock()
+	return r.f.WriteAt(p, r.l.Extents[ext].Offset+within)
+}
+
+func (r *rawIO) sync() error {
+	r.dirtMu.Lock()
+	d := r.dirty
+	r.dirty = false
+	r.dirtMu.Unlock()
+	if !d {
+		return nil
+	}
+	return unix.Fdatasync(int(r.f.Fd()))
+}
+
+func (r *rawIO) close() error { return r.f.Close() }
+
+// dirIO stores each extent as its own file named as in the torrent
+// (partclone's -T layout). Files are opened on first use and kept open up
+// to a limit; past it, each call opens and closes its file.
+type dirIO struct {
+	dir   string
+	l     *Layout
+	write bool
+	mu    sync.Mutex
+	open  map[int]*os.File
+	dirty map[int]bool
+}
+
+const dirIOMaxOpen = 512
+
+func openDir(dir string, l *Layout, write bool) (*dirIO, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	return &dirIO{dir: dir, l: l, write: write, open: map[int]*os.File{}, dirty: map[int]bool{}}, nil
+}
+
+// path finds an extent's file: the torrent's own name first, then the
+// offset in partclone's 32-digit and the older 16-digit forms.
+func (d *dirIO) path(ext int) string {
+	p := filepath.Join(d.dir, d.l.FileNames[ext])
+	if d.write {
+		return p
+	}
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	off := d.l.Extents[ext].Offset
+	for _, alt := range []string{fmt.Sprintf("%032x", off), fmt.Sprintf("%016x", off)} {
+		q := filepath.Join(d.dir, alt)
+		if _, err := os.Stat(q); err == nil {
+			return q
+		}
+	}
+	return p
+}
+
+// file returns the extent's file and whether the caller must close it.
+func (d *dirIO) file(ext int) (*os.File, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if f, ok := d.open[ext]; ok {
+		return f, false, nil
+	}
+	flag := os.O_RDONLY
+	if d.write {
+		flag = os.O_RDWR | os.O_CREATE
+	}
+	f, err := os.OpenFile(d.path(ext), flag, 0o644)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(d.open) >= dirIOMaxOpen {
+		return f, true, nil
+	}
+	d.open[ext] = f
+	return f, false, nil
+}
+
+func (d *dirIO) readExtent(ext int, p []byte, within int64) (int, error) {
+	f, closeIt, err := d.file(ext)
+	if err != nil {
+		return 0, err
+	}
+	if closeIt {
+		defer f.Close()
+	}
+	return f.ReadAt(p, within)
+}
+
+func (d *dirIO) writeExtent(ext int, p []byte, within int64) (int, error) {
+	f, closeIt, err := d.file(ext)
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.WriteAt(p, within)
+	if closeIt {
+		// A file we could not keep open is synced now, so a later sync()
+		// does not need it.
+		if err == nil {
+			err = unix.Fdatasync(int(f.Fd()))
+		}
+		f.Close()
+		return n, err
+	}
+	d.mu.Lock()
+	d.dirty[ext] = true
+	d.mu.Unlock()
+	return n, err
+}
+
+func (d *dirIO) sync() error {
+	d.mu.Lock()
+	var files []*os.File
+	for ext := range d.dirty {
+		files = append(files, d.open[ext])
+	}
+	d.dirty = map[int]bool{}
+	d.mu.Unlock()
+	var first error
+	for _, f := range files {
+		if err := unix.Fdatasync(int(f.Fd())); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (d *dirIO) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var first error
+	for _, f := range d.open {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.open = nil
+	return first
+}
+
+// openExtentIO opens a target or source of any kind.
+func openExtentIO(path string, l *Layout, write bool) (extentIO, TargetKind, error) {
+	kind, err := KindOf(path)
+	if err != nil {
+		return nil, "", err
+	}
+	switch kind {
+	case TargetDir:
+		d, err := openDir(path, l, write)
+		return d, kind, err
+	default:
+		if !write {
+			if _, err := os.Stat(path); err != nil {
+				return nil, kind, err
+			}
+		}
+		r, err := openRaw(path, l, write)
+		return r, kind, err
+	}
+}
+
+// readRange reads torrent bytes [off, off+len(p)) through the layout.
+func readRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
+	var n int
+	var rerr error
+	l.mapRange(off, int64(len(p)), func(s segment) bool {
+		k, err := xio.readExtent(s.ext, p[s.buf:s.buf+s.n], s.within)
+		n += k
+		if err != nil || int64(k) < s.n {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			rerr = err
+			return false
+		}
+		return true
+	})
+	return n, rerr
+}
+
+// writeRange writes torrent bytes [off, off+len(p)) through the layout.
+func writeRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
+	var n int
+	var werr error
+	l.mapRange(off, int64(len(p)), func(s segment) bool {
+		k, err := xio.writeExtent(s.ext, p[s.buf:s.buf+s.n], s.within)
+		n += k
+		if err != nil {
+			werr = err
+			return false
+		}
+		return true
+	})
+	if werr == nil && n < len(p) {
+		werr = io.ErrShortWrite
+	}
+	return n, werr
+}

@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	g "github.com/anacrolix/generics"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+// extentStorage is the raw-extent storage backend: pieces are read and
+// written straight on the target through the Layout, nothing is copied.
+type extentStorage struct {
+	l      *Layout
+	io     extentIO
+	seeder bool // every piece is complete by definition
+
+	// Client side.
+	state   *resumeState // nil: nothing persisted
+	recheck bool
+
+	mu       sync.Mutex
+	complete []bool // pieces the library verified
+	known    []bool // with recheck: pieces whose state was settled by a hash
+	pending  []int  // verified but not yet covered by a sync
+
+	bytesWritten atomic.Int64
+	bytesRead    atomic.Int64
+	stopFlush    chan struct{}
+	flushDone    chan struct{}
+	flushErr     atomic.Pointer[error]
+}
+
+func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool) *extentStorage {
+	s := &extentStorage{
+		l: l, io: xio, seeder: seeder, state: state, recheck: recheck,
+		complete:  make([]bool, l.NumPieces),
+		known:     make([]bool, l.NumPieces),
+		stopFlush: make(chan struct{}),
+		flushDone: make(chan struct{}),
+	}
+	if seeder {
+		for i := range s.complete {
+			s.complete[i] = true
+		}
+	} else if state != nil && !recheck {
+		copy(s.complete, state.bits)
+	}
+	go s.flushLoop()
+	return s
+}
+
+// flushInterval bounds how much verified work a crash can lose.
+const flushInterval = 2 * time.Second
+
+func (s *extentStorage) flushLoop() {
+	defer close(s.flushDone)
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopFlush:
+			return
+		case <-t.C:
+			if err := s.flush(); err != nil {
+				s.flushErr.Store(&err)
+			}
+		}
+	}
+}
+
+// flush makes verified pieces durable: data first (fdatasync), then the
+// completion record that claims it. Never the other way round.
+func (s *extentStorage) flush() error {
+	if s.seeder {
+		return nil
+	}
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	if err := s.io.sync(); err != nil {
+		s.mu.Lock()
+		s.pending = append(pending, s.pending...)
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	if s.state == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	for _, p := range pending {
+		if s.complete[p] {
+			s.state.bits[p] = true
+		}
+	}
+	err := s.state.save()
+	s.mu.Unlock()
+	return err
+}
+
+// dropState stops recording completion (the record was removed).
+func (s *extentStorage) dropState() {
+	s.mu.Lock()
+	s.state = nil
+	s.mu.Unlock()
+}
+
+// Close stops the flusher and makes everything verified durable.
+func (s *extentStorage) Close() error {
+	select {
+	case <-s.stopFlush:
+	default:
+		close(s.stopFlush)
+	}
+	<-s.flushDone
+	err := s.flush()
+	if cerr := s.io.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Durable reports whether every piece is verified and recorded after a sync.
+func (s *extentStorage) Durable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		return false
+	}
+	for _, c := range s.complete {
+		if !c {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *extentStorage) OpenTorrent(_ context.Context, _ *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+	return storage.TorrentImpl{
+		PieceWithHash: func(p metainfo.Piece, _ g.Option[[]byte]) storage.PieceImpl {
+			return &extentPiece{s: s, index: p.Index(), off: p.Offset(), n: p.Length()}
+		},
+		// The client owns the storage's lifetime: it is closed after the
+		// torrent is dropped, with a final flush.
+		Close: func() error { return nil },
+	}, nil
+}
+
+type extentPiece struct {
+	s     *extentStorage
+	index int
+	off   int64
+	n     int64
+}
+
+func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
+	if off >= p.n {
+		return 0, nil
+	}
+	b = b[:min(int64(len(b)), p.n-off)]
+	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
+	p.s.bytesRead.Add(int64(n))
+	return n, err
+}
+
+func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
+	if p.s.seeder {
+		// A seeder's source is never written to.
+		return len(b), nil
+	}
+	if off < 0 || off+int64(len(b)) > p.n {
+		return 0, errOutsidePiece
+	}
+	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
+	p.s.bytesWritten.Add(int64(n))
+	return n, err
+}
+
+func (p *extentPiece) MarkComplete() error {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.known[p.index] = true
+	if !s.complete[p.index] {
+		s.complete[p.index] = true
+		s.pending = append(s.pending, p.index)
+	}
+	return nil
+}
+
+func (p *extentPiece) MarkNotComplete() error {
+	s := p.s
+	if s.seeder {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.known[p.index] = true
+	s.complete[p.index] = false
+	if s.state != nil && s.state.bits[p.index] {
+		s.state.bits[p.index] = false
+		return s.state.save()
+	}
+	return nil
+}
+
+func (p *extentPiece) Completion() storage.Completion {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.complete[p.index] {
+		return storage.Completion{Ok: true, Complete: true}
+	}
+	if s.recheck && !s.known[p.index] {
+		// Unknown: the library hashes it from the target.
+		return storage.Completion{Ok: false}
+	}
+	return storage.Completion{Ok: true, Complete: false}
+}
+
+type engineError string
+
+func (e engineError) Error() string { return string(e) }
+
+const errOutsidePiece = engineError("write outside the piece")

@@ -1,0 +1,183 @@
+// Package cli holds ezio's command line: every wizard action as a
+// subcommand with machine-readable output, for scripts and unattended rooms.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"ezio/engine"
+)
+
+// App is what every command shares: flags, logger, streams.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	LogLevel string
+	LogFile  string
+	Theme    string
+	Tuning   engine.Tuning
+
+	logCloser io.Closer
+}
+
+// ExitError carries a process exit code with its message.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Exit codes scripts can rely on.
+const (
+	ExitFailed      = 1   // the job failed
+	ExitRefused     = 2   // bad usage, bad torrent, unsafe target, no confirmation
+	ExitInterrupted = 130 // stopped by a signal
+)
+
+func refused(err error) error { return &ExitError{Code: ExitRefused, Err: err} }
+
+// Logger returns the logger for this run. While the wizard owns the
+// terminal, logs go to a file only.
+func (a *App) Logger(toTerminal bool) (*slog.Logger, error) {
+	spec := a.LogLevel
+	if spec == "" {
+		spec = os.Getenv("EZIO_LOG")
+	}
+	ls, err := engine.ParseLevelSpec(spec)
+	if err != nil {
+		return nil, refused(err)
+	}
+	var w io.Writer = a.Stderr
+	if a.LogFile != "" || !toTerminal {
+		path := a.LogFile
+		if path == "" {
+			path = DefaultLogPath()
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening log file: %w", err)
+		}
+		a.logCloser = f
+		w = f
+	}
+	return engine.NewLogger(w, ls), nil
+}
+
+// DefaultLogPath is where the wizard logs when no --log-file is given.
+func DefaultLogPath() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "ezio", "ezio.log")
+	}
+	return filepath.Join(os.TempDir(), "ezio.log")
+}
+
+func (a *App) isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// registry of subcommands defined across files of this package (and by
+// packages that plug into it).
+var registry []func(*App) *cobra.Command
+
+// Register adds a subcommand constructor.
+func Register(f func(*App) *cobra.Command) { registry = append(registry, f) }
+
+// Wizard runs the terminal UI; set by the tui package's init, kept as a
+// variable so the CLI does not import the UI.
+var Wizard func(ctx context.Context, a *App) error
+
+// NewRoot builds the command tree.
+func NewRoot(a *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ezio",
+		Short: "Image and deploy disks to many machines over BitTorrent",
+		Long: `ezio captures a partition with partclone, serves it to a LAN swarm over
+BitTorrent, and writes it straight onto the target disks of every machine
+at once: clients share pieces with each other, every piece is SHA-1
+verified, and nothing is written to a disk that is mounted, in use, or the
+one the system runs from.
+
+Without a subcommand, on a terminal, ezio opens the wizard.`,
+		Example: `  ezio                                   # the wizard
+  ezio demo --clients 4                  # watch a swarm on this machine
+  ezio disks
+  ezio seed sda1.torrent /dev/sda1
+  ezio deploy http://10.0.0.1:6969/torrents/sda1.torrent /dev/sda1 --yes`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       engine.Version,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !a.isTerminal(a.Stdout) || Wizard == nil {
+				return cmd.Help()
+			}
+			return Wizard(cmd.Context(), a)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.LogLevel, "log-level", "", `log levels, e.g. "info,engine=debug,torrent=warn" (default $EZIO_LOG or info)`)
+	pf.StringVar(&a.LogFile, "log-file", "", "write logs to this file instead of standard error")
+	pf.StringVar(&a.Theme, "theme", "", "wizard colour theme: default, classic or mono")
+	pf.StringVar(&a.Tuning.ListenAddr, "listen", "", fmt.Sprintf("BitTorrent listen address ADDR:PORT (default 0.0.0.0:%d)", engine.DefaultPeerPort))
+	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of piece data kept in memory (unverified pieces in flight)")
+	pf.IntVar(&a.Tuning.AIOThreads, "aio-threads", 4, "concurrent disk operations")
+	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
+	root.SetIn(a.Stdin)
+	root.SetOut(a.Stdout)
+	root.SetErr(a.Stderr)
+	for _, f := range registry {
+		root.AddCommand(f(a))
+	}
+	return root
+}
+
+// Main runs ezio with the process's arguments and returns the exit code.
+func Main() int {
+	a := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRoot(a)
+	err := root.ExecuteContext(ctx)
+	if a.logCloser != nil {
+		a.logCloser.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	code := ExitFailed
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	} else if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		code = ExitInterrupted
+	}
+	fmt.Fprintln(a.Stderr, "ezio: "+oneLine(err.Error()))
+	return code
+}
+
+func oneLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

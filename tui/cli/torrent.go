@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ezio/engine"
+	"ezio/tui/format"
+)
+
+func init() { Register(newTorrentCmd) }
+
+// ParseSize reads sizes like "16MiB", "1M", "4096", "2GiB", "512k".
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40}, {"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit, like 16MiB", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+func newTorrentCmd(a *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "torrent",
+		Short: "Create and inspect image torrents",
+		Long: `An image torrent is a v1 torrent whose files are disk extents: each file's
+name is the extent's disk offset in hex and its length the extent's length.`,
+	}
+	cmd.AddCommand(newTorrentCreateCmd(a), newTorrentInfoCmd(a))
+	return cmd
+}
+
+func newTorrentCreateCmd(a *App) *cobra.Command {
+	var out, name, pieceLen string
+	var trackers []string
+	cmd := &cobra.Command{
+		Use:   "create SOURCE -o OUT.torrent",
+		Short: "Hash an image file, a block device or a partclone extent directory into a torrent",
+		Long: `Hash SOURCE on all cores and write an image torrent.
+
+SOURCE is a partclone -T extent directory (files named by hex disk offset),
+an image file, or a block device; a file or device becomes one extent
+covering its whole range.`,
+		Example: `  ezio torrent create /srv/images/sda1 -o sda1.torrent --tracker http://10.0.0.1:6969/announce
+  ezio torrent create disk.img -o disk.torrent --piece-length 4MiB`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return refused(errors.New("give the output file with -o OUT.torrent"))
+			}
+			pl, err := ParseSize(pieceLen)
+			if err != nil {
+				return refused(err)
+			}
+			if pl < 16<<10 || pl&(pl-1) != 0 {
+				return refused(fmt.Errorf("piece length %s: want a power of two of at least 16KiB", pieceLen))
+			}
+			if name == "" {
+				name = filepath.Base(filepath.Clean(args[0]))
+			}
+			tty := a.isTerminal(a.Stderr)
+			start := time.Now()
+			mi, err := engine.CreateTorrent(cmd.Context(), args[0], engine.CreateOptions{
+				Name: name, PieceLength: pl, Trackers: trackers,
+				Progress: func(done, total int64) {
+					if tty {
+						el := time.Since(start).Seconds()
+						rate := 0.0
+						if el > 0 {
+							rate = float64(done) / el
+						}
+						fmt.Fprintf(a.Stderr, "\rhashing %s  %s of %s  %s   ", format.Percent(done, total), format.Bytes(done), format.Bytes(total), format.Rate(rate))
+					}
+				},
+			})
+			if tty {
+				fmt.Fprintln(a.Stderr)
+			}
+			if err != nil {
+				return err
+			}
+			if err := engine.WriteTorrent(mi, out); err != nil {
+				return err
+			}
+			sum, _, _ := engine.Summarize(mi)
+			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "torrent file to write")
+	cmd.Flags().StringVar(&name, "name", "", "image name (info.name), e.g. sda1 (default: SOURCE's base name)")
+	cmd.Flags().StringVar(&pieceLen, "piece-length", "16MiB", "piece length, a power of two")
+	cmd.Flags().StringArrayVar(&trackers, "tracker", nil, "announce URL (repeatable)")
+	return cmd
+}
+
+func newTorrentInfoCmd(a *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "info FILE.torrent",
+		Short:   "Validate an image torrent and show what it holds",
+		Example: "  ezio torrent info sda1.torrent\n  ezio torrent info http://10.0.0.1:6969/torrents/sda1.torrent --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mi, err := engine.LoadTorrent(cmd.Context(), args[0])
+			if err != nil {
+				return refused(err)
+			}
+			sum, _, err := engine.Summarize(mi)
+			if err != nil {
+				return refused(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(sum)
+			}
+			w := a.Stdout
+			fmt.Fprintf(w, "name:          %s\n", sum.Name)
+			fmt.Fprintf(w, "infohash:      %s\n", sum.InfoHash)
+			fmt.Fprintf(w, "piece length:  %s (%d)\n", format.Bytes(sum.PieceLength), sum.PieceLength)
+			fmt.Fprintf(w, "pieces:        %d\n", sum.Pieces)
+			fmt.Fprintf(w, "extents:       %d\n", sum.Extents)
+			fmt.Fprintf(w, "total bytes:   %s (%d)\n", format.Bytes(sum.TotalBytes), sum.TotalBytes)
+			fmt.Fprintf(w, "highest end:   %s (%d): the smallest target that fits\n", format.Bytes(sum.HighestEnd), sum.HighestEnd)
+			if len(sum.Trackers) == 0 {
+				fmt.Fprintf(w, "trackers:      none (deploy with --tracker or --peer)\n")
+			}
+			for _, t := range sum.Trackers {
+				fmt.Fprintf(w, "tracker:       %s\n", t)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+var _ = os.Stdout

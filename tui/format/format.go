@@ -1,0 +1,76 @@
+// Package format turns engine numbers into the short strings shown on
+// progress lines and in the wizard.
+package format
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Bytes is a binary-unit size with one decimal: "1.5 GiB", "512.0 MiB", "900 B".
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
+		f /= unit
+		if math.Abs(f) < unit || u == "PiB" {
+			return fmt.Sprintf("%.1f %s", f, u)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// Rate is bytes per second in decimal megabytes, as network people read
+// it, plus Mbit/s: "11.9 MB/s".
+func Rate(bps float64) string {
+	switch {
+	case bps < 0 || math.IsNaN(bps):
+		return "-"
+	case bps >= 1e9:
+		return fmt.Sprintf("%.2f GB/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f MB/s", bps/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.0f kB/s", bps/1e3)
+	}
+	return fmt.Sprintf("%.0f B/s", bps)
+}
+
+// Duration is a compact clock: "42s", "3m07s", "1h02m".
+func Duration(d time.Duration) string {
+	if d < 0 {
+		return "--"
+	}
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	}
+	return fmt.Sprintf("%dh%02dm", s/3600, (s%3600)/60)
+}
+
+// ETA is Duration, or "--" while unknown.
+func ETA(d time.Duration) string {
+	if d < 0 {
+		return "--"
+	}
+	return Duration(d)
+}
+
+// Percent of done over total, with one decimal, never 100.0 before the end.
+func Percent(done, total int64) string {
+	if total <= 0 {
+		return "0.0%"
+	}
+	p := float64(done) * 100 / float64(total)
+	if done < total && p > 99.9 {
+		p = 99.9
+	}
+	return fmt.Sprintf("%.1f%%", p)
+}
