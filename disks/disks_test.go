@@ -355,3 +355,18 @@ func TestRefusedErrorMessage(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", err.Error(), want)
 	}
 }
+
+func TestRefusesActiveSwapFile(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "mkswap", "swapon", "swapoff")
+	file := filepath.Join(t.TempDir(), "swapfile")
+	// Swap files must not be sparse.
+	if err := os.WriteFile(file, make([]byte, 16*mib), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	swapOn(t, file)
+	re := expectRefused(t, file, 0, RefusedSwap)
+	if !strings.Contains(re.Hint, "swapoff "+file) {
+		t.Fatalf("hint does not say how to turn it off: %v", re)
+	}
+}

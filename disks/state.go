@@ -148,10 +148,8 @@ func (s *state) disksOfDev(dev uint64, depth int) []node {
 	if bf := n.backingFile(); bf != "" {
 		out = append(out, s.disksOfPath(bf, depth+1)...)
 	}
+	// A partition of an md array or dm device: the array's slaves count.
 	for _, sl := range n.whole().slaves() {
-		out = append(out, s.disksOfDev(sl.dev, depth+1)...)
-	}
-	for _, sl := range n.slaves() {
 		out = append(out, s.disksOfDev(sl.dev, depth+1)...)
 	}
 	return out
