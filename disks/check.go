@@ -68,12 +68,16 @@ func (s *state) check(target string, need int64) error {
 		return refuse(RefusedNotFound, "no target was given", "Name a disk, a partition or an image file")
 	}
 	abs := cleanPath(target)
+	if kernelPath(abs) {
+		return refuse(RefusedNotBlock, "it is a kernel interface, not a disk or an image file",
+			"Run `ezio disks` to see the disks")
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(target, &st); err != nil {
 		if !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("inspecting %s: %w", target, err)
 		}
-		if abs == "/dev" || strings.HasPrefix(abs, "/dev/") {
+		if underDev(abs) {
 			return refuse(RefusedNotFound, "there is no such device",
 				"Run `ezio disks` to see the disks, and check the name or the cable")
 		}
@@ -87,10 +91,17 @@ func (s *state) check(target string, need int64) error {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFBLK:
 		return s.checkDevice(target, st.Rdev, need, false)
-	case unix.S_IFREG:
-		return s.checkFile(target, &st)
-	case unix.S_IFDIR:
-		return nil
+	case unix.S_IFREG, unix.S_IFDIR:
+		if underDev(abs) {
+			// A typo such as /dev/sdz1 for a disk that is not there must
+			// not become an image file filling the RAM-backed /dev.
+			return refuse(RefusedNotBlock, "it is not a block device",
+				"Run `ezio disks` to see the disks, and check the name")
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			return s.checkFile(target, &st)
+		}
+		return nil // an extent-directory target
 	}
 	return refuse(RefusedNotBlock, "it is not a block device, a regular file or a directory",
 		"Run `ezio disks` to see the disks")
@@ -267,6 +278,24 @@ func (s *state) checkDevice(target string, dev uint64, need int64, asBacking boo
 			"Choose a target of at least "+HumanBytes(need))
 	}
 	return nil
+}
+
+// underDev says whether a path is in /dev, where only block devices are
+// targets. /dev/shm is ordinary shared memory and holds image files fine.
+func underDev(abs string) bool {
+	if abs == "/dev/shm" || strings.HasPrefix(abs, "/dev/shm/") {
+		return false
+	}
+	return abs == "/dev" || strings.HasPrefix(abs, "/dev/")
+}
+
+func kernelPath(abs string) bool {
+	for _, p := range []string{"/proc", "/sys"} {
+		if abs == p || strings.HasPrefix(abs, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // shellQuote quotes a path for a command the user can paste.

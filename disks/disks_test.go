@@ -328,6 +328,7 @@ func TestFileTargets(t *testing.T) {
 	expectWritable(t, file, 1<<30)
 	expectWritable(t, filepath.Join(dir, "new.raw"), 1<<30)
 	expectWritable(t, dir, 0) // a partclone -T extent directory
+	expectWritable(t, "/dev/shm/ezio-test-no-such.img", 1<<30)
 	for _, c := range []struct {
 		target string
 		kind   Refusal
@@ -335,6 +336,9 @@ func TestFileTargets(t *testing.T) {
 		{filepath.Join(dir, "missing", "new.raw"), RefusedNotFound},
 		{"/dev/ezio-no-such-disk", RefusedNotFound},
 		{"/dev/null", RefusedNotBlock},
+		{"/dev", RefusedNotBlock},
+		{"/sys/block", RefusedNotBlock},
+		{"/proc/self/mountinfo", RefusedNotBlock},
 		{"", RefusedNotFound},
 	} {
 		err := CheckWritable(c.target, 0)
@@ -369,4 +373,18 @@ func TestRefusesActiveSwapFile(t *testing.T) {
 	if !strings.Contains(re.Hint, "swapoff "+file) {
 		t.Fatalf("hint does not say how to turn it off: %v", re)
 	}
+}
+
+// CheckWritable runs for every row of the wizard's disk table.
+func BenchmarkCheckWritable(b *testing.B) {
+	ds, err := List()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		for _, d := range ds {
+			CheckWritable(d.Path, 0)
+		}
+	}
+	b.ReportMetric(float64(len(ds)), "disks")
 }
