@@ -61,11 +61,12 @@ func Args(prog string, opts CaptureOptions, logFile string) []string {
 // Capture runs partclone on opts.Source and writes an image directory (or
 // only torrent.info) to opts.OutDir. partclone's output never reaches the
 // terminal: it is parsed, and progress is called (from one goroutine, in
-// order) for each progress line of the copy pass. A source mounted
-// read-write is refused before anything runs. When ctx is cancelled or
-// partclone fails, partclone's process group is killed and everything it
-// wrote to OutDir is removed; an OutDir that Capture created is removed
-// whole. An OutDir that already holds an image is refused.
+// order) for each progress line of the copy pass. A mounted source is
+// refused before anything runs, with the umount command to run. OutDir must
+// be missing or empty: partclone empties the directory it writes to. When
+// ctx is cancelled or partclone fails, partclone's process group is killed
+// and everything it wrote is removed; an OutDir that Capture created is
+// removed whole.
 func Capture(ctx context.Context, opts CaptureOptions, progress func(Progress)) (*Result, error) {
 	if opts.Source == "" {
 		return nil, errors.New("capture: no source device")
@@ -77,7 +78,7 @@ func Capture(ctx context.Context, opts CaptureOptions, progress func(Progress)) 
 	if _, err := os.Stat(opts.Source); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	if err := checkNotMountedRW(opts.Source); err != nil {
+	if err := checkNotMounted(opts.Source); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	fstype := opts.FSType
@@ -275,12 +276,11 @@ func (t *lineTail) add(s string) {
 
 func (t *lineTail) lines() []string { return append([]string(nil), t.buf...) }
 
-// outDir remembers what was in the output directory before partclone ran,
-// so that a failed or cancelled capture removes exactly what it added.
+// outDir is the output directory; a failed or cancelled capture leaves it
+// as it was: missing, or empty.
 type outDir struct {
 	path    string
 	created bool
-	before  map[string]bool
 }
 
 func prepareOutDir(dir string) (*outDir, error) {
@@ -301,14 +301,17 @@ func prepareOutDir(dir string) (*outDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &outDir{path: dir, before: make(map[string]bool, len(entries))}
-	for _, e := range entries {
-		if _, isExtent := ParseExtentFileName(e.Name()); isExtent || e.Name() == InfoFileName {
-			return nil, fmt.Errorf("%s already holds an image (%s); remove it or choose another directory", dir, e.Name())
+	if len(entries) > 0 {
+		what := "files"
+		for _, e := range entries {
+			if _, isExtent := ParseExtentFileName(e.Name()); isExtent || e.Name() == InfoFileName {
+				what = "an image"
+			}
 		}
-		o.before[e.Name()] = true
+		// partclone -T/-t deletes whatever the directory holds.
+		return nil, fmt.Errorf("%s already holds %s (%s...); partclone would delete them: remove them or choose an empty or new directory", dir, what, entries[0].Name())
 	}
-	return o, nil
+	return &outDir{path: dir}, nil
 }
 
 func (o *outDir) cleanup() {
@@ -321,9 +324,7 @@ func (o *outDir) cleanup() {
 		return
 	}
 	for _, e := range entries {
-		if !o.before[e.Name()] {
-			_ = os.RemoveAll(filepath.Join(o.path, e.Name()))
-		}
+		_ = os.RemoveAll(filepath.Join(o.path, e.Name()))
 	}
 }
 

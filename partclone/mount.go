@@ -77,10 +77,10 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// mountPoints lists where device is mounted read-write. A block device is
-// matched by its major:minor, anything else (and btrfs, whose mounts carry
-// an anonymous device number) by the mount source path.
-func mountPoints(device string) (readWrite []string, err error) {
+// mountsOf lists where device is mounted. A block device is matched by
+// its major:minor, anything else (and btrfs, whose mounts carry an
+// anonymous device number) by the mount source path.
+func mountsOf(device string) ([]mount, error) {
 	f, err := os.Open(mountInfoPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading mounts: %w", err)
@@ -99,10 +99,8 @@ func mountPoints(device string) (readWrite []string, err error) {
 	if p, err := filepath.EvalSymlinks(device); err == nil {
 		path = p
 	}
+	var found []mount
 	for _, m := range mounts {
-		if !m.readWrite {
-			continue
-		}
 		same := majorMinor != "" && m.majorMinor == majorMinor
 		if !same && strings.HasPrefix(m.source, "/") {
 			src := m.source
@@ -112,28 +110,36 @@ func mountPoints(device string) (readWrite []string, err error) {
 			same = src == path
 		}
 		if same {
-			readWrite = append(readWrite, m.point)
+			found = append(found, m)
 		}
 	}
-	return readWrite, nil
+	return found, nil
 }
 
-// checkNotMountedRW refuses a source that is mounted read-write: its blocks
-// change under partclone and the image would not be consistent.
-func checkNotMountedRW(device string) error {
-	points, err := mountPoints(device)
+// checkNotMounted refuses a mounted source. Read-write is the real danger:
+// blocks change under partclone and the image is inconsistent. partclone
+// 0.3.23 also refuses read-only mounts (unless forced with -F, which skips
+// other checks too), so those are refused here, with the same hint, before
+// anything runs.
+func checkNotMounted(device string) error {
+	mounts, err := mountsOf(device)
 	if err != nil {
 		return err
 	}
-	if len(points) == 0 {
+	if len(mounts) == 0 {
 		return nil
 	}
-	cmds := make([]string, len(points))
-	for i, p := range points {
-		cmds[i] = "umount " + shellQuote(p)
+	var points, cmds []string
+	how := "read-only"
+	for _, m := range mounts {
+		points = append(points, m.point)
+		cmds = append(cmds, "umount "+shellQuote(m.point))
+		if m.readWrite {
+			how = "read-write"
+		}
 	}
-	return fmt.Errorf("%s is mounted read-write on %s; unmount it first (%s) or remount it read-only",
-		device, strings.Join(points, ", "), strings.Join(cmds, "; "))
+	return fmt.Errorf("%s is mounted %s on %s; unmount it first: %s",
+		device, how, strings.Join(points, ", "), strings.Join(cmds, "; "))
 }
 
 func shellQuote(s string) string {

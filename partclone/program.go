@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -72,6 +73,10 @@ func ProgramFor(fstype string) (prog string, fallback bool, err error) {
 func DetectFS(device string) (string, error) {
 	if _, err := lookPath("blkid"); err != nil {
 		return "", fmt.Errorf("blkid is not on PATH: install the Debian package util-linux")
+	}
+	// blkid says "nothing found" (2) for a missing device too.
+	if _, err := os.Stat(device); err != nil {
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
