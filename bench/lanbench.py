@@ -1,0 +1,731 @@
+#!/usr/bin/python3
+"""lanbench.py — the orchestrator behind bench/lan.sh and bench/loopback.sh.
+
+Runs every method on the namespace LAN made by netlab.sh and measures, per run:
+the wall time until every client holds a verified, byte-identical image; the
+bytes sent by the seeder's interface (h0 eth0 tx counter, tool-independent);
+total CPU busy % of the machine from /proc/stat over the run; utime+stime of
+the seeder and of each client, and each client's peak RSS (wait4 rusage).
+
+Methods: unicast (socat, one TCP stream per client in turn), multicast
+(udpcast), libtorrent (lt_node.py), ezio (ezio seed / ezio deploy).
+Run it through lan.sh / loopback.sh (they install packages and clean up).
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NETLAB = os.path.join(HERE, "netlab.sh")
+LT_NODE = os.path.join(HERE, "lt_node.py")
+PY = "/usr/bin/python3"
+SUBNET = "10.77.0"
+PFX = os.environ.get("EZB_PREFIX", "ezb")
+BT_PORT, TRACKER_PORT, TCP_PORT = 6881, 6969, 7000
+
+
+def log(*a):
+    print("[%s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def ip_of(i):
+    return "%s.%d" % (SUBNET, i + 1)
+
+
+def ns_of(i):
+    return "%s-h%d" % (PFX, i)
+
+
+# ---------------------------------------------------------------- processes
+
+class Proc:
+    """A command in host i's namespace. `ip netns exec` execs the command, so
+    the pid is the program's own: wait4 gives its rusage (CPU, peak RSS)."""
+    live = {}
+
+    def __init__(self, host, cmd, logpath, stdin=subprocess.DEVNULL):
+        self.host, self.cmd, self.logpath = host, cmd, logpath
+        self.lines = []             # (time, line) from stdout
+        self.rc = None
+        self.rusage = None
+        self.t_start = time.time()
+        self.t_exit = None
+        self._log = open(logpath, "w")
+        self._log.write("# %s\n" % " ".join(cmd)); self._log.flush()
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns_of(host)] + cmd,
+                                  stdin=stdin, stdout=subprocess.PIPE, stderr=self._log,
+                                  start_new_session=True)
+        Proc.live[self.p.pid] = self
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def _read(self):
+        for raw in self.p.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append((time.time(), line))
+            try:
+                self._log.write(line + "\n"); self._log.flush()
+            except ValueError:
+                pass
+
+    def poll(self):
+        if self.rc is not None:
+            return self.rc
+        try:
+            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.rc = self.p.returncode if self.p.returncode is not None else -1
+            self.t_exit = self.t_exit or time.time()
+            Proc.live.pop(self.p.pid, None)
+            return self.rc
+        if pid == 0:
+            return None
+        self.t_exit = time.time()
+        self.rc = os.waitstatus_to_exitcode(status)
+        self.p.returncode = self.rc
+        self.rusage = ru
+        Proc.live.pop(self.p.pid, None)
+        self._t.join(2)
+        return self.rc
+
+    def signal(self, sig):
+        if self.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace=10.0):
+        """SIGTERM, then SIGKILL after `grace` s; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        end = time.time() + grace
+        while self.poll() is None and time.time() < end:
+            time.sleep(0.05)
+        if self.poll() is None:
+            self.signal(signal.SIGKILL)
+            end = time.time() + 5
+            while self.poll() is None and time.time() < end:
+                time.sleep(0.05)
+        self._log.close()
+        return self.rc
+
+    def cpu_s(self):
+        return (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else None
+
+    def maxrss_mib(self):
+        return self.rusage.ru_maxrss / 1024.0 if self.rusage else None
+
+    def json_lines(self):
+        for t, line in list(self.lines):
+            if line.startswith("{"):
+                try:
+                    yield t, json.loads(line)
+                except ValueError:
+                    pass
+
+    @classmethod
+    def kill_all(cls):
+        for p in list(cls.live.values()):
+            p.stop(grace=3)
+
+
+def wait_all(procs, done, deadline, step=0.05):
+    """Poll until done(p) holds for every p or the deadline passes."""
+    while time.time() < deadline:
+        for p in procs:
+            p.poll()
+        if all(done(p) for p in procs):
+            return True
+        time.sleep(step)
+    return False
+
+
+def wait_listen(host, port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        out = subprocess.run(["ip", "netns", "exec", ns_of(host), "ss", "-ltnH", "sport = :%d" % port],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------- counters
+
+def cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v[:8]), idle
+
+
+def busy_pct(a, b):
+    dt, di = b[0] - a[0], b[1] - a[1]
+    return 100.0 * (dt - di) / dt if dt else 0.0
+
+
+def tx_bytes(host=0, dev="eth0"):
+    j = json.loads(subprocess.run(["ip", "-n", ns_of(host), "-j", "-s", "link", "show", "dev", dev],
+                                  capture_output=True, text=True, check=True).stdout)
+    return j[0]["stats64"]["tx"]["bytes"]
+
+
+# ---------------------------------------------------------------- the image
+
+class Image:
+    def __init__(self, d):
+        self.dir = d
+        meta = dict(l.strip().split("=", 1) for l in open(os.path.join(d, "meta.env")) if "=" in l)
+        self.name = meta["NAME"]
+        self.device_bytes = int(meta["DEVICE_BYTES"])
+        self.bytes = int(meta["IMAGE_BYTES"])
+        self.extdir = os.path.join(d, self.name)
+        self.concat = os.path.join(d, self.name + ".concat")
+        self.extents = []           # (name, offset, length, sha1)
+        for n in sorted(os.listdir(self.extdir)):
+            if re.fullmatch(r"[0-9a-f]{16}|[0-9a-f]{32}", n):
+                path = os.path.join(self.extdir, n)
+                self.extents.append((n, int(n, 16), os.path.getsize(path), sha1_file(path)))
+        self.sha1 = sha1_file(self.concat)
+
+    def verify_device(self, target):
+        """The target file holds every extent at its offset."""
+        with open(target, "rb") as f:
+            for n, off, ln, h in self.extents:
+                f.seek(off)
+                if sha1_read(f, ln) != h:
+                    return "extent %s differs" % n
+        return None
+
+    def verify_extdir(self, d):
+        for n, off, ln, h in self.extents:
+            p = os.path.join(d, n)
+            if not os.path.exists(p) or os.path.getsize(p) != ln or sha1_file(p) != h:
+                return "extent %s differs or is missing" % n
+        return None
+
+    def verify_concat(self, path):
+        if os.path.getsize(path) != self.bytes or sha1_file(path) != self.sha1:
+            return "copy differs"
+        return None
+
+
+def sha1_read(f, n):
+    h = hashlib.sha1()
+    while n > 0:
+        b = f.read(min(n, 4 << 20))
+        if not b:
+            break
+        h.update(b); n -= len(b)
+    return h.hexdigest()
+
+
+def sha1_file(path):
+    with open(path, "rb") as f:
+        return sha1_read(f, os.path.getsize(path))
+
+
+# ---------------------------------------------------------------- methods
+
+class Ctx:
+    def __init__(self, a, img, work, n, rate, run):
+        self.a, self.img, self.work, self.n, self.rate, self.run = a, img, work, n, rate, run
+        # expected time of one copy at line rate (goodput ~95%)
+        self.fb_expected = img.bytes * 8 / (rate * 1e6 * 0.95) if rate else 10.0
+        self.timeout = max(10 * self.fb_expected, 3 * n * self.fb_expected) + 30
+        self.torrents = {}
+
+    def dir(self, method):
+        d = os.path.join(self.work, "%s-n%d-r%d" % (method, self.n, self.run))
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        return d
+
+
+class Measure:
+    """Counters around the timed part of one method."""
+    def __enter__(self):
+        self.cpu0, self.tx0, self.t0 = cpu_times(), tx_bytes(), time.time()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu1, self.tx1, self.t1 = cpu_times(), tx_bytes(), time.time()
+
+    def result(self, **kw):
+        r = dict(busy_pct=round(busy_pct(self.cpu0, self.cpu1), 1),
+                 seeder_tx_bytes=self.tx1 - self.tx0)
+        r.update(kw)
+        return r
+
+
+def proc_stats(seeder, clients):
+    cl_cpu = [p.cpu_s() for p in clients if p.cpu_s() is not None]
+    cl_rss = [p.maxrss_mib() for p in clients if p.maxrss_mib() is not None]
+    return dict(seeder_cpu_s=round(seeder.cpu_s(), 2) if seeder and seeder.cpu_s() is not None else None,
+                client_cpu_s_mean=round(statistics.mean(cl_cpu), 2) if cl_cpu else None,
+                client_peak_rss_mib=round(max(cl_rss), 1) if cl_rss else None)
+
+
+def m_unicast(c):
+    """One single-stream TCP copy per client in turn (socat)."""
+    d = c.dir("unicast")
+    times, errs, procs = [], [], []
+    with Measure() as m:
+        for i in range(1, c.n + 1):
+            srv = Proc(0, ["socat", "-u", "OPEN:%s" % c.img.concat,
+                           "TCP-LISTEN:%d,reuseaddr,bind=%s" % (TCP_PORT, ip_of(0))],
+                       os.path.join(d, "srv%d.log" % i))
+            if not wait_listen(0, TCP_PORT):
+                srv.stop(); raise RuntimeError("socat server did not listen")
+            out = os.path.join(d, "h%d.img" % i)
+            t0 = time.time()
+            cl = Proc(i, ["socat", "-u", "TCP:%s:%d" % (ip_of(0), TCP_PORT), "CREATE:%s" % out],
+                      os.path.join(d, "cl%d.log" % i))
+            ok = wait_all([cl], lambda p: p.rc is not None, t0 + max(10 * c.fb_expected, 60))
+            times.append(time.time() - t0 if ok else None)
+            cl.stop(); srv.stop(grace=3)
+            procs.append(cl)
+            if not ok or cl.rc != 0:
+                errs.append("h%d: rc=%s" % (i, cl.rc))
+            else:
+                e = c.img.verify_concat(out)
+                if e:
+                    errs.append("h%d: %s" % (i, e))
+            os.unlink(out) if os.path.exists(out) else None
+    good = [t for t in times if t is not None]
+    return m.result(ok=not errs, errors=errs, time_s=round(sum(good), 2) if not errs else None,
+                    one_copy_s=round(statistics.median(good), 2) if good else None,
+                    copies_s=[round(t, 2) if t else None for t in times],
+                    **proc_stats(None, procs))
+
+
+def m_multicast(c):
+    """udpcast: udp-sender on h0, udp-receiver on every client at once."""
+    d = c.dir("multicast")
+    recv = []
+    for i in range(1, c.n + 1):
+        recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
+                             "--file", os.path.join(d, "h%d.img" % i)],
+                         os.path.join(d, "h%d.log" % i)))
+    time.sleep(0.5)
+    with Measure() as m:
+        t0 = time.time()
+        args = ["udp-sender", "--nokbd", "--interface", "eth0", "--file", c.img.concat,
+                "--min-receivers", str(c.n), "--max-wait", "30"]
+        if c.a.mcast_bitrate and c.rate:
+            args += ["--max-bitrate", "%dm" % int(c.rate * c.a.mcast_bitrate)]
+        snd = Proc(0, args, os.path.join(d, "sender.log"))
+        ok = wait_all(recv + [snd], lambda p: p.rc is not None, t0 + c.timeout)
+        t = max(p.t_exit for p in recv) - t0 if ok else None
+    for p in recv + [snd]:
+        p.stop(grace=2)
+    errs = ["h%d: rc=%s" % (i + 1, p.rc) for i, p in enumerate(recv) if p.rc != 0]
+    if not ok:
+        errs.append("timeout after %.0f s" % c.timeout)
+    if not errs:
+        for i in range(1, c.n + 1):
+            e = c.img.verify_concat(os.path.join(d, "h%d.img" % i))
+            if e:
+                errs.append("h%d: %s" % (i, e))
+    shutil.rmtree(d, ignore_errors=True)
+    return m.result(ok=not errs, errors=errs, time_s=round(t, 2) if t and not errs else None,
+                    **proc_stats(snd, recv))
+
+
+def m_libtorrent(c):
+    d = c.dir("libtorrent")
+    tor = c.torrents["libtorrent"]
+    seeder = Proc(0, [PY, LT_NODE, "seed", tor, c.img.dir, "--listen", "%s:%d" % (ip_of(0), BT_PORT)],
+                  os.path.join(d, "seeder.log"))
+    if not wait_all([seeder], lambda p: any(j.get("ev") == "listening" for _, j in p.json_lines()) or p.rc is not None,
+                    time.time() + 30) or seeder.rc is not None:
+        seeder.stop(); raise RuntimeError("libtorrent seeder did not start: see %s" % seeder.logpath)
+    clients = []
+    with Measure() as m:
+        t0 = time.time()
+        for i in range(1, c.n + 1):
+            save = os.path.join(d, "h%d" % i); os.makedirs(save)
+            peers = []
+            for j in [0] + list(range(1, c.n + 1)):
+                if j != i:
+                    peers += ["--peer", "%s:%d" % (ip_of(j), BT_PORT)]
+            clients.append(Proc(i, [PY, LT_NODE, "get", tor, save, "--listen", "%s:%d" % (ip_of(i), BT_PORT),
+                                    "--timeout", str(int(c.timeout + 30))] + peers,
+                                os.path.join(d, "h%d.log" % i)))
+
+        def done_t(p):
+            for _, j in p.json_lines():
+                if j.get("ev") == "done":
+                    return j["t"]
+            return None
+        ok = wait_all(clients, lambda p: done_t(p) is not None or p.rc is not None, t0 + c.timeout)
+        ok = ok and all(done_t(p) is not None for p in clients)
+        t = max(done_t(p) for p in clients) - t0 if ok else None
+    for p in clients + [seeder]:
+        p.stop()
+    up = [j.get("uploaded") for _, j in seeder.json_lines() if j.get("ev") == "exit"]
+    errs = []
+    if not ok:
+        errs.append("not all clients done within %.0f s" % c.timeout)
+    else:
+        for i in range(1, c.n + 1):
+            e = c.img.verify_extdir(os.path.join(d, "h%d" % i, c.img.name))
+            if e:
+                errs.append("h%d: %s" % (i, e))
+    shutil.rmtree(d, ignore_errors=True)
+    return m.result(ok=not errs, errors=errs, time_s=round(t, 2) if t and not errs else None,
+                    seeder_payload_bytes=up[0] if up else None, **proc_stats(seeder, clients))
+
+
+def m_ezio(c):
+    a = c.a
+    d = c.dir("ezio")
+    tor = c.torrents["ezio"]
+    seeder = Proc(0, [a.ezio, "seed", tor, c.img.extdir, "--listen", "%s:%d" % (ip_of(0), BT_PORT),
+                      "--tracker-listen", "%s:%d" % (ip_of(0), TRACKER_PORT)],
+                  os.path.join(d, "seeder.log"))
+    if not (wait_listen(0, BT_PORT) and wait_listen(0, TRACKER_PORT)) or seeder.poll() is not None:
+        seeder.stop(); raise RuntimeError("ezio seeder did not start: see %s" % seeder.logpath)
+    src = tor
+    if a.ezio_src == "url":
+        src = "http://%s:%d/torrents/%s" % (ip_of(0), TRACKER_PORT, a.ezio_url_name or os.path.basename(tor))
+    clients = []
+    targets = []
+    for i in range(1, c.n + 1):
+        tgt = os.path.join(d, "h%d.dev" % i)
+        with open(tgt, "wb") as f:
+            f.truncate(c.img.device_bytes)           # sparse, the source device's size
+        targets.append(tgt)
+    finished = ("seeding", "done")
+
+    def done_t(p):
+        for t, j in p.json_lines():
+            if j.get("phase") in finished and j.get("bytes_total") and j.get("bytes_done") == j.get("bytes_total"):
+                return t
+        if p.rc == 0 and p.t_exit:
+            return p.t_exit
+        return None
+
+    with Measure() as m:
+        t0 = time.time()
+        for i in range(1, c.n + 1):
+            extra = []
+            for x in a.ezio_deploy_arg or []:
+                extra += x.split()
+            clients.append(Proc(i, [a.ezio, "deploy", src, targets[i - 1], "--yes", "--json",
+                                    "--seed-after", a.ezio_seed_after] + extra,
+                                os.path.join(d, "h%d.log" % i)))
+        ok = wait_all(clients, lambda p: done_t(p) is not None or p.rc is not None, t0 + c.timeout)
+        ok = ok and all(done_t(p) is not None for p in clients)
+        t = max(done_t(p) for p in clients) - t0 if ok else None
+    for p in clients:
+        p.stop()
+    seeder.signal(signal.SIGINT)
+    seeder.stop()
+    up = None
+    for _, j in seeder.json_lines():
+        if "bytes_uploaded" in j:
+            up = j["bytes_uploaded"]
+    errs = []
+    if not ok:
+        stuck = ["h%d rc=%s last=%s" % (i + 1, p.rc, (p.lines[-1][1][:160] if p.lines else ""))
+                 for i, p in enumerate(clients) if done_t(p) is None]
+        errs.append("not all clients done within %.0f s: %s" % (c.timeout, "; ".join(stuck)))
+    else:
+        for i, tgt in enumerate(targets):
+            e = c.img.verify_device(tgt)
+            if e:
+                errs.append("h%d: %s" % (i + 1, e))
+    hash_fail = sum(max([j.get("hash_failures", 0) for _, j in p.json_lines()] or [0]) for p in clients)
+    if errs:
+        keep = d + ".failed"
+        shutil.rmtree(keep, ignore_errors=True)
+        for tgt in targets:
+            os.unlink(tgt)
+        os.rename(d, keep)                   # logs kept for a look
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+    return m.result(ok=not errs, errors=errs, time_s=round(t, 2) if t and not errs else None,
+                    seeder_payload_bytes=up, hash_failures=hash_fail,
+                    client_rcs=[p.rc for p in clients], **proc_stats(seeder, clients))
+
+
+METHODS = {"unicast": m_unicast, "multicast": m_multicast, "libtorrent": m_libtorrent, "ezio": m_ezio}
+
+
+# ---------------------------------------------------------------- torrents
+
+def make_torrents(a, img, piece_mib, outdir):
+    """The same .torrent for ezio and libtorrent: made by `ezio torrent create`
+    when ezio is there, else by lt_node.py."""
+    os.makedirs(outdir, exist_ok=True)
+    path = os.path.join(outdir, "%s-%dm.torrent" % (img.name, piece_mib))
+    tracker = "http://%s:%d/announce" % (ip_of(0), TRACKER_PORT)
+    if a.ezio:
+        cmd = [a.ezio, "torrent", "create", img.extdir, "-o", path, "--name", img.name,
+               "--piece-length", "%dMiB" % piece_mib, "--tracker", tracker]
+    else:
+        cmd = [PY, LT_NODE, "mktorrent", img.extdir, "-o", path, "--piece-mib", str(piece_mib),
+               "--tracker", tracker]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("torrent create failed: %s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
+    return {"ezio": path, "libtorrent": path}
+
+
+# ---------------------------------------------------------------- report
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, nd=1, suffix=""):
+    return "—" if x is None else ("%.*f%s" % (nd, x, suffix))
+
+
+def summarize(results, methods):
+    """results: list of dicts {rate, piece, n, run, method: {...}}. Returns rows."""
+    rows = []
+    keys = sorted({(r["rate"], r["piece"], r["n"]) for r in results})
+    for rate, piece, n in keys:
+        rs = [r for r in results if (r["rate"], r["piece"], r["n"]) == (rate, piece, n)]
+        row = dict(rate=rate, piece=piece, n=n, runs=len(rs))
+        for mth in methods:
+            row[mth] = med(r[mth]["time_s"] for r in rs if mth in r)
+            row[mth + "_tx"] = med(r[mth]["seeder_tx_bytes"] for r in rs if mth in r and r[mth]["ok"])
+            row[mth + "_busy"] = med(r[mth]["busy_pct"] for r in rs if mth in r and r[mth]["ok"])
+            row[mth + "_rss"] = med(r[mth].get("client_peak_rss_mib") for r in rs if mth in r and r[mth]["ok"])
+            row[mth + "_scpu"] = med(r[mth].get("seeder_cpu_s") for r in rs if mth in r and r[mth]["ok"])
+            row[mth + "_ccpu"] = med(r[mth].get("client_cpu_s_mean") for r in rs if mth in r and r[mth]["ok"])
+            row[mth + "_fail"] = sum(1 for r in rs if mth in r and not r[mth]["ok"])
+        # ratios from runs made side by side, then the median
+        fb = [r["unicast"]["one_copy_s"] for r in rs if "unicast" in r]
+        row["fb"] = med(fb)
+        row["ezio_fb"] = med(r["ezio"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
+                             if "ezio" in r and "unicast" in r and r["ezio"]["time_s"] and r["unicast"]["one_copy_s"])
+        row["ezio_lt"] = med(r["ezio"]["time_s"] / r["libtorrent"]["time_s"] for r in rs
+                             if "ezio" in r and "libtorrent" in r and r["ezio"]["time_s"] and r["libtorrent"]["time_s"])
+        row["lt_fb"] = med(r["libtorrent"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
+                           if "libtorrent" in r and "unicast" in r and r["libtorrent"]["time_s"] and r["unicast"]["one_copy_s"])
+        row["mc_fb"] = med(r["multicast"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
+                           if "multicast" in r and "unicast" in r and r["multicast"]["time_s"] and r["unicast"]["one_copy_s"])
+        rows.append(row)
+    return rows
+
+
+def tables(rows, methods, img_bytes):
+    out = []
+    groups = sorted({(r["rate"], r["piece"]) for r in rows})
+    for rate, piece in groups:
+        rs = [r for r in rows if (r["rate"], r["piece"]) == (rate, piece)]
+        out.append("#### %s, %d MiB pieces (%s pieces)\n" % (
+            "%d Mbit/s links" % rate if rate else "unshaped links", piece, -(-img_bytes // (piece << 20))))
+        out.append("Wall time in seconds until every client holds a verified image (median of %s runs; "
+                   "a failed run counts as missing). F/B = one unicast copy.\n" % "/".join(str(r["runs"]) for r in rs))
+        hdr = "| N | unicast (sum) | ezio | libtorrent | multicast | F/B | ezio/(F/B) | ezio/libtorrent | libtorrent/(F/B) | multicast/(F/B) |"
+        out.append(hdr)
+        out.append("|" + "---|" * (hdr.count("|") - 1))
+        for r in rs:
+            def cell(mth):
+                if mth not in methods:
+                    return "n/a"
+                s = fmt(r[mth])
+                if r[mth + "_fail"]:
+                    s += " (%d failed)" % r[mth + "_fail"]
+                return s
+            out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["n"], cell("unicast"), cell("ezio"), cell("libtorrent"), cell("multicast"),
+                fmt(r["fb"]), fmt(r["ezio_fb"], 2), fmt(r["ezio_lt"], 2), fmt(r["lt_fb"], 2), fmt(r["mc_fb"], 2)))
+        out.append("")
+        out.append("Per method (medians): seeder interface bytes sent as a multiple of the image "
+                   "(h0 eth0 tx counter, headers included) / machine CPU busy % over the run (2 cores) / "
+                   "seeder CPU s / mean client CPU s / peak client RSS MiB.\n")
+        hdr = "| N | " + " | ".join(methods) + " |"
+        out.append(hdr)
+        out.append("|" + "---|" * (len(methods) + 1))
+        for r in rs:
+            cells = []
+            for mth in methods:
+                tx = r[mth + "_tx"]
+                cells.append("%s× / %s%% / %s / %s / %s" % (
+                    fmt(tx / img_bytes if tx is not None else None, 2), fmt(r[mth + "_busy"], 0),
+                    fmt(r[mth + "_scpu"], 1), fmt(r[mth + "_ccpu"], 1), fmt(r[mth + "_rss"], 0)))
+            out.append("| %d | %s |" % (r["n"], " | ".join(cells)))
+        out.append("")
+    return "\n".join(out)
+
+
+def write_md(path, key, body):
+    """Replace our section (between markers) in path, or append it; leave the rest alone."""
+    start, end = "<!-- bench:%s:start -->" % key, "<!-- bench:%s:end -->" % key
+    block = "%s\n%s\n%s\n" % (start, body.rstrip(), end)
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
+    if start in text and end in text:
+        pre, rest = text.split(start, 1)
+        post = rest.split(end, 1)[1].lstrip("\n")
+        text = pre + block + ("\n" + post if post else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    tmp = path + ".tmp.%d" % os.getpid()
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- main
+
+def netlab(*args):
+    subprocess.run([NETLAB] + [str(x) for x in args], check=True, stdout=sys.stderr)
+
+
+def ezio_version(a):
+    if not a.ezio:
+        return "ezio: not built"
+    r = subprocess.run([a.ezio, "version"], capture_output=True, text=True)
+    v = (r.stdout or r.stderr).strip().splitlines()
+    commit = subprocess.run(["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return "ezio %s (checkout %s)" % (v[0] if r.returncode == 0 and v else "", commit)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["lan", "loopback"], default="lan")
+    ap.add_argument("--rates", default="100", help="link rates in Mbit/s, comma separated (0 = unshaped)")
+    ap.add_argument("--clients", default="1,2,4,8")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--piece-mib", default="1,16", help="piece sizes in MiB, comma separated")
+    ap.add_argument("--methods", default="unicast,ezio,libtorrent,multicast")
+    ap.add_argument("--image-mib", type=int, default=256, help="used data in the ext4 image")
+    ap.add_argument("--work", default="/dev/shm/ezio-bench")
+    ap.add_argument("--ezio", default="", help="ezio binary (empty: skip the ezio column)")
+    ap.add_argument("--ezio-src", choices=["file", "url"], default="url",
+                    help="deploy from the .torrent path or from the seeder's tracker URL")
+    ap.add_argument("--ezio-url-name", default="", help="NAME in http://h0:6969/torrents/NAME")
+    ap.add_argument("--ezio-seed-after", default="1h", help="--seed-after for clients (killed once all are done)")
+    ap.add_argument("--ezio-deploy-arg", action="append", help="extra args for ezio deploy")
+    ap.add_argument("--mcast-bitrate", type=float, default=0.0,
+                    help="udp-sender --max-bitrate as a fraction of the link rate (0 = udpcast's own flow control)")
+    ap.add_argument("--md", default="", help="markdown file to write the results section into")
+    ap.add_argument("--md-key", default="", help="section key in the markdown file")
+    ap.add_argument("--command", default=" ".join(sys.argv), help="command line shown in the report")
+    a = ap.parse_args()
+
+    rates = [int(x) for x in a.rates.split(",")]
+    ns = [int(x) for x in a.clients.split(",")]
+    pieces = [int(x) for x in a.piece_mib.split(",")]
+    methods = [m for m in a.methods.split(",") if m]
+    for m in methods:
+        if m not in METHODS:
+            sys.exit("unknown method %s" % m)
+    if "ezio" in methods and not a.ezio:
+        log("no ezio binary given: the ezio column is skipped")
+        methods.remove("ezio")
+
+    imgdir = os.path.join(a.work, "img%d" % a.image_mib)
+    subprocess.run([os.path.join(HERE, "mkimage.sh"), imgdir, str(a.image_mib)], check=True, stdout=sys.stderr)
+    img = Image(imgdir)
+    log("image: %d bytes in %d extents (device %d bytes)" % (img.bytes, len(img.extents), img.device_bytes))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    outdir = os.path.join(HERE, "out", stamp)
+    os.makedirs(outdir, exist_ok=True)
+    work = os.path.join(a.work, "run")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    torrents = {p: make_torrents(a, img, p, os.path.join(a.work, "torrents")) for p in pieces}
+    results = []
+    resfile = os.path.join(outdir, "results.jsonl")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        for rate in rates:
+            for n in ns:
+                netlab("up", n, rate)
+                for run in range(a.runs):
+                    # rotate the order of methods from run to run
+                    order = methods[run % len(methods):] + methods[:run % len(methods)]
+                    for piece in pieces:
+                        r = dict(rate=rate, piece=piece, n=n, run=run, load=os.getloadavg()[0])
+                        c = Ctx(a, img, work, n, rate, run)
+                        c.torrents = torrents[piece]
+                        for mth in order:
+                            if mth in ("unicast", "multicast") and piece != pieces[0]:
+                                # piece size does not matter to them: measured once per run
+                                prev = [x for x in results if (x["rate"], x["n"], x["run"], x["piece"]) ==
+                                        (rate, n, run, pieces[0])]
+                                if prev and mth in prev[0]:
+                                    r[mth] = prev[0][mth]
+                                    continue
+                            log("rate %d N %d run %d/%d piece %d MiB: %s ..." % (rate, n, run + 1, a.runs, piece, mth))
+                            try:
+                                r[mth] = METHODS[mth](c)
+                            except Exception as e:          # keep going: record the failure
+                                Proc.kill_all()
+                                r[mth] = dict(ok=False, errors=[repr(e)], time_s=None, busy_pct=None,
+                                              seeder_tx_bytes=None, one_copy_s=None)
+                            x = r[mth]
+                            log("   %s: %s s, seeder sent %.2fx image, CPU busy %s%%%s" % (
+                                mth, x.get("time_s"), (x.get("seeder_tx_bytes") or 0) / img.bytes,
+                                x.get("busy_pct"), "" if x["ok"] else "  FAILED: %s" % "; ".join(x["errors"])[:300]))
+                            time.sleep(1)
+                        results.append(r)
+                        with open(resfile, "a") as f:
+                            f.write(json.dumps(r) + "\n")
+    finally:
+        Proc.kill_all()
+    rows = summarize(results, methods)
+    body = tables(rows, methods, img.bytes)
+    title = "LAN lab benchmark" if a.mode == "lan" else "Loopback benchmark"
+    head = ["### %s — %s" % (title, started.strftime("%Y-%m-%d %H:%M UTC")), "",
+            "- command: `%s`" % a.command,
+            "- machine: %d cores, %s; %s" % (os.cpu_count(), os.uname().release, ezio_version(a)),
+            "- image: partclone.extfs -T capture of ext4 with %d MiB of random files: %d bytes (%.0f MiB) in %d extents; "
+            "clients write a sparse file of the device size (%d MiB) on tmpfs" % (
+                a.image_mib, img.bytes, img.bytes / 2**20, len(img.extents), img.device_bytes >> 20),
+            "- raw results: bench/out/%s/results.jsonl (not committed)" % stamp, ""]
+    if a.mode == "loopback":
+        body = loopback_table(results, img.bytes) + "\n\n" + body
+    text = "\n".join(head) + "\n" + body
+    print(text)
+    with open(os.path.join(outdir, "report.md"), "w") as f:
+        f.write(text)
+    if a.md:
+        key = a.md_key or ("%s-%s" % (a.mode, a.rates.replace(",", "+")))
+        write_md(a.md, key, text)
+        log("wrote section %s into %s" % (key, a.md))
+    return 0
+
+
+def loopback_table(results, nbytes):
+    out = ["| piece | ezio MB/s | libtorrent MB/s | ezio/libtorrent (throughput) | CPU busy ezio / lt |",
+           "|---|---|---|---|---|"]
+    for piece in sorted({r["piece"] for r in results}):
+        rs = [r for r in results if r["piece"] == piece]
+        ez = med(nbytes / r["ezio"]["time_s"] / 1e6 for r in rs if "ezio" in r and r["ezio"]["time_s"])
+        lt = med(nbytes / r["libtorrent"]["time_s"] / 1e6 for r in rs if "libtorrent" in r and r["libtorrent"]["time_s"])
+        rat = med((r["libtorrent"]["time_s"] / r["ezio"]["time_s"]) for r in rs
+                  if "ezio" in r and "libtorrent" in r and r["ezio"]["time_s"] and r["libtorrent"]["time_s"])
+        bz = med(r["ezio"]["busy_pct"] for r in rs if "ezio" in r)
+        bl = med(r["libtorrent"]["busy_pct"] for r in rs if "libtorrent" in r)
+        out.append("| %d MiB | %s | %s | %s | %s%% / %s%% |" % (piece, fmt(ez), fmt(lt), fmt(rat, 2), fmt(bz, 0), fmt(bl, 0)))
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
