@@ -204,6 +204,12 @@ func clientConfig(tu Tuning, log *slog.Logger) (*torrent.ClientConfig, error) {
 	// Each connection may have this much requested data being read for it;
 	// enough for a full pipeline of 16 KiB chunks.
 	cfg.MaxAllocPeerRequestDataPerConn = 16 << 20
+	if tu.MaxDownloadRate > 0 {
+		cfg.DownloadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxDownloadRate), int(min(tu.MaxDownloadRate, 1<<20)))
+	}
+	if tu.MaxUploadRate > 0 {
+		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxUploadRate), int(max(min(tu.MaxUploadRate, 1<<20), 64<<10)))
+	}
 	cfg.ExtendedHandshakeClientVersion = "ezio " + Version
 	cfg.Bep20 = "-EZ0100-"
 	cfg.HTTPUserAgent = "ezio/" + Version

@@ -22,6 +22,10 @@ type Tuning struct {
 	HashingThreads int
 	// ChunkSize is the BitTorrent request size; 0 means 16 KiB.
 	ChunkSize int
+	// MaxDownloadRate and MaxUploadRate cap transfer in bytes/s (0: none).
+	// For sharing a link with other traffic, for demos and tests.
+	MaxDownloadRate int64
+	MaxUploadRate   int64
 }
 
 const (
