@@ -42,6 +42,15 @@ func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*Layo
 			return nil, "", err
 		}
 	case TargetFile, TargetDir:
+		// An existing, non-empty image file stands for a disk of its size;
+		// a new or empty one is sized by the image.
+		if kind == TargetFile {
+			if size, err := SizeOf(target); err == nil && size > 0 {
+				if err := l.CheckFits(size); err != nil {
+					return nil, "", err
+				}
+			}
+		}
 		if !skipSafety {
 			if err := disks.CheckWritable(target, l.End); err != nil {
 				return nil, "", err
