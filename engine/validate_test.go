@@ -158,9 +158,9 @@ func TestDeployRefusesBadTorrentsAndLeavesTargetUntouched(t *testing.T) {
 	target := makeTargetFile(t, size)
 	before := fileHash(t, target)
 	for name, mi := range map[string]*metainfo.MetaInfo{
-		"not hex":        craft(t, []metainfo.FileInfo{fi("1000", 100), fi("hello", 100)}),
-		"past the end":   craft(t, []metainfo.FileInfo{fi("1000", 100), fi("fff00", 0x200)}),
-		"overlapping":    craft(t, []metainfo.FileInfo{fi("1000", 0x200), fi("1100", 0x200)}),
+		"not hex":      craft(t, []metainfo.FileInfo{fi("1000", 100), fi("hello", 100)}),
+		"past the end": craft(t, []metainfo.FileInfo{fi("1000", 100), fi("fff00", 0x200)}),
+		"overlapping":  craft(t, []metainfo.FileInfo{fi("1000", 0x200), fi("1100", 0x200)}),
 		"piece mismatch": func() *metainfo.MetaInfo {
 			info := infoWith([]metainfo.FileInfo{fi("1000", 100)}, 16<<10)
 			info.Pieces = append(info.Pieces, make([]byte, 20)...)
