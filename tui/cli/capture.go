@@ -1,0 +1,637 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/spf13/cobra"
+
+	"ezio/engine"
+	"ezio/partclone"
+	"ezio/tui/format"
+)
+
+func init() { Register(newCaptureCmd) }
+
+// Capture modes, as written in the manifest.
+const (
+	ModeImage       = "image"
+	ModeTorrentOnly = "torrent-only"
+)
+
+// CaptureManifest is OUTDIR/<name>.json: what was captured, from where and
+// how, so that an image directory explains itself. File names in it are
+// relative to the manifest's directory, so the directory can be moved.
+type CaptureManifest struct {
+	Name             string   `json:"name"`
+	Mode             string   `json:"mode"` // "image" or "torrent-only"
+	SourceDevice     string   `json:"source_device"`
+	Filesystem       string   `json:"filesystem"` // as detected or given; "" when none was found
+	Program          string   `json:"program"`    // e.g. partclone.extfs
+	Fallback         bool     `json:"fallback"`   // partclone.dd copied every block
+	PartcloneVersion string   `json:"partclone_version"`
+	BlockSize        int64    `json:"block_size"`
+	BlocksTotal      int64    `json:"blocks_total"`
+	DeviceSize       int64    `json:"device_size"`
+	UsedBytes        int64    `json:"used_bytes"`
+	Extents          int      `json:"extents"`
+	Pieces           int      `json:"pieces"`
+	PieceLength      int64    `json:"piece_length"`
+	InfoHash         string   `json:"infohash"`
+	Torrent          string   `json:"torrent"`      // <name>.torrent
+	TorrentInfo      string   `json:"torrent_info"` // <name>.torrent.info
+	ImageDir         string   `json:"image_dir"`    // <name>, or "" in torrent-only mode
+	SeedFrom         string   `json:"seed_from"`    // the SOURCE to give `ezio seed`
+	Trackers         []string `json:"trackers"`
+	Date             string   `json:"date"` // RFC 3339
+	CaptureSeconds   float64  `json:"capture_seconds"`
+	CreatedBy        string   `json:"created_by"`
+}
+
+// captureProgress is a --json progress line of `ezio capture`.
+type captureProgress struct {
+	Type             string  `json:"type"`  // "progress"
+	Phase            string  `json:"phase"` // "capturing"
+	Percent          float64 `json:"percent"`
+	BytesPerSec      float64 `json:"bytes_per_sec"`
+	ElapsedSeconds   float64 `json:"elapsed_seconds"`
+	RemainingSeconds float64 `json:"remaining_seconds"`
+}
+
+// captureResult is the final --json line of `ezio capture`.
+type captureResult struct {
+	Type        string  `json:"type"`   // "result"
+	Result      string  `json:"result"` // "ok", "failed", "refused", "interrupted"
+	Error       string  `json:"error,omitempty"`
+	Name        string  `json:"name,omitempty"`
+	Mode        string  `json:"mode,omitempty"`
+	Source      string  `json:"source,omitempty"`
+	Filesystem  string  `json:"filesystem,omitempty"`
+	Program     string  `json:"program,omitempty"`
+	Fallback    bool    `json:"fallback,omitempty"`
+	InfoHash    string  `json:"infohash,omitempty"`
+	Torrent     string  `json:"torrent,omitempty"`
+	TorrentInfo string  `json:"torrent_info,omitempty"`
+	Manifest    string  `json:"manifest,omitempty"`
+	ImageDir    string  `json:"image_dir,omitempty"`
+	SeedFrom    string  `json:"seed_from,omitempty"`
+	Extents     int     `json:"extents,omitempty"`
+	Pieces      int     `json:"pieces,omitempty"`
+	UsedBytes   int64   `json:"used_bytes,omitempty"`
+	DeviceSize  int64   `json:"device_size,omitempty"`
+	Seconds     float64 `json:"seconds"`
+}
+
+// capturePaths are the files a capture named name writes into outDir.
+type capturePaths struct {
+	imageDir, torrent, info, manifest string
+}
+
+func pathsFor(outDir, name string) capturePaths {
+	return capturePaths{
+		imageDir: filepath.Join(outDir, name),
+		torrent:  filepath.Join(outDir, name+".torrent"),
+		info:     filepath.Join(outDir, name+".torrent.info"),
+		manifest: filepath.Join(outDir, name+".json"),
+	}
+}
+
+// checkImageName refuses names that are not one plain path component:
+// info.name becomes a directory name on every client.
+func checkImageName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("image name %q: give a plain name such as sda1 with --name", name)
+	case strings.ContainsAny(name, "/\\\x00"):
+		return fmt.Errorf("image name %q must not contain a slash", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("image name %q must not start with a dot", name)
+	}
+	return nil
+}
+
+// mountedRefusal tells whether err is partclone.Capture's refusal of a
+// mounted source (which carries the umount hint).
+func mountedRefusal(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, " is mounted ") && strings.Contains(s, "unmount it first")
+}
+
+func newCaptureCmd(a *App) *cobra.Command {
+	var o struct {
+		name        string
+		torrentOnly bool
+		fsType      string
+		trackers    []string
+		asJSON      bool
+	}
+	cmd := &cobra.Command{
+		Use:   "capture SOURCE OUTDIR",
+		Short: "Capture a partition with partclone and make a torrent of it",
+		Long: `Capture the used blocks of the partition SOURCE with the partclone program
+for its filesystem (detected with blkid, or given with --fs; a filesystem
+partclone does not know is copied block by block by partclone.dd), and turn
+partclone's torrent.info into an image torrent, reusing its SHA-1 piece
+hashes: the data is read once.
+
+OUTDIR receives (the layout of Clonezilla's BitTorrent mode):
+  OUTDIR/NAME/               the used blocks as extent files named by hex disk offset
+  OUTDIR/NAME.torrent        the image torrent (info.name NAME, 16 MiB pieces)
+  OUTDIR/NAME.torrent.info   partclone's description of the extents and hashes
+  OUTDIR/NAME.json           a manifest: source, filesystem, sizes, infohash, date
+
+With --torrent-only partclone only reads and hashes: no extent files are
+written, and the seeder serves the image straight from SOURCE, which must
+then stay unchanged until every client is done.
+
+SOURCE must not be mounted. An interrupted capture leaves no torrent or
+manifest behind. Exit status: 0 on success, 1 when partclone fails, 2 when
+refused (mounted source, existing image, missing partclone), 130 when
+interrupted.`,
+		Example: `  ezio capture /dev/sda1 /srv/images
+  ezio seed /srv/images/sda1.torrent /srv/images/sda1
+  ezio capture /dev/sda1 /srv/images --torrent-only --json
+  ezio seed /srv/images/sda1.torrent /dev/sda1`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := &captureRun{
+				a: a, source: args[0], outDir: filepath.Clean(args[1]), name: o.name,
+				torrentOnly: o.torrentOnly, fsType: o.fsType, trackers: o.trackers,
+				mode: a.progressMode(o.asJSON), start: time.Now(),
+			}
+			return c.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "image name (info.name and file names), e.g. sda1 (default: SOURCE's base name)")
+	f.BoolVar(&o.torrentOnly, "torrent-only", false, "write no extent files, only the torrent: seed straight from SOURCE")
+	f.StringVar(&o.fsType, "fs", "", "filesystem type instead of detecting it, e.g. ext4, vfat, ntfs (unknown types are copied with partclone.dd)")
+	f.StringArrayVar(&o.trackers, "tracker", nil, "announce URL to put in the torrent (repeatable)")
+	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
+	return cmd
+}
+
+// captureRun is one `ezio capture`.
+type captureRun struct {
+	a           *App
+	source      string
+	outDir      string
+	name        string
+	torrentOnly bool
+	fsType      string
+	trackers    []string
+	mode        progressMode
+	start       time.Time
+	log         *slog.Logger
+
+	lastLen  int
+	lastEmit time.Time
+}
+
+func (c *captureRun) run(ctx context.Context) error {
+	res, err := c.capture(ctx)
+	if c.mode == progressLine && c.lastLen > 0 {
+		fmt.Fprintln(c.a.Stdout)
+	}
+	if err != nil && ctx.Err() != nil {
+		err = &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("capture interrupted; nothing was kept: %w", err)}
+	}
+	if c.mode == progressJSON {
+		if err != nil {
+			r := captureResult{Type: "result", Result: "failed", Error: err.Error(), Source: c.source, Seconds: time.Since(c.start).Seconds()}
+			var ee *ExitError
+			if errors.As(err, &ee) {
+				switch ee.Code {
+				case ExitRefused:
+					r.Result = "refused"
+				case ExitInterrupted:
+					r.Result = "interrupted"
+				}
+			}
+			json.NewEncoder(c.a.Stdout).Encode(r)
+		} else {
+			json.NewEncoder(c.a.Stdout).Encode(res)
+		}
+	}
+	if err == nil && c.mode != progressJSON {
+		w := c.a.Stdout
+		fs := res.Filesystem
+		if fs == "" {
+			fs = "no filesystem found"
+		}
+		how := res.Program
+		if res.Fallback {
+			how += ", every block"
+		}
+		fmt.Fprintf(w, "captured %s (%s, %s) in %s: %s in %d extents, %d pieces\n", res.Source, fs, how, format.Duration(time.Duration(res.Seconds*float64(time.Second))), format.Bytes(res.UsedBytes), res.Extents, res.Pieces)
+		fmt.Fprintf(w, "torrent:  %s (infohash %s)\n", res.Torrent, res.InfoHash)
+		fmt.Fprintf(w, "manifest: %s\n", res.Manifest)
+		if res.Mode == ModeTorrentOnly {
+			fmt.Fprintf(w, "no extent files were written: serve it from the source, unchanged:\n")
+		}
+		fmt.Fprintf(w, "seed it:  ezio seed %s %s\n", res.Torrent, res.SeedFrom)
+	}
+	return err
+}
+
+// capture does the work; the caller reports the outcome.
+func (c *captureRun) capture(ctx context.Context) (_ *captureResult, err error) {
+	if c.name == "" {
+		c.name = filepath.Base(filepath.Clean(c.source))
+	}
+	if err := checkImageName(c.name); err != nil {
+		return nil, refused(err)
+	}
+	if _, err := os.Stat(c.source); err != nil {
+		return nil, refused(fmt.Errorf("source %s: %w", c.source, err))
+	}
+	if st, err := os.Stat(c.outDir); err == nil && !st.IsDir() {
+		return nil, refused(fmt.Errorf("%s is not a directory", c.outDir))
+	}
+	p := pathsFor(c.outDir, c.name)
+	for _, f := range []string{p.torrent, p.info, p.manifest} {
+		if _, err := os.Lstat(f); err == nil {
+			return nil, refused(fmt.Errorf("%s already exists: an image named %s is in %s; choose another --name or OUTDIR, or remove it", f, c.name, c.outDir))
+		}
+	}
+	imageDirExisted := false
+	if entries, err := os.ReadDir(p.imageDir); err == nil {
+		if len(entries) > 0 {
+			return nil, refused(fmt.Errorf("%s already holds files (%s...); choose another --name or OUTDIR, or remove it", p.imageDir, entries[0].Name()))
+		}
+		imageDirExisted = true
+	} else if _, statErr := os.Lstat(p.imageDir); statErr == nil {
+		return nil, refused(fmt.Errorf("%s exists and is not a directory", p.imageDir))
+	}
+
+	// Choose the program first, so that a missing one is a refusal that
+	// names the package, before anything is created.
+	fstype := c.fsType
+	if fstype == "" {
+		var err error
+		if fstype, err = partclone.DetectFS(c.source); err != nil {
+			return nil, refused(err)
+		}
+	}
+	if _, _, err := partclone.ProgramFor(fstype); err != nil {
+		return nil, refused(err)
+	}
+	version, verr := partclone.Version()
+
+	log, err := c.a.Logger(c.mode != progressJSON || c.a.LogFile != "")
+	if err != nil {
+		return nil, err
+	}
+	c.log = log
+	if verr != nil {
+		log.Warn("partclone version unknown", "err", verr)
+	}
+
+	if _, err := os.Stat(c.outDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+			return nil, refused(fmt.Errorf("output directory: %w", err))
+		}
+		// A capture that does not finish leaves no OUTDIR it made.
+		defer func() {
+			if err != nil {
+				os.Remove(c.outDir)
+			}
+		}()
+	}
+	// partclone writes into work; in torrent-only mode that is a hidden
+	// scratch directory, removed at the end.
+	work := p.imageDir
+	if c.torrentOnly {
+		work, err = os.MkdirTemp(c.outDir, "."+c.name+".capture-")
+		if err != nil {
+			return nil, fmt.Errorf("output directory: %w", err)
+		}
+		defer os.RemoveAll(work)
+	}
+	// undo removes what this capture made when it does not finish.
+	undo := func() {
+		if !c.torrentOnly {
+			if imageDirExisted {
+				entries, _ := os.ReadDir(p.imageDir)
+				for _, e := range entries {
+					os.RemoveAll(filepath.Join(p.imageDir, e.Name()))
+				}
+			} else {
+				os.RemoveAll(p.imageDir)
+			}
+		}
+	}
+
+	log.Info("capturing", "source", c.source, "fs", fstype, "out", c.outDir, "name", c.name, "torrent_only", c.torrentOnly)
+	res, err := partclone.Capture(ctx, partclone.CaptureOptions{
+		Source: c.source, FSType: fstype, OutDir: work, TorrentOnly: c.torrentOnly,
+	}, c.progress)
+	if err != nil {
+		if mountedRefusal(err) {
+			return nil, refused(err)
+		}
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		undo()
+		return nil, err
+	}
+
+	infoBytes, err := os.ReadFile(res.InfoPath)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	mi, sum, err := torrentFromInfo(res.Info, c.name, c.trackers)
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("converting %s: %w", res.InfoPath, err)
+	}
+	var tb bytes.Buffer
+	if err := mi.Write(&tb); err != nil {
+		undo()
+		return nil, err
+	}
+
+	m := &CaptureManifest{
+		Name: c.name, Mode: ModeImage, SourceDevice: c.source, Filesystem: res.FSType,
+		Program: res.Program, Fallback: res.Fallback, PartcloneVersion: version,
+		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: res.Info.DeviceSize(),
+		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
+		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.torrent), TorrentInfo: filepath.Base(p.info),
+		ImageDir: filepath.Base(p.imageDir), SeedFrom: filepath.Base(p.imageDir), Trackers: sum.Trackers,
+		Date: c.start.Format(time.RFC3339), CaptureSeconds: res.Elapsed.Seconds(), CreatedBy: "ezio " + engine.Version,
+	}
+	seedFrom, imageDir := p.imageDir, p.imageDir
+	if c.torrentOnly {
+		imageDir = ""
+		m.Mode, m.ImageDir, m.SeedFrom = ModeTorrentOnly, "", c.source
+		seedFrom = c.source
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	mj = append(mj, '\n')
+
+	// The end: every file appears whole (temp file and rename), the
+	// manifest last, so a manifest means a complete capture.
+	if err := ctx.Err(); err != nil {
+		undo()
+		return nil, err
+	}
+	var written []string
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{p.info, infoBytes}, {p.torrent, tb.Bytes()}, {p.manifest, mj}} {
+		if err := writeFileAtomic(f.path, f.data); err != nil {
+			for _, w := range written {
+				os.Remove(w)
+			}
+			undo()
+			return nil, err
+		}
+		written = append(written, f.path)
+	}
+	if !c.torrentOnly {
+		// The image directory holds exactly the torrent's files.
+		if err := os.Remove(res.InfoPath); err != nil {
+			log.Warn("could not remove partclone's torrent.info from the image directory", "err", err)
+		}
+	}
+	log.Info("captured", "source", c.source, "torrent", p.torrent, "infohash", sum.InfoHash, "pieces", sum.Pieces, "bytes", sum.TotalBytes)
+	return &captureResult{
+		Type: "result", Result: "ok", Name: c.name, Mode: m.Mode, Source: c.source,
+		Filesystem: res.FSType, Program: res.Program, Fallback: res.Fallback,
+		InfoHash: sum.InfoHash, Torrent: p.torrent, TorrentInfo: p.info, Manifest: p.manifest,
+		ImageDir: imageDir, SeedFrom: seedFrom,
+		Extents: sum.Extents, Pieces: sum.Pieces, UsedBytes: sum.TotalBytes, DeviceSize: m.DeviceSize,
+		Seconds: time.Since(c.start).Seconds(),
+	}, nil
+}
+
+// progress shows one partclone progress report.
+func (c *captureRun) progress(p partclone.Progress) {
+	now := time.Now()
+	switch c.mode {
+	case progressLine:
+		line := fmt.Sprintf("capturing  %5.1f%%  %s  elapsed %s  remaining %s",
+			p.Percent, format.Rate(p.BytesPerSec), format.Duration(p.Elapsed), format.ETA(p.Remaining))
+		pad := ""
+		if n := c.lastLen - len(line); n > 0 {
+			pad = strings.Repeat(" ", n)
+		}
+		c.lastLen = len(line)
+		fmt.Fprint(c.a.Stdout, "\r"+line+pad)
+	case progressJSON:
+		if !c.lastEmit.IsZero() && now.Sub(c.lastEmit) < time.Second && !p.Done {
+			return
+		}
+		json.NewEncoder(c.a.Stdout).Encode(captureProgress{
+			Type: "progress", Phase: "capturing", Percent: p.Percent, BytesPerSec: p.BytesPerSec,
+			ElapsedSeconds: p.Elapsed.Seconds(), RemainingSeconds: p.Remaining.Seconds(),
+		})
+	case progressPlain:
+		if !c.lastEmit.IsZero() && now.Sub(c.lastEmit) < 5*time.Second && !p.Done {
+			return
+		}
+		fmt.Fprintf(c.a.Stdout, "capturing %5.1f%%  %s  elapsed %s  remaining %s\n",
+			p.Percent, format.Rate(p.BytesPerSec), format.Duration(p.Elapsed), format.ETA(p.Remaining))
+	}
+	c.lastEmit = now
+}
+
+// torrentFromInfo turns a partclone description into an image torrent,
+// reusing its piece hashes: nothing is read or hashed again. The extents
+// become files <name>/<offset as 32 hex digits> in the order listed, with
+// partclone's 16 MiB pieces.
+func torrentFromInfo(info *partclone.Info, name string, trackers []string) (*metainfo.MetaInfo, *engine.TorrentSummary, error) {
+	if err := checkImageName(name); err != nil {
+		return nil, nil, err
+	}
+	if err := info.Check(); err != nil {
+		return nil, nil, err
+	}
+	if len(info.Extents) == 0 {
+		return nil, nil, fmt.Errorf("%s lists no extents: nothing to make a torrent of", partclone.InfoFileName)
+	}
+	exts := make([]engine.Extent, len(info.Extents))
+	for i, e := range info.Extents {
+		exts[i] = engine.Extent{Offset: e.Offset, Length: e.Length}
+	}
+	mi, err := engine.BuildFromExtents(name, partclone.InfoPieceLength, exts, info.Hashes, trackers)
+	if err != nil {
+		return nil, nil, err
+	}
+	sum, l, err := engine.Summarize(mi)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l.NumPieces != len(info.Hashes) || l.Total != info.TotalLength() {
+		return nil, nil, fmt.Errorf("%d sha1 hashes for %d pieces (%d bytes): %s does not match its extents", len(info.Hashes), l.NumPieces, l.Total, partclone.InfoFileName)
+	}
+	return mi, sum, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, flushes it
+// and renames it into place: path is either absent or whole.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func newTorrentFromPartcloneCmd(a *App) *cobra.Command {
+	var o struct {
+		out, name, verify string
+		trackers          []string
+	}
+	cmd := &cobra.Command{
+		Use:   "from-partclone torrent.info -o OUT.torrent --name NAME",
+		Short: "Turn partclone's torrent.info into an image torrent, reusing its hashes",
+		Long: `Convert the torrent.info that partclone -T or -t writes (block size, extents
+as hex offset/length pairs, SHA-1 of every 16 MiB piece) into an image
+torrent: files NAME/<offset>, 16 MiB pieces, partclone's hashes. Nothing is
+read or hashed, unless --verify DIR re-hashes the extent files in DIR
+(partclone -T output) and reports the pieces that do not match; then no
+torrent is written and the exit status is 1.
+
+A malformed torrent.info is refused (exit 2) with the line at fault.`,
+		Example: `  ezio torrent from-partclone /srv/images/sda1.torrent.info -o sda1.torrent --name sda1
+  ezio torrent from-partclone img/torrent.info -o sda1.torrent --name sda1 --verify img --tracker http://10.0.0.1:6969/announce`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.out == "" {
+				return refused(errors.New("give the output file with -o OUT.torrent"))
+			}
+			if o.name == "" {
+				return refused(errors.New("give the image name with --name, e.g. --name sda1 (it becomes info.name)"))
+			}
+			if err := checkImageName(o.name); err != nil {
+				return refused(err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return refused(err)
+			}
+			info, err := partclone.ParseInfo(f)
+			f.Close()
+			if err != nil {
+				return refused(fmt.Errorf("%s: %w", args[0], err))
+			}
+			mi, sum, err := torrentFromInfo(info, o.name, o.trackers)
+			if err != nil {
+				return refused(fmt.Errorf("%s: %w", args[0], err))
+			}
+			if o.verify != "" {
+				if err := a.verifyExtents(cmd.Context(), info, o.verify); err != nil {
+					return err
+				}
+			}
+			var buf bytes.Buffer
+			if err := mi.Write(&buf); err != nil {
+				return err
+			}
+			if err := writeFileAtomic(o.out, buf.Bytes()); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", o.out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.out, "output", "o", "", "torrent file to write")
+	f.StringVar(&o.name, "name", "", "image name (info.name), e.g. sda1")
+	f.StringArrayVar(&o.trackers, "tracker", nil, "announce URL (repeatable)")
+	f.StringVar(&o.verify, "verify", "", "re-hash the extent files in this directory against torrent.info first")
+	return cmd
+}
+
+// verifyExtents re-hashes the extent files in dir and reports every piece
+// that does not match, with the extent files it is made of.
+func (a *App) verifyExtents(ctx context.Context, info *partclone.Info, dir string) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return refused(fmt.Errorf("--verify %s: %w", dir, err))
+	}
+	tty := a.isTerminal(a.Stderr)
+	start := time.Now()
+	bad, err := partclone.VerifyDir(ctx, info, dir, func(done, total int64) {
+		if tty {
+			fmt.Fprintf(a.Stderr, "\rverifying %s  %s of %s  %s   ", format.Percent(done, total), format.Bytes(done), format.Bytes(total), format.Rate(float64(done)/max(time.Since(start).Seconds(), 1e-3)))
+		}
+	})
+	if tty {
+		fmt.Fprintln(a.Stderr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitInterrupted, Err: err}
+		}
+		return err
+	}
+	if len(bad) == 0 {
+		fmt.Fprintf(a.Stdout, "verified %s: all %d pieces match\n", dir, info.NumPieces())
+		return nil
+	}
+	const show = 20
+	for i, p := range bad {
+		if i == show {
+			fmt.Fprintf(a.Stdout, "... and %d more\n", len(bad)-show)
+			break
+		}
+		fmt.Fprintf(a.Stdout, "piece %d does not match (extent files %s)\n", p, strings.Join(pieceFiles(info, p), ", "))
+	}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%d of %d pieces in %s do not match %s; no torrent written", len(bad), info.NumPieces(), dir, partclone.InfoFileName)}
+}
+
+// pieceFiles names the extent files piece p is made of.
+func pieceFiles(info *partclone.Info, p int) []string {
+	from := int64(p) * partclone.InfoPieceLength
+	to := from + partclone.InfoPieceLength
+	var names []string
+	var pos int64
+	for _, e := range info.Extents {
+		if pos < to && pos+e.Length > from {
+			names = append(names, partclone.ExtentFileName(e.Offset))
+		}
+		pos += e.Length
+		if pos >= to {
+			break
+		}
+	}
+	return names
+}
