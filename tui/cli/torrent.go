@@ -45,7 +45,7 @@ func newTorrentCmd(a *App) *cobra.Command {
 		Long: `An image torrent is a v1 torrent whose files are disk extents: each file's
 name is the extent's disk offset in hex and its length the extent's length.`,
 	}
-	cmd.AddCommand(newTorrentCreateCmd(a), newTorrentInfoCmd(a))
+	cmd.AddCommand(newTorrentCreateCmd(a), newTorrentInfoCmd(a), newTorrentFromPartcloneCmd(a))
 	return cmd
 }
 
