@@ -31,6 +31,8 @@ type App struct {
 	Tuning   engine.Tuning
 
 	logCloser io.Closer
+
+	downLimit, upLimit string
 }
 
 // ExitError carries a process exit code with its message.
@@ -140,6 +142,24 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of piece data kept in memory (unverified pieces in flight)")
 	pf.IntVar(&a.Tuning.AIOThreads, "aio-threads", 4, "concurrent disk operations")
 	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
+	pf.StringVar(&a.downLimit, "download-limit", "", "cap download at this many bytes/s, e.g. 10MiB (default: none)")
+	pf.StringVar(&a.upLimit, "upload-limit", "", "cap upload at this many bytes/s, e.g. 10MiB (default: none)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		for _, l := range []struct {
+			s   string
+			dst *int64
+		}{{a.downLimit, &a.Tuning.MaxDownloadRate}, {a.upLimit, &a.Tuning.MaxUploadRate}} {
+			if l.s == "" {
+				continue
+			}
+			n, err := ParseSize(l.s)
+			if err != nil {
+				return refused(err)
+			}
+			*l.dst = n
+		}
+		return nil
+	}
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)

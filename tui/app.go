@@ -1,0 +1,299 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"ezio/disks"
+	"ezio/engine"
+)
+
+// Screen is one page of the wizard. Screens change by messages, never by
+// reaching into the root.
+type Screen interface {
+	Init() tea.Cmd
+	Update(tea.Msg) (Screen, tea.Cmd)
+	View() string
+}
+
+// Runner is a screen with work in progress that Ctrl-C must ask about.
+type Runner interface {
+	Running() bool
+	Stop()
+}
+
+// Messages between screens and the root.
+type (
+	// switchMsg shows a screen.
+	switchMsg struct{ to Screen }
+	// backToMenuMsg returns to the main menu.
+	backToMenuMsg struct{}
+	// errorMsg shows what went wrong and what to do; back is where Esc
+	// returns to (nil: the menu).
+	errorMsg struct {
+		title, what, hint string
+		back              Screen
+	}
+)
+
+func show(s Screen) tea.Cmd { return func() tea.Msg { return switchMsg{s} } }
+
+func showError(title string, err error, hint string, back Screen) tea.Cmd {
+	return func() tea.Msg { return errorMsg{title: title, what: err.Error(), hint: hint, back: back} }
+}
+
+// Deps is everything the wizard does to the world, so tests can replace it.
+type Deps struct {
+	Ctx           context.Context
+	Logger        *slog.Logger
+	Tuning        engine.Tuning
+	ConfigPath    string
+	ListImages    func(ctx context.Context, base string) ([]engine.ImageEntry, error)
+	FetchTorrent  func(ctx context.Context, src string) (*engine.FetchedTorrent, error)
+	ListDisks     func() ([]disks.Disk, error)
+	PrepareDeploy func(mi *metainfo.MetaInfo, target string) error
+	Deploy        func(ctx context.Context, o engine.DeployOptions) (*engine.Job, error)
+	Seed          func(ctx context.Context, o engine.SeedOptions) (*engine.Job, error)
+	// Demo starts the demo swarm and returns its seeder; nil hides it.
+	Demo func(ctx context.Context) (*engine.Job, error)
+}
+
+// RealDeps acts on this machine.
+func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
+	return &Deps{
+		Ctx: ctx, Logger: log, Tuning: tu, ConfigPath: DefaultConfigPath(),
+		ListImages: engine.ListImages, FetchTorrent: engine.FetchTorrent, ListDisks: disks.List,
+		PrepareDeploy: func(mi *metainfo.MetaInfo, target string) error {
+			_, _, err := engine.PrepareDeploy(mi, target, false)
+			return err
+		},
+		Deploy: engine.Deploy, Seed: engine.Seed,
+	}
+}
+
+// Model is the root: it owns the shared state and routes to one screen.
+type Model struct {
+	c        *Common
+	deps     *Deps
+	cfg      *Config
+	menu     *Menu
+	cur      Screen
+	askQuit  bool // Ctrl-C pressed while work runs
+	serve    ServeValues
+	build    BuildValues
+	capture  CaptureValues
+}
+
+// New builds the wizard at its main menu.
+func New(c *Common, deps *Deps, cfg *Config) *Model {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	m := &Model{c: c, deps: deps, cfg: cfg}
+	m.menu = NewMenu(c, deps.Demo != nil)
+	m.cur = m.menu
+	return m
+}
+
+// Start shows s first (the demo opens straight on its dashboard).
+func (m *Model) Start(s Screen) { m.cur = s }
+
+// Current is the screen on display (for tests).
+func (m *Model) Current() Screen { return m.cur }
+
+func (m *Model) Init() tea.Cmd { return m.cur.Init() }
+
+func (m *Model) running() Runner {
+	if r, ok := m.cur.(Runner); ok && r.Running() {
+		return r
+	}
+	return nil
+}
+
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.c.Width, m.c.Height = msg.Width, msg.Height
+	case tea.KeyMsg:
+		if m.askQuit {
+			switch {
+			case key.Matches(msg, m.c.Keys.Yes):
+				m.askQuit = false
+				if r := m.running(); r != nil {
+					r.Stop()
+				}
+			case key.Matches(msg, m.c.Keys.No), key.Matches(msg, m.c.Keys.ForceQuit):
+				m.askQuit = false
+			}
+			return m, nil
+		}
+		if key.Matches(msg, m.c.Keys.ForceQuit) || (key.Matches(msg, m.c.Keys.Quit) && m.quitKeyIsFree()) {
+			if m.running() != nil {
+				m.askQuit = true
+				return m, nil
+			}
+			return m, tea.Quit
+		}
+	case switchMsg:
+		m.cur = msg.to
+		return m, m.cur.Init()
+	case backToMenuMsg:
+		m.menu = NewMenu(m.c, m.deps.Demo != nil)
+		m.cur = m.menu
+		return m, nil
+	case errorMsg:
+		m.cur = &ErrorScreen{c: m.c, title: msg.title, what: msg.what, hint: msg.hint, back: msg.back}
+		return m, nil
+	case jobFinishedMsg:
+		msg.result.c = m.c
+		m.cur = msg.result
+		return m, nil
+	case menuChoiceMsg:
+		return m, m.open(msg.choice)
+	}
+	var cmd tea.Cmd
+	m.cur, cmd = m.cur.Update(msg)
+	return m, cmd
+}
+
+// quitKeyIsFree tells whether "q" means quit here: not while typing.
+func (m *Model) quitKeyIsFree() bool {
+	switch m.cur.(type) {
+	case *Menu, *Dashboard, *Result, *DisksScreen, *ErrorScreen:
+		return true
+	}
+	return false
+}
+
+func (m *Model) open(c menuChoice) tea.Cmd {
+	switch c {
+	case choiceDeploy:
+		return show(NewDeployFlow(m.c, m.deps))
+	case choiceServe:
+		return show(NewServeFlow(m.c, m.deps, &m.serve))
+	case choiceCapture:
+		return show(NewCaptureFlow(m.c, m.deps, &m.capture, &m.serve))
+	case choiceBuild:
+		return show(NewBuildFlow(m.c, m.deps, &m.build, &m.serve))
+	case choiceDisks:
+		return show(NewDisksScreen(m.c, m.deps))
+	case choiceSettings:
+		return show(NewSettings(m.c, m.deps, m.cfg))
+	case choiceDemo:
+		return startDemo(m.c, m.deps)
+	case choiceQuit:
+		return tea.Quit
+	}
+	return nil
+}
+
+func (m *Model) View() string {
+	v := m.cur.View()
+	if !m.askQuit {
+		return v
+	}
+	// The question replaces the last lines, so it is seen at any size.
+	st := m.c.Styles
+	lines := strings.Split(v, "\n")
+	q := []string{
+		fit(st.Bad.Render(" Stop the running job? ")+st.Text.Render(" A deploy keeps what it has written and resumes next time."), m.c.Width),
+		fit(" "+st.HelpKey.Render("y")+st.HelpDesc.Render(" stop  ")+st.HelpKey.Render("n")+st.HelpDesc.Render(" keep going"), m.c.Width),
+	}
+	if len(lines) >= len(q) {
+		copy(lines[len(lines)-len(q):], q)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrorScreen says what happened and what to do about it.
+type ErrorScreen struct {
+	c                 *Common
+	title, what, hint string
+	back              Screen
+}
+
+func (e *ErrorScreen) Init() tea.Cmd { return nil }
+
+func (e *ErrorScreen) Update(msg tea.Msg) (Screen, tea.Cmd) {
+	if k, ok := msg.(tea.KeyMsg); ok && (key.Matches(k, e.c.Keys.Back) || key.Matches(k, e.c.Keys.Enter)) {
+		if e.back != nil {
+			b := e.back
+			return e, func() tea.Msg { return switchMsg{b} }
+		}
+		return e, func() tea.Msg { return backToMenuMsg{} }
+	}
+	return e, nil
+}
+
+func (e *ErrorScreen) View() string {
+	c, st := e.c, e.c.Styles
+	w := min(c.Width-4, 76)
+	var body []string
+	body = append(body, st.Bad.Render(e.title), "")
+	body = append(body, wrap(e.what, w-4)...)
+	if e.hint != "" {
+		body = append(body, "", st.Heading.Render("What to do"))
+		body = append(body, wrap(e.hint, w-4)...)
+	}
+	lines := []string{c.titleBar("error", ""), ""}
+	lines = append(lines, indent(c.box("", body, w, len(body)+2, true), 2)...)
+	back := "back"
+	if e.back == nil {
+		back = "back to the menu"
+	}
+	lines = append(lines, "", "  "+st.HelpKey.Render("esc")+st.HelpDesc.Render(" "+back))
+	return c.screen(lines)
+}
+
+func indent(ls []string, n int) []string {
+	p := strings.Repeat(" ", n)
+	for i := range ls {
+		ls[i] = p + ls[i]
+	}
+	return ls
+}
+
+// wrap breaks text into lines of at most w cells at spaces.
+func wrap(s string, w int) []string {
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			switch {
+			case line == "":
+				line = word
+			case len(line)+1+len(word) <= w:
+				line += " " + word
+			default:
+				out = append(out, line)
+				line = word
+			}
+			for len(line) > w && w > 0 {
+				out = append(out, line[:w])
+				line = line[w:]
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// hintFor gives the "what to do" for errors the engine and disks return.
+func hintFor(err error) string {
+	var re *disks.RefusedError
+	if ok := asRefused(err, &re); ok {
+		if re.Hint != "" {
+			return re.Hint + "."
+		}
+		return "Choose another target."
+	}
+	return ""
+}
+
+func errorTitle(what string) string { return fmt.Sprintf("Could not %s", what) }

@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ezio/engine"
+	"ezio/tui"
+)
+
+func init() {
+	Wizard = runWizard
+	Register(newDemoCmd)
+}
+
+// wizardSetup is what the wizard and the demo share: logger to a file,
+// saved settings laid over the flags, and the demo's start and cleanup.
+func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, func(), error) {
+	log, err := a.Logger(false)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	cfgPath := tui.DefaultConfigPath()
+	cfg, err := tui.LoadConfig(cfgPath)
+	if err != nil {
+		log.Warn("ignoring unreadable settings", "err", err)
+	}
+	deps := tui.RealDeps(ctx, log, cfg.Apply(a.Tuning))
+	deps.ConfigPath = cfgPath
+	var (
+		mu    sync.Mutex
+		demos []*tui.Demo
+	)
+	deps.Demo = func(ctx context.Context) (*engine.Job, error) {
+		d, err := tui.StartDemo(ctx, tui.DemoOptions{Logger: log, Tuning: a.Tuning})
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		demos = append(demos, d)
+		mu.Unlock()
+		return d.Seeder, nil
+	}
+	cleanup := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range demos {
+			d.Close()
+		}
+	}
+	theme := a.Theme
+	if theme == "" {
+		theme = cfg.Theme
+	}
+	return deps, cfg, theme, cleanup, nil
+}
+
+func runWizard(ctx context.Context, a *App) error {
+	deps, cfg, theme, cleanup, err := wizardSetup(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return tui.Run(ctx, tui.RunOptions{Theme: theme, Deps: deps, Config: cfg})
+}
+
+// parseSize reads "256MiB", "1G", "300m", "1048576".
+func parseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "b"), "i")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k':
+			mult, t = 1<<10, t[:n-1]
+		case 'm':
+			mult, t = 1<<20, t[:n-1]
+		case 'g':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("size %q: want e.g. 256MiB or 1GiB", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func newDemoCmd(a *App) *cobra.Command {
+	var (
+		clients int
+		size    string
+		stagger time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Watch a swarm at work: a seeder and N clients on this machine, in temporary files",
+		Long: `Build a random image in a temporary directory, serve it, and deploy it to N
+clients on loopback, all in this process; the seeder's dashboard shows the
+swarm. Clients join one by one and share pieces with each other. Nothing
+outside the temporary directory is written, and it is removed on exit.`,
+		Example: "  ezio demo\n  ezio demo --clients 5 --size 1GiB",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if clients < 1 || clients > 50 {
+				return refused(fmt.Errorf("--clients %d: choose 1 to 50", clients))
+			}
+			n, err := parseSize(size)
+			if err != nil {
+				return refused(err)
+			}
+			ctx := cmd.Context()
+			deps, cfg, theme, cleanup, err := wizardSetup(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			fmt.Fprintf(a.Stderr, "preparing a %s demo image for %d clients...\n", sizeLabel(n), clients)
+			d, err := tui.StartDemo(ctx, tui.DemoOptions{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: a.Tuning})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return tui.Run(ctx, tui.RunOptions{Theme: theme, Deps: deps, Config: cfg, Start: func(c *tui.Common) tui.Screen {
+				return tui.DemoDashboard(c, d.Seeder)
+			}})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&clients, "clients", 3, "number of clients")
+	f.StringVar(&size, "size", "512MiB", "image size (e.g. 256MiB, 1GiB)")
+	f.DurationVar(&stagger, "stagger", 6*time.Second, "time between client starts")
+	return cmd
+}
+
+func sizeLabel(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,79 @@
+package tui
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"ezio/engine"
+)
+
+// Config is what Settings saves: ~/.config/ezio/config.json.
+type Config struct {
+	Theme          string `json:"theme,omitempty"`
+	AIOThreads     int    `json:"aio_threads,omitempty"`
+	HashingThreads int    `json:"hashing_threads,omitempty"`
+	CacheSizeMiB   int    `json:"cache_size_mib,omitempty"`
+	ListenPort     int    `json:"listen_port,omitempty"`
+}
+
+// DefaultConfigPath is where the wizard keeps its settings.
+func DefaultConfigPath() string {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		d = filepath.Join(os.TempDir(), ".config")
+	}
+	return filepath.Join(d, "ezio", "config.json")
+}
+
+// LoadConfig reads the settings; a missing file is an empty Config.
+func LoadConfig(path string) (*Config, error) {
+	c := &Config{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, c); err != nil {
+		return &Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Save writes the settings atomically.
+func (c *Config) Save(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Apply lays the settings over tuning (flags given on the command line
+// win: the caller passes only the ones left at their defaults).
+func (c *Config) Apply(t engine.Tuning) engine.Tuning {
+	if c.AIOThreads > 0 {
+		t.AIOThreads = c.AIOThreads
+	}
+	if c.HashingThreads > 0 {
+		t.HashingThreads = c.HashingThreads
+	}
+	if c.CacheSizeMiB > 0 {
+		t.CacheSizeMiB = c.CacheSizeMiB
+	}
+	if c.ListenPort > 0 && t.ListenAddr == "" {
+		t.ListenAddr = fmt.Sprintf("0.0.0.0:%d", c.ListenPort)
+	}
+	return t
+}

@@ -1,0 +1,333 @@
+package tui
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"ezio/engine"
+)
+
+// JobControl is what the dashboard asks of a running job; *engine.Job has
+// it, tests use a fake.
+type JobControl interface {
+	Stop()
+	SetPaused(bool)
+	Paused() bool
+}
+
+// Messages that carry a job's life into the program. id tells which
+// dashboard they are for, so a late message from an old job is ignored.
+type (
+	snapMsg struct {
+		id int
+		s  engine.Snapshot
+	}
+	eventMsg struct {
+		id int
+		e  engine.Event
+	}
+	jobDoneMsg struct {
+		id    int
+		final engine.Snapshot
+		err   error
+	}
+	eventsClosedMsg struct{ id int }
+)
+
+// watchSnapshots waits for the next snapshot, or for the end of the job.
+// The dashboard re-issues it after each message: one read in flight.
+func watchSnapshots(id int, l *engine.Latest[engine.Snapshot], done <-chan struct{}, errf func() error) tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case s := <-l.C():
+			return snapMsg{id, s}
+		case <-done:
+			// The job publishes a last snapshot as it ends.
+			var final engine.Snapshot
+			select {
+			case final = <-l.C():
+			default:
+			}
+			return jobDoneMsg{id: id, final: final, err: errf()}
+		}
+	}
+}
+
+func watchEvents(id int, ch <-chan engine.Event) tea.Cmd {
+	return func() tea.Msg {
+		e, ok := <-ch
+		if !ok {
+			return eventsClosedMsg{id}
+		}
+		return eventMsg{id, e}
+	}
+}
+
+type pane int
+
+const (
+	panePeers pane = iota
+	paneFleet
+	panePieces
+	paneLog
+)
+
+func (p pane) String() string {
+	return [...]string{"Peers", "Fleet", "Pieces", "Log"}[p]
+}
+
+type logLine struct {
+	at    time.Time
+	level string
+	msg   string
+}
+
+// contribution is what one peer gave and took over the whole job; peers
+// vanish from snapshots when they disconnect, the result screen keeps them.
+type contribution struct {
+	addr, client string
+	down, up     int64
+}
+
+const (
+	maxLogLines  = 200
+	sparkSeconds = 60
+)
+
+// Dashboard is the live view of a seed or deploy.
+type Dashboard struct {
+	c     *Common
+	id    int
+	role  engine.Role
+	label string // "deploy sda1 -> /dev/sdb1"
+	job   JobControl
+	snaps  *engine.Latest[engine.Snapshot] // nil in tests
+	events <-chan engine.Event
+	done   <-chan struct{}
+	errf   func() error
+
+	snap     engine.Snapshot
+	haveSnap bool
+	logs     []logLine
+	spark    []float64 // one sample a second, newest last
+	sparkAt  time.Time
+	contrib  map[string]*contribution
+	fleetAt  map[string]fleetSample
+	pm       pieceMap
+
+	focus    pane
+	scroll   map[pane]int
+	fullHelp bool
+	help     help.Model
+
+	finished bool
+	err      error
+}
+
+type fleetSample struct {
+	done     float64
+	seen     time.Time // when that Done was announced
+	rate     float64   // bytes/s between its last two announces; <0 unknown
+	lastSeen float64
+}
+
+var nextDashboardID int
+
+// NewDashboard watches job. label says what it is doing.
+func NewDashboard(c *Common, role engine.Role, label string, job *engine.Job) *Dashboard {
+	d := newDashboard(c, role, label, job)
+	d.snaps, d.events = job.Subscribe()
+	d.done, d.errf = job.Done(), job.Err
+	return d
+}
+
+func newDashboard(c *Common, role engine.Role, label string, job JobControl) *Dashboard {
+	nextDashboardID++
+	d := &Dashboard{
+		c: c, id: nextDashboardID, role: role, label: label, job: job,
+		contrib: map[string]*contribution{}, fleetAt: map[string]fleetSample{},
+		scroll: map[pane]int{}, help: newHelp(c),
+	}
+	return d
+}
+
+func newHelp(c *Common) help.Model {
+	h := help.New()
+	h.Styles.ShortKey = c.Styles.HelpKey
+	h.Styles.FullKey = c.Styles.HelpKey
+	h.Styles.ShortDesc = c.Styles.HelpDesc
+	h.Styles.FullDesc = c.Styles.HelpDesc
+	h.Styles.ShortSeparator = c.Styles.Muted
+	h.Styles.FullSeparator = c.Styles.Muted
+	if c.Styles.ASCII {
+		h.ShortSeparator = " | "
+		h.FullSeparator = "   "
+		h.Ellipsis = "..."
+	}
+	return h
+}
+
+// Init starts listening to the job.
+func (d *Dashboard) Init() tea.Cmd {
+	if d.snaps == nil {
+		return nil
+	}
+	return tea.Batch(watchSnapshots(d.id, d.snaps, d.done, d.errf), watchEvents(d.id, d.events))
+}
+
+// Running tells whether the job is still going (Ctrl-C must ask).
+func (d *Dashboard) Running() bool { return !d.finished }
+
+// Stop asks the job to end; the dashboard turns into a result when it has.
+func (d *Dashboard) Stop() {
+	if d.job != nil {
+		d.job.Stop()
+	}
+}
+
+func (d *Dashboard) panes() []pane {
+	if d.role == engine.RoleSeed {
+		if d.c.Width >= 110 {
+			return []pane{panePeers, paneFleet, panePieces, paneLog}
+		}
+		return []pane{panePeers, paneFleet, paneLog}
+	}
+	return []pane{panePeers, panePieces, paneLog}
+}
+
+// jobFinishedMsg tells the root that a dashboard's job has ended, with
+// the result screen to show.
+type jobFinishedMsg struct {
+	result *Result
+}
+
+// Update handles job messages and keys.
+func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case snapMsg:
+		if msg.id != d.id {
+			return d, nil
+		}
+		d.apply(msg.s)
+		return d, watchSnapshots(d.id, d.snaps, d.done, d.errf)
+	case eventMsg:
+		if msg.id != d.id {
+			return d, nil
+		}
+		d.event(msg.e)
+		return d, watchEvents(d.id, d.events)
+	case jobDoneMsg:
+		if msg.id != d.id {
+			return d, nil
+		}
+		if !msg.final.Time.IsZero() {
+			d.apply(msg.final)
+		}
+		d.finished, d.err = true, msg.err
+		r := d.result()
+		return d, func() tea.Msg { return jobFinishedMsg{r} }
+	case tea.KeyMsg:
+		k := d.c.Keys
+		switch {
+		case key.Matches(msg, k.Help):
+			d.fullHelp = !d.fullHelp
+		case key.Matches(msg, k.Pause):
+			if d.job != nil && !d.finished {
+				p := !d.job.Paused()
+				d.job.SetPaused(p)
+				d.snap.Paused = p
+			}
+		case key.Matches(msg, k.Tab), key.Matches(msg, k.ShiftTab):
+			ps := d.panes()
+			i := 0
+			for j, p := range ps {
+				if p == d.focus {
+					i = j
+				}
+			}
+			if key.Matches(msg, k.Tab) {
+				i = (i + 1) % len(ps)
+			} else {
+				i = (i + len(ps) - 1) % len(ps)
+			}
+			d.focus = ps[i]
+		case key.Matches(msg, k.Up):
+			d.scroll[d.focus] = max(0, d.scroll[d.focus]-1)
+		case key.Matches(msg, k.Down):
+			d.scroll[d.focus]++
+		}
+	}
+	return d, nil
+}
+
+func (d *Dashboard) apply(s engine.Snapshot) {
+	// Sparkline: one sample per second of snapshot time.
+	rate := s.DownloadRate
+	if d.role == engine.RoleSeed {
+		rate = s.UploadRate
+	}
+	if d.sparkAt.IsZero() || s.Time.Sub(d.sparkAt) >= time.Second {
+		d.spark = append(d.spark, rate)
+		if len(d.spark) > sparkSeconds {
+			d.spark = d.spark[len(d.spark)-sparkSeconds:]
+		}
+		d.sparkAt = s.Time
+	}
+	for _, p := range s.Peers {
+		c := d.contrib[p.Addr]
+		if c == nil {
+			c = &contribution{addr: p.Addr}
+			d.contrib[p.Addr] = c
+		}
+		c.client = p.Client
+		c.down = max(c.down, p.BytesDownloaded)
+		c.up = max(c.up, p.BytesUploaded)
+	}
+	for _, m := range s.Fleet {
+		prev, ok := d.fleetAt[m.Addr]
+		seen := s.Time.Add(-time.Duration(m.LastSeen * float64(time.Second)))
+		cur := fleetSample{done: m.Done, seen: seen, rate: -1, lastSeen: m.LastSeen}
+		if ok {
+			cur.rate = prev.rate
+			// A new announce: the client reported since the last sample.
+			if dt := seen.Sub(prev.seen).Seconds(); dt > 0.5 {
+				cur.rate = max(0, (m.Done-prev.done)*float64(s.BytesTotal)/dt)
+			} else {
+				cur.seen, cur.done = prev.seen, prev.done
+			}
+		}
+		if m.Completed {
+			cur.rate = 0
+		}
+		d.fleetAt[m.Addr] = cur
+	}
+	d.snap = s
+	d.haveSnap = true
+	d.pm.set(s.Pieces)
+}
+
+func (d *Dashboard) event(e engine.Event) {
+	var l logLine
+	switch e.Kind {
+	case engine.EventLog:
+		l = logLine{e.Time, e.Level, e.Message}
+	case engine.EventFailed:
+		l = logLine{e.Time, "error", e.Message}
+	case engine.EventPeerJoined:
+		l = logLine{e.Time, "info", "peer joined " + e.Peer + " " + e.Message}
+	case engine.EventPeerLeft:
+		l = logLine{e.Time, "info", "peer left " + e.Peer}
+	case engine.EventPieceFailed:
+		l = logLine{e.Time, "warn", fmt.Sprintf("piece %d failed its hash check", e.Piece)}
+	default:
+		return
+	}
+	d.logs = append(d.logs, l)
+	if len(d.logs) > maxLogLines {
+		d.logs = d.logs[len(d.logs)-maxLogLines:]
+	}
+}

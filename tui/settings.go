@@ -1,0 +1,126 @@
+package tui
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/huh"
+
+	"ezio/engine"
+	"ezio/themes"
+)
+
+// Settings edits the theme and the engine's knobs, saves them, and says
+// what each one does.
+type Settings struct {
+	c      *Common
+	deps   *Deps
+	cfg    *Config
+	form   *huh.Form
+	formID int
+	saved  string
+	theme  string
+	aio    string
+	hash   string
+	cache  string
+	port   string
+}
+
+func NewSettings(c *Common, deps *Deps, cfg *Config) *Settings {
+	t := deps.Tuning
+	s := &Settings{c: c, deps: deps, cfg: cfg, theme: c.Styles.Name,
+		aio: strconv.Itoa(orDefault(t.AIOThreads, 4)), hash: strconv.Itoa(orDefault(t.HashingThreads, 2)),
+		cache: strconv.Itoa(orDefault(t.CacheSizeMiB, engine.DefaultCacheSizeMiB)), port: strconv.Itoa(orDefault(cfg.ListenPort, engine.DefaultPeerPort))}
+	s.build()
+	return s
+}
+
+func orDefault(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+func positive(lo, hi int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("a number from %d to %d", lo, hi)
+		}
+		return nil
+	}
+}
+
+func (s *Settings) build() {
+	var opts []huh.Option[string]
+	for _, n := range themes.Names() {
+		opts = append(opts, huh.NewOption(n, n))
+	}
+	s.form, s.formID = newForm(s.c, huh.NewGroup(
+		huh.NewSelect[string]().Title("Theme").Description("default follows the terminal; classic is white on blue; mono has no colour").Options(opts...).Value(&s.theme),
+		huh.NewInput().Title("Disk I/O threads").Description("concurrent reads/writes; more helps SSDs and RAID, not one HDD").Value(&s.aio).Validate(positive(1, 64)),
+		huh.NewInput().Title("Hashing threads").Description("pieces SHA-1 checked at once; at most the number of cores").Value(&s.hash).Validate(positive(1, 64)),
+		huh.NewInput().Title("Cache size, MiB").Description("piece data held in memory; bigger absorbs slow disks").Value(&s.cache).Validate(positive(16, 65536)),
+		huh.NewInput().Title("BitTorrent listen port").Description("peers connect here; open it in firewalls").Value(&s.port).Validate(positive(1, 65535)),
+	))
+}
+
+func (s *Settings) Init() tea.Cmd { return s.form.Init() }
+
+func (s *Settings) Update(msg tea.Msg) (Screen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		if key.Matches(msg, s.c.Keys.Back) {
+			return s, func() tea.Msg { return backToMenuMsg{} }
+		}
+		if s.saved != "" && key.Matches(msg, s.c.Keys.Enter) {
+			return s, func() tea.Msg { return backToMenuMsg{} }
+		}
+	case formDoneMsg:
+		if msg.id == s.formID {
+			return s, s.save()
+		}
+		return s, nil
+	}
+	_, cmd := s.form.Update(msg)
+	return s, cmd
+}
+
+func (s *Settings) save() tea.Cmd {
+	atoi := func(x string) int { n, _ := strconv.Atoi(x); return n }
+	s.cfg.Theme = s.theme
+	s.cfg.AIOThreads, s.cfg.HashingThreads, s.cfg.CacheSizeMiB, s.cfg.ListenPort = atoi(s.aio), atoi(s.hash), atoi(s.cache), atoi(s.port)
+	s.c.Styles = themes.MustLoad(s.theme, themes.FromEnviron())
+	s.deps.Tuning = s.cfg.Apply(s.deps.Tuning)
+	s.deps.Tuning.ListenAddr = fmt.Sprintf("0.0.0.0:%d", s.cfg.ListenPort)
+	path := s.deps.ConfigPath
+	if path == "" {
+		s.saved = "in effect for this session (no config file)"
+		return nil
+	}
+	if err := s.cfg.Save(path); err != nil {
+		return showError("Could not save the settings", err, "They apply to this session only.", nil)
+	}
+	s.saved = "saved to " + path
+	return nil
+}
+
+func (s *Settings) View() string {
+	if s.saved == "" {
+		return formScreen(s.c, "settings", s.form)
+	}
+	c, st := s.c, s.c.Styles
+	t := s.deps.Tuning
+	lines := []string{c.titleBar("settings", ""), "", "  " + st.Good.Render("Settings "+s.saved+"."), "",
+		"  " + st.Text.Render("theme "+s.cfg.Theme+": this screen is drawn with it"),
+		"  " + st.Text.Render(fmt.Sprintf("every seed and deploy from now on: %d disk threads, %d hashing threads,", t.AIOThreads, t.HashingThreads)),
+		"  " + st.Text.Render(fmt.Sprintf("%d MiB of piece cache, peers on port %d", t.CacheSizeMiB, s.cfg.ListenPort)),
+	}
+	for len(lines) < c.Height-1 {
+		lines = append(lines, "")
+	}
+	return c.screen(append(lines[:c.Height-1], " "+st.HelpKey.Render("enter")+st.HelpDesc.Render(" back to the menu")))
+}
