@@ -81,6 +81,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 		return nil, err
 	}
 	j.resume = state
+	st.log.Store(j.log)
 	if warn != "" {
 		j.log.Warn(warn)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type extentStorage struct {
 	stopFlush    chan struct{}
 	flushDone    chan struct{}
 	flushErr     atomic.Pointer[error]
+	log          atomic.Pointer[slog.Logger]
 }
 
 func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool) *extentStorage {
@@ -67,6 +69,9 @@ func (s *extentStorage) flushLoop() {
 		case <-t.C:
 			if err := s.flush(); err != nil {
 				s.flushErr.Store(&err)
+				if l := s.log.Load(); l != nil {
+					l.Error("recording progress failed", "err", err)
+				}
 			}
 		}
 	}
