@@ -79,15 +79,15 @@ func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
 
 // Model is the root: it owns the shared state and routes to one screen.
 type Model struct {
-	c        *Common
-	deps     *Deps
-	cfg      *Config
-	menu     *Menu
-	cur      Screen
-	askQuit  bool // Ctrl-C pressed while work runs
-	serve    ServeValues
-	build    BuildValues
-	capture  CaptureValues
+	c       *Common
+	deps    *Deps
+	cfg     *Config
+	menu    *Menu
+	cur     Screen
+	askQuit bool // Ctrl-C pressed while work runs
+	serve   ServeValues
+	build   BuildValues
+	capture CaptureValues
 }
 
 // New builds the wizard at its main menu.

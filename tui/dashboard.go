@@ -100,11 +100,11 @@ const (
 
 // Dashboard is the live view of a seed or deploy.
 type Dashboard struct {
-	c     *Common
-	id    int
-	role  engine.Role
-	label string // "deploy sda1 -> /dev/sdb1"
-	job   JobControl
+	c      *Common
+	id     int
+	role   engine.Role
+	label  string // "deploy sda1 -> /dev/sdb1"
+	job    JobControl
 	snaps  *engine.Latest[engine.Snapshot] // nil in tests
 	events <-chan engine.Event
 	done   <-chan struct{}

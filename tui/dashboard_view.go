@@ -269,7 +269,7 @@ func (d *Dashboard) View() string {
 			lw := w - fw - pw
 			row = append(row,
 				c.box("Fleet", d.window(paneFleet, d.fleetLines(fw-2), rest-2, true, false), fw, rest, focused(paneFleet)),
-				c.box("Pieces", d.pm.view(c, pw-2, rest-2), pw, rest, focused(panePieces)),
+				d.piecesBox(pw, rest, focused(panePieces)),
 				c.box("Log", d.window(paneLog, d.logLines(), rest-2, false, true), lw, rest, focused(paneLog)))
 		} else {
 			fw := w / 2
@@ -280,12 +280,22 @@ func (d *Dashboard) View() string {
 	} else {
 		pw := w / 2
 		row = append(row,
-			c.box("Pieces", d.pm.view(c, pw-2, rest-2), pw, rest, focused(panePieces)),
+			d.piecesBox(pw, rest, focused(panePieces)),
 			c.box("Log", d.window(paneLog, d.logLines(), rest-2, false, true), w-pw, rest, focused(paneLog)))
 	}
 	lines = append(lines, joinH(row...)...)
 	lines = append(lines, foot...)
 	return c.screen(lines)
+}
+
+// piecesBox draws the map; its title says how many pieces a cell holds.
+func (d *Dashboard) piecesBox(w, h int, focused bool) []string {
+	lines := d.pm.view(d.c, w-2, h-2)
+	title := "Pieces"
+	if d.pm.per > 1 {
+		title = fmt.Sprintf("Pieces, 1 cell = %d", d.pm.per)
+	}
+	return d.c.box(title, lines, w, h, focused)
 }
 
 func (d *Dashboard) footer() []string {

@@ -287,7 +287,7 @@ type BusyScreen struct {
 	what string
 }
 
-func (b *BusyScreen) Init() tea.Cmd                     { return nil }
+func (b *BusyScreen) Init() tea.Cmd                    { return nil }
 func (b *BusyScreen) Update(tea.Msg) (Screen, tea.Cmd) { return b, nil }
 func (b *BusyScreen) View() string {
 	st := b.c.Styles

@@ -398,7 +398,9 @@ func (f *DeployFlow) View() string {
 func (f *DeployFlow) summary() []string {
 	st := f.c.Styles
 	t := f.target
-	row := func(k, v string) string { return "   " + st.Muted.Render(fmt.Sprintf("%-9s", k)) + " " + st.Text.Render(v) }
+	row := func(k, v string) string {
+		return "   " + st.Muted.Render(fmt.Sprintf("%-9s", k)) + " " + st.Text.Render(v)
+	}
 	ih := f.sum.InfoHash
 	lines := []string{
 		"  " + st.Heading.Render("Summary"),
@@ -424,5 +426,3 @@ func prefixed(p, s string) string {
 	}
 	return p + s
 }
-
-

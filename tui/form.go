@@ -47,4 +47,3 @@ func huhTheme(st themes.Styles) *huh.Theme {
 	}
 	return t
 }
-

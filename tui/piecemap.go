@@ -1,8 +1,7 @@
 package tui
 
 import (
-	"fmt"
-	"strings"
+		"strings"
 
 	"ezio/engine"
 )
@@ -11,10 +10,11 @@ import (
 // It keeps the rendered lines and redraws only when the pieces or the size
 // change, so a repaint at 4 Hz costs a slice copy, not a re-render.
 type pieceMap struct {
-	pieces []engine.PieceState
-	w, h   int
-	lines  []string
+	pieces  []engine.PieceState
+	w, h    int
+	lines   []string
 	renders int // how many times the grid was drawn (tests check the cache)
+	per     int // pieces per cell in the last render
 }
 
 // set stores new piece states; it reports whether they differ.
@@ -91,6 +91,7 @@ func (p *pieceMap) view(c *Common, w, h int) []string {
 		return lines
 	}
 	per := perCell(n, w, gh)
+	p.per = per
 	cells := (n + per - 1) / per
 	var row strings.Builder
 	run, runState := 0, engine.PieceState(255)
@@ -116,15 +117,14 @@ func (p *pieceMap) view(c *Common, w, h int) []string {
 		}
 	}
 	g := st.Glyphs.Pieces
-	scale := "1 cell = 1 piece"
-	if per > 1 {
-		scale = fmt.Sprintf("1 cell = %d pieces", per)
+	words := [5]string{"missing", "getting", "hashing", "done", "failed"}
+	if w < 56 {
+		words = [5]string{"none", "get", "hash", "done", "fail"}
 	}
-	legend := st.Pieces[3].Render(g[3]) + st.Muted.Render(" done ") +
-		st.Pieces[1].Render(g[1]) + st.Muted.Render(" getting ") +
-		st.Pieces[2].Render(g[2]) + st.Muted.Render(" hashing ") +
-		st.Pieces[4].Render(g[4]) + st.Muted.Render(" failed ") +
-		st.Pieces[0].Render(g[0]) + st.Muted.Render(" missing  "+scale)
+	var legend string
+	for _, i := range []int{3, 1, 2, 4, 0} {
+		legend += st.Pieces[i].Render(g[i]) + st.Muted.Render(" "+words[i]+" ")
+	}
 	for len(lines) < gh {
 		lines = append(lines, "")
 	}

@@ -1,8 +1,8 @@
 package tui
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -93,7 +93,9 @@ func (r *Result) headline() string {
 func (r *Result) View() string {
 	c, st := r.c, r.c.Styles
 	lines := []string{c.titleBar("result "+r.Label, ""), "", " " + r.headline(), ""}
-	row := func(k, v string) string { return fmt.Sprintf("   %s %s", st.Muted.Render(fmt.Sprintf("%-14s", k)), st.Text.Render(v)) }
+	row := func(k, v string) string {
+		return fmt.Sprintf("   %s %s", st.Muted.Render(fmt.Sprintf("%-14s", k)), st.Text.Render(v))
+	}
 	avg := "--"
 	if r.Elapsed > 0 {
 		avg = format.Rate(float64(r.Moved) / r.Elapsed.Seconds())
