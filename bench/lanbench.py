@@ -244,18 +244,26 @@ def sha1_file(path):
 # ---------------------------------------------------------------- methods
 
 class Ctx:
-    def __init__(self, a, img, work, n, rate, run):
+    def __init__(self, a, img, work, n, rate, run, piece):
         self.a, self.img, self.work, self.n, self.rate, self.run = a, img, work, n, rate, run
+        self.piece = piece
         # expected time of one copy at line rate (goodput ~95%)
         self.fb_expected = img.bytes * 8 / (rate * 1e6 * 0.95) if rate else 10.0
         self.timeout = max(10 * self.fb_expected, 3 * n * self.fb_expected) + 30
         self.torrents = {}
 
     def dir(self, method):
-        d = os.path.join(self.work, "%s-n%d-r%d" % (method, self.n, self.run))
+        """Data dir on tmpfs (removed after the method) and a log dir kept in bench/out."""
+        tag = "%s-r%d-n%d-p%d-run%d" % (method, self.rate, self.n, self.piece, self.run)
+        d = os.path.join(self.work, tag)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
+        self.logs = os.path.join(self.a.outdir, "logs", tag)
+        os.makedirs(self.logs, exist_ok=True)
         return d
+
+    def log(self, name):
+        return os.path.join(self.logs, name)
 
 
 class Measure:
@@ -290,13 +298,13 @@ def m_unicast(c):
         for i in range(1, c.n + 1):
             srv = Proc(0, ["socat", "-u", "OPEN:%s" % c.img.concat,
                            "TCP-LISTEN:%d,reuseaddr,bind=%s" % (TCP_PORT, ip_of(0))],
-                       os.path.join(d, "srv%d.log" % i))
+                       c.log("srv%d.log" % i))
             if not wait_listen(0, TCP_PORT):
                 srv.stop(); raise RuntimeError("socat server did not listen")
             out = os.path.join(d, "h%d.img" % i)
             t0 = time.time()
             cl = Proc(i, ["socat", "-u", "TCP:%s:%d" % (ip_of(0), TCP_PORT), "CREATE:%s" % out],
-                      os.path.join(d, "cl%d.log" % i))
+                      c.log("cl%d.log" % i))
             ok = wait_all([cl], lambda p: p.rc is not None, t0 + max(10 * c.fb_expected, 60))
             times.append(time.time() - t0 if ok else None)
             cl.stop(); srv.stop(grace=3)
@@ -322,7 +330,7 @@ def m_multicast(c):
     for i in range(1, c.n + 1):
         recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
                              "--file", os.path.join(d, "h%d.img" % i)],
-                         os.path.join(d, "h%d.log" % i)))
+                         c.log("h%d.log" % i)))
     time.sleep(0.5)
     with Measure() as m:
         t0 = time.time()
@@ -330,7 +338,7 @@ def m_multicast(c):
                 "--min-receivers", str(c.n), "--max-wait", "30"]
         if c.a.mcast_bitrate and c.rate:
             args += ["--max-bitrate", "%dm" % int(c.rate * c.a.mcast_bitrate)]
-        snd = Proc(0, args, os.path.join(d, "sender.log"))
+        snd = Proc(0, args, c.log("sender.log"))
         ok = wait_all(recv + [snd], lambda p: p.rc is not None, t0 + c.timeout)
         t = max(p.t_exit for p in recv) - t0 if ok else None
     for p in recv + [snd]:
@@ -352,7 +360,7 @@ def m_libtorrent(c):
     d = c.dir("libtorrent")
     tor = c.torrents["libtorrent"]
     seeder = Proc(0, [PY, LT_NODE, "seed", tor, c.img.dir, "--listen", "%s:%d" % (ip_of(0), BT_PORT)],
-                  os.path.join(d, "seeder.log"))
+                  c.log("seeder.log"))
     if not wait_all([seeder], lambda p: any(j.get("ev") == "listening" for _, j in p.json_lines()) or p.rc is not None,
                     time.time() + 30) or seeder.rc is not None:
         seeder.stop(); raise RuntimeError("libtorrent seeder did not start: see %s" % seeder.logpath)
@@ -367,7 +375,7 @@ def m_libtorrent(c):
                     peers += ["--peer", "%s:%d" % (ip_of(j), BT_PORT)]
             clients.append(Proc(i, [PY, LT_NODE, "get", tor, save, "--listen", "%s:%d" % (ip_of(i), BT_PORT),
                                     "--timeout", str(int(c.timeout + 30))] + peers,
-                                os.path.join(d, "h%d.log" % i)))
+                                c.log("h%d.log" % i)))
 
         def done_t(p):
             for _, j in p.json_lines():
@@ -397,14 +405,14 @@ def m_ezio(c):
     a = c.a
     d = c.dir("ezio")
     tor = c.torrents["ezio"]
-    seeder = Proc(0, [a.ezio, "seed", tor, c.img.extdir, "--listen", "%s:%d" % (ip_of(0), BT_PORT),
+    seeder = Proc(0, [a.ezio, "seed", tor, c.img.extdir, "--json", "--listen", "%s:%d" % (ip_of(0), BT_PORT),
                       "--tracker-listen", "%s:%d" % (ip_of(0), TRACKER_PORT)],
-                  os.path.join(d, "seeder.log"))
+                  c.log("seeder.log"))
     if not (wait_listen(0, BT_PORT) and wait_listen(0, TRACKER_PORT)) or seeder.poll() is not None:
         seeder.stop(); raise RuntimeError("ezio seeder did not start: see %s" % seeder.logpath)
     src = tor
     if a.ezio_src == "url":
-        src = "http://%s:%d/torrents/%s" % (ip_of(0), TRACKER_PORT, a.ezio_url_name or os.path.basename(tor))
+        src = "http://%s:%d/torrents/%s" % (ip_of(0), TRACKER_PORT, a.ezio_url_name or c.img.name + ".torrent")
     clients = []
     targets = []
     for i in range(1, c.n + 1):
@@ -430,7 +438,7 @@ def m_ezio(c):
                 extra += x.split()
             clients.append(Proc(i, [a.ezio, "deploy", src, targets[i - 1], "--yes", "--json",
                                     "--seed-after", a.ezio_seed_after] + extra,
-                                os.path.join(d, "h%d.log" % i)))
+                                c.log("h%d.log" % i)))
         ok = wait_all(clients, lambda p: done_t(p) is not None or p.rc is not None, t0 + c.timeout)
         ok = ok and all(done_t(p) is not None for p in clients)
         t = max(done_t(p) for p in clients) - t0 if ok else None
@@ -453,14 +461,7 @@ def m_ezio(c):
             if e:
                 errs.append("h%d: %s" % (i + 1, e))
     hash_fail = sum(max([j.get("hash_failures", 0) for _, j in p.json_lines()] or [0]) for p in clients)
-    if errs:
-        keep = d + ".failed"
-        shutil.rmtree(keep, ignore_errors=True)
-        for tgt in targets:
-            os.unlink(tgt)
-        os.rename(d, keep)                   # logs kept for a look
-    else:
-        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(d, ignore_errors=True)
     return m.result(ok=not errs, errors=errs, time_s=round(t, 2) if t and not errs else None,
                     seeder_payload_bytes=up, hash_failures=hash_fail,
                     client_rcs=[p.rc for p in clients], **proc_stats(seeder, clients))
@@ -598,11 +599,11 @@ def netlab(*args):
 def ezio_version(a):
     if not a.ezio:
         return "ezio: not built"
-    r = subprocess.run([a.ezio, "version"], capture_output=True, text=True)
+    r = subprocess.run([a.ezio, "--version"], capture_output=True, text=True)
     v = (r.stdout or r.stderr).strip().splitlines()
     commit = subprocess.run(["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    return "ezio %s (checkout %s)" % (v[0] if r.returncode == 0 and v else "", commit)
+    return "%s (checkout %s)" % (v[0] if r.returncode == 0 and v else "ezio", commit)
 
 
 def main():
@@ -611,7 +612,7 @@ def main():
     ap.add_argument("--rates", default="100", help="link rates in Mbit/s, comma separated (0 = unshaped)")
     ap.add_argument("--clients", default="1,2,4,8")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--piece-mib", default="1,16", help="piece sizes in MiB, comma separated")
+    ap.add_argument("--piece-mib", default="1", help="piece sizes in MiB, comma separated (e.g. 1,16)")
     ap.add_argument("--methods", default="unicast,ezio,libtorrent,multicast")
     ap.add_argument("--image-mib", type=int, default=256, help="used data in the ext4 image")
     ap.add_argument("--work", default="/dev/shm/ezio-bench")
@@ -644,7 +645,7 @@ def main():
     img = Image(imgdir)
     log("image: %d bytes in %d extents (device %d bytes)" % (img.bytes, len(img.extents), img.device_bytes))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(HERE, "out", stamp)
+    outdir = a.outdir = os.path.join(HERE, "out", stamp)
     os.makedirs(outdir, exist_ok=True)
     work = os.path.join(a.work, "run")
     shutil.rmtree(work, ignore_errors=True)
@@ -662,7 +663,7 @@ def main():
                     order = methods[run % len(methods):] + methods[:run % len(methods)]
                     for piece in pieces:
                         r = dict(rate=rate, piece=piece, n=n, run=run, load=os.getloadavg()[0])
-                        c = Ctx(a, img, work, n, rate, run)
+                        c = Ctx(a, img, work, n, rate, run, piece)
                         c.torrents = torrents[piece]
                         for mth in order:
                             if mth in ("unicast", "multicast") and piece != pieces[0]:
@@ -706,7 +707,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text)
     if a.md:
-        key = a.md_key or ("%s-%s" % (a.mode, a.rates.replace(",", "+")))
+        key = a.md_key or ("%s-%smbit-%smib" % (a.mode, a.rates.replace(",", "+"), a.piece_mib.replace(",", "+")))
         write_md(a.md, key, text)
         log("wrote section %s into %s" % (key, a.md))
     return 0
