@@ -415,8 +415,11 @@ func (f *DeployFlow) summary() []string {
 			was += " \"" + t.label + "\""
 		}
 	}
-	lines = append(lines, "   "+st.Warn.Render(fmt.Sprintf("%s: the image's extents, up to byte %d (%s), will be overwritten;", t.path, f.sum.HighestEnd, format.Bytes(f.sum.HighestEnd))))
-	lines = append(lines, "   "+st.Warn.Render(was+" is replaced by the image."))
+	warn := fmt.Sprintf("%s will be overwritten: the image's extents, up to byte %d (%s); %s is replaced by the image.",
+		t.path, f.sum.HighestEnd, format.Bytes(f.sum.HighestEnd), was)
+	for _, l := range wrap(warn, f.c.Width-4) {
+		lines = append(lines, "   "+st.Warn.Render(l))
+	}
 	return lines
 }
 

@@ -132,15 +132,15 @@ func keys(s string) []tea.Msg {
 }
 
 var (
-	enter    = tea.KeyMsg{Type: tea.KeyEnter}
-	esc      = tea.KeyMsg{Type: tea.KeyEsc}
-	down     = tea.KeyMsg{Type: tea.KeyDown}
-	up       = tea.KeyMsg{Type: tea.KeyUp}
-	tab      = tea.KeyMsg{Type: tea.KeyTab}
-	ctrlC    = tea.KeyMsg{Type: tea.KeyCtrlC}
-	t0       = time.Date(2025, 3, 14, 2, 0, 0, 0, time.UTC)
-	bg       = context.Background()
-	_        = engine.PhaseDone
+	enter = tea.KeyMsg{Type: tea.KeyEnter}
+	esc   = tea.KeyMsg{Type: tea.KeyEsc}
+	down  = tea.KeyMsg{Type: tea.KeyDown}
+	up    = tea.KeyMsg{Type: tea.KeyUp}
+	tab   = tea.KeyMsg{Type: tea.KeyTab}
+	ctrlC = tea.KeyMsg{Type: tea.KeyCtrlC}
+	t0    = time.Date(2025, 3, 14, 2, 0, 0, 0, time.UTC)
+	bg    = context.Background()
+	_     = engine.PhaseDone
 )
 
 func key1(s string) tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)} }

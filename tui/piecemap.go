@@ -1,7 +1,7 @@
 package tui
 
 import (
-		"strings"
+	"strings"
 
 	"ezio/engine"
 )

@@ -100,10 +100,10 @@ func (t *TargetTable) View(h int) []string {
 	st := t.c.Styles
 	w := t.c.Width
 	// NAME SIZE MODEL FS MOUNTED; the problem column takes what is left.
-	fixed := 2 + 12 + 10 + 1 + 14 + 1 + 6 + 1 + 12 + 1
+	fixed := 2 + 12 + 10 + 1 + 10 + 1 + 6 + 1 + 12 + 1
 	pw := max(10, w-fixed-1)
 	row := func(cur, name, size, model, fs, mount, problem string) string {
-		return fmt.Sprintf("%s%-12s%10s %-14.14s %-6.6s %-12.12s %s", cur, name, size, model, fs, mount, problem)
+		return fmt.Sprintf("%s%-12s%10s %-10.10s %-6.6s %-12.12s %s", cur, name, size, model, fs, mount, problem)
 	}
 	lines := []string{st.Muted.Render(row("  ", "NAME", "SIZE", "MODEL", "FS", "MOUNTED", "CANNOT BE USED BECAUSE"))}
 	if len(t.rows) == 0 {
