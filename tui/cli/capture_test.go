@@ -1083,7 +1083,7 @@ func TestCaptureFromPartcloneErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.SplitAfter(string(good), "\n")
+	lines := strings.SplitAfter(strings.TrimSuffix(string(good), "\n"), "\n")
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
@@ -1100,7 +1100,7 @@ func TestCaptureFromPartcloneErrors(t *testing.T) {
 		{"garbled", strings.Join(garbled, ""), "line 5"},
 		{"not-key-value", strings.Join(lines[:3], "") + "hello\n" + strings.Join(lines[3:], ""), "line 4"},
 		{"no-sha1", strings.Join(lines[:len(lines)-1], ""), "0 sha1 hashes"},
-		{"cut-after-offset", strings.Join(lines[:5], "") + "offset: 0000000000000000000000000000ffff\n", "line 6"},
+		{"cut-after-offset", strings.Join(lines[:4], "") + "offset: 0000000000000000000000000000ffff\n", "line 5: offset: without a length: (file ends)"},
 		{"empty", "", "no block_size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
