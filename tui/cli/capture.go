@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,7 +42,8 @@ type CaptureManifest struct {
 	PartcloneVersion string   `json:"partclone_version"`
 	BlockSize        int64    `json:"block_size"`
 	BlocksTotal      int64    `json:"blocks_total"`
-	DeviceSize       int64    `json:"device_size"`
+	DeviceSize       int64    `json:"device_size"`     // bytes of SOURCE
+	FilesystemSize   int64    `json:"filesystem_size"` // block_size * blocks_total, as partclone saw it
 	UsedBytes        int64    `json:"used_bytes"`
 	Extents          int      `json:"extents"`
 	Pieces           int      `json:"pieces"`
@@ -365,7 +367,7 @@ func (c *captureRun) capture(ctx context.Context) (_ *captureResult, err error) 
 	m := &CaptureManifest{
 		Name: c.name, Mode: ModeImage, SourceDevice: c.source, Filesystem: res.FSType,
 		Program: res.Program, Fallback: res.Fallback, PartcloneVersion: version,
-		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: res.Info.DeviceSize(),
+		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: deviceSize(c.source), FilesystemSize: res.Info.DeviceSize(),
 		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
 		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.torrent), TorrentInfo: filepath.Base(p.info),
 		ImageDir: filepath.Base(p.imageDir), SeedFrom: filepath.Base(p.imageDir), Trackers: sum.Trackers,
@@ -482,6 +484,20 @@ func torrentFromInfo(info *partclone.Info, name string, trackers []string) (*met
 		return nil, nil, fmt.Errorf("%d sha1 hashes for %d pieces (%d bytes): %s does not match its extents", len(info.Hashes), l.NumPieces, l.Total, partclone.InfoFileName)
 	}
 	return mi, sum, nil
+}
+
+// deviceSize is the size of a block device or file, -1 if unknown.
+func deviceSize(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	n, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // writeFileAtomic writes data to a temporary file beside path, flushes it
