@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,7 +63,15 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	return deps, cfg, theme, cleanup, nil
 }
 
+// hangupContext also ends on SIGHUP (a closed SSH session or tmux
+// window), so running jobs stop cleanly and the demo removes its files.
+func hangupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGHUP)
+}
+
 func runWizard(ctx context.Context, a *App) error {
+	ctx, stop := hangupContext(ctx)
+	defer stop()
 	deps, cfg, theme, cleanup, err := wizardSetup(ctx, a)
 	if err != nil {
 		return err
@@ -115,7 +125,8 @@ outside the temporary directory is written, and it is removed on exit.`,
 			if err != nil {
 				return refused(err)
 			}
-			ctx := cmd.Context()
+			ctx, stop := hangupContext(cmd.Context())
+			defer stop()
 			deps, cfg, theme, cleanup, err := wizardSetup(ctx, a)
 			if err != nil {
 				return err

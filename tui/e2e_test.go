@@ -1,0 +1,330 @@
+package tui
+
+// End-to-end tests: the built binary in a detached tmux session at 80x24
+// with TERM=linux, driven with send-keys and read with capture-pane.
+// They need tmux (and root for the loop devices): outside CI they skip
+// with the reason; with CI=true a missing prerequisite fails.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func need(t *testing.T, root bool, tools ...string) {
+	t.Helper()
+	var missing []string
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	reason := ""
+	switch {
+	case len(missing) > 0:
+		reason = "needs " + strings.Join(missing, ", ")
+	case root && os.Geteuid() != 0:
+		reason = "needs root (loop devices)"
+	case testing.Short():
+		reason = "end-to-end test skipped in -short mode"
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(reason)
+	}
+	t.Skip(reason)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// ezioBinary builds the binary once for all end-to-end tests.
+func ezioBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ezio-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ezio")
+		out, err := exec.Command("go", "build", "-o", binPath, "ezio").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// tmuxSession is one detached session this test created.
+type tmuxSession struct {
+	t    *testing.T
+	name string
+}
+
+var sessionSeq int
+
+func startTmux(t *testing.T, home string, args ...string) *tmuxSession {
+	t.Helper()
+	sessionSeq++
+	name := fmt.Sprintf("ezio-e2e-%d-%d", os.Getpid(), sessionSeq)
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	// The pane stays after the program exits so its last screen can be read.
+	cmdline := fmt.Sprintf("env TERM=linux HOME='%s' XDG_CONFIG_HOME='%s/.config' XDG_CACHE_HOME='%s/.cache' %s; sleep 600",
+		home, home, home, strings.Join(quoted, " "))
+	out, err := exec.Command("tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", cmdline).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	s := &tmuxSession{t: t, name: name}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last screen of %s:\n%s", name, s.capture())
+		}
+		exec.Command("tmux", "kill-session", "-t", "="+name).Run()
+	})
+	return s
+}
+
+func (s *tmuxSession) capture() string {
+	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", s.name).Output()
+	return string(out)
+}
+
+// send types keys: tmux key names ("Enter", "Down", "Escape") or text.
+func (s *tmuxSession) send(keys ...string) {
+	s.t.Helper()
+	args := append([]string{"send-keys", "-t", s.name}, keys...)
+	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		s.t.Fatalf("tmux send-keys %v: %v\n%s", keys, err, out)
+	}
+}
+
+func (s *tmuxSession) sendText(text string) {
+	s.t.Helper()
+	if out, err := exec.Command("tmux", "send-keys", "-t", s.name, "-l", text).CombinedOutput(); err != nil {
+		s.t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+}
+
+// waitFor polls the screen until ok accepts it, or fails at the deadline.
+func (s *tmuxSession) waitFor(what string, timeout time.Duration, ok func(screen string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		scr := s.capture()
+		if ok(scr) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s; screen:\n%s", timeout, what, scr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (s *tmuxSession) waitText(text string, timeout time.Duration) string {
+	s.t.Helper()
+	return s.waitFor(fmt.Sprintf("%q", text), timeout, func(scr string) bool { return strings.Contains(scr, text) })
+}
+
+var fleetPct = regexp.MustCompile(`fleet [#-]+\s+(\d+)%`)
+
+func TestE2EDemo(t *testing.T) {
+	need(t, false, "tmux", "go")
+	bin := ezioBinary(t)
+	home := t.TempDir()
+	s := startTmux(t, home, bin, "demo", "--clients", "3", "--size", "256MiB", "--stagger", "3s")
+	s.waitText("fleet", 90*time.Second)
+	// Peers: the clients connect to the seeder.
+	s.waitFor("a client in the peers table", 60*time.Second, func(scr string) bool {
+		return regexp.MustCompile(`\|127\.0\.0\.1:\d+\s+ezio`).MatchString(scr)
+	})
+	// The fleet's progress bar moves.
+	seen := map[string]bool{}
+	var dashboard string
+	s.waitFor("the progress bar to move", 90*time.Second, func(scr string) bool {
+		if m := fleetPct.FindStringSubmatch(scr); m != nil {
+			if !seen[m[1]] && len(seen) > 0 {
+				dashboard = scr
+			}
+			seen[m[1]] = true
+		}
+		return len(seen) >= 2 || strings.Contains(scr, "Completed")
+	})
+	if len(seen) < 2 {
+		t.Errorf("the progress bar never moved: saw %v", seen)
+	}
+	for _, l := range strings.Split(dashboard, "\n") {
+		if len([]rune(l)) > 80 {
+			t.Errorf("line wider than 80: %q", l)
+		}
+	}
+	if out := os.Getenv("EZIO_DASHBOARD_OUT"); out != "" && dashboard != "" {
+		os.WriteFile(out, []byte(dashboard), 0o644)
+	}
+	scr := s.waitText("Completed", 120*time.Second)
+	for _, want := range []string{"3 of 3 clients done", "Contribution per peer", "127.0.0.1:"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("result lacks %q:\n%s", want, scr)
+		}
+	}
+	// Back to the menu, and quit: the demo removes its files.
+	s.send("Enter")
+	s.waitText("What do you want to do?", 10*time.Second)
+	s.send("q")
+}
+
+// loopDevice attaches a loop device to a new file of size bytes; cleanup
+// detaches exactly that device.
+func loopDevice(t *testing.T, size int64) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f, size); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v\n%s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	return dev
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// selectRow moves the target table's cursor (">" on the console) to dev.
+func selectRow(s *tmuxSession, dev string) {
+	s.t.Helper()
+	name := filepath.Base(dev)
+	re := regexp.MustCompile(`(?m)^> ` + regexp.QuoteMeta(name) + `\s`)
+	for range 200 {
+		if re.MatchString(s.capture()) {
+			return
+		}
+		s.send("Down")
+		time.Sleep(80 * time.Millisecond)
+	}
+	s.t.Fatalf("could not put the cursor on %s:\n%s", name, s.capture())
+}
+
+func TestE2EDeployLoopDevices(t *testing.T) {
+	need(t, true, "tmux", "go", "losetup", "mkfs.ext4", "mount", "umount")
+	bin := ezioBinary(t)
+	work := t.TempDir()
+
+	// An image of two extents at unaligned offsets, and its torrent.
+	img := filepath.Join(work, "img")
+	os.Mkdir(img, 0o755)
+	extents := map[int64][]byte{0x100000 + 512: make([]byte, 5<<20+333), 0x900000: make([]byte, 3<<20)}
+	for off, data := range extents {
+		rand.Read(data)
+		if err := os.WriteFile(filepath.Join(img, fmt.Sprintf("%032x", off)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tor := filepath.Join(work, "e2e.torrent")
+	if out, err := exec.Command(bin, "torrent", "create", img, "-o", tor, "--name", "e2e", "--piece-length", "1MiB").CombinedOutput(); err != nil {
+		t.Fatalf("torrent create: %v\n%s", err, out)
+	}
+	trackerPort, peerPort := freePort(t), freePort(t)
+	seed := exec.Command(bin, "seed", tor, img, "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", trackerPort),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", peerPort), "--log-file", filepath.Join(work, "seed.log"))
+	if err := seed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seed.Process.Kill(); seed.Wait() })
+
+	// A mounted device (must be refused) and a free one (the target).
+	mounted := loopDevice(t, 64<<20)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", mounted).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", mounted, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	target := loopDevice(t, 32<<20)
+
+	s := startTmux(t, work, bin, "--log-file", filepath.Join(work, "wizard.log"), "--listen", "127.0.0.1:0")
+	s.waitText("What do you want to do?", 30*time.Second)
+	s.send("d")
+	s.waitText("Where is the image?", 10*time.Second)
+	s.sendText(fmt.Sprintf("127.0.0.1:%d", trackerPort))
+	s.send("Enter")
+	s.waitText("Which image?", 20*time.Second)
+	s.send("Enter")
+	s.waitText("Which disk or partition", 30*time.Second)
+
+	// The mounted device is listed with its reason, and refused when chosen.
+	selectRow(s, mounted)
+	s.send("Enter")
+	scr := s.waitText("Refused: "+mounted, 10*time.Second)
+	if !strings.Contains(scr, "mounted") {
+		t.Errorf("refusal does not say why:\n%s", scr)
+	}
+	s.send("Escape")
+	s.waitText("Which disk or partition", 10*time.Second)
+
+	// The free device: summary, typed confirmation, dashboard, result.
+	selectRow(s, target)
+	s.send("Enter")
+	s.waitText("Type "+filepath.Base(target), 20*time.Second)
+	s.sendText(filepath.Base(target))
+	s.send("Enter")
+	scr = s.waitText("Completed: every piece verified", 120*time.Second)
+	if !strings.Contains(scr, "127.0.0.1:") {
+		t.Errorf("result names no peer:\n%s", scr)
+	}
+	// The device holds the image at its offsets.
+	dev, err := os.Open(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	for off, data := range extents {
+		got := make([]byte, len(data))
+		if _, err := dev.ReadAt(got, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Errorf("extent at %#x differs on %s", off, target)
+		}
+	}
+	s.send("Enter")
+	s.waitText("What do you want to do?", 10*time.Second)
+	s.send("q")
+}
