@@ -123,8 +123,10 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 func (j *Job) runDeploy(ctx context.Context, o DeployOptions, kind TargetKind) {
 	stopSnap := make(chan struct{})
 	snapDone := make(chan struct{})
+	pickDone := make(chan struct{})
 	go func() { j.snapshotLoop(stopSnap); close(snapDone) }()
-	endSnap := func() { close(stopSnap); <-snapDone }
+	go func() { newPicker(j, o.Tuning.withDefaults()).run(stopSnap); close(pickDone) }()
+	endSnap := func() { close(stopSnap); <-snapDone; <-pickDone }
 
 	if o.Recheck {
 		j.setPhase(PhaseChecking)

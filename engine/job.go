@@ -250,6 +250,9 @@ func newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, tu T
 	if err != nil {
 		return nil, err
 	}
+	if role == RoleDeploy {
+		cfg.MaxUnverifiedBytes = unverifiedBudget(l, tu)
+	}
 	cfg.DefaultStorage = st
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {

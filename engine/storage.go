@@ -30,6 +30,7 @@ type extentStorage struct {
 
 	bytesWritten atomic.Int64
 	bytesRead    atomic.Int64
+	pieceReads   []atomic.Int64 // bytes read per piece (uploads and hashing)
 	stopFlush    chan struct{}
 	flushDone    chan struct{}
 	flushErr     atomic.Pointer[error]
@@ -39,10 +40,11 @@ type extentStorage struct {
 func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool) *extentStorage {
 	s := &extentStorage{
 		l: l, io: xio, seeder: seeder, state: state, recheck: recheck,
-		complete:  make([]bool, l.NumPieces),
-		known:     make([]bool, l.NumPieces),
-		stopFlush: make(chan struct{}),
-		flushDone: make(chan struct{}),
+		complete:   make([]bool, l.NumPieces),
+		known:      make([]bool, l.NumPieces),
+		pieceReads: make([]atomic.Int64, l.NumPieces),
+		stopFlush:  make(chan struct{}),
+		flushDone:  make(chan struct{}),
 	}
 	if seeder {
 		for i := range s.complete {
@@ -173,6 +175,7 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 	b = b[:min(int64(len(b)), p.n-off)]
 	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
 	p.s.bytesRead.Add(int64(n))
+	p.s.pieceReads[p.index].Add(int64(n))
 	return n, err
 }
 

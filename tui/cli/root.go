@@ -166,6 +166,23 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	for _, f := range registry {
 		root.AddCommand(f(a))
 	}
+	// Usage mistakes exit 2, like every other refusal.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return refused(err) })
+	var wrap func(*cobra.Command)
+	wrap = func(c *cobra.Command) {
+		if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return refused(fmt.Errorf("%w (see ezio %s --help)", err, cmd.Name()))
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			wrap(sub)
+		}
+	}
+	wrap(root)
 	return root
 }
 

@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/anacrolix/torrent/types"
+)
+
+// The library orders pieces by priority, then partial, then availability,
+// then piece index. Fresh clients therefore all chase the same pieces in
+// the same order and have nothing to trade with each other, while the
+// seeder sends the same piece several times. The picker steers each client
+// by raising the priority of a small, changing set of pieces:
+//
+//   - pieces that other clients already hold (rarest among them first),
+//     so that most bytes come from peers, not the seeder;
+//   - a few pieces nobody but a full seeder has, in an order random to each
+//     client, so that what the seeder sends is different for every client
+//     and is new to the swarm.
+//
+// Ties are broken by a per-client random rank, never by index.
+type picker struct {
+	j       *Job
+	rank    []int // random rank of each piece
+	boosted []bool
+	kPeer   int
+	kSeed   int
+}
+
+func newPicker(j *Job, tu Tuning) *picker {
+	n := j.layout.NumPieces
+	p := &picker{j: j, rank: rand.Perm(n), boosted: make([]bool, n)}
+	p.kPeer, p.kSeed = pickerSizes(j.layout, tu)
+	return p
+}
+
+// pickerSizes is how many pieces the picker keeps wanted from peers and
+// from the seeder.
+func pickerSizes(l *Layout, tu Tuning) (kPeer, kSeed int) {
+	budget := int((int64(tu.CacheSizeMiB) << 20) / l.PieceLength)
+	return clamp(budget/pickerPeerDiv, 2, 64), clamp(int((int64(pickerSeedMiB)<<20)/l.PieceLength), 1, 8)
+}
+
+// unverifiedBudget caps the bytes in flight so that only the picked pieces
+// are requested.
+func unverifiedBudget(l *Layout, tu Tuning) int64 {
+	if pickerDisabled {
+		return int64(tu.CacheSizeMiB) << 20
+	}
+	kp, ks := pickerSizes(l, tu)
+	return min(int64(tu.CacheSizeMiB)<<20, int64(kp+ks+2)*l.PieceLength)
+}
+
+func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
+
+var pickerDisabled = os.Getenv("EZIO_PICKER") == "off"
+
+// Tuning knobs for experiments with the benchmark; the defaults are the
+// best measured (docs/benchmarks.md).
+var (
+	pickerRarest  = os.Getenv("EZIO_PICKER_RAREST") != "0"
+	pickerSeedMiB = envIntDefault("EZIO_PICKER_SEED_MIB", 2)
+	pickerPeerDiv = envIntDefault("EZIO_PICKER_PEER_DIV", 2)
+)
+
+func envIntDefault(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return def
+}
+
+func (p *picker) run(stop <-chan struct{}) {
+	if pickerDisabled {
+		return
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p.update()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *picker) update() {
+	n := p.j.layout.NumPieces
+	t := p.j.t
+	// Who has what, among peers that are not complete seeders.
+	peerHave := make([]int, n)
+	for _, pc := range t.PeerConns() {
+		bm := pc.PeerPieces()
+		if int(bm.GetCardinality()) >= n {
+			continue
+		}
+		it := bm.Iterator()
+		for it.HasNext() {
+			i := int(it.Next())
+			if i < n {
+				peerHave[i]++
+			}
+		}
+	}
+	var fromPeers, fromSeed []int
+	want := make([]bool, n)
+	idx := 0
+	for _, r := range t.PieceStateRuns() {
+		for k := 0; k < r.Length; k++ {
+			i := idx + k
+			switch {
+			case r.Complete:
+			case r.Partial:
+				want[i] = true // finish what was started
+			case peerHave[i] > 0:
+				fromPeers = append(fromPeers, i)
+			default:
+				fromSeed = append(fromSeed, i)
+			}
+		}
+		idx += r.Length
+	}
+	sort.Slice(fromPeers, func(a, b int) bool {
+		x, y := fromPeers[a], fromPeers[b]
+		if pickerRarest && peerHave[x] != peerHave[y] {
+			return peerHave[x] < peerHave[y]
+		}
+		return p.rank[x] < p.rank[y]
+	})
+	sort.Slice(fromSeed, func(a, b int) bool { return p.rank[fromSeed[a]] < p.rank[fromSeed[b]] })
+	for _, i := range fromPeers[:min(len(fromPeers), p.kPeer)] {
+		want[i] = true
+	}
+	for _, i := range fromSeed[:min(len(fromSeed), p.kSeed)] {
+		want[i] = true
+	}
+	for i := range n {
+		if want[i] != p.boosted[i] {
+			prio := types.PiecePriorityNormal
+			if want[i] {
+				prio = types.PiecePriorityHigh
+			}
+			t.Piece(i).SetPriority(prio)
+			p.boosted[i] = want[i]
+		}
+	}
+}
