@@ -43,13 +43,13 @@ func NewMenu(c *Common, demo bool) *Menu {
 	items := []menuItem{
 		{choiceDeploy, "d", "Deploy this machine", "write an image from a server onto a disk here"},
 		{choiceServe, "s", "Serve an image", "seed an image to the machines on this LAN"},
-		{choiceCapture, "c", "Capture a partition", "save a partition with partclone and make its torrent"},
+		{choiceCapture, "c", "Capture a partition", "partclone a partition, then make its torrent"},
 		{choiceBuild, "b", "Build a torrent", "from an image file or an extent directory"},
 		{choiceDisks, "i", "Disks", "what is here, and what ezio may write to"},
 		{choiceSettings, "t", "Settings", "theme, threads, cache, listen port"},
 	}
 	if demo {
-		items = append(items, menuItem{choiceDemo, "m", "Demo", "watch a swarm at work on this machine (temporary files)"})
+		items = append(items, menuItem{choiceDemo, "m", "Demo", "watch a swarm on this machine (temp files)"})
 	}
 	items = append(items, menuItem{choiceQuit, "q", "Quit", ""})
 	return &Menu{c: c, items: items}

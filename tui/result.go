@@ -100,7 +100,11 @@ func (r *Result) View() string {
 	if r.Elapsed > 0 {
 		avg = format.Rate(float64(r.Moved) / r.Elapsed.Seconds())
 	}
-	lines = append(lines, row("time", format.Duration(r.Elapsed)))
+	el := format.Duration(r.Elapsed)
+	if r.Elapsed < 10*time.Second {
+		el = r.Elapsed.Round(100 * time.Millisecond).String()
+	}
+	lines = append(lines, row("time", el))
 	if r.Role == engine.RoleSeed {
 		lines = append(lines, row("sent", format.Bytes(r.Moved)), row("average rate", avg), row("fleet", r.Fleet))
 	} else {
@@ -123,7 +127,11 @@ func (r *Result) View() string {
 		lines = append(lines, st.Text.Render(fmt.Sprintf("   %-21s %-14s %11s %11s", p.addr, client, format.Bytes(p.down), format.Bytes(p.up))))
 	}
 	if len(r.Peers) == 0 {
-		lines = append(lines, st.Muted.Render("   no peer exchanged data"))
+		msg := "   no peer exchanged data"
+		if r.Moved > 0 {
+			msg = "   none sampled: the transfer ended before the first per-peer sample"
+		}
+		lines = append(lines, st.Muted.Render(msg))
 	}
 	for len(lines) < c.Height-1 {
 		lines = append(lines, "")
