@@ -270,12 +270,16 @@ func (d *Dashboard) apply(s engine.Snapshot) {
 	if d.role == engine.RoleSeed {
 		rate = s.UploadRate
 	}
+	// Within a second the newest sample follows the rate, so the line
+	// and its peak never lag the numbers beside them.
 	if d.sparkAt.IsZero() || s.Time.Sub(d.sparkAt) >= time.Second {
 		d.spark = append(d.spark, rate)
 		if len(d.spark) > sparkSeconds {
 			d.spark = d.spark[len(d.spark)-sparkSeconds:]
 		}
 		d.sparkAt = s.Time
+	} else {
+		d.spark[len(d.spark)-1] = rate
 	}
 	for _, p := range s.Peers {
 		c := d.contrib[p.Addr]
