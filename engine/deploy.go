@@ -74,7 +74,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 		return nil, fmt.Errorf("opening %s for writing: %w", o.Target, err)
 	}
 	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces)
-	st := newExtentStorage(l, xio, false, state, o.Recheck)
+	st := newExtentStorage(l, xio, false, state, o.Recheck, o.Tuning.withDefaults().AIOThreads)
 	j, err := newJob(RoleDeploy, o.Torrent, l, st, o.Tuning, o.Logger)
 	if err != nil {
 		st.Close()

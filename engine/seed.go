@@ -62,7 +62,7 @@ func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening source %s: %w", o.Source, err)
 	}
-	st := newExtentStorage(l, xio, true, nil, false)
+	st := newExtentStorage(l, xio, true, nil, false, o.Tuning.withDefaults().AIOThreads)
 	j, err := newJob(RoleSeed, o.Torrent, l, st, o.Tuning, o.Logger)
 	if err != nil {
 		st.Close()

@@ -35,11 +35,14 @@ type extentStorage struct {
 	flushDone    chan struct{}
 	flushErr     atomic.Pointer[error]
 	log          atomic.Pointer[slog.Logger]
+	// aio bounds the disk operations in flight (--aio-threads).
+	aio chan struct{}
 }
 
-func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool) *extentStorage {
+func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
 	s := &extentStorage{
-		l: l, io: xio, seeder: seeder, state: state, recheck: recheck,
+		aio: make(chan struct{}, max(1, aioThreads)),
+		l:   l, io: xio, seeder: seeder, state: state, recheck: recheck,
 		complete:   make([]bool, l.NumPieces),
 		known:      make([]bool, l.NumPieces),
 		pieceReads: make([]atomic.Int64, l.NumPieces),
@@ -173,7 +176,9 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	b = b[:min(int64(len(b)), p.n-off)]
+	p.s.aio <- struct{}{}
 	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
+	<-p.s.aio
 	p.s.bytesRead.Add(int64(n))
 	p.s.pieceReads[p.index].Add(int64(n))
 	return n, err
@@ -187,7 +192,9 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(b)) > p.n {
 		return 0, errOutsidePiece
 	}
+	p.s.aio <- struct{}{}
 	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
+	<-p.s.aio
 	p.s.bytesWritten.Add(int64(n))
 	return n, err
 }
