@@ -54,6 +54,8 @@ type Job struct {
 	downRate     ewma
 	upRate       ewma
 	peerLast     map[string]peerSample
+	lastPeers    []PeerSnapshot // peers at the last sample, for the final snapshot
+	closing      bool
 	pieceLast    []PieceState
 	hashFailures int
 	startDone    int64 // bytes already complete when the job began
@@ -479,6 +481,15 @@ func (j *Job) publish() {
 		}
 		return s.Peers[a].Addr < s.Peers[b].Addr
 	})
+	if j.closing {
+		s.Peers = nil
+		for _, p := range j.lastPeers {
+			p.DownloadRate, p.UploadRate = 0, 0
+			s.Peers = append(s.Peers, p)
+		}
+	} else {
+		j.lastPeers = s.Peers
+	}
 	s.NumPeers = len(s.Peers)
 	if j.tracker != nil {
 		s.Fleet = j.tracker.Fleet(j.ih, j.layout.Total)
@@ -536,6 +547,10 @@ func (j *Job) finish(err error) {
 	if f := j.failure(); f != nil {
 		err = f
 	}
+	// One last sample while the peers are still connected: the final
+	// snapshot keeps their byte totals for the result screen.
+	j.publish()
+	j.closing = true
 	j.cl.Close()
 	if cerr := j.st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("flushing the target: %w", cerr)

@@ -57,6 +57,7 @@ type trackedPeer struct {
 	stopped   bool
 	first     time.Time
 	last      time.Time
+	rate      float64 // bytes/s between the last two announces
 }
 
 // ImageEntry is one line of /images.json.
@@ -211,6 +212,9 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("client joined", "addr", netip.AddrPortFrom(ip, uint16(port)).String())
 	}
 	p.addr = netip.AddrPortFrom(ip, uint16(port))
+	if !p.last.IsZero() && now.Sub(p.last) > 500*time.Millisecond && left <= p.left {
+		p.rate = float64(p.left-left) / now.Sub(p.last).Seconds()
+	}
 	p.left, p.uploaded, p.last = left, uploaded, now
 	p.stopped = event == "stopped"
 	if event == "completed" || (left == 0 && event != "stopped") {
@@ -281,6 +285,7 @@ type FleetMember struct {
 	Done      float64 `json:"done"` // 0..1
 	Completed bool    `json:"completed"`
 	Active    bool    `json:"active"`
+	Rate      float64 `json:"rate"` // bytes/s, between its last two announces
 	LastSeen  float64 `json:"last_seen_seconds"`
 }
 
@@ -297,6 +302,9 @@ func (s *Server) Fleet(ih metainfo.Hash, total int64) []FleetMember {
 	for _, p := range sw.peers {
 		m := FleetMember{Addr: p.addr.String(), Completed: p.completed, LastSeen: now.Sub(p.last).Seconds()}
 		m.Active = !p.stopped && now.Sub(p.last) < 4*AnnounceInterval
+		if m.Active && !p.completed {
+			m.Rate = p.rate
+		}
 		if total > 0 {
 			m.Done = float64(total-p.left) / float64(total)
 		}

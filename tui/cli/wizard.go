@@ -107,6 +107,7 @@ func newDemoCmd(a *App) *cobra.Command {
 		clients int
 		size    string
 		stagger time.Duration
+		rate    string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -125,6 +126,16 @@ outside the temporary directory is written, and it is removed on exit.`,
 			if err != nil {
 				return refused(err)
 			}
+			tu := a.Tuning
+			if rate != "" && rate != "0" {
+				r, err := ParseSize(strings.TrimSuffix(strings.TrimSuffix(rate, "/s"), "ps"))
+				if err != nil {
+					return refused(fmt.Errorf("--rate: %w", err))
+				}
+				// Every machine's uplink is capped, as on a LAN; loopback
+				// would otherwise finish before the eye can follow.
+				tu.MaxUploadRate = r
+			}
 			ctx, stop := hangupContext(cmd.Context())
 			defer stop()
 			deps, cfg, theme, cleanup, err := wizardSetup(ctx, a)
@@ -133,7 +144,7 @@ outside the temporary directory is written, and it is removed on exit.`,
 			}
 			defer cleanup()
 			fmt.Fprintf(a.Stderr, "preparing a %s demo image for %d clients...\n", sizeLabel(n), clients)
-			d, err := tui.StartDemo(ctx, tui.DemoOptions{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: a.Tuning})
+			d, err := tui.StartDemo(ctx, tui.DemoOptions{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: tu})
 			if err != nil {
 				return err
 			}
@@ -146,7 +157,8 @@ outside the temporary directory is written, and it is removed on exit.`,
 	f := cmd.Flags()
 	f.IntVar(&clients, "clients", 3, "number of clients")
 	f.StringVar(&size, "size", "512MiB", "image size (e.g. 256MiB, 1GiB)")
-	f.DurationVar(&stagger, "stagger", 6*time.Second, "time between client starts")
+	f.DurationVar(&stagger, "stagger", 3*time.Second, "time between client starts")
+	f.StringVar(&rate, "rate", "20MiB", "upload rate of each machine, like a LAN link (0 = as fast as loopback goes)")
 	return cmd
 }
 
