@@ -138,8 +138,20 @@ func checkNotMounted(device string) error {
 			how = "read-write"
 		}
 	}
-	return fmt.Errorf("%s is mounted %s on %s; unmount it first: %s",
-		device, how, strings.Join(points, ", "), strings.Join(cmds, "; "))
+	return &MountedError{Device: device, How: how, Points: points, Commands: cmds}
+}
+
+// MountedError refuses a source that is mounted; it says how to unmount.
+type MountedError struct {
+	Device   string
+	How      string   // "read-write" or "read-only"
+	Points   []string // mount points
+	Commands []string // umount commands
+}
+
+func (e *MountedError) Error() string {
+	return fmt.Sprintf("%s is mounted %s on %s; unmount it first: %s",
+		e.Device, e.How, strings.Join(e.Points, ", "), strings.Join(e.Commands, "; "))
 }
 
 func shellQuote(s string) string {

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
 	"ezio/partclone"
+	"ezio/partclone/image"
 	"ezio/tui/format"
 )
 
@@ -91,7 +93,7 @@ func buildTask(v BuildValues) func(context.Context, func(taskProgress)) taskResu
 		name := trimmed(v.Name)
 		dataDir := src
 		report(taskProgress{frac: 0, what: "reading " + src})
-		built, err := func() (*builtTorrent, error) {
+		mi, err := func() (*metainfo.MetaInfo, error) {
 			if filepath.Base(src) == "torrent.info" {
 				dataDir = filepath.Dir(src)
 				if name == "" {
@@ -106,20 +108,17 @@ func buildTask(v BuildValues) func(context.Context, func(taskProgress)) taskResu
 				if err != nil {
 					return nil, err
 				}
-				return fromInfo(name, info, trackers)
+				mi, _, err := image.TorrentFromInfo(info, name, trackers)
+				return mi, err
 			}
 			if name == "" {
 				name = filepath.Base(src)
 			}
-			m, err := engine.CreateTorrent(ctx, src, engine.CreateOptions{Name: name, Trackers: trackers, Progress: func(done, total int64) {
+			return engine.CreateTorrent(ctx, src, engine.CreateOptions{Name: name, Trackers: trackers, Progress: func(done, total int64) {
 				if total > 0 {
 					report(taskProgress{frac: float64(done) / float64(total), what: fmt.Sprintf("hashing %s: %s of %s", src, format.Bytes(done), format.Bytes(total))})
 				}
 			}})
-			if err != nil {
-				return nil, err
-			}
-			return &builtTorrent{mi: m}, nil
 		}()
 		if err != nil {
 			return taskResult{err: err, hint: "Choose an extent directory (hex-offset files), an image file or partclone's torrent.info."}
@@ -128,10 +127,10 @@ func buildTask(v BuildValues) func(context.Context, func(taskProgress)) taskResu
 		if out == "" {
 			out = filepath.Join(filepath.Dir(filepath.Clean(dataDir)), name+".torrent")
 		}
-		if err := engine.WriteTorrent(built.mi, out); err != nil {
+		if err := engine.WriteTorrent(mi, out); err != nil {
 			return taskResult{err: err, hint: "Choose a torrent path in a writable directory."}
 		}
-		sum, _, _ := engine.Summarize(built.mi)
+		sum, _, _ := engine.Summarize(mi)
 		lines := []string{"wrote " + out}
 		if sum != nil {
 			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces), "infohash "+sum.InfoHash)

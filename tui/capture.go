@@ -6,31 +6,18 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"time"
 
-	"github.com/anacrolix/torrent/metainfo"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
 	"ezio/partclone"
+	"ezio/partclone/image"
 	"ezio/tui/format"
 )
-
-type builtTorrent struct{ mi *metainfo.MetaInfo }
-
-// fromInfo makes the torrent from partclone's own hashes: no data is read.
-func fromInfo(name string, info *partclone.Info, trackers []string) (*builtTorrent, error) {
-	ext := make([]engine.Extent, len(info.Extents))
-	for i, e := range info.Extents {
-		ext[i] = engine.Extent{Offset: e.Offset, Length: e.Length}
-	}
-	mi, err := engine.BuildFromExtents(name, partclone.InfoPieceLength, ext, info.Hashes, trackers)
-	if err != nil {
-		return nil, err
-	}
-	return &builtTorrent{mi: mi}, nil
-}
 
 // CaptureValues are what Capture asks; kept between visits.
 type CaptureValues struct {
@@ -99,42 +86,27 @@ func captureTask(v CaptureValues) func(context.Context, func(taskProgress)) task
 	return func(ctx context.Context, report func(taskProgress)) taskResult {
 		src, out := trimmed(v.Source), filepath.Clean(trimmed(v.OutDir))
 		report(taskProgress{frac: 0, what: "starting partclone on " + src})
-		res, err := partclone.Capture(ctx, partclone.CaptureOptions{Source: src, OutDir: out, TorrentOnly: v.TorrentOnly}, func(p partclone.Progress) {
+		r, err := image.Capture(ctx, image.Options{Source: src, OutDir: out, Name: trimmed(v.Name), TorrentOnly: v.TorrentOnly}, func(p partclone.Progress) {
 			report(taskProgress{frac: p.Percent / 100, what: "partclone is reading " + src, rate: p.BytesPerSec, eta: p.Remaining})
 		})
 		if err != nil {
-			hint := "Check that the partition is not mounted and that the output directory is empty."
+			hint := "Check the partition and the output directory, then try again."
+			var me *partclone.MountedError
 			var ee *exec.Error
-			if errors.As(err, &ee) {
-				hint = "Install partclone (apt install partclone) and try again."
+			switch {
+			case errors.As(err, &me):
+				hint = "Unmount it first: " + strings.Join(me.Commands, "; ")
+			case errors.As(err, &ee):
+				hint = "Install partclone (apt-get install partclone) and try again."
 			}
 			return taskResult{err: err, hint: hint}
 		}
-		name := trimmed(v.Name)
-		if name == "" {
-			name = filepath.Base(src)
-		}
-		report(taskProgress{frac: 1, what: "building the torrent from partclone's hashes"})
-		bt, err := fromInfo(name, res.Info, nil)
-		if err != nil {
-			return taskResult{err: err, hint: "partclone's torrent.info did not describe a valid image; see the log file."}
-		}
-		tpath := filepath.Join(out, name+".torrent")
-		if err := engine.WriteTorrent(bt.mi, tpath); err != nil {
-			return taskResult{err: err}
-		}
-		sum, _, _ := engine.Summarize(bt.mi)
-		dataSrc := out
-		if v.TorrentOnly {
-			dataSrc = src
-		}
+		m := r.Manifest
 		lines := []string{
-			fmt.Sprintf("%s captured with %s in %s", src, res.Program, format.Duration(res.Elapsed)),
-			"wrote " + tpath,
+			fmt.Sprintf("%s captured with %s in %s", src, m.Program, format.Duration(time.Duration(m.CaptureSeconds*float64(time.Second)))),
+			"wrote " + r.Paths.Torrent + " and " + r.Paths.Manifest,
+			fmt.Sprintf("image %s: %s in %d extents, %d pieces", m.Name, format.Bytes(m.UsedBytes), m.Extents, m.Pieces),
 		}
-		if sum != nil {
-			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces))
-		}
-		return taskResult{lines: lines, serve: &ServeValues{Torrent: tpath, Source: dataSrc, Tracker: true, TrackerListen: fmt.Sprintf(":%d", engine.DefaultTrackerPort)}}
+		return taskResult{lines: lines, serve: &ServeValues{Torrent: r.Paths.Torrent, Source: r.SeedFrom, Tracker: true, TrackerListen: fmt.Sprintf(":%d", engine.DefaultTrackerPort)}}
 	}
 }

@@ -6,58 +6,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/anacrolix/torrent/metainfo"
 	"github.com/spf13/cobra"
 
-	"ezio/engine"
 	"ezio/partclone"
+	"ezio/partclone/image"
 	"ezio/tui/format"
 )
 
 func init() { Register(newCaptureCmd) }
 
-// Capture modes, as written in the manifest.
+// Capture modes and the manifest live with the capture itself.
 const (
-	ModeImage       = "image"
-	ModeTorrentOnly = "torrent-only"
+	ModeImage       = image.ModeImage
+	ModeTorrentOnly = image.ModeTorrentOnly
 )
 
-// CaptureManifest is OUTDIR/<name>.json: what was captured, from where and
-// how, so that an image directory explains itself. File names in it are
-// relative to the manifest's directory, so the directory can be moved.
-type CaptureManifest struct {
-	Name             string   `json:"name"`
-	Mode             string   `json:"mode"` // "image" or "torrent-only"
-	SourceDevice     string   `json:"source_device"`
-	Filesystem       string   `json:"filesystem"` // as detected or given; "" when none was found
-	Program          string   `json:"program"`    // e.g. partclone.extfs
-	Fallback         bool     `json:"fallback"`   // partclone.dd copied every block
-	PartcloneVersion string   `json:"partclone_version"`
-	BlockSize        int64    `json:"block_size"`
-	BlocksTotal      int64    `json:"blocks_total"`
-	DeviceSize       int64    `json:"device_size"`     // bytes of SOURCE
-	FilesystemSize   int64    `json:"filesystem_size"` // block_size * blocks_total, as partclone saw it
-	UsedBytes        int64    `json:"used_bytes"`
-	Extents          int      `json:"extents"`
-	Pieces           int      `json:"pieces"`
-	PieceLength      int64    `json:"piece_length"`
-	InfoHash         string   `json:"infohash"`
-	Torrent          string   `json:"torrent"`      // <name>.torrent
-	TorrentInfo      string   `json:"torrent_info"` // <name>.torrent.info
-	ImageDir         string   `json:"image_dir"`    // <name>, or "" in torrent-only mode
-	SeedFrom         string   `json:"seed_from"`    // the SOURCE to give `ezio seed`
-	Trackers         []string `json:"trackers"`
-	Date             string   `json:"date"` // RFC 3339
-	CaptureSeconds   float64  `json:"capture_seconds"`
-	CreatedBy        string   `json:"created_by"`
-}
+// CaptureManifest is OUTDIR/<name>.json.
+type CaptureManifest = image.Manifest
 
 // captureProgress is a --json progress line of `ezio capture`.
 type captureProgress struct {
@@ -91,41 +62,6 @@ type captureResult struct {
 	UsedBytes   int64   `json:"used_bytes,omitempty"`
 	DeviceSize  int64   `json:"device_size,omitempty"`
 	Seconds     float64 `json:"seconds"`
-}
-
-// capturePaths are the files a capture named name writes into outDir.
-type capturePaths struct {
-	imageDir, torrent, info, manifest string
-}
-
-func pathsFor(outDir, name string) capturePaths {
-	return capturePaths{
-		imageDir: filepath.Join(outDir, name),
-		torrent:  filepath.Join(outDir, name+".torrent"),
-		info:     filepath.Join(outDir, name+".torrent.info"),
-		manifest: filepath.Join(outDir, name+".json"),
-	}
-}
-
-// checkImageName refuses names that are not one plain path component:
-// info.name becomes a directory name on every client.
-func checkImageName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("image name %q: give a plain name such as sda1 with --name", name)
-	case strings.ContainsAny(name, "/\\\x00"):
-		return fmt.Errorf("image name %q must not contain a slash", name)
-	case strings.HasPrefix(name, "."):
-		return fmt.Errorf("image name %q must not start with a dot", name)
-	}
-	return nil
-}
-
-// mountedRefusal tells whether err is partclone.Capture's refusal of a
-// mounted source (which carries the umount hint).
-func mountedRefusal(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, " is mounted ") && strings.Contains(s, "unmount it first")
 }
 
 func newCaptureCmd(a *App) *cobra.Command {
@@ -246,179 +182,30 @@ func (c *captureRun) run(ctx context.Context) error {
 }
 
 // capture does the work; the caller reports the outcome.
-func (c *captureRun) capture(ctx context.Context) (_ *captureResult, err error) {
-	if c.name == "" {
-		c.name = filepath.Base(filepath.Clean(c.source))
-	}
-	if err := checkImageName(c.name); err != nil {
-		return nil, refused(err)
-	}
-	if _, err := os.Stat(c.source); err != nil {
-		return nil, refused(fmt.Errorf("source %s: %w", c.source, err))
-	}
-	if st, err := os.Stat(c.outDir); err == nil && !st.IsDir() {
-		return nil, refused(fmt.Errorf("%s is not a directory", c.outDir))
-	}
-	p := pathsFor(c.outDir, c.name)
-	for _, f := range []string{p.torrent, p.info, p.manifest} {
-		if _, err := os.Lstat(f); err == nil {
-			return nil, refused(fmt.Errorf("%s already exists: an image named %s is in %s; choose another --name or OUTDIR, or remove it", f, c.name, c.outDir))
-		}
-	}
-	imageDirExisted := false
-	if entries, err := os.ReadDir(p.imageDir); err == nil {
-		if len(entries) > 0 {
-			return nil, refused(fmt.Errorf("%s already holds files (%s...); choose another --name or OUTDIR, or remove it", p.imageDir, entries[0].Name()))
-		}
-		imageDirExisted = true
-	} else if _, statErr := os.Lstat(p.imageDir); statErr == nil {
-		return nil, refused(fmt.Errorf("%s exists and is not a directory", p.imageDir))
-	}
-
-	// Choose the program first, so that a missing one is a refusal that
-	// names the package, before anything is created.
-	fstype := c.fsType
-	if fstype == "" {
-		var err error
-		if fstype, err = partclone.DetectFS(c.source); err != nil {
-			return nil, refused(err)
-		}
-	}
-	if _, _, err := partclone.ProgramFor(fstype); err != nil {
-		return nil, refused(err)
-	}
-	version, verr := partclone.Version()
-
+func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 	log, err := c.a.Logger(c.mode != progressJSON || c.a.LogFile != "")
 	if err != nil {
 		return nil, err
 	}
 	c.log = log
-	if verr != nil {
-		log.Warn("partclone version unknown", "err", verr)
-	}
-
-	if _, err := os.Stat(c.outDir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(c.outDir, 0o755); err != nil {
-			return nil, refused(fmt.Errorf("output directory: %w", err))
-		}
-		// A capture that does not finish leaves no OUTDIR it made.
-		defer func() {
-			if err != nil {
-				os.Remove(c.outDir)
-			}
-		}()
-	}
-	// partclone writes into work; in torrent-only mode that is a hidden
-	// scratch directory, removed at the end.
-	work := p.imageDir
-	if c.torrentOnly {
-		work, err = os.MkdirTemp(c.outDir, "."+c.name+".capture-")
-		if err != nil {
-			return nil, fmt.Errorf("output directory: %w", err)
-		}
-		defer os.RemoveAll(work)
-	}
-	// undo removes what this capture made when it does not finish.
-	undo := func() {
-		if !c.torrentOnly {
-			if imageDirExisted {
-				entries, _ := os.ReadDir(p.imageDir)
-				for _, e := range entries {
-					os.RemoveAll(filepath.Join(p.imageDir, e.Name()))
-				}
-			} else {
-				os.RemoveAll(p.imageDir)
-			}
-		}
-	}
-
-	log.Info("capturing", "source", c.source, "fs", fstype, "out", c.outDir, "name", c.name, "torrent_only", c.torrentOnly)
-	res, err := partclone.Capture(ctx, partclone.CaptureOptions{
-		Source: c.source, FSType: fstype, OutDir: work, TorrentOnly: c.torrentOnly,
+	r, err := image.Capture(ctx, image.Options{
+		Source: c.source, OutDir: c.outDir, Name: c.name, FSType: c.fsType,
+		TorrentOnly: c.torrentOnly, Trackers: c.trackers, Logger: log,
 	}, c.progress)
 	if err != nil {
-		if mountedRefusal(err) {
-			return nil, refused(err)
+		var re *image.RefusedError
+		if errors.As(err, &re) {
+			return nil, refused(re.Err)
 		}
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		undo()
-		return nil, err
-	}
-
-	infoBytes, err := os.ReadFile(res.InfoPath)
-	if err != nil {
-		undo()
-		return nil, err
-	}
-	mi, sum, err := torrentFromInfo(res.Info, c.name, c.trackers)
-	if err != nil {
-		undo()
-		return nil, fmt.Errorf("converting %s: %w", res.InfoPath, err)
-	}
-	var tb bytes.Buffer
-	if err := mi.Write(&tb); err != nil {
-		undo()
-		return nil, err
-	}
-
-	m := &CaptureManifest{
-		Name: c.name, Mode: ModeImage, SourceDevice: c.source, Filesystem: res.FSType,
-		Program: res.Program, Fallback: res.Fallback, PartcloneVersion: version,
-		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: deviceSize(c.source), FilesystemSize: res.Info.DeviceSize(),
-		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
-		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.torrent), TorrentInfo: filepath.Base(p.info),
-		ImageDir: filepath.Base(p.imageDir), SeedFrom: filepath.Base(p.imageDir), Trackers: sum.Trackers,
-		Date: c.start.Format(time.RFC3339), CaptureSeconds: res.Elapsed.Seconds(), CreatedBy: "ezio " + engine.Version,
-	}
-	seedFrom, imageDir := p.imageDir, p.imageDir
-	if c.torrentOnly {
-		imageDir = ""
-		m.Mode, m.ImageDir, m.SeedFrom = ModeTorrentOnly, "", c.source
-		seedFrom = c.source
-	}
-	mj, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		undo()
-		return nil, err
-	}
-	mj = append(mj, '\n')
-
-	// The end: every file appears whole (temp file and rename), the
-	// manifest last, so a manifest means a complete capture.
-	if err := ctx.Err(); err != nil {
-		undo()
-		return nil, err
-	}
-	var written []string
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{{p.info, infoBytes}, {p.torrent, tb.Bytes()}, {p.manifest, mj}} {
-		if err := writeFileAtomic(f.path, f.data); err != nil {
-			for _, w := range written {
-				os.Remove(w)
-			}
-			undo()
-			return nil, err
-		}
-		written = append(written, f.path)
-	}
-	if !c.torrentOnly {
-		// The image directory holds exactly the torrent's files.
-		if err := os.Remove(res.InfoPath); err != nil {
-			log.Warn("could not remove partclone's torrent.info from the image directory", "err", err)
-		}
-	}
-	log.Info("captured", "source", c.source, "torrent", p.torrent, "infohash", sum.InfoHash, "pieces", sum.Pieces, "bytes", sum.TotalBytes)
+	m := r.Manifest
 	return &captureResult{
-		Type: "result", Result: "ok", Name: c.name, Mode: m.Mode, Source: c.source,
-		Filesystem: res.FSType, Program: res.Program, Fallback: res.Fallback,
-		InfoHash: sum.InfoHash, Torrent: p.torrent, TorrentInfo: p.info, Manifest: p.manifest,
-		ImageDir: imageDir, SeedFrom: seedFrom,
-		Extents: sum.Extents, Pieces: sum.Pieces, UsedBytes: sum.TotalBytes, DeviceSize: m.DeviceSize,
+		Type: "result", Result: "ok", Name: m.Name, Mode: m.Mode, Source: c.source,
+		Filesystem: m.Filesystem, Program: m.Program, Fallback: m.Fallback,
+		InfoHash: m.InfoHash, Torrent: r.Paths.Torrent, TorrentInfo: r.Paths.Info, Manifest: r.Paths.Manifest,
+		ImageDir: r.ImageDir, SeedFrom: r.SeedFrom,
+		Extents: m.Extents, Pieces: m.Pieces, UsedBytes: m.UsedBytes, DeviceSize: m.DeviceSize,
 		Seconds: time.Since(c.start).Seconds(),
 	}, nil
 }
@@ -454,80 +241,6 @@ func (c *captureRun) progress(p partclone.Progress) {
 	c.lastEmit = now
 }
 
-// torrentFromInfo turns a partclone description into an image torrent,
-// reusing its piece hashes: nothing is read or hashed again. The extents
-// become files <name>/<offset as 32 hex digits> in the order listed, with
-// partclone's 16 MiB pieces.
-func torrentFromInfo(info *partclone.Info, name string, trackers []string) (*metainfo.MetaInfo, *engine.TorrentSummary, error) {
-	if err := checkImageName(name); err != nil {
-		return nil, nil, err
-	}
-	if err := info.Check(); err != nil {
-		return nil, nil, err
-	}
-	if len(info.Extents) == 0 {
-		return nil, nil, fmt.Errorf("%s lists no extents: nothing to make a torrent of", partclone.InfoFileName)
-	}
-	exts := make([]engine.Extent, len(info.Extents))
-	for i, e := range info.Extents {
-		exts[i] = engine.Extent{Offset: e.Offset, Length: e.Length}
-	}
-	mi, err := engine.BuildFromExtents(name, partclone.InfoPieceLength, exts, info.Hashes, trackers)
-	if err != nil {
-		return nil, nil, err
-	}
-	sum, l, err := engine.Summarize(mi)
-	if err != nil {
-		return nil, nil, err
-	}
-	if l.NumPieces != len(info.Hashes) || l.Total != info.TotalLength() {
-		return nil, nil, fmt.Errorf("%d sha1 hashes for %d pieces (%d bytes): %s does not match its extents", len(info.Hashes), l.NumPieces, l.Total, partclone.InfoFileName)
-	}
-	return mi, sum, nil
-}
-
-// deviceSize is the size of a block device or file, -1 if unknown.
-func deviceSize(path string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	n, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// writeFileAtomic writes data to a temporary file beside path, flushes it
-// and renames it into place: path is either absent or whole.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
 func newTorrentFromPartcloneCmd(a *App) *cobra.Command {
 	var o struct {
 		out, name, verify string
@@ -554,7 +267,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if o.name == "" {
 				return refused(errors.New("give the image name with --name, e.g. --name sda1 (it becomes info.name)"))
 			}
-			if err := checkImageName(o.name); err != nil {
+			if err := image.CheckName(o.name); err != nil {
 				return refused(err)
 			}
 			f, err := os.Open(args[0])
@@ -566,7 +279,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
-			mi, sum, err := torrentFromInfo(info, o.name, o.trackers)
+			mi, sum, err := image.TorrentFromInfo(info, o.name, o.trackers)
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
@@ -579,7 +292,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err := mi.Write(&buf); err != nil {
 				return err
 			}
-			if err := writeFileAtomic(o.out, buf.Bytes()); err != nil {
+			if err := image.WriteFileAtomic(o.out, buf.Bytes()); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", o.out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
