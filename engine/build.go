@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -228,35 +227,22 @@ func WriteTorrent(mi *metainfo.MetaInfo, path string) error {
 // LoadTorrent reads a torrent from a file or an http(s) URL (the seeder's
 // /torrents/<name>.torrent).
 func LoadTorrent(ctx context.Context, src string) (*metainfo.MetaInfo, error) {
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("fetching torrent: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("fetching torrent %s: server answered %s", src, resp.Status)
-		}
-		mi, err := metainfo.Load(io.LimitReader(resp.Body, 64<<20))
-		if err != nil {
-			return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
-		}
-		return mi, nil
+	ft, err := FetchTorrent(ctx, src)
+	if err != nil {
+		return nil, err
 	}
-	f, err := os.Open(src)
+	return ft.MetaInfo, nil
+}
+
+func loadTorrentFile(path string) (*metainfo.MetaInfo, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	mi, err := metainfo.Load(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
+		return nil, fmt.Errorf("%s is not a torrent: %w", path, err)
 	}
 	return mi, nil
 }

@@ -408,7 +408,7 @@ type FetchedTorrent struct {
 // learns the seeder's peer address.
 func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-		mi, err := LoadTorrent(ctx, src)
+		mi, err := loadTorrentFile(src)
 		if err != nil {
 			return nil, err
 		}
