@@ -115,7 +115,9 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 		return nil, err
 	}
 	j.log.Info("deploying", "target", o.Target, "kind", string(kind), "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr())
-	j.t.DownloadAll()
+	if pickerDisabled {
+		j.t.DownloadAll()
+	}
 	go j.runDeploy(ctx, o, kind)
 	return j, nil
 }
@@ -157,6 +159,7 @@ wait:
 				}
 				continue
 			}
+			j.checkRevealStall()
 			if len(j.t.PeerConns()) > 0 {
 				j.setPhase(PhaseDownloading)
 			} else if ph != PhaseDownloading {
@@ -198,6 +201,21 @@ wait:
 	}
 	endSnap()
 	j.finish(nil)
+}
+
+// revealStall is how long a client waits on a revealing seeder that
+// reveals nothing while nothing else arrives either.
+const revealStall = 15 * time.Second
+
+func (j *Job) checkRevealStall() {
+	rc := j.revealC
+	if rc == nil || rc.disabled.Load() || len(rc.gatedConns()) == 0 {
+		return
+	}
+	if time.Since(time.Unix(0, rc.lastReveal.Load())) > revealStall && time.Since(j.progressTime()) > revealStall {
+		j.log.Warn("the seeder revealed no pieces and nothing arrived for a while; fetching from it the ordinary way")
+		rc.giveUp()
+	}
 }
 
 // checkingDone tells whether the startup re-verification has finished.

@@ -56,6 +56,12 @@ type Job struct {
 	peerLast     map[string]peerSample
 	lastPeers    []PeerSnapshot // peers at the last sample, for the final snapshot
 	closing      bool
+	lastDone     int64
+	lastProgress time.Time // when BytesDone last grew (snapshot loop's copy)
+	progressAt   time.Time // the same, for other goroutines, under b.mu
+
+	revealC      *revealClient // piece reveal, client side (reveal.go)
+	revealS      *revealSeeder // piece reveal, seeder side
 	pieceLast    []PieceState
 	hashFailures int
 	startDone    int64 // bytes already complete when the job began
@@ -148,6 +154,13 @@ func (j *Job) ServerURL() string {
 		return ""
 	}
 	return j.tracker.BaseURL()
+}
+
+// progressTime is when the bytes done last grew (or the job started).
+func (j *Job) progressTime() time.Time {
+	j.b.mu.Lock()
+	defer j.b.mu.Unlock()
+	return j.progressAt
 }
 
 // Fleet lists the clients the seeder's tracker knows, or nil.
@@ -256,6 +269,16 @@ func newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, tu T
 		cfg.MaxUnverifiedBytes = unverifiedBudget(l, tu)
 	}
 	cfg.DefaultStorage = st
+	if !revealDisabled && !pickerDisabled {
+		switch role {
+		case RoleDeploy:
+			j.revealC = newRevealClient()
+			j.revealC.install(cfg)
+		case RoleSeed:
+			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength)
+			j.revealS.install(cfg, l.NumPieces)
+		}
+	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting BitTorrent client on %s: %w (is another ezio using the port? try --listen with another port)", tu.ListenAddr, err)
@@ -418,6 +441,12 @@ func (j *Job) publish() {
 	}
 	s.Pieces = pieces
 	s.HashFailures = j.hashFailures
+	if s.BytesDone != j.lastDone || j.lastProgress.IsZero() {
+		j.lastDone, j.lastProgress = s.BytesDone, now
+		j.b.mu.Lock()
+		j.progressAt = now
+		j.b.mu.Unlock()
+	}
 	// Rates from byte counters, smoothed.
 	down := st.ConnStats.BytesReadUsefulData.Int64()
 	up := st.ConnStats.BytesWrittenData.Int64()

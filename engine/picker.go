@@ -10,6 +10,10 @@ import (
 	"github.com/anacrolix/torrent/types"
 )
 
+// The picker owns piece priorities: the torrent's files are left at
+// priority none (no DownloadAll), and each piece is wanted only while some
+// connected peer can send it.
+//
 // The library orders pieces by priority, then partial, then availability,
 // then piece index. Fresh clients therefore all chase the same pieces in
 // the same order and have nothing to trade with each other, while the
@@ -24,16 +28,17 @@ import (
 //
 // Ties are broken by a per-client random rank, never by index.
 type picker struct {
-	j       *Job
-	rank    []int // random rank of each piece
-	boosted []bool
-	kPeer   int
-	kSeed   int
+	j     *Job
+	rank  []int // random rank of each piece
+	prio  []types.PiecePriority
+	set   bool // priorities have been applied once
+	kPeer int
+	kSeed int
 }
 
 func newPicker(j *Job, tu Tuning) *picker {
 	n := j.layout.NumPieces
-	p := &picker{j: j, rank: rand.Perm(n), boosted: make([]bool, n)}
+	p := &picker{j: j, rank: rand.Perm(n), prio: make([]types.PiecePriority, n)}
 	p.kPeer, p.kSeed = pickerSizes(j.layout, tu)
 	return p
 }
@@ -93,11 +98,15 @@ func (p *picker) run(stop <-chan struct{}) {
 func (p *picker) update() {
 	n := p.j.layout.NumPieces
 	t := p.j.t
-	// Who has what, among peers that are not complete seeders.
+	// Who has what: fullHave counts every connected peer, peerHave only
+	// those that are not complete seeders.
 	peerHave := make([]int, n)
+	anyHave := make([]bool, n)
+	fullSeeders := 0
 	for _, pc := range t.PeerConns() {
 		bm := pc.PeerPieces()
 		if int(bm.GetCardinality()) >= n {
+			fullSeeders++
 			continue
 		}
 		it := bm.Iterator()
@@ -105,23 +114,38 @@ func (p *picker) update() {
 			i := int(it.Next())
 			if i < n {
 				peerHave[i]++
+				anyHave[i] = true
 			}
 		}
 	}
 	var fromPeers, fromSeed []int
-	want := make([]bool, n)
+	sentinel := -1
+	want := make([]types.PiecePriority, n)
 	idx := 0
 	for _, r := range t.PieceStateRuns() {
 		for k := 0; k < r.Length; k++ {
 			i := idx + k
 			switch {
 			case r.Complete:
+				want[i] = types.PiecePriorityNone
 			case r.Partial:
-				want[i] = true // finish what was started
+				want[i] = types.PiecePriorityHigh // finish what was started
 			case peerHave[i] > 0:
+				want[i] = types.PiecePriorityNormal
 				fromPeers = append(fromPeers, i)
-			default:
+			case fullSeeders > 0:
+				want[i] = types.PiecePriorityNormal
 				fromSeed = append(fromSeed, i)
+			default:
+				// Nobody connected has it: leaving it wanted would spend
+				// the unverified-bytes budget on pieces no one can send
+				// (the library orders the rarest, availability 0, first).
+				// One stays wanted (below), or the library stops looking
+				// for peers at all.
+				want[i] = types.PiecePriorityNone
+				if sentinel < 0 || p.rank[i] < p.rank[sentinel] {
+					sentinel = i
+				}
 			}
 		}
 		idx += r.Length
@@ -135,19 +159,19 @@ func (p *picker) update() {
 	})
 	sort.Slice(fromSeed, func(a, b int) bool { return p.rank[fromSeed[a]] < p.rank[fromSeed[b]] })
 	for _, i := range fromPeers[:min(len(fromPeers), p.kPeer)] {
-		want[i] = true
+		want[i] = types.PiecePriorityHigh
 	}
 	for _, i := range fromSeed[:min(len(fromSeed), p.kSeed)] {
-		want[i] = true
+		want[i] = types.PiecePriorityHigh
+	}
+	if sentinel >= 0 {
+		want[sentinel] = types.PiecePriorityNormal
 	}
 	for i := range n {
-		if want[i] != p.boosted[i] {
-			prio := types.PiecePriorityNormal
-			if want[i] {
-				prio = types.PiecePriorityHigh
-			}
-			t.Piece(i).SetPriority(prio)
-			p.boosted[i] = want[i]
+		if want[i] != p.prio[i] || !p.set {
+			t.Piece(i).SetPriority(want[i])
+			p.prio[i] = want[i]
 		}
 	}
+	p.set = true
 }

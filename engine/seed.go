@@ -91,6 +91,9 @@ func (j *Job) runSeed(ctx context.Context) {
 	stopSnap := make(chan struct{})
 	snapDone := make(chan struct{})
 	go func() { j.snapshotLoop(stopSnap); close(snapDone) }()
+	if j.revealS != nil {
+		go j.revealS.run(j.t, j.layout.NumPieces, stopSnap)
+	}
 	j.setPhase(PhaseSeeding)
 	select {
 	case <-ctx.Done():

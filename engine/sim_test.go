@@ -34,6 +34,26 @@ func TestSwarmSimulation(t *testing.T) {
 	}
 	defer func() { seed.Stop(); seed.Wait() }()
 	start := time.Now()
+	var jobs []*Job
+	if os.Getenv("EZIO_SIM_TRACE") == "1" {
+		stopTrace := make(chan struct{})
+		defer close(stopTrace)
+		go func() {
+			for {
+				select {
+				case <-stopTrace:
+					return
+				case <-time.After(time.Second):
+				}
+				line := fmt.Sprintf("%5.1fs seeder up %6.1f MB", time.Since(start).Seconds(), float64(seed.Snapshot().BytesUploaded)/1e6)
+				for _, j := range jobs {
+					s := j.Snapshot()
+					line += fmt.Sprintf(" | %3d%% peers %d", s.BytesDone*100/max(s.BytesTotal, 1), s.NumPeers)
+				}
+				fmt.Println(line)
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	times := make([]time.Duration, n)
 	snaps := make([]Snapshot, n)
@@ -47,6 +67,7 @@ func TestSwarmSimulation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		jobs = append(jobs, j)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

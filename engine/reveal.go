@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// Piece reveal: the seeder decides which pieces each ezio client may fetch
+// from it, so that it sends a piece new to the swarm to one client, not
+// the same piece to many (its uplink is what every client waits on).
+//
+// The library has no hook for choosing what a seeder serves, but it lets
+// us see and rewrite each wire message before it is handled. So, between
+// ezio nodes only:
+//   - the seeder advertises the extension "ezio_seeder", the client
+//     "ezio_have" (BEP 10 extended handshake);
+//   - the client rewrites the seeder's HaveAll (or bitfield) into HaveNone:
+//     in its library's view, the seeder holds nothing yet;
+//   - the seeder sends "ezio_have" messages, one piece index each, and the
+//     client rewrites each into an ordinary Have: the library then asks
+//     the seeder for exactly the revealed pieces;
+//   - the seeder keeps a few pieces revealed and not yet fetched per
+//     client, choosing the pieces fewest connected peers hold, then the
+//     least revealed, in random order; fresh pieces first, and when every
+//     piece is out, the rarest ones, so no client is ever left waiting.
+//
+// Other clients (aria2, libtorrent, ...) never see any of it. A client
+// that sees no reveal and no progress for a while turns the scheme off and
+// reconnects to the seeder the ordinary way.
+
+const (
+	extReveal = pp.ExtensionName("ezio_have")
+	extSeeder = pp.ExtensionName("ezio_seeder")
+)
+
+var revealDisabled = os.Getenv("EZIO_REVEAL") == "off"
+
+// withProtocol returns a copy of a connection's extension map with name
+// added; the library's own map must not be modified.
+func withProtocol(m *torrent.LocalLtepProtocolMap, name pp.ExtensionName) *torrent.LocalLtepProtocolMap {
+	c := &torrent.LocalLtepProtocolMap{Index: slices.Clone(m.Index), NumBuiltin: m.NumBuiltin}
+	c.AddUserProtocol(name)
+	return c
+}
+
+// revealClient is the client side.
+type revealClient struct {
+	mu         sync.Mutex
+	gated      map[*torrent.PeerConn]bool
+	disabled   atomic.Bool
+	lastReveal atomic.Int64 // unix nanos
+}
+
+func newRevealClient() *revealClient {
+	rc := &revealClient{gated: map[*torrent.PeerConn]bool{}}
+	rc.disabled.Store(revealDisabled)
+	rc.lastReveal.Store(time.Now().UnixNano())
+	return rc
+}
+
+func (rc *revealClient) install(cfg *torrent.ClientConfig) {
+	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
+		if !rc.disabled.Load() {
+			pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extReveal)
+		}
+	})
+	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
+		rc.mu.Lock()
+		delete(rc.gated, pc)
+		rc.mu.Unlock()
+	}
+	// Runs on the connection's reader with the client lock held, before
+	// the library handles the message.
+	cfg.Callbacks.ReadMessage = rc.onRead
+}
+
+func (rc *revealClient) localID(pc *torrent.PeerConn) pp.ExtensionNumber {
+	m := pc.LocalLtepProtocolMap
+	if m == nil {
+		return 0
+	}
+	for i, n := range m.Index {
+		if n == extReveal {
+			return pp.ExtensionNumber(i + 1)
+		}
+	}
+	return 0
+}
+
+func (rc *revealClient) onRead(pc *torrent.PeerConn, msg *pp.Message) {
+	if msg.Keepalive {
+		return
+	}
+	if msg.Type == pp.Extended && msg.ExtendedID == pp.HandshakeExtendedID {
+		if rc.disabled.Load() || rc.localID(pc) == 0 {
+			return
+		}
+		var d pp.ExtendedHandshakeMessage
+		if bencode.Unmarshal(msg.ExtendedPayload, &d) == nil {
+			if _, ok := d.M[extSeeder]; ok {
+				rc.mu.Lock()
+				rc.gated[pc] = true
+				rc.mu.Unlock()
+			}
+		}
+		return
+	}
+	rc.mu.Lock()
+	gated := rc.gated[pc]
+	rc.mu.Unlock()
+	if !gated {
+		return
+	}
+	switch msg.Type {
+	case pp.HaveAll:
+		msg.Type = pp.HaveNone
+	case pp.Bitfield:
+		for i := range msg.Bitfield {
+			msg.Bitfield[i] = false
+		}
+	case pp.Extended:
+		if id := rc.localID(pc); id != 0 && msg.ExtendedID == id && len(msg.ExtendedPayload) == 4 {
+			idx := binary.BigEndian.Uint32(msg.ExtendedPayload)
+			*msg = pp.Message{Type: pp.Have, Index: pp.Integer(idx)}
+			rc.lastReveal.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+// gatedConns lists connections to revealing seeders.
+func (rc *revealClient) gatedConns() []*torrent.PeerConn {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []*torrent.PeerConn
+	for pc := range rc.gated {
+		out = append(out, pc)
+	}
+	return out
+}
+
+// giveUp turns the scheme off and drops the gated connections, so that
+// they come back as ordinary ones.
+func (rc *revealClient) giveUp() {
+	if rc.disabled.Swap(true) {
+		return
+	}
+	for _, pc := range rc.gatedConns() {
+		pc.Close()
+	}
+}
+
+// revealSeeder is the seeder side.
+type revealSeeder struct {
+	mu      sync.Mutex
+	clients map[*torrent.PeerConn]*revealState
+	counts  []int32 // times each piece was revealed
+	window  int     // pieces revealed and not yet held, per client
+	rng     *rand.Rand
+	kick    chan struct{} // a client reported a new piece
+}
+
+type revealState struct {
+	revealed []bool
+	pending  int
+}
+
+func newRevealSeeder(numPieces int, pieceLength int64) *revealSeeder {
+	return &revealSeeder{
+		clients: map[*torrent.PeerConn]*revealState{},
+		counts:  make([]int32, numPieces),
+		window:  clamp(int((int64(envIntDefault("EZIO_REVEAL_WINDOW_MIB", 8))<<20)/pieceLength), 2, 64),
+		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+func (rs *revealSeeder) install(cfg *torrent.ClientConfig, numPieces int) {
+	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
+		pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extSeeder)
+	})
+	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+		if _, ok := d.M[extReveal]; !ok {
+			return
+		}
+		rs.mu.Lock()
+		rs.clients[pc] = &revealState{revealed: make([]bool, numPieces)}
+		rs.mu.Unlock()
+	}
+	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
+		rs.mu.Lock()
+		delete(rs.clients, pc)
+		rs.mu.Unlock()
+	}
+	// A client that completes a piece has room for another: reveal now,
+	// not at the next tick (it matters on fast links).
+	cfg.Callbacks.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {
+		if msg.Type == pp.Have && !msg.Keepalive {
+			select {
+			case rs.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// run tops up every client's window of revealed pieces until stop.
+func (rs *revealSeeder) run(t *torrent.Torrent, n int, stop <-chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		case <-rs.kick:
+		}
+		rs.step(t, n)
+	}
+}
+
+func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
+	rs.mu.Lock()
+	if len(rs.clients) == 0 {
+		rs.mu.Unlock()
+		return
+	}
+	conns := make([]*torrent.PeerConn, 0, len(rs.clients))
+	for pc := range rs.clients {
+		conns = append(conns, pc)
+	}
+	rs.mu.Unlock()
+
+	// What every connected peer holds (gated clients report what they
+	// really have; others may be full seeders).
+	holders := make([]int32, n)
+	have := map[*torrent.PeerConn][]bool{}
+	for _, pc := range t.PeerConns() {
+		bm := pc.PeerPieces()
+		h := make([]bool, n)
+		it := bm.Iterator()
+		for it.HasNext() {
+			if i := int(it.Next()); i < n {
+				h[i] = true
+				holders[i]++
+			}
+		}
+		have[pc] = h
+	}
+	type reveal struct {
+		pc    *torrent.PeerConn
+		piece int
+	}
+	var out []reveal
+	rs.mu.Lock()
+	for _, pc := range conns {
+		st := rs.clients[pc]
+		h := have[pc]
+		if st == nil || h == nil {
+			continue
+		}
+		pending := 0
+		for i, r := range st.revealed {
+			if r && !h[i] {
+				pending++
+			}
+		}
+		for pending < rs.window {
+			best, bestH, bestC := -1, int32(0), int32(0)
+			start := rs.rng.IntN(n)
+			for k := range n {
+				i := (start + k) % n
+				if h[i] || st.revealed[i] {
+					continue
+				}
+				if best < 0 || holders[i] < bestH || holders[i] == bestH && rs.counts[i] < bestC {
+					best, bestH, bestC = i, holders[i], rs.counts[i]
+				}
+			}
+			if best < 0 {
+				break
+			}
+			st.revealed[best] = true
+			rs.counts[best]++
+			holders[best]++ // it is on its way to a peer
+			pending++
+			out = append(out, reveal{pc, best})
+		}
+	}
+	rs.mu.Unlock()
+	var b [4]byte
+	for _, r := range out {
+		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
+		r.pc.WriteExtendedMessage(extReveal, b[:])
+	}
+}
