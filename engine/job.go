@@ -441,12 +441,6 @@ func (j *Job) publish() {
 	}
 	s.Pieces = pieces
 	s.HashFailures = j.hashFailures
-	if s.BytesDone != j.lastDone || j.lastProgress.IsZero() {
-		j.lastDone, j.lastProgress = s.BytesDone, now
-		j.b.mu.Lock()
-		j.progressAt = now
-		j.b.mu.Unlock()
-	}
 	// Rates from byte counters, smoothed.
 	down := st.ConnStats.BytesReadUsefulData.Int64()
 	up := st.ConnStats.BytesWrittenData.Int64()
@@ -460,6 +454,14 @@ func (j *Job) publish() {
 	j.lastSample, j.lastDown, j.lastUp = now, down, up
 	s.DownloadRate, s.UploadRate = j.downRate.v, j.upRate.v
 	s.BytesDownloaded, s.BytesUploaded = down, up
+	// Progress means piece data arriving, not only pieces completing: a
+	// 16 MiB piece from a busy seeder can take minutes.
+	if got := s.BytesDone + s.BytesDownloaded; got != j.lastDone || j.lastProgress.IsZero() {
+		j.lastDone, j.lastProgress = got, now
+		j.b.mu.Lock()
+		j.progressAt = now
+		j.b.mu.Unlock()
+	}
 	// Peers.
 	seen := map[string]bool{}
 	for _, pc := range j.t.PeerConns() {
