@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -33,6 +36,8 @@ type App struct {
 	logCloser io.Closer
 
 	downLimit, upLimit string
+	profileDir         string
+	stopProfile        func()
 }
 
 // ExitError carries a process exit code with its message.
@@ -144,7 +149,16 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
 	pf.StringVar(&a.downLimit, "download-limit", "", "cap download at this many bytes/s, e.g. 10MiB (default: none)")
 	pf.StringVar(&a.upLimit, "upload-limit", "", "cap upload at this many bytes/s, e.g. 10MiB (default: none)")
+	pf.StringVar(&a.profileDir, "profile", "", "write CPU and blocking profiles (pprof) of this run into DIR")
+	pf.MarkHidden("profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if a.profileDir != "" {
+			stop, err := startProfiles(a.profileDir)
+			if err != nil {
+				return err
+			}
+			a.stopProfile = stop
+		}
 		for _, l := range []struct {
 			s   string
 			dst *int64
@@ -193,6 +207,9 @@ func Main() int {
 	defer stop()
 	root := NewRoot(a)
 	err := root.ExecuteContext(ctx)
+	if a.stopProfile != nil {
+		a.stopProfile()
+	}
 	if a.logCloser != nil {
 		a.logCloser.Close()
 	}
@@ -208,6 +225,34 @@ func Main() int {
 	}
 	fmt.Fprintln(a.Stderr, "ezio: "+oneLine(err.Error()))
 	return code
+}
+
+// startProfiles starts a CPU profile and block profiling; the returned
+// function writes them out.
+func startProfiles(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	runtime.SetMutexProfileFraction(10)
+	return func() {
+		pprof.StopCPUProfile()
+		cpu.Close()
+		for _, name := range []string{"block", "mutex"} {
+			if f, err := os.Create(filepath.Join(dir, name+".pprof")); err == nil {
+				pprof.Lookup(name).WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}, nil
 }
 
 func oneLine(s string) string {
