@@ -32,6 +32,7 @@ if [ $build = 1 ] && [ -f "$repo/main.go" ]; then
     if (cd "$repo" && nice go build -o /tmp/ezio-bench/ezio.new . 2>/tmp/ezio-bench/build.log) &&
        /tmp/ezio-bench/ezio.new --help >/dev/null 2>&1; then
         mv /tmp/ezio-bench/ezio.new /tmp/ezio-bench/ezio
+        (cd "$repo" && git rev-parse --short HEAD) > /tmp/ezio-bench/ezio.commit
         ezio=/tmp/ezio-bench/ezio
     else
         echo "lan.sh: ezio does not build or run yet (see /tmp/ezio-bench/build.log): skipping the ezio column" >&2

@@ -601,8 +601,11 @@ def ezio_version(a):
         return "ezio: not built"
     r = subprocess.run([a.ezio, "--version"], capture_output=True, text=True)
     v = (r.stdout or r.stderr).strip().splitlines()
-    commit = subprocess.run(["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    # lan.sh notes the commit it built from; otherwise the checkout's HEAD now
+    note = a.ezio + ".commit"
+    commit = open(note).read().strip() if os.path.exists(note) else subprocess.run(
+        ["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True).stdout.strip()
     return "%s (checkout %s)" % (v[0] if r.returncode == 0 and v else "ezio", commit)
 
 
@@ -645,6 +648,7 @@ def main():
     img = Image(imgdir)
     log("image: %d bytes in %d extents (device %d bytes)" % (img.bytes, len(img.extents), img.device_bytes))
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    ezio_ver = ezio_version(a)
     outdir = a.outdir = os.path.join(HERE, "out", stamp)
     os.makedirs(outdir, exist_ok=True)
     work = os.path.join(a.work, "run")
@@ -695,7 +699,7 @@ def main():
     title = "LAN lab benchmark" if a.mode == "lan" else "Loopback benchmark"
     head = ["### %s — %s" % (title, started.strftime("%Y-%m-%d %H:%M UTC")), "",
             "- command: `%s`" % a.command,
-            "- machine: %d cores, %s; %s" % (os.cpu_count(), os.uname().release, ezio_version(a)),
+            "- machine: %d cores, %s; %s" % (os.cpu_count(), os.uname().release, ezio_ver),
             "- image: partclone.extfs -T capture of ext4 with %d MiB of random files: %d bytes (%.0f MiB) in %d extents; "
             "clients write a sparse file of the device size (%d MiB) on tmpfs" % (
                 a.image_mib, img.bytes, img.bytes / 2**20, len(img.extents), img.device_bytes >> 20),
@@ -714,17 +718,21 @@ def main():
 
 
 def loopback_table(results, nbytes):
-    out = ["| piece | ezio MB/s | libtorrent MB/s | ezio/libtorrent (throughput) | CPU busy ezio / lt |",
-           "|---|---|---|---|---|"]
+    out = ["| piece | ezio MB/s | libtorrent MB/s | ezio/libtorrent throughput (median of per-run ratios) "
+           "| ratio of the medians | ezio failed runs | CPU busy ezio / lt |",
+           "|---|---|---|---|---|---|---|"]
     for piece in sorted({r["piece"] for r in results}):
         rs = [r for r in results if r["piece"] == piece]
         ez = med(nbytes / r["ezio"]["time_s"] / 1e6 for r in rs if "ezio" in r and r["ezio"]["time_s"])
         lt = med(nbytes / r["libtorrent"]["time_s"] / 1e6 for r in rs if "libtorrent" in r and r["libtorrent"]["time_s"])
         rat = med((r["libtorrent"]["time_s"] / r["ezio"]["time_s"]) for r in rs
                   if "ezio" in r and "libtorrent" in r and r["ezio"]["time_s"] and r["libtorrent"]["time_s"])
+        fails = sum(1 for r in rs if "ezio" in r and not r["ezio"]["ok"])
         bz = med(r["ezio"]["busy_pct"] for r in rs if "ezio" in r)
         bl = med(r["libtorrent"]["busy_pct"] for r in rs if "libtorrent" in r)
-        out.append("| %d MiB | %s | %s | %s | %s%% / %s%% |" % (piece, fmt(ez), fmt(lt), fmt(rat, 2), fmt(bz, 0), fmt(bl, 0)))
+        out.append("| %d MiB | %s | %s | %s | %s | %d/%d | %s%% / %s%% |" % (
+            piece, fmt(ez), fmt(lt), fmt(rat, 2), fmt(ez / lt if ez and lt else None, 2),
+            fails, len(rs), fmt(bz, 0), fmt(bl, 0)))
     return "\n".join(out)
 
 
