@@ -16,6 +16,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"golang.org/x/time/rate"
 )
 
@@ -287,7 +288,7 @@ func newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, tu T
 		InfoHash:  j.ih,
 		Storage:   st,
 		InfoBytes: mi.InfoBytes,
-		ChunkSize: 0,
+		ChunkSize: pp.Integer(tu.ChunkSize),
 	})
 	j.cl, j.t, j.st = cl, t, st
 	t.SetOnWriteChunkError(func(err error) {

@@ -147,6 +147,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of piece data kept in memory (unverified pieces in flight)")
 	pf.IntVar(&a.Tuning.AIOThreads, "aio-threads", 4, "concurrent disk operations")
 	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
+	pf.IntVar(&a.Tuning.ChunkSize, "chunk-size", 16<<10, "bytes per BitTorrent request; other clients expect 16384")
 	pf.StringVar(&a.downLimit, "download-limit", "", "cap download at this many bytes/s, e.g. 10MiB (default: none)")
 	pf.StringVar(&a.upLimit, "upload-limit", "", "cap upload at this many bytes/s, e.g. 10MiB (default: none)")
 	pf.StringVar(&a.profileDir, "profile", "", "write CPU and blocking profiles (pprof) of this run into DIR")
