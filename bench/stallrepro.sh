@@ -32,7 +32,7 @@ for t in $(seq 1 "$tries"); do
     last="" same=0 result=ok
     for _ in $(seq 600); do                              # at most 300 s per try
         kill -0 "$cp" 2>/dev/null || break
-        now=$(grep -o '"bytes_done":[0-9]*' "$out/h1.log" | tail -1)
+        now=$(grep -o '"bytes_done":[0-9]*' "$out/h1.log" | tail -1 || true)
         if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
         if [ $same -ge 30 ]; then result="STALL at $now"; break; fi
         sleep 0.5
