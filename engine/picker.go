@@ -28,12 +28,13 @@ import (
 //
 // Ties are broken by a per-client random rank, never by index.
 type picker struct {
-	j     *Job
-	rank  []int // random rank of each piece
-	prio  []types.PiecePriority
-	set   bool // priorities have been applied once
-	kPeer int
-	kSeed int
+	j         *Job
+	rank      []int // random rank of each piece
+	prio      []types.PiecePriority
+	set       bool // priorities have been applied once
+	lastNudge time.Time
+	kPeer     int
+	kSeed     int
 }
 
 func newPicker(j *Job, tu Tuning) *picker {
@@ -98,6 +99,14 @@ func (p *picker) run(stop <-chan struct{}) {
 func (p *picker) update() {
 	n := p.j.layout.NumPieces
 	t := p.j.t
+	// A client was once seen to stop asking for pieces while its peers had
+	// them (bench/stallrepro.sh). Setting every priority again makes the
+	// library recompute its requests; do it when nothing has arrived for a
+	// few seconds.
+	if p.set && time.Since(p.j.progressTime()) > 5*time.Second && time.Since(p.lastNudge) > 5*time.Second {
+		p.set = false
+		p.lastNudge = time.Now()
+	}
 	// Who has what: fullHave counts every connected peer, peerHave only
 	// those that are not complete seeders.
 	peerHave := make([]int, n)
