@@ -160,27 +160,34 @@ func (rc *revealClient) giveUp() {
 
 // revealSeeder is the seeder side.
 type revealSeeder struct {
-	mu      sync.Mutex
-	clients map[*torrent.PeerConn]*revealState
-	counts  []int32 // times each piece was revealed
-	window  int     // pieces revealed and not yet held, per client
-	rng     *rand.Rand
-	kick    chan struct{} // a client reported a new piece
+	mu        sync.Mutex
+	clients   map[*torrent.PeerConn]*revealState
+	counts    []int32 // times each piece was revealed
+	window    int     // initial pieces revealed and not yet held, per client
+	maxWindow int
+	rng       *rand.Rand
+	kick      chan struct{} // a client reported a new piece
 }
 
 type revealState struct {
 	revealed []bool
-	pending  int
+	// window grows (doubling, up to maxWindow) each time the client is
+	// found with nothing left to fetch, and at every step while it is the
+	// only client: on a fast link a few pieces drain faster than reveals
+	// come back, and a lone client can duplicate nothing.
+	window int
 }
 
 func newRevealSeeder(numPieces int, pieceLength int64) *revealSeeder {
-	return &revealSeeder{
+	rs := &revealSeeder{
 		clients: map[*torrent.PeerConn]*revealState{},
 		counts:  make([]int32, numPieces),
 		window:  clamp(int((int64(envIntDefault("EZIO_REVEAL_WINDOW_MIB", 8))<<20)/pieceLength), 2, 64),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		kick:    make(chan struct{}, 1),
 	}
+	rs.maxWindow = max(rs.window, clamp(int((256<<20)/pieceLength), 2, 1024))
+	return rs
 }
 
 func (rs *revealSeeder) install(cfg *torrent.ClientConfig, numPieces int) {
@@ -192,7 +199,7 @@ func (rs *revealSeeder) install(cfg *torrent.ClientConfig, numPieces int) {
 			return
 		}
 		rs.mu.Lock()
-		rs.clients[pc] = &revealState{revealed: make([]bool, numPieces)}
+		rs.clients[pc] = &revealState{revealed: make([]bool, numPieces), window: rs.window}
 		rs.mu.Unlock()
 	}
 	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
@@ -210,6 +217,15 @@ func (rs *revealSeeder) install(cfg *torrent.ClientConfig, numPieces int) {
 			}
 		}
 	}
+}
+
+func anyRevealed(st *revealState) bool {
+	for _, r := range st.revealed {
+		if r {
+			return true
+		}
+	}
+	return false
 }
 
 // run tops up every client's window of revealed pieces until stop.
@@ -273,7 +289,13 @@ func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
 				pending++
 			}
 		}
-		for pending < rs.window {
+		if pending == 0 && st.window < rs.maxWindow && anyRevealed(st) {
+			st.window = min(2*st.window, rs.maxWindow)
+		}
+		if len(conns) == 1 {
+			st.window = min(2*st.window, n)
+		}
+		for pending < st.window {
 			best, bestH, bestC := -1, int32(0), int32(0)
 			start := rs.rng.IntN(n)
 			for k := range n {
