@@ -23,20 +23,10 @@ type BuildValues struct {
 	Source, Output, Name, Tracker string
 }
 
-// BuildFlow makes a torrent from an image file, an extent directory or
-// partclone's torrent.info.
-type BuildFlow struct {
-	c      *Common
-	deps   *Deps
-	v      *BuildValues
-	serve  *ServeValues
-	form   *huh.Form
-	formID int
-}
-
-func NewBuildFlow(c *Common, deps *Deps, v *BuildValues, serve *ServeValues) *BuildFlow {
-	b := &BuildFlow{c: c, deps: deps, v: v, serve: serve}
-	b.form, b.formID = newForm(c, huh.NewGroup(
+// NewBuildFlow asks for data and makes a torrent from an image file, an
+// extent directory or partclone's torrent.info.
+func NewBuildFlow(c *Common, deps *Deps, v *BuildValues, serve *ServeValues) Screen {
+	return newTaskForm(c, deps, serve, "build a torrent", func() taskFunc { return buildTask(*v) }, huh.NewGroup(
 		huh.NewInput().Title("Image data").
 			Description("an extent directory (partclone -T), an image file, or a torrent.info").
 			Value(&v.Source).Validate(func(s string) error {
@@ -49,28 +39,48 @@ func NewBuildFlow(c *Common, deps *Deps, v *BuildValues, serve *ServeValues) *Bu
 		huh.NewInput().Title("Image name").Description("empty: the data's file name, e.g. sda1").Value(&v.Name),
 		huh.NewInput().Title("Tracker URL").Description("empty: none; ezio seed runs its own").Value(&v.Tracker),
 	))
-	return b
 }
 
-func (b *BuildFlow) Init() tea.Cmd { return b.form.Init() }
+// taskFunc is the work a task screen runs.
+type taskFunc = func(context.Context, func(taskProgress)) taskResult
 
-func (b *BuildFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
+// taskForm is a question step that runs a task once answered: Build a
+// torrent and Capture are both one.
+type taskForm struct {
+	c      *Common
+	deps   *Deps
+	serve  *ServeValues
+	title  string
+	task   func() taskFunc // reads the answers when the form is submitted
+	form   *huh.Form
+	formID int
+}
+
+func newTaskForm(c *Common, deps *Deps, serve *ServeValues, title string, task func() taskFunc, groups ...*huh.Group) *taskForm {
+	f := &taskForm{c: c, deps: deps, serve: serve, title: title, task: task}
+	f.form, f.formID = newForm(c, groups...)
+	return f
+}
+
+func (f *taskForm) Init() tea.Cmd { return f.form.Init() }
+
+func (f *taskForm) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
-		if key.Matches(msg, b.c.Keys.Back) {
-			return b, func() tea.Msg { return backToMenuMsg{} }
+		if key.Matches(msg, f.c.Keys.Back) {
+			return f, func() tea.Msg { return backToMenuMsg{} }
 		}
 	case formDoneMsg:
-		if msg.id == b.formID {
-			return b, show(newTask(b.c, b.deps, "build a torrent", b.serve, buildTask(*b.v)))
+		if msg.id == f.formID {
+			return f, show(newTask(f.c, f.deps, f.title, f.serve, f.task()))
 		}
-		return b, nil
+		return f, nil
 	}
-	_, cmd := b.form.Update(msg)
-	return b, cmd
+	_, cmd := f.form.Update(msg)
+	return f, cmd
 }
 
-func (b *BuildFlow) View() string { return formScreen(b.c, "build a torrent", b.form) }
+func (f *taskForm) View() string { return formScreen(f.c, f.title, f.form) }
 
 func formScreen(c *Common, title string, f *huh.Form) string {
 	st := c.Styles
@@ -83,7 +93,7 @@ func formScreen(c *Common, title string, f *huh.Form) string {
 	return c.screen(lines)
 }
 
-func buildTask(v BuildValues) func(context.Context, func(taskProgress)) taskResult {
+func buildTask(v BuildValues) taskFunc {
 	return func(ctx context.Context, report func(taskProgress)) taskResult {
 		src := filepath.Clean(trimmed(v.Source))
 		var trackers []string

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
@@ -25,20 +23,10 @@ type CaptureValues struct {
 	TorrentOnly          bool
 }
 
-// CaptureFlow saves a partition with partclone, builds its torrent from
-// partclone's hashes, and offers to serve it.
-type CaptureFlow struct {
-	c      *Common
-	deps   *Deps
-	v      *CaptureValues
-	serve  *ServeValues
-	form   *huh.Form
-	formID int
-}
-
-func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues) *CaptureFlow {
-	f := &CaptureFlow{c: c, deps: deps, v: v, serve: serve}
-	f.form, f.formID = newForm(c, huh.NewGroup(
+// NewCaptureFlow asks for a partition and saves it with partclone, builds
+// its torrent from partclone's hashes, and offers to serve it.
+func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues) Screen {
+	return newTaskForm(c, deps, serve, "capture a partition", func() taskFunc { return captureTask(*v) }, huh.NewGroup(
 		huh.NewInput().Title("Partition to capture").Description("e.g. /dev/sda1; it must not be mounted (see Disks)").
 			Value(&v.Source).Validate(func(s string) error {
 			if trimmed(s) == "" {
@@ -46,7 +34,7 @@ func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues)
 			}
 			return nil
 		}),
-		huh.NewInput().Title("Output directory").Description("created; must be empty. Extent files and torrent.info go here").
+		huh.NewInput().Title("Output directory").Description("created if missing; the image goes in NAME/, NAME.torrent and NAME.json beside it").
 			Value(&v.OutDir).Validate(func(s string) error {
 			if trimmed(s) == "" {
 				return errors.New("a directory is needed")
@@ -54,35 +42,14 @@ func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues)
 			return nil
 		}),
 		huh.NewSelect[bool]().Title("What to save").Options(
-			huh.NewOption("an image: extent files and torrent.info (serve from the directory)", false),
-			huh.NewOption("the torrent only: torrent.info (serve from the partition itself)", true),
+			huh.NewOption("an image: the used blocks as extent files (serve from the directory)", false),
+			huh.NewOption("the torrent only (serve from the partition itself)", true),
 		).Value(&v.TorrentOnly),
 		huh.NewInput().Title("Image name").Description("empty: the partition's name, e.g. sda1").Value(&v.Name),
 	))
-	return f
 }
 
-func (f *CaptureFlow) Init() tea.Cmd { return f.form.Init() }
-
-func (f *CaptureFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
-	switch msg := msg.(type) {
-	case tea.KeyMsg:
-		if key.Matches(msg, f.c.Keys.Back) {
-			return f, func() tea.Msg { return backToMenuMsg{} }
-		}
-	case formDoneMsg:
-		if msg.id == f.formID {
-			return f, show(newTask(f.c, f.deps, "capture a partition", f.serve, captureTask(*f.v)))
-		}
-		return f, nil
-	}
-	_, cmd := f.form.Update(msg)
-	return f, cmd
-}
-
-func (f *CaptureFlow) View() string { return formScreen(f.c, "capture a partition", f.form) }
-
-func captureTask(v CaptureValues) func(context.Context, func(taskProgress)) taskResult {
+func captureTask(v CaptureValues) taskFunc {
 	return func(ctx context.Context, report func(taskProgress)) taskResult {
 		src, out := trimmed(v.Source), filepath.Clean(trimmed(v.OutDir))
 		report(taskProgress{frac: 0, what: "starting partclone on " + src})
