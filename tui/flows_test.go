@@ -68,3 +68,20 @@ func TestCaptureFlowShowsRefusal(t *testing.T) {
 		t.Fatalf("a stack trace on screen:\n%s", v)
 	}
 }
+
+// TestDisksScreen lists what the machine has, with the reason a device may
+// not be written, and goes back with Esc.
+func TestDisksScreen(t *testing.T) {
+	m := newApp(t, &fakeWorld{})
+	drive(t, m, key1("i"))
+	v := m.View()
+	for _, want := range []string{"sdb", "loop0", "mounted"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("disks screen lacks %q:\n%s", want, v)
+		}
+	}
+	drive(t, m, esc)
+	if !strings.Contains(m.View(), "Deploy this machine") {
+		t.Errorf("Esc did not return to the menu:\n%s", m.View())
+	}
+}
