@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"ezio/disks/disktest"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -34,16 +35,6 @@ func ezio(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "EZIO_RUN_MAIN=1")
 	return cmd
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // makeExtentDir writes a partclone-style directory: n extents of about
@@ -78,7 +69,7 @@ func mustRun(t *testing.T, cmd *exec.Cmd) string {
 // startSeeder runs `ezio seed` in the background and returns the torrent URL.
 func startSeeder(t *testing.T, tf, src string, extra ...string) (url, peer string) {
 	t.Helper()
-	bt, tr := freePort(t), freePort(t)
+	bt, tr := disktest.FreePort(t), disktest.FreePort(t)
 	peer = fmt.Sprintf("127.0.0.1:%d", bt)
 	args := append([]string{"seed", tf, src, "--listen", peer, "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", tr)}, extra...)
 	cmd := ezio(context.Background(), args...)

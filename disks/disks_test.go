@@ -2,6 +2,7 @@ package disks
 
 import (
 	"bufio"
+	"ezio/disks/disktest"
 	"fmt"
 	"os"
 	"os/exec"
@@ -289,10 +290,10 @@ func TestRefusesTooSmall(t *testing.T) {
 func TestAcceptsBlankLoop(t *testing.T) {
 	file := imageFile(t, 16*mib)
 	dev := attachLoop(t, file)
-	before := checksum(t, dev)
+	before := disktest.Sum(t, dev)
 	expectWritable(t, dev, 16*mib)
 	expectWritable(t, file, 1<<40) // files grow: their size is no limit
-	if checksum(t, dev) != before {
+	if disktest.Sum(t, dev) != before {
 		t.Fatal("CheckWritable changed the device")
 	}
 }

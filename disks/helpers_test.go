@@ -2,10 +2,9 @@ package disks
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
+	"ezio/disks/disktest"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,30 +178,13 @@ func swapOn(t *testing.T, dev string) {
 	})
 }
 
-// checksum hashes a device or file, to show that a check wrote nothing.
-func checksum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
-}
-
 // expectRefused runs CheckWritable and asserts a refusal of the given
 // kind, with the bytes of the target unchanged. It returns the error.
 func expectRefused(t *testing.T, target string, need int64, kind Refusal) *RefusedError {
 	t.Helper()
-	before := checksum(t, target)
+	before := disktest.Sum(t, target)
 	err := CheckWritable(target, need)
-	after := checksum(t, target)
+	after := disktest.Sum(t, target)
 	if before != after {
 		t.Fatalf("CheckWritable(%s) changed its bytes", target)
 	}

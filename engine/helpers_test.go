@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -131,18 +130,6 @@ func checkTarget(t *testing.T, im *testImage, target string) {
 			t.Fatalf("byte %d outside every extent was changed to %#x", k, got[k])
 		}
 	}
-}
-
-// loopDevice attaches a file as a loop device and detaches it at cleanup.
-func loopDevice(t *testing.T, file string) string {
-	t.Helper()
-	out, err := exec.Command("losetup", "-f", "--show", file).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
 }
 
 func startSeed(t *testing.T, im *testImage, source string) *Job {

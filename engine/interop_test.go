@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"ezio/disks/disktest"
 	"fmt"
 	"net"
 	"os"
@@ -12,16 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // aria2 options for a closed loopback swarm.
 func aria2Args(port int) []string {
@@ -47,7 +38,7 @@ func TestAria2DownloadsFromOurSeeder(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := append(aria2Args(freePort(t)), "--seed-time=0", "--dir="+out, tf)
+	args := append(aria2Args(disktest.FreePort(t)), "--seed-time=0", "--dir="+out, tf)
 	cmd := exec.CommandContext(ctx, aria, args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("aria2c: %v\n%s", err, b)
@@ -78,7 +69,7 @@ func TestWeDownloadFromAria2(t *testing.T) {
 	}
 	// aria2c expects DIR/<name>/<file names as in the torrent>.
 	parent := filepath.Dir(im.dir)
-	port := freePort(t)
+	port := disktest.FreePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	args := append(aria2Args(port), "--check-integrity=true", "--seed-ratio=0.0", "--seed-time=3", "--dir="+parent, tf)

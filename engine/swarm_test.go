@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"ezio/disks/disktest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -81,7 +82,7 @@ func TestSwarmIntoLoopDevices(t *testing.T) {
 	for range 3 {
 		f := makeTargetFile(t, im.size)
 		files = append(files, f)
-		devs = append(devs, loopDevice(t, f))
+		devs = append(devs, disktest.Attach(t, f))
 	}
 	deployAll(t, im, seed, devs, false)
 	for _, d := range devs {

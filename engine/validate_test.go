@@ -3,8 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
+	"ezio/disks/disktest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,15 +134,6 @@ func FuzzLayout(f *testing.F) {
 	})
 }
 
-func fileHash(t *testing.T, path string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
-}
-
 // craft builds a torrent whose files are as given, hashes zeroed.
 func craft(t *testing.T, files []metainfo.FileInfo) *metainfo.MetaInfo {
 	t.Helper()
@@ -156,7 +147,7 @@ func craft(t *testing.T, files []metainfo.FileInfo) *metainfo.MetaInfo {
 func TestDeployRefusesBadTorrentsAndLeavesTargetUntouched(t *testing.T) {
 	const size = 1 << 20
 	target := makeTargetFile(t, size)
-	before := fileHash(t, target)
+	before := disktest.Sum(t, target)
 	for name, mi := range map[string]*metainfo.MetaInfo{
 		"not hex":      craft(t, []metainfo.FileInfo{fi("1000", 100), fi("hello", 100)}),
 		"past the end": craft(t, []metainfo.FileInfo{fi("1000", 100), fi("fff00", 0x200)}),
@@ -176,7 +167,7 @@ func TestDeployRefusesBadTorrentsAndLeavesTargetUntouched(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 	}
-	if fileHash(t, target) != before {
+	if disktest.Sum(t, target) != before {
 		t.Fatal("a refused deploy changed the target")
 	}
 	if _, err := os.Stat(target + ".ezio-resume"); err == nil {
@@ -192,21 +183,21 @@ func TestDeployRefusesUnsafeDevices(t *testing.T) {
 
 	t.Run("too small", func(t *testing.T) {
 		f := makeTargetFile(t, im.size/2&^4095)
-		dev := loopDevice(t, f)
-		before := fileHash(t, f)
+		dev := disktest.Attach(t, f)
+		before := disktest.Sum(t, f)
 		_, err := Deploy(context.Background(), DeployOptions{Torrent: im.mi, Target: dev, Peers: []string{"127.0.0.1:1"}, Tuning: Tuning{ListenAddr: "127.0.0.1:0"}})
 		var ve *ValidationError
 		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "past the end") {
 			t.Fatalf("got %v, want a too-small refusal", err)
 		}
-		if fileHash(t, f) != before {
+		if disktest.Sum(t, f) != before {
 			t.Fatal("target changed")
 		}
 	})
 
 	t.Run("mounted", func(t *testing.T) {
 		f := makeTargetFile(t, 64<<20)
-		dev := loopDevice(t, f)
+		dev := disktest.Attach(t, f)
 		if out, err := exec.Command(mkfs, "-q", "-F", dev).CombinedOutput(); err != nil {
 			t.Fatalf("mkfs: %v %s", err, out)
 		}
@@ -217,14 +208,14 @@ func TestDeployRefusesUnsafeDevices(t *testing.T) {
 		t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 		os.WriteFile(filepath.Join(mnt, "keep"), []byte("precious"), 0o644)
 		exec.Command("sync").Run()
-		before := fileHash(t, f)
+		before := disktest.Sum(t, f)
 		_, err := Deploy(context.Background(), DeployOptions{Torrent: im.mi, Target: dev, Peers: []string{"127.0.0.1:1"}, Tuning: Tuning{ListenAddr: "127.0.0.1:0"}})
 		var re *disks.RefusedError
 		if !errors.As(err, &re) || !strings.Contains(err.Error(), "mounted") {
 			t.Fatalf("got %v, want a mounted refusal", err)
 		}
 		t.Logf("refusal: %v", err)
-		if fileHash(t, f) != before {
+		if disktest.Sum(t, f) != before {
 			t.Fatal("target changed")
 		}
 		// SkipSafetyChecks never applies to block devices.

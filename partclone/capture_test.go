@@ -3,8 +3,8 @@ package partclone
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
+	"ezio/disks/disktest"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,45 +42,6 @@ func needRootAndTools(t *testing.T, tools ...string) {
 	}
 }
 
-func sh(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// newLoop backs a new loop device with a file of size bytes, filled by fill
-// (or sparse), and detaches exactly that device when the test ends.
-func newLoop(t *testing.T, size int64, fill func(w io.Writer)) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fill != nil {
-		fill(f)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	dev := sh(t, "losetup", "-f", "--show", path)
-	if !strings.HasPrefix(dev, "/dev/loop") {
-		t.Fatalf("losetup gave %q", dev)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v %s", dev, err, out)
-		}
-	})
-	return dev
-}
-
 func randomBytes(seed uint64, n int64) io.Reader {
 	var s [32]byte
 	s[0] = byte(seed)
@@ -115,18 +76,18 @@ func sampleFiles(t *testing.T) []string {
 func mountAndCopy(t *testing.T, dev string, files []string, mountCmd ...string) {
 	t.Helper()
 	mnt := t.TempDir()
-	sh(t, mountCmd[0], append(mountCmd[1:], dev, mnt)...)
+	disktest.Run(t, mountCmd[0], append(mountCmd[1:], dev, mnt)...)
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(mnt, filepath.Base(f)), data, 0o644); err != nil {
-			sh(t, "umount", mnt)
+			disktest.Run(t, "umount", mnt)
 			t.Fatal(err)
 		}
 	}
-	sh(t, "umount", mnt)
+	disktest.Run(t, "umount", mnt)
 }
 
 func TestCaptureFilesystems(t *testing.T) {
@@ -143,7 +104,7 @@ func TestCaptureFilesystems(t *testing.T) {
 			name: "ext4", tools: []string{"mkfs.ext4:e2fsprogs"}, size: 96 << 20,
 			make: func(t *testing.T, dev string) {
 				// No lazy init: nothing writes to the device after mkfs.
-				sh(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
+				disktest.Run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
 				mountAndCopy(t, dev, sampleFiles(t), "mount", "-t", "ext4")
 			},
 			fstype: "ext4", program: "partclone.extfs",
@@ -152,8 +113,8 @@ func TestCaptureFilesystems(t *testing.T) {
 			// The kernel here has no vfat driver, so mtools fills it unmounted.
 			name: "fat32", tools: []string{"mkfs.vfat:dosfstools", "mcopy:mtools"}, size: 96 << 20,
 			make: func(t *testing.T, dev string) {
-				sh(t, "mkfs.vfat", "-F", "32", dev)
-				sh(t, "mcopy", append([]string{"-i", dev}, append(sampleFiles(t), "::/")...)...)
+				disktest.Run(t, "mkfs.vfat", "-F", "32", dev)
+				disktest.Run(t, "mcopy", append([]string{"-i", dev}, append(sampleFiles(t), "::/")...)...)
 			},
 			fstype: "vfat", program: "partclone.fat",
 		},
@@ -161,9 +122,9 @@ func TestCaptureFilesystems(t *testing.T) {
 			// ntfscp writes without a FUSE mount, which may be missing.
 			name: "ntfs", tools: []string{"mkntfs:ntfs-3g", "ntfscp:ntfs-3g"}, size: 96 << 20,
 			make: func(t *testing.T, dev string) {
-				sh(t, "mkntfs", "-f", "-q", dev)
+				disktest.Run(t, "mkntfs", "-f", "-q", dev)
 				for _, f := range sampleFiles(t) {
-					sh(t, "ntfscp", "-q", dev, f, filepath.Base(f))
+					disktest.Run(t, "ntfscp", "-q", dev, f, filepath.Base(f))
 				}
 			},
 			fstype: "ntfs", program: "partclone.ntfs",
@@ -182,7 +143,7 @@ func TestCaptureFilesystems(t *testing.T) {
 			if tt.fallback {
 				fill = func(w io.Writer) { io.Copy(w, randomBytes(99, tt.size)) }
 			}
-			dev := newLoop(t, tt.size, fill)
+			dev := disktest.NewLoop(t, tt.size, fill)
 			tt.make(t, dev)
 			testCapture(t, dev, tt.fstype, tt.program, tt.fallback)
 		})
@@ -318,31 +279,17 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
-func deviceSum(t *testing.T, dev string) [32]byte {
-	t.Helper()
-	f, err := os.Open(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(h.Sum(nil))
-}
-
 func TestCaptureRefusesMountedReadWrite(t *testing.T) {
 	needRootAndTools(t, "mkfs.ext4:e2fsprogs", "partclone.extfs:partclone")
-	dev := newLoop(t, 32<<20, nil)
-	sh(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
+	dev := disktest.NewLoop(t, 32<<20, nil)
+	disktest.Run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
 	mnt := filepath.Join(t.TempDir(), "mnt with space")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, "mount", "-t", "ext4", dev, mnt)
+	disktest.Run(t, "mount", "-t", "ext4", dev, mnt)
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-	sh(t, "sync")
+	disktest.Run(t, "sync")
 
 	out := filepath.Join(t.TempDir(), "img")
 	_, err := Capture(context.Background(), CaptureOptions{Source: dev, OutDir: out}, nil)
@@ -361,13 +308,13 @@ func TestCaptureRefusesMountedReadWrite(t *testing.T) {
 	// so the device is compared only once it is read-only, below.
 
 	// partclone refuses read-only mounts too; we say so first, with the hint.
-	sh(t, "mount", "-o", "remount,ro", mnt)
-	before := deviceSum(t, dev) // remounting wrote the superblock
+	disktest.Run(t, "mount", "-o", "remount,ro", mnt)
+	before := disktest.Sum(t, dev) // remounting wrote the superblock
 	_, err = Capture(context.Background(), CaptureOptions{Source: dev, OutDir: out, TorrentOnly: true}, nil)
 	if err == nil || !strings.Contains(err.Error(), "mounted read-only") || !strings.Contains(err.Error(), "umount '"+mnt+"'") {
 		t.Errorf("Capture of a read-only mount: %v", err)
 	}
-	if deviceSum(t, dev) != before {
+	if disktest.Sum(t, dev) != before {
 		t.Error("device changed")
 	}
 }
@@ -375,7 +322,7 @@ func TestCaptureRefusesMountedReadWrite(t *testing.T) {
 func TestCaptureCancel(t *testing.T) {
 	needRootAndTools(t)
 	const size = 512 << 20
-	dev := newLoop(t, size, func(w io.Writer) { io.Copy(w, randomBytes(7, size)) })
+	dev := disktest.NewLoop(t, size, func(w io.Writer) { io.Copy(w, randomBytes(7, size)) })
 
 	// partclone empties its output directory: one holding files is refused.
 	used := t.TempDir()
@@ -437,7 +384,7 @@ func TestCaptureErrors(t *testing.T) {
 func TestCaptureFailureReportsPartclone(t *testing.T) {
 	needRootAndTools(t, "partclone.extfs:partclone")
 	// An ext4 program on a device with no ext4: partclone fails, we say why.
-	dev := newLoop(t, 8<<20, nil)
+	dev := disktest.NewLoop(t, 8<<20, nil)
 	out := filepath.Join(t.TempDir(), "img")
 	_, err := Capture(context.Background(), CaptureOptions{Source: dev, FSType: "ext4", OutDir: out}, nil)
 	if err == nil {

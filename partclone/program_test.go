@@ -2,6 +2,7 @@ package partclone
 
 import (
 	"errors"
+	"ezio/disks/disktest"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -71,7 +72,7 @@ func TestVersion(t *testing.T) {
 
 func TestDetectFSNone(t *testing.T) {
 	needRootAndTools(t)
-	dev := newLoop(t, 4<<20, nil)
+	dev := disktest.NewLoop(t, 4<<20, nil)
 	fs, err := DetectFS(dev)
 	if err != nil || fs != "" {
 		t.Errorf("DetectFS(empty device) = %q, %v", fs, err)

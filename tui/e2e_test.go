@@ -8,8 +8,8 @@ package tui
 import (
 	"bytes"
 	"crypto/rand"
+	"ezio/disks/disktest"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,16 +215,6 @@ func loopDevice(t *testing.T, size int64) string {
 	return dev
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // selectRow moves the target table's cursor (">" on the console) to dev.
 func selectRow(s *tmuxSession, dev string) {
 	s.t.Helper()
@@ -261,7 +251,7 @@ func TestE2EDeployLoopDevices(t *testing.T) {
 	if out, err := exec.Command(bin, "torrent", "create", img, "-o", tor, "--name", "e2e", "--piece-length", "1MiB").CombinedOutput(); err != nil {
 		t.Fatalf("torrent create: %v\n%s", err, out)
 	}
-	trackerPort, peerPort := freePort(t), freePort(t)
+	trackerPort, peerPort := disktest.FreePort(t), disktest.FreePort(t)
 	seed := exec.Command(bin, "seed", tor, img, "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", trackerPort),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", peerPort), "--log-file", filepath.Join(work, "seed.log"))
 	if err := seed.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"ezio/disks/disktest"
 	"fmt"
 	"io"
 	"io/fs"
@@ -73,59 +74,13 @@ func capNeedLibtorrent(t *testing.T) {
 	}
 }
 
-func capSh(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// capLoop backs a new loop device with a file of size bytes (filled by
-// fill, else sparse) and detaches exactly that device when the test ends.
-func capLoop(t *testing.T, size int64, fill func(w io.Writer)) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fill != nil {
-		fill(f)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return capAttach(t, path)
-}
-
-func capAttach(t *testing.T, path string) string {
-	t.Helper()
-	dev := capSh(t, "losetup", "-f", "--show", path)
-	if !strings.HasPrefix(dev, "/dev/loop") {
-		t.Fatalf("losetup gave %q", dev)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v %s", dev, err, out)
-		}
-	})
-	return dev
-}
-
 // capMount mounts dev on a new directory; it is unmounted when the test
 // ends (before the loop device is detached), or earlier by the returned
 // function.
 func capMount(t *testing.T, dev string, opts ...string) (string, func()) {
 	t.Helper()
 	mnt := t.TempDir()
-	capSh(t, "mount", append(opts, dev, mnt)...)
+	disktest.Run(t, "mount", append(opts, dev, mnt)...)
 	var once sync.Once
 	umount := func() {
 		once.Do(func() {
@@ -213,16 +168,8 @@ func capTreeSums(t *testing.T, dir string, skip ...string) map[string]string {
 // capDevSum hashes a whole device or file.
 func capDevSum(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := disktest.Sum(t, path)
+	return hex.EncodeToString(sum[:])
 }
 
 func capDevSize(t *testing.T, dev string) int64 {
@@ -662,9 +609,9 @@ var capFilesystems = []capFS{
 				capSkipOrFail(t, "the kernel has no ext4 driver (/proc/filesystems)")
 			}
 			// No lazy init: nothing writes to the device after mkfs.
-			capSh(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
+			disktest.Run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev)
 			mnt, umount := capMount(t, dev, "-t", "ext4")
-			capSh(t, "cp", "-a", files+"/.", mnt)
+			disktest.Run(t, "cp", "-a", files+"/.", mnt)
 			umount()
 		},
 		files: func(t *testing.T, dev string) map[string]string {
@@ -680,12 +627,12 @@ var capFilesystems = []capFS{
 		name: "fat32", tools: []string{"mkfs.vfat:dosfstools", "fsck.vfat:dosfstools", "mcopy:mtools"}, size: 96 << 20,
 		sizes: []int64{20 << 20, 3<<20 + 123, 7777},
 		mkfs: func(t *testing.T, dev, files string) {
-			capSh(t, "mkfs.vfat", "-F", "32", dev)
-			capSh(t, "mcopy", "-s", "-i", dev, files+"/file0.bin", files+"/file2.bin", files+"/notes.txt", files+"/sub", "::/")
+			disktest.Run(t, "mkfs.vfat", "-F", "32", dev)
+			disktest.Run(t, "mcopy", "-s", "-i", dev, files+"/file0.bin", files+"/file2.bin", files+"/notes.txt", files+"/sub", "::/")
 		},
 		files: func(t *testing.T, dev string) map[string]string {
 			dir := t.TempDir()
-			capSh(t, "mcopy", "-s", "-n", "-i", dev, "::/*", dir+"/")
+			disktest.Run(t, "mcopy", "-s", "-n", "-i", dev, "::/*", dir+"/")
 			return capTreeSums(t, dir)
 		},
 		fsck:   capFsck("fsck.vfat", "-n"),
@@ -696,14 +643,14 @@ var capFilesystems = []capFS{
 		name: "ntfs", tools: []string{"mkntfs:ntfs-3g", "ntfscp:ntfs-3g", "ntfscat:ntfs-3g", "ntfsls:ntfs-3g", "ntfsfix:ntfs-3g"}, size: 96 << 20,
 		flat: true, sizes: []int64{20 << 20, 3<<20 + 123, 7777},
 		mkfs: func(t *testing.T, dev, files string) {
-			capSh(t, "mkntfs", "-Q", "-F", "-q", dev)
+			disktest.Run(t, "mkntfs", "-Q", "-F", "-q", dev)
 			for _, n := range []string{"file0.bin", "file1.bin", "file2.bin", "notes.txt"} {
-				capSh(t, "ntfscp", "-q", dev, filepath.Join(files, n), n)
+				disktest.Run(t, "ntfscp", "-q", dev, filepath.Join(files, n), n)
 			}
 		},
 		files: func(t *testing.T, dev string) map[string]string {
 			sums := map[string]string{}
-			for _, n := range strings.Split(capSh(t, "ntfsls", dev), "\n") {
+			for _, n := range strings.Split(disktest.Run(t, "ntfsls", dev), "\n") {
 				if n = strings.TrimSpace(n); n == "" {
 					continue
 				}
@@ -725,7 +672,7 @@ var capFilesystems = []capFS{
 		sizes: []int64{12 << 20, 9<<20 + 77, 4321},
 		files: func(t *testing.T, dev string) map[string]string {
 			dir := filepath.Join(t.TempDir(), "x")
-			capSh(t, "fsck.cramfs", "--extract="+dir, dev)
+			disktest.Run(t, "fsck.cramfs", "--extract="+dir, dev)
 			return capTreeSums(t, dir)
 		},
 		fsck:   capFsck("fsck.cramfs"),
@@ -737,7 +684,7 @@ var capFilesystems = []capFS{
 func capFsck(cmd string, args ...string) func(t *testing.T, dev string, c *captured) {
 	return func(t *testing.T, dev string, c *captured) {
 		t.Helper()
-		capSh(t, cmd, append(args, dev)...)
+		disktest.Run(t, cmd, append(args, dev)...)
 	}
 }
 
@@ -765,9 +712,9 @@ func capFsckNTFS(t *testing.T, dev string, c *captured) {
 	}
 	t.Logf("target lacks NTFS's backup boot sector, which lies past partclone's volume size %d; checking a copy with it rebuilt", c.info.DeviceSize())
 	cp := filepath.Join(t.TempDir(), "ntfs-copy.img")
-	capSh(t, "dd", "if="+dev, "of="+cp, "bs=1M", "status=none")
-	capSh(t, "ntfsfix", cp) // rewrites the backup boot sector from the primary
-	capSh(t, "ntfsfix", "-n", cp)
+	disktest.Run(t, "dd", "if="+dev, "of="+cp, "bs=1M", "status=none")
+	disktest.Run(t, "ntfsfix", cp) // rewrites the backup boot sector from the primary
+	disktest.Run(t, "ntfsfix", "-n", cp)
 }
 
 func capHasFS(name string) bool {
@@ -795,13 +742,13 @@ func TestCaptureDeployFilesystems(t *testing.T) {
 			var src string
 			if fsys.dd {
 				img := filepath.Join(t.TempDir(), "cramfs.img")
-				capSh(t, "mkfs.cramfs", files, img)
+				disktest.Run(t, "mkfs.cramfs", files, img)
 				if err := os.Truncate(img, fsys.size); err != nil {
 					t.Fatal(err)
 				}
-				src = capAttach(t, img)
+				src = disktest.Attach(t, img)
 			} else {
-				src = capLoop(t, fsys.size, nil)
+				src = disktest.NewLoop(t, fsys.size, nil)
 				fsys.mkfs(t, src, files)
 			}
 			if got := fsys.files(t, src); !maps.Equal(got, want) {
@@ -819,7 +766,7 @@ func TestCaptureDeployFilesystems(t *testing.T) {
 				t.Errorf("partclone.dd captured %d bytes of %d", c.info.TotalLength(), fsys.size)
 			}
 
-			target := capLoop(t, fsys.size, nil)
+			target := disktest.NewLoop(t, fsys.size, nil)
 			url := capSeed(t, c.torrent, c.imageDir)
 			capDeploy(t, url, target)
 
@@ -877,7 +824,7 @@ func TestCaptureTorrentOnlyDeploy(t *testing.T) {
 	fsys := capFilesystems[0] // ext4
 	capNeed(t, true, append([]string{fsys.prog + ":partclone"}, fsys.tools...)...)
 	files, want := capSampleFiles(t, false, fsys.sizes...)
-	src := capLoop(t, fsys.size, nil)
+	src := disktest.NewLoop(t, fsys.size, nil)
 	fsys.mkfs(t, src, files)
 	srcSum := capDevSum(t, src)
 
@@ -890,11 +837,11 @@ func TestCaptureTorrentOnlyDeploy(t *testing.T) {
 		t.Errorf("result says to seed from %v, want %s", c.result["seed_from"], src)
 	}
 
-	target := capLoop(t, fsys.size, nil)
+	target := disktest.NewLoop(t, fsys.size, nil)
 	url := capSeed(t, c.torrent, src)
 	capDeploy(t, url, target)
 	capCompareExtents(t, c.info, src, target)
-	capSh(t, "fsck.ext4", "-fn", target)
+	disktest.Run(t, "fsck.ext4", "-fn", target)
 	if got := fsys.files(t, target); !maps.Equal(got, want) {
 		t.Errorf("the target holds %v, want %v", got, want)
 	}
@@ -928,8 +875,8 @@ func TestCaptureRefusesMounted(t *testing.T) {
 	if !capHasFS("ext4") {
 		capSkipOrFail(t, "the kernel has no ext4 driver (/proc/filesystems)")
 	}
-	dev := capLoop(t, 32<<20, nil)
-	capSh(t, "mkfs.ext4", "-q", "-F", dev)
+	dev := disktest.NewLoop(t, 32<<20, nil)
+	disktest.Run(t, "mkfs.ext4", "-q", "-F", dev)
 	mnt, _ := capMount(t, dev, "-t", "ext4")
 
 	out := filepath.Join(t.TempDir(), "images")
@@ -964,7 +911,7 @@ func TestCaptureCancel(t *testing.T) {
 	capNeed(t, true)
 	// Zeros, no filesystem: partclone.dd has a whole GiB to copy (about
 	// 8 s here), far longer than the half second before the cancel.
-	dev := capLoop(t, 1<<30, nil)
+	dev := disktest.NewLoop(t, 1<<30, nil)
 	for _, tc := range []struct {
 		name     string
 		existing bool
@@ -1048,7 +995,7 @@ func TestCaptureMissingProgram(t *testing.T) {
 	if err := os.Truncate(img, 8<<20); err != nil {
 		t.Fatal(err)
 	}
-	capSh(t, "mkfs.ext4", "-q", "-F", img)
+	disktest.Run(t, "mkfs.ext4", "-q", "-F", img)
 	bin := t.TempDir()
 	if err := os.Symlink(blkid, filepath.Join(bin, "blkid")); err != nil {
 		t.Fatal(err)
