@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,15 @@ func (s *extentStorage) flush() error {
 	err := s.state.save()
 	s.mu.Unlock()
 	return err
+}
+
+// failed is the error of a failed background flush, or nil: the job
+// must end on it.
+func (s *extentStorage) failed() error {
+	if p := s.flushErr.Load(); p != nil {
+		return fmt.Errorf("recording progress on the target: %w", *p)
+	}
+	return nil
 }
 
 // dropState stops recording completion (the record was removed).
