@@ -42,11 +42,14 @@ func clientConfig(tu Tuning, log *slog.Logger) (*torrent.ClientConfig, error) {
 	// Each connection may have this much requested data being read for it;
 	// enough for a full pipeline of 16 KiB chunks.
 	cfg.MaxAllocPeerRequestDataPerConn = 16 << 20
-	if tu.MaxDownloadRate > 0 {
-		cfg.DownloadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxDownloadRate), int(min(tu.MaxDownloadRate, 1<<20)))
-	}
+	// Rate caps are applied in the storage (newLimiter), not with the
+	// library's limiters: its download limiter also refuses connections
+	// while its bucket is empty, and with an upload limiter transfers were
+	// seen to stall for tens of seconds.
 	if tu.MaxUploadRate > 0 {
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxUploadRate), int(max(min(tu.MaxUploadRate, 1<<20), 64<<10)))
+		// Less data read ahead per connection, so the cap holds from the
+		// first second.
+		cfg.MaxAllocPeerRequestDataPerConn = int(min(16<<20, max(256<<10, tu.MaxUploadRate/4)))
 	}
 	cfg.ExtendedHandshakeClientVersion = "ezio " + Version
 	cfg.Bep20 = bep20Prefix()
@@ -115,3 +118,20 @@ type ipPortAddr netip.AddrPort
 
 func (a ipPortAddr) String() string  { return netip.AddrPort(a).String() }
 func (a ipPortAddr) Network() string { return "tcp" }
+
+// newLimiter is a rate cap of bytes/s (nil for none) with a burst of a
+// tenth of a second, at least one 16 KiB chunk.
+func newLimiter(bytesPerSec int64) *rate.Limiter {
+	l := rate.NewLimiter(rate.Inf, 0)
+	setLimit(l, bytesPerSec)
+	return l
+}
+
+func setLimit(l *rate.Limiter, bytesPerSec int64) {
+	if bytesPerSec <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	l.SetBurst(int(max(bytesPerSec/10, 64<<10)))
+	l.SetLimit(rate.Limit(bytesPerSec))
+}

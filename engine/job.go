@@ -48,6 +48,7 @@ type Job struct {
 	revealC   *revealClient // piece reveal, client side (reveal.go)
 	revealS   *revealSeeder // piece reveal, seeder side
 	startDone int64         // bytes already complete when the job began
+	expect    int           // seeder: clients the room expects
 	seeders   []string      // trusted sources (host:port), redialled while missing
 	peers     []string      // other sources given directly, likewise
 }
@@ -171,6 +172,7 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 			j.hooks = j.revealS.hooks(l.NumPieces)
 		}
 	}
+	st.setLimits(s.upLim, s.downLim)
 	if err := s.register(j); err != nil {
 		return nil, err
 	}

@@ -229,13 +229,7 @@ func (j *Job) seedAfter(ctx context.Context, d time.Duration) {
 		if up != lastUp {
 			lastUp, lastMove = up, now
 		}
-		needy := false
-		for _, pc := range j.t.PeerConns() {
-			if int(pc.PeerPieces().GetCardinality()) < j.layout.NumPieces {
-				needy = true
-				break
-			}
-		}
+		needy := j.peersNeedPieces()
 		if needy {
 			noNeed = time.Time{}
 		} else if noNeed.IsZero() {
@@ -264,4 +258,25 @@ const (
 func (j *Job) uploaded() int64 {
 	st := j.t.Stats()
 	return st.ConnStats.BytesWrittenData.Int64()
+}
+
+// peersNeedPieces tells whether a connected peer other than a server lacks
+// pieces. A revealing seeder's connection shows only what it revealed, so
+// servers are known by the reveal and by the trusted addresses instead.
+func (j *Job) peersNeedPieces() bool {
+	gated := map[*torrent.PeerConn]bool{}
+	if j.revealC != nil {
+		for _, pc := range j.revealC.gatedConns() {
+			gated[pc] = true
+		}
+	}
+	for _, pc := range j.t.PeerConns() {
+		if gated[pc] || j.isSeederAddr(pc.RemoteAddr.String()) {
+			continue
+		}
+		if int(pc.PeerPieces().GetCardinality()) < j.layout.NumPieces {
+			return true
+		}
+	}
+	return false
 }

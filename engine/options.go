@@ -86,6 +86,9 @@ type SeedOptions struct {
 	// ":6969". Ignored by Session.Seed (the session's server is used).
 	TrackerListen string
 	NoTracker     bool
+	// Expect is how many clients make the room (0: not said); snapshots
+	// carry it beside the number done.
+	Expect int
 	Tuning
 	Logger *slog.Logger
 }

@@ -84,6 +84,8 @@ type Snapshot struct {
 	// Seeder only, from its tracker: every client that announced.
 	Fleet     []FleetMember `json:"fleet,omitempty"`
 	FleetDone int           `json:"fleet_done,omitempty"`
+	Expected  int           `json:"expected,omitempty"` // clients the room expects
+
 }
 
 // EventKind names what happened.

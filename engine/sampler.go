@@ -49,6 +49,9 @@ func (e *ewma) add(x float64) {
 		return
 	}
 	e.v = 0.6*e.v + 0.4*x
+	if e.v < 1 {
+		e.v = 0 // a rate that has decayed to nothing is nothing
+	}
 }
 
 func newSampler(j *Job) *sampler {
@@ -280,6 +283,7 @@ func (s *sampler) publish() {
 			}
 		}
 	}
+	snap.Expected = j.expect
 	if ls := j.lostAt.Load(); ls != 0 && snap.Phase == PhaseWaiting {
 		snap.LostSeconds = float64(int64(now.Sub(time.Unix(0, ls)).Seconds()*10)) / 10
 	}

@@ -84,6 +84,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		st.Close()
 		return nil, err
 	}
+	j.expect = o.Expect
 	if s.srv != nil {
 		if err := s.srv.AddImage(o.Torrent, s.PeerPort()); err != nil {
 			j.finish(err)

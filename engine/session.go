@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"golang.org/x/time/rate"
 )
 
 // SessionOptions configure the one BitTorrent client of a process.
@@ -34,6 +35,8 @@ type Session struct {
 	cl  *torrent.Client
 	srv *Server
 
+	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
+
 	mu       sync.RWMutex
 	jobs     map[metainfo.Hash]*Job
 	closed   bool
@@ -55,7 +58,8 @@ func NewSession(o SessionOptions) (*Session, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	tu := o.Tuning.withDefaults()
-	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{}}
+	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{},
+		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate)}
 	cfg, err := clientConfig(tu, log)
 	if err != nil {
 		return nil, err
@@ -159,6 +163,13 @@ func (s *Session) PeerAddr() string {
 
 // PeerPort is the BitTorrent listen port.
 func (s *Session) PeerPort() int { return s.cl.LocalPort() }
+
+// SetUploadLimit changes the session's upload cap (bytes/s, 0: none)
+// while it runs.
+func (s *Session) SetUploadLimit(bytesPerSec int64) { setLimit(s.upLim, bytesPerSec) }
+
+// SetDownloadLimit changes the session's download cap likewise.
+func (s *Session) SetDownloadLimit(bytesPerSec int64) { setLimit(s.downLim, bytesPerSec) }
 
 // Close stops every job (a deploy keeps its resume record), then the
 // client and the server.

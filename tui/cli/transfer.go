@@ -168,6 +168,7 @@ func newDeployCmd(a *App) *cobra.Command {
 		timeout        time.Duration
 		yes, asJSON    bool
 		recheck        bool
+		then           string
 	}
 	cmd := &cobra.Command{
 		Use:   "deploy FILE.torrent|URL TARGET",
@@ -205,6 +206,9 @@ carrying "result", "code" and "reason".`,
 			var job *engine.Job
 			err := func() error {
 				src, target := args[0], args[1]
+				if err := checkThen(o.then); err != nil {
+					return refused(err)
+				}
 				log, err := a.Logger(true)
 				if err != nil {
 					return err
@@ -264,7 +268,12 @@ carrying "result", "code" and "reason".`,
 				}
 				printResult(ctx, a.Stdout, s, start, err, nil)
 			}
-			return err
+			if err != nil {
+				// Never reboot over a failed or refused deploy: the
+				// technician must see why.
+				return err
+			}
+			return a.runThen(o.then)
 		},
 	}
 	f := cmd.Flags()
@@ -276,6 +285,7 @@ carrying "result", "code" and "reason".`,
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
 	f.BoolVar(&o.recheck, "recheck", false, "re-verify pieces already on the target instead of trusting the resume record")
+	f.StringVar(&o.then, "then", thenExit, "after a verified deploy (and serving the others): reboot, poweroff, shell or exit")
 	return cmd
 }
 
@@ -367,6 +377,8 @@ func newSeedCmd(a *App) *cobra.Command {
 		trackerListen string
 		noTracker     bool
 		asJSON        bool
+		room          roomWatch
+		exitWhenDone  bool
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE",
@@ -392,7 +404,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			}
 			tl := o.trackerListen
 			j, err := engine.Seed(ctx, engine.SeedOptions{
-				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Tuning: a.Tuning, Logger: log,
+				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect, Tuning: a.Tuning, Logger: log,
 			})
 			if err != nil {
 				return refused(err)
@@ -403,11 +415,21 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/torrents/%s.torrent TARGET\n", u, j.Name())
 				}
 			}
+			if o.exitWhenDone {
+				if o.room.expect <= 0 {
+					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
+				}
+				go o.room.run(ctx, j, a.Stderr)
+			}
 			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
 				if f := j.Fleet(); f != nil {
 					jl.Fleet = f
 				}
 			})
+			if o.room.done.Load() {
+				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
+				return nil
+			}
 			var ee *ExitError
 			if errors.As(err, &ee) && ee.Code == ExitInterrupted {
 				// Stopping a seeder is its normal end.
@@ -420,5 +442,8 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")
+	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
+	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
+	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
 	return cmd
 }
