@@ -425,6 +425,9 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 		return nil, fmt.Errorf("fetching torrent: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, &NotFoundError{URL: src}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching torrent %s: server answered %s", src, resp.Status)
 	}
