@@ -58,6 +58,13 @@ func newSampler(j *Job) *sampler {
 	return &sampler{j: j, peerLast: map[string]peerSample{}, pieceFails: make([]int, j.layout.NumPieces)}
 }
 
+// A seeder with at least slotsShort connections drops those idle for
+// idleDrop (the library allows 200 per torrent, config.go).
+const (
+	slotsShort = 150
+	idleDrop   = 4 * time.Second
+)
+
 // badDataFailures is how many times a piece may fail its hash check before
 // a deploy with no other source for it gives up.
 const badDataFailures = 3
@@ -207,7 +214,9 @@ func (s *sampler) publish() {
 	}
 	// Peers.
 	seen := map[string]bool{}
-	for _, pc := range j.t.PeerConns() {
+	conns := j.t.PeerConns()
+	var idle []*torrent.PeerConn
+	for _, pc := range conns {
 		addr := pc.RemoteAddr.String()
 		ps := pc.Stats()
 		name, _ := pc.PeerClientName.Load().(string)
@@ -231,6 +240,9 @@ func (s *sampler) publish() {
 		}
 		last.down, last.up, last.at = pd, pu, now
 		s.peerLast[addr] = last
+		if now.Sub(last.active) >= idleDrop {
+			idle = append(idle, pc)
+		}
 		seen[addr] = true
 		have := ps.RemotePieceCount
 		p := PeerSnapshot{
@@ -246,6 +258,14 @@ func (s *sampler) publish() {
 			p.DownloadRate, p.UploadRate = 0, 0
 		}
 		snap.Peers = append(snap.Peers, p)
+	}
+	// Slots go to peers that move data: when they run short, drop the
+	// connections that have moved nothing for a while.
+	if j.role == RoleSeed && len(conns) >= slotsShort && len(idle) > 0 {
+		j.log.Info("connection slots are short; dropping idle peers", "connected", len(conns), "idle", len(idle))
+		for _, pc := range idle {
+			pc.Close()
+		}
 	}
 	for addr := range s.peerLast {
 		if !seen[addr] {
