@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/anacrolix/torrent"
@@ -24,6 +25,9 @@ type SessionOptions struct {
 	// MaxUnverifiedBytes bounds the piece data requested and not yet
 	// verified, per torrent (0: the cache size).
 	MaxUnverifiedBytes int64
+	// Allow, when not empty, limits peers (both ways) to these networks
+	// (loopback always passes).
+	Allow []netip.Prefix
 }
 
 // Session is one BitTorrent client hosting any number of seed and deploy
@@ -66,6 +70,9 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	if o.MaxUnverifiedBytes > 0 {
 		cfg.MaxUnverifiedBytes = o.MaxUnverifiedBytes
+	}
+	if len(o.Allow) > 0 {
+		cfg.IPBlocklist = allowList(o.Allow)
 	}
 	s.installHooks(cfg)
 	cl, err := torrent.NewClient(cfg)

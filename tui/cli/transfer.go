@@ -379,6 +379,7 @@ func newSeedCmd(a *App) *cobra.Command {
 		asJSON        bool
 		room          roomWatch
 		exitWhenDone  bool
+		allow         string
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE",
@@ -402,9 +403,14 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			if err != nil {
 				return refused(err)
 			}
+			allow, err := engine.ParseAllow(o.allow)
+			if err != nil {
+				return refused(err)
+			}
 			tl := o.trackerListen
 			j, err := engine.Seed(ctx, engine.SeedOptions{
-				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect, Tuning: a.Tuning, Logger: log,
+				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect,
+				Allow: allow, Tuning: a.Tuning, Logger: log,
 			})
 			if err != nil {
 				return refused(err)
@@ -442,6 +448,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")
+	f.StringVar(&o.allow, "allow", "", "serve only these networks, CIDR[,CIDR] (peers, tracker and image server; loopback always)")
 	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
 	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
 	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
