@@ -71,6 +71,7 @@ type Snapshot struct {
 	UploadRate      float64        `json:"upload_rate"`
 	BytesDownloaded int64          `json:"bytes_downloaded"` // piece data received this session
 	BytesUploaded   int64          `json:"bytes_uploaded"`   // piece data sent this session
+	BytesWritten    int64          `json:"bytes_written"`    // piece data written to the target this run (verified or not yet)
 	ETA             time.Duration  `json:"-"`                // negative when unknown
 	ETASeconds      float64        `json:"eta_seconds"`      // -1 when unknown
 	Elapsed         time.Duration  `json:"-"`

@@ -206,6 +206,7 @@ func (s *sampler) publish() {
 	s.lastSample, s.lastDown, s.lastUp = now, down, up
 	snap.DownloadRate, snap.UploadRate = s.downRate.v, s.upRate.v
 	snap.BytesDownloaded, snap.BytesUploaded = down, up
+	snap.BytesWritten = j.st.bytesWritten.Load()
 	// Progress means piece data arriving, not only pieces completing: a
 	// 16 MiB piece from a busy seeder can take minutes.
 	if got := snap.BytesDone + snap.BytesDownloaded; got != s.lastGot {
