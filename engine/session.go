@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 )
 
@@ -74,6 +76,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	if len(o.Allow) > 0 {
 		cfg.IPBlocklist = allowList(o.Allow)
 	}
+	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
@@ -238,4 +241,13 @@ func (s *Session) unregister(j *Job) {
 		delete(s.jobs, j.ih)
 	}
 	s.mu.Unlock()
+}
+
+// noDefaultStorage is the client's default storage: every torrent of a
+// session brings its own, and the library's default (files and a
+// completion database in the working directory) must never be created.
+type noDefaultStorage struct{}
+
+func (noDefaultStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (storage.TorrentImpl, error) {
+	return storage.TorrentImpl{}, errors.New("a torrent added without its own storage")
 }
