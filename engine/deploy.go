@@ -73,7 +73,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for writing: %w", o.Target, err)
 	}
-	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces)
+	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces, xio.identity()) // integrity: record bound to the target's identity
 	st := newExtentStorage(l, xio, false, state, o.Recheck, o.Tuning.withDefaults().AIOThreads)
 	j, err := newJob(RoleDeploy, o.Torrent, l, st, o.Tuning, o.Logger)
 	if err != nil {
@@ -86,7 +86,7 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 		j.log.Warn(warn)
 	}
 	if n := state.count(); n > 0 && !o.Recheck {
-		j.log.Info(fmt.Sprintf("resuming: %d of %d pieces already on the target", n, l.NumPieces))
+		j.log.Info(fmt.Sprintf("resuming: %d of %d pieces recorded on the target; hashing them from it again", n, l.NumPieces))
 		for i, b := range state.bits {
 			if b {
 				_, k := l.PieceSpan(i)

@@ -291,6 +291,7 @@ func newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, tu T
 		ChunkSize: pp.Integer(tu.ChunkSize),
 	})
 	j.cl, j.t, j.st = cl, t, st
+	st.attach(j.log, j.fail) // integrity: storage logs here; a failed flush or write fails the job
 	t.SetOnWriteChunkError(func(err error) {
 		// A write error on the target is fatal: the disk is failing or gone.
 		j.logf(slog.LevelError, "writing to the target failed: %v", err)
@@ -389,7 +390,8 @@ func (j *Job) onPieceChange(ch torrent.PieceStateChange) {
 	case ch.Complete && prev != PieceVerified:
 		j.pieceLast[ch.Index] = PieceVerified
 		j.b.publishEvent(Event{Kind: EventPieceVerified, Piece: ch.Index})
-	case !ch.Complete && !ch.Hashing && !ch.QueuedForHash && !ch.Marking && prev == PieceHashing && j.phase.Load() != PhaseChecking:
+	case !ch.Complete && !ch.Hashing && !ch.QueuedForHash && !ch.Marking && prev == PieceHashing && j.phase.Load() != PhaseChecking &&
+		!j.st.DiskCheckFailed(ch.Index): // integrity: a recorded piece found wrong on the target is no peer's failure
 		j.pieceLast[ch.Index] = PieceFailed
 		j.hashFailures++
 		j.b.publishEvent(Event{Kind: EventPieceFailed, Piece: ch.Index})
