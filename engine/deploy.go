@@ -39,7 +39,7 @@ func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*Layo
 		}
 		// Block devices are always checked, whatever the caller asked.
 		if err := disks.CheckWritable(target, l.End); err != nil {
-			return nil, "", err
+			return nil, "", nameHolder(target, err) // integrity: say who holds a busy device
 		}
 	case TargetFile, TargetDir:
 		// An existing, non-empty image file stands for a disk of its size;

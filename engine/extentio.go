@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"ezio/disks"
 )
 
 // extentIO reads and writes the data of one extent. Every call is already
@@ -567,4 +569,17 @@ func identityOf(f *os.File, path string) string {
 		id += fmt.Sprintf(" name=%s rdev=%d:%d", filepath.Base(disk), unix.Major(st.Rdev), unix.Minor(st.Rdev))
 	}
 	return id
+}
+
+// nameHolder adds who holds a device to the safety check's "busy"
+// refusal (another deploy, a mount, a program), where it can be found.
+func nameHolder(target string, err error) error {
+	var re *disks.RefusedError
+	if !errors.As(err, &re) || re.Kind != disks.RefusedBusy {
+		return err
+	}
+	if h := findHolder(target); h != "" {
+		re.Reason += " (" + h + ")"
+	}
+	return err
 }
