@@ -374,7 +374,12 @@ func (e *DiskError) Error() string {
 	if e.Offset >= 0 {
 		s += fmt.Sprintf(" at disk offset %d", e.Offset)
 	}
-	return s + ": " + e.Err.Error()
+	cause := e.Err
+	var pe *os.PathError
+	if errors.As(cause, &pe) {
+		cause = pe.Err // the path is said already
+	}
+	return s + ": " + cause.Error()
 }
 
 func (e *DiskError) Unwrap() error { return e.Err }

@@ -537,3 +537,71 @@ func TestCorruptExtentOnTheSeeder(t *testing.T) {
 		t.Errorf("the seeder's log does not report bad piece %d:\n%s", badIndex, capTail(s))
 	}
 }
+
+// intWaitDownloading waits until a --json deploy reports data arriving.
+func intWaitDownloading(t *testing.T, p *intProc) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(p.stdout.String(), `"phase":"downloading"`) {
+		select {
+		case <-p.done:
+			t.Fatalf("deploy ended (%d) before downloading: %s", p.code, capTail(p.stderr.String()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy never started downloading: %s", capTail(p.stderr.String()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestWriteErrorsEndTheDeploy(t *testing.T) {
+	intNeedRoot(t)
+	if _, err := exec.LookPath("blockdev"); err != nil {
+		capSkipOrFail(t, "needs blockdev: apt-get install util-linux")
+	}
+	im := intMakeImage(t, 12<<20, 2, 256<<10, 24)
+	_, peer := intSeed(t, im, im.dir)
+	env := []string{"EZIO_STATE_DIR=" + t.TempDir()}
+
+	t.Run("device_made_read_only", func(t *testing.T) {
+		dev := disktest.NewLoop(t, im.devSize, nil)
+		p := intStart(t, env, "deploy", im.torrent, dev, "--peer", peer, "--yes", "--json", "--listen", "127.0.0.1:0", "--download-limit", "2MiB")
+		intWaitDownloading(t, p)
+		disktest.Run(t, "blockdev", "--setro", dev)
+		defer exec.Command("blockdev", "--setrw", dev).Run()
+		start := time.Now()
+		code := p.wait(t, 30*time.Second)
+		took := time.Since(start)
+		out := p.stdout.String() + p.stderr.String()
+		if code != ExitFailed {
+			t.Fatalf("deploy onto a device made read-only exited %d, want 1:\n%s", code, capTail(out))
+		}
+		if !strings.Contains(out, "at disk offset") {
+			t.Errorf("the failure does not give the disk offset:\n%s", capTail(out))
+		}
+		if took > 10*time.Second {
+			t.Errorf("the deploy took %v to fail after the device went read-only", took)
+		}
+		t.Logf("failed %v after --setro: %s", took.Round(time.Millisecond), strings.TrimSpace(capTail(p.stderr.String())))
+	})
+
+	t.Run("file_on_a_full_tmpfs", func(t *testing.T) {
+		mnt := t.TempDir()
+		disktest.Run(t, "mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt)
+		t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+		target := filepath.Join(mnt, "t.img")
+		start := time.Now()
+		code, out, errs := intRun(t, env, time.Minute, "deploy", im.torrent, target, "--peer", peer, "--yes", "--json", "--listen", "127.0.0.1:0")
+		if code != ExitFailed {
+			t.Fatalf("deploy into a full tmpfs exited %d, want 1:\n%s\n%s", code, capTail(out), errs)
+		}
+		if !strings.Contains(out+errs, "at disk offset") || !strings.Contains(out+errs, "no space left") {
+			t.Errorf("the failure does not give the offset and the cause:\n%s\n%s", capTail(out), errs)
+		}
+		if _, err := os.Stat(target + ".ezio-resume.tmp"); err == nil {
+			t.Error("a temporary resume record was left behind")
+		}
+		t.Logf("failed in %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errs))
+	})
+}
