@@ -396,6 +396,7 @@ func (j *Job) onPieceChange(ch torrent.PieceStateChange) {
 		j.hashFailures++
 		j.b.publishEvent(Event{Kind: EventPieceFailed, Piece: ch.Index})
 		j.log.Warn("piece failed its hash check; fetching it again", "piece", ch.Index)
+		j.pieceFailedHash(ch.Index) // integrity: give up on a piece only bad sources have
 	case ch.Hashing || ch.QueuedForHash:
 		j.pieceLast[ch.Index] = PieceHashing
 	}

@@ -212,6 +212,8 @@ type completionBook struct {
 	recBits  []bool // what the record should claim (durable and verified)
 	recDirty bool   // recBits changed since the last save
 
+	badData map[int]int // hash failures of downloaded data, per piece
+
 	claimed, reverified, refetched int
 	onSettled                      func(reverified, refetched int) // when the last claim is settled
 }

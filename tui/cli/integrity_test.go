@@ -605,3 +605,85 @@ func TestWriteErrorsEndTheDeploy(t *testing.T) {
 		t.Logf("failed in %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errs))
 	})
 }
+
+// intCorrupt flips 4 bytes at `at` in the image's second extent file and
+// returns the index of the piece that holds them.
+func intCorrupt(t *testing.T, im *intImage, dir string, at int64) int {
+	t.Helper()
+	victim := filepath.Join(dir, engine.FormatOffset(im.extents[1].Offset))
+	f, err := os.OpenFile(victim, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	f.ReadAt(b, at)
+	for i := range b {
+		b[i] ^= 0xff
+	}
+	f.WriteAt(b, at)
+	return int((im.extents[0].Length + at) / im.pieceLength)
+}
+
+// TestClientGivesUpOnABadSeeder: the only source is a trusted seeder that
+// does not check what it serves (aria2c seeding a corrupted extent
+// directory unverified). The client fails within 60 s naming the piece,
+// its disk offset and the source, having received at most 1.25 x the image.
+func TestClientGivesUpOnABadSeeder(t *testing.T) {
+	aria, err := exec.LookPath("aria2c")
+	if err != nil {
+		capSkipOrFail(t, "needs aria2c: apt-get install aria2")
+	}
+	im := intMakeImage(t, 8<<20, 2, 256<<10, 25)
+	badIndex := intCorrupt(t, im, im.dir, 300000)
+	port := disktest.FreePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, aria, "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+		"--enable-peer-exchange=false", "--listen-port="+fmt.Sprint(port), "--file-allocation=none",
+		"--console-log-level=warn", "--summary-interval=0", "--disable-ipv6=true",
+		"--bt-seed-unverified=true", "--seed-ratio=0.0", "--seed-time=5",
+		"--dir="+filepath.Dir(im.dir), im.torrent)
+	var alog capBuffer
+	cmd.Stdout, cmd.Stderr = &alog, &alog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aria2c never listened on %d:\n%s", port, alog.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	target := filepath.Join(t.TempDir(), "t.img")
+	start := time.Now()
+	code, out, errs := intRun(t, nil, 90*time.Second, "deploy", im.torrent, target, "--seeder", fmt.Sprintf("127.0.0.1:%d", port), "--yes", "--json", "--listen", "127.0.0.1:0")
+	took := time.Since(start)
+	lines := capJSONLines(t, out)
+	if code != ExitFailed || len(lines) == 0 {
+		t.Fatalf("deploy from a bad trusted seeder exited %d, want 1\n%s\n%s", code, capTail(out), errs)
+	}
+	res := lines[len(lines)-1]
+	msg := errs + fmt.Sprint(res["error"])
+	off := intPieceDisk(im, badIndex, 0)
+	for _, want := range []string{fmt.Sprintf("piece %d at disk offset %d", badIndex, off), fmt.Sprintf("127.0.0.1:%d", port), "3 times"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, msg)
+		}
+	}
+	got, _ := res["bytes_downloaded"].(float64)
+	if got > 1.25*float64(im.total) {
+		t.Errorf("received %v bytes for a %d-byte image (over 1.25x)", got, im.total)
+	}
+	if took > 60*time.Second {
+		t.Errorf("took %v to give up", took)
+	}
+	t.Logf("gave up after %v, %v of %d bytes received: %s", took.Round(time.Millisecond), got, im.total, strings.TrimSpace(errs))
+}
