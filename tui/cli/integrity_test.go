@@ -518,11 +518,19 @@ func TestCorruptExtentOnTheSeeder(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("client did not get the %d good pieces: %v", n-1, last)
+			t.Fatalf("client did not get the %d good pieces: %v\nseeder: %s\nclient: %s", n-1, last, capTail(seeder.stderr.String()), capTail(client.stderr.String()))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	cpu0 := intCPU(t, seeder.cmd.Process.Pid)
 	time.Sleep(3 * time.Second) // time for the bad piece to be sent, if it were
+	// The client keeps asking for the piece and the seeder keeps
+	// rejecting: that must stay cheap, not a busy loop.
+	if busy := intCPU(t, seeder.cmd.Process.Pid) - cpu0; busy > 1500*time.Millisecond {
+		t.Errorf("the seeder used %v of CPU in 3 s refusing the bad piece", busy)
+	} else {
+		t.Logf("seeder CPU while refusing the bad piece: %v in 3 s", busy)
+	}
 	lines := strings.Split(strings.TrimSpace(client.stdout.String()), "\n")
 	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
 	client.stop(10 * time.Second)
@@ -686,4 +694,18 @@ func TestClientGivesUpOnABadSeeder(t *testing.T) {
 		t.Errorf("took %v to give up", took)
 	}
 	t.Logf("gave up after %v, %v of %d bytes received: %s", took.Round(time.Millisecond), got, im.total, strings.TrimSpace(errs))
+}
+
+// intCPU is the user+system CPU time a process used so far.
+func intCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
