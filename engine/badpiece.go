@@ -228,3 +228,13 @@ func (j *Job) pieceFailedHash(i int) {
 	j.log.Error(err.Error())
 	j.fail(err)
 }
+
+// BadPieces lists the pieces a seeder found bad on its source and refuses
+// to serve (empty on a client). For the seeder's snapshot, dashboard and
+// /images.json.
+func (j *Job) BadPieces() []BadPiece { return j.st.BadPieces() }
+
+// ResumeCounts tells, on a client, how many pieces the resume record
+// claimed were hashed good from the target in this run (re-verified) and
+// how many failed and are fetched again (re-fetched).
+func (j *Job) ResumeCounts() (reverified, refetched int) { return j.st.ResumeCounts() }
