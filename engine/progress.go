@@ -79,6 +79,13 @@ type Snapshot struct {
 	Peers           []PeerSnapshot `json:"peers_detail,omitempty"`
 	NumPeers        int            `json:"peers"`
 	Pieces          []PieceState   `json:"-"`
+	// Client: pieces the resume record claimed, hashed good from the
+	// target in this run, and those that failed and are fetched again.
+	PiecesReverified int `json:"pieces_reverified,omitempty"`
+	PiecesRefetched  int `json:"pieces_refetched,omitempty"`
+	// Seeder: pieces of the source that fail their hash and are never
+	// served.
+	BadPieces []BadPiece `json:"bad_pieces,omitempty"`
 	// LostSeconds is how long ago the last source was lost, in phase
 	// "waiting".
 	LostSeconds float64 `json:"lost_seconds,omitempty"`
