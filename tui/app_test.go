@@ -211,7 +211,7 @@ func TestCtrlCAsksWhileRunning(t *testing.T) {
 	if quit := drive(t, m, ctrlC); quit || !m.askQuit {
 		t.Fatal("ctrl+c on a running job did not ask")
 	}
-	if !strings.Contains(m.View(), "Stop the running job?") {
+	if !strings.Contains(m.View(), "Stop the deploy?") {
 		t.Error("question not on screen")
 	}
 	drive(t, m, key1("n"))

@@ -133,9 +133,10 @@ func (r *Result) View() string {
 		}
 		lines = append(lines, st.Muted.Render(msg))
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	lines = append(lines, " "+st.HelpKey.Render("enter")+st.HelpDesc.Render(" back to the menu  ")+st.HelpKey.Render("q")+st.HelpDesc.Render(" quit"))
-	return c.screen(lines)
+	return c.page(lines, r)
 }
+
+func (r *Result) ShortHelp() []key.Binding {
+	return []key.Binding{as(r.c.Keys.Enter, "back to the menu"), r.c.Keys.Quit}
+}
+func (r *Result) FullHelp() [][]key.Binding { return [][]key.Binding{r.ShortHelp()} }

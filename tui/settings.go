@@ -64,11 +64,26 @@ func (s *Settings) build() {
 		huh.NewInput().Title("Disk I/O threads").Description("concurrent reads/writes; more helps SSDs and RAID, not one HDD").Value(&s.aio).Validate(positive(1, 64)),
 		huh.NewInput().Title("Hashing threads").Description("pieces SHA-1 checked at once; at most the number of cores").Value(&s.hash).Validate(positive(1, 64)),
 		huh.NewInput().Title("Cache size, MiB").Description("piece data held in memory; bigger absorbs slow disks").Value(&s.cache).Validate(positive(16, 65536)),
-		huh.NewInput().Title("BitTorrent listen port").Description("peers connect here; open it in firewalls").Value(&s.port).Validate(positive(1, 65535)),
+		huh.NewInput().Title("BitTorrent listen port").Description("where a server's peers connect; open it in firewalls (Deploy picks a free one)").Value(&s.port).Validate(positive(1, 65535)),
 	))
 }
 
-func (s *Settings) Init() tea.Cmd { return s.form.Init() }
+// Init rebuilds the form from the values being edited.
+func (s *Settings) Init() tea.Cmd {
+	if s.saved != "" {
+		return nil
+	}
+	s.build()
+	return s.form.Init()
+}
+
+func (s *Settings) ShortHelp() []key.Binding {
+	if s.saved != "" {
+		return []key.Binding{as(s.c.Keys.Enter, "back to the menu")}
+	}
+	return formKeys(s.c, s.form, "menu")
+}
+func (s *Settings) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }
 
 func (s *Settings) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -110,7 +125,7 @@ func (s *Settings) save() tea.Cmd {
 
 func (s *Settings) View() string {
 	if s.saved == "" {
-		return formScreen(s.c, "settings", s.form)
+		return formScreen(s.c, "settings", s.form, s)
 	}
 	c, st := s.c, s.c.Styles
 	t := s.deps.Tuning
@@ -119,8 +134,5 @@ func (s *Settings) View() string {
 		"  " + st.Text.Render(fmt.Sprintf("every seed and deploy from now on: %d disk threads, %d hashing threads,", t.AIOThreads, t.HashingThreads)),
 		"  " + st.Text.Render(fmt.Sprintf("%d MiB of piece cache, peers on port %d", t.CacheSizeMiB, s.cfg.ListenPort)),
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	return c.screen(append(lines[:c.Height-1], " "+st.HelpKey.Render("enter")+st.HelpDesc.Render(" back to the menu")))
+	return c.page(lines, s)
 }
