@@ -60,19 +60,27 @@ func (c *Config) Save(path string) error {
 	return os.Rename(tmp, path)
 }
 
-// Apply lays the settings over tuning (flags given on the command line
-// win: the caller passes only the ones left at their defaults).
-func (c *Config) Apply(t engine.Tuning) engine.Tuning {
-	if c.AIOThreads > 0 {
+// Apply lays the settings over t as if no flag had been given: the
+// file wins over every value in t. The command line should call Over.
+func (c *Config) Apply(t engine.Tuning) engine.Tuning { return c.Over(t, nil) }
+
+// Over lays the settings over t with the precedence a technician
+// expects: a flag given on the command line, then the settings file, then
+// the defaults. explicit says whether a flag was given by name ("aio-threads",
+// "hashing-threads", "cache-size", "listen"), as pflag's FlagSet.Changed
+// does; nil means none was.
+func (c *Config) Over(t engine.Tuning, explicit func(flag string) bool) engine.Tuning {
+	given := func(flag string) bool { return explicit != nil && explicit(flag) }
+	if c.AIOThreads > 0 && !given("aio-threads") {
 		t.AIOThreads = c.AIOThreads
 	}
-	if c.HashingThreads > 0 {
+	if c.HashingThreads > 0 && !given("hashing-threads") {
 		t.HashingThreads = c.HashingThreads
 	}
-	if c.CacheSizeMiB > 0 {
+	if c.CacheSizeMiB > 0 && !given("cache-size") {
 		t.CacheSizeMiB = c.CacheSizeMiB
 	}
-	if c.ListenPort > 0 && t.ListenAddr == "" {
+	if c.ListenPort > 0 && !given("listen") && t.ListenAddr == "" {
 		t.ListenAddr = fmt.Sprintf("0.0.0.0:%d", c.ListenPort)
 	}
 	return t

@@ -93,11 +93,11 @@ type logLine struct {
 // counters at zero again: what the old connection moved is kept in
 // base, so the column adds up to what was received.
 type contribution struct {
-	addr, client           string
-	down, up               int64 // totals over every connection
-	baseDown, baseUp       int64 // of the connections that ended
-	curDown, curUp         int64 // of the current connection
-	unsampled, placeholder bool  // the "not sampled" row of the result
+	addr, client     string
+	down, up         int64 // totals over every connection
+	baseDown, baseUp int64 // of the connections that ended
+	curDown, curUp   int64 // of the current connection
+	unsampled        bool  // the "not sampled" row of the result
 }
 
 func (c *contribution) sample(p engine.PeerSnapshot) {
@@ -197,9 +197,6 @@ func (d *Dashboard) typing() bool { return d.saving }
 
 // Init starts listening to the job.
 func (d *Dashboard) Init() tea.Cmd {
-	for _, h := range d.howTo {
-		d.addLog(logLine{time.Now(), "info", h})
-	}
 	if d.snaps == nil {
 		return nil
 	}
@@ -212,7 +209,7 @@ func (d *Dashboard) Running() bool { return !d.finished }
 // StopQuestion: a seeder stops serving, a deploy stops writing.
 func (d *Dashboard) StopQuestion() (string, string) {
 	if d.role == engine.RoleSeed {
-		return "Stop serving?", "Clients still downloading lose this source; finished ones keep their image."
+		return "Stop serving?", "Clients still downloading lose this source."
 	}
 	return "Stop the deploy?", "What is written is kept; deploy again to resume."
 }
@@ -375,6 +372,13 @@ func (d *Dashboard) apply(s engine.Snapshot) {
 		d.eta, d.etaAt = d.etaFor(s), s.Time
 	}
 	d.lostSeen = lostSince(s)
+	if !d.haveSnap {
+		// What to do on the clients opens the log, so that the full log
+		// and its file have the exact command.
+		for _, h := range d.howTo {
+			d.addLog(logLine{s.Time, "info", h})
+		}
+	}
 	// Sparkline: one sample per second of snapshot time.
 	rate := s.DownloadRate
 	if d.role == engine.RoleSeed {

@@ -132,6 +132,8 @@ func (f *DeployFlow) buildForm() {
 					return nil
 				}),
 		))
+		// Under the summary: only as high as the question and its error.
+		f.form = f.form.WithHeight(4)
 	}
 }
 

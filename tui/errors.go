@@ -118,10 +118,10 @@ func describe(title string, err error, fallback string) problem {
 		p.what = "The torrent has no tracker, so ezio cannot find a machine that has the image."
 		p.hint = "Deploy from the server's address instead (it hands out the torrent and the peers), or serve the image with the tracker on."
 	case errNotFound:
-		p.title = "Not found"
-		p.hint = "Check the path: the file or device does not exist on this machine."
+		if p.hint == "" {
+			p.hint = "Check the path: the file or device does not exist on this machine."
+		}
 	case errPermission:
-		p.title = "Not allowed"
 		p.hint = "ezio needs root to read disks and to write to them: run it as root."
 	}
 	return p

@@ -21,6 +21,11 @@ func newForm(c *Common, groups ...*huh.Group) (*huh.Form, int) {
 	id := nextFormID
 	km := huh.NewDefaultKeyMap()
 	km.Quit = key.NewBinding(key.WithDisabled())
+	// Lists here are short: no filter, and "back" is the wizard's Esc.
+	km.Select.Filter.SetEnabled(false)
+	for _, b := range []*key.Binding{&km.Input.Prev, &km.Select.Prev, &km.Confirm.Prev, &km.MultiSelect.Prev, &km.Text.Prev, &km.Note.Prev, &km.FilePicker.Prev} {
+		b.SetHelp("shift+tab", "previous")
+	}
 	if c.Styles.ASCII {
 		asciiFormKeys(km)
 	}
@@ -31,6 +36,10 @@ func newForm(c *Common, groups ...*huh.Group) (*huh.Form, int) {
 		WithKeyMap(km).
 		WithWidth(min(c.Width-4, 76)).
 		WithShowHelp(false)
+	// huh sizes a group when it is made, at 80 columns: at the real width
+	// descriptions wrap further and the last line would be cut. A fixed
+	// height lets the form scroll to the focused field instead.
+	f = f.WithHeight(max(6, c.Height-6))
 	f.SubmitCmd = func() tea.Msg { return formDoneMsg{id} }
 	return f, id
 }
@@ -43,8 +52,8 @@ func asciiFormKeys(km *huh.KeyMap) {
 	for _, b := range []*key.Binding{&km.Select.Down, &km.MultiSelect.Down, &km.FilePicker.Down} {
 		b.SetHelp("down", "down")
 	}
-	km.Select.Left.SetHelp("left", "left")
-	km.Select.Right.SetHelp("right", "right")
+	km.Select.Left.SetHelp("left", "previous")
+	km.Select.Right.SetHelp("right", "next")
 	km.Confirm.Toggle.SetHelp("left/right", "toggle")
 	for _, b := range []*key.Binding{&km.Select.HalfPageUp, &km.MultiSelect.HalfPageUp} {
 		b.SetHelp("ctrl+u", "half page up")
@@ -114,6 +123,9 @@ func huhTheme(st themes.Styles) *huh.Theme {
 		t.Focused.TextInput.Placeholder = t.Focused.TextInput.Placeholder.Foreground(st.Palette.Muted)
 		t.Blurred.TextInput.Placeholder = t.Focused.TextInput.Placeholder
 		t.Focused.Base = t.Focused.Base.BorderForeground(st.Palette.Accent)
+		t.Blurred.Base = t.Blurred.Base.BorderForeground(st.Palette.Fg)
+		t.Blurred.TextInput.Text = t.Blurred.TextInput.Text.Foreground(st.Palette.Fg)
+		t.Blurred.NoteTitle = t.Blurred.NoteTitle.Foreground(st.Palette.Fg)
 	}
 	return t
 }

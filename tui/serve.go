@@ -53,6 +53,9 @@ type serveStartedMsg struct {
 // localAddr is one address of this machine a server may listen on.
 type localAddr struct{ iface, ip string }
 
+// listLocalAddrs is localAddrs; tests pin it.
+var listLocalAddrs = localAddrs
+
 // localAddrs lists this machine's IPv4 addresses, loopback last.
 func localAddrs() []localAddr {
 	var out, lo []localAddr
@@ -82,7 +85,7 @@ func NewServeFlow(c *Common, deps *Deps, v *ServeValues) *ServeFlow {
 	if v.Port == "" {
 		v.Port = strconv.Itoa(engine.DefaultTrackerPort)
 	}
-	s := &ServeFlow{c: c, deps: deps, v: v, hosts: localAddrs()}
+	s := &ServeFlow{c: c, deps: deps, v: v, hosts: listLocalAddrs()}
 	s.build()
 	return s
 }
@@ -120,7 +123,7 @@ func (s *ServeFlow) build() {
 			huh.NewSelect[string]().Title("Serve on").Inline(true).Options(hosts...).Value(&v.Host),
 			huh.NewInput().Title("Port of the image server").Value(&v.Port).Validate(positive(1, 65535)),
 			huh.NewConfirm().Title("Run the tracker here?").
-				Description("Yes: clients only need this machine's address. No: the torrent's own tracker.").
+				Description("yes: clients need only this address; no: the torrent's own").
 				Affirmative("Yes").Negative("No").Value(&s.tracker),
 			huh.NewInput().Title("Clients expected").Description("how many machines the room has; empty: not said").Value(&v.Expect).Validate(optional(positive(1, 100000))),
 			huh.NewInput().Title("Upload limit per second").Description("e.g. 50MiB, to leave room on the LAN; empty: none").Value(&v.UploadLimit).Validate(func(s string) error {
@@ -275,7 +278,7 @@ func clientInstructions(serverURL, host, name string) []string {
 	}
 	addr := strings.TrimPrefix(base, "http://")
 	return []string{
-		"on each client: ezio, Deploy, address " + addr,
+		"on each client: Deploy this machine from " + addr,
 		"or: ezio deploy " + base + "/torrents/" + name + ".torrent DISK",
 		"status page: " + base + "/",
 	}
@@ -296,10 +299,11 @@ func (s *ServeFlow) View() string {
 		lines = append(lines, "  "+st.Accent.Render(st.Glyphs.Spinner[0])+" "+st.Text.Render(s.busy+"..."))
 		return c.page(lines, s)
 	}
-	lines = append(lines, indent(strings.Split(s.form.View(), "\n"), 1)...)
-	// Where clients will find this server, as typed so far.
+	// Where clients will find this server, as answered so far.
 	port := strings.TrimSpace(s.v.Port)
-	lines = append(lines, "", "  "+st.Muted.Render("clients deploy from ")+st.Text.Render(net.JoinHostPort(s.clientHost(), port))+
-		st.Muted.Render("  status page ")+st.Text.Render("http://"+net.JoinHostPort(s.clientHost(), port)+"/"))
+	lines[1] = "  " + st.Muted.Render("clients deploy from ") + st.Text.Render(net.JoinHostPort(s.clientHost(), port)) +
+		st.Muted.Render("  status page ") + st.Text.Render("http://"+net.JoinHostPort(s.clientHost(), port)+"/")
+	lines = append(lines, "")
+	lines = append(lines, indent(strings.Split(s.form.View(), "\n"), 1)...)
 	return c.page(lines, s)
 }
