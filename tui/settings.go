@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -99,28 +100,49 @@ func (s *Settings) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return s, s.save()
 		}
 		return s, nil
+	case settingsSavedMsg:
+		if msg.s != s {
+			return s, nil
+		}
+		if msg.err != nil {
+			s.saved = "in effect for this session only"
+			return s, showError("Could not save the settings", msg.err, "They apply to this session only.", nil)
+		}
+		s.saved = "saved to " + msg.path
+		return s, nil
 	}
 	_, cmd := s.form.Update(msg)
 	return s, cmd
 }
 
+// settingsSavedMsg says how writing the settings file ended.
+type settingsSavedMsg struct {
+	s    *Settings
+	path string
+	err  error
+}
+
+// save applies the settings to this session at once and writes the file
+// in the background.
 func (s *Settings) save() tea.Cmd {
 	atoi := func(x string) int { n, _ := strconv.Atoi(x); return n }
 	s.cfg.Theme = s.theme
 	s.cfg.AIOThreads, s.cfg.HashingThreads, s.cfg.CacheSizeMiB, s.cfg.ListenPort = atoi(s.aio), atoi(s.hash), atoi(s.cache), atoi(s.port)
 	s.c.Styles = themes.MustLoad(s.theme, themes.FromEnviron())
 	s.deps.Tuning = s.cfg.Apply(s.deps.Tuning)
-	s.deps.Tuning.ListenAddr = fmt.Sprintf("0.0.0.0:%d", s.cfg.ListenPort)
+	host := "0.0.0.0"
+	if h, _, err := net.SplitHostPort(s.deps.Tuning.ListenAddr); err == nil && h != "" {
+		host = h
+	}
+	s.deps.Tuning.ListenAddr = net.JoinHostPort(host, strconv.Itoa(s.cfg.ListenPort))
 	path := s.deps.ConfigPath
 	if path == "" {
 		s.saved = "in effect for this session (no config file)"
 		return nil
 	}
-	if err := s.cfg.Save(path); err != nil {
-		return showError("Could not save the settings", err, "They apply to this session only.", nil)
-	}
-	s.saved = "saved to " + path
-	return nil
+	s.saved = "being saved to " + path
+	cfg := *s.cfg
+	return func() tea.Msg { return settingsSavedMsg{s, path, cfg.Save(path)} }
 }
 
 func (s *Settings) View() string {
