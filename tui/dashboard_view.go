@@ -129,6 +129,10 @@ func (d *Dashboard) header() []string {
 			label("pieces", fmt.Sprintf("%d/%d", s.PiecesDone, s.PiecesTotal))+dot+hf+dot+label("peers", fmt.Sprint(s.NumPeers)))
 	}
 	var rates string
+	if s.Paused {
+		// Nothing moves while paused, whatever the smoothed rates say.
+		s.DownloadRate, s.UploadRate = 0, 0
+	}
 	if d.role == engine.RoleSeed {
 		rates = " " + label("up", format.Rate(s.UploadRate)) + dot + label("down", format.Rate(s.DownloadRate))
 	} else {
@@ -208,6 +212,9 @@ func (d *Dashboard) peerLines(w int) []string {
 			client = client[:14]
 		}
 		share := fmt.Sprintf("%.0f%%", p.Share*100)
+		if d.snap.Paused {
+			p.DownloadRate, p.UploadRate = 0, 0
+		}
 		lines = append(lines, st.Text.Render(row(peerLabel(p.Addr, shared), client, format.Rate(p.DownloadRate), format.Rate(p.UploadRate), share)))
 	}
 	return lines

@@ -330,7 +330,13 @@ func TestResumedDeployCountsFromWhatWasThere(t *testing.T) {
 }
 
 func TestPausedShowsZeroRates(t *testing.T) {
-	d, _ := newDeployDash(testCommon(80, 24, "xterm"))
+	// Pausing with p shows 0 at once, before the next snapshot.
+	d, j := newDeployDash(testCommon(80, 24, "xterm"))
+	feed(t, d, snapMsg{d.id, deploySnap(5)}, key1("p"))
+	if v := d.View(); !j.paused || !strings.Contains(v, "down 0 B/s") || strings.Contains(v, "30.0 MB/s") {
+		t.Errorf("just paused:\n%s", v)
+	}
+	d, _ = newDeployDash(testCommon(80, 24, "xterm"))
 	s := deploySnap(5)
 	s.Paused = true
 	feed(t, d, snapMsg{d.id, s})

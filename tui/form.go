@@ -47,10 +47,10 @@ func newForm(c *Common, groups ...*huh.Group) (*huh.Form, int) {
 // asciiFormKeys names the form's keys without arrows or fractions.
 func asciiFormKeys(km *huh.KeyMap) {
 	for _, b := range []*key.Binding{&km.Select.Up, &km.MultiSelect.Up, &km.FilePicker.Up} {
-		b.SetHelp("up", "up")
+		b.SetHelp("up/k", "up")
 	}
 	for _, b := range []*key.Binding{&km.Select.Down, &km.MultiSelect.Down, &km.FilePicker.Down} {
-		b.SetHelp("down", "down")
+		b.SetHelp("down/j", "down")
 	}
 	km.Select.Left.SetHelp("left", "previous")
 	km.Select.Right.SetHelp("right", "next")
