@@ -431,9 +431,9 @@ func (d *Dashboard) event(e engine.Event) {
 	var l logLine
 	switch e.Kind {
 	case engine.EventLog:
-		l = logLine{e.Time, e.Level, e.Message}
+		l = logLine{e.Time, e.Level, withoutFlags(e.Message)}
 	case engine.EventFailed:
-		l = logLine{e.Time, "error", e.Message}
+		l = logLine{e.Time, "error", withoutFlags(e.Message)}
 	case engine.EventPeerJoined:
 		l = logLine{e.Time, "info", "peer joined " + e.Peer + " " + e.Message}
 	case engine.EventPeerLeft:

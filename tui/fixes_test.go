@@ -485,3 +485,44 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Errorf("empty file changed %+v", got)
 	}
 }
+
+// TestDeployStartErrorIsNotARefusal: a deploy that cannot start for a
+// reason other than the disk says so, with no disk refused and no flag.
+func TestDeployStartErrorIsNotARefusal(t *testing.T) {
+	for _, c := range []struct {
+		err   error
+		title string
+	}{
+		{errors.New("no way to find peers: the torrent names no tracker; give --tracker URL or --peer HOST:PORT"), "no way to find the server"},
+		{fmt.Errorf("starting BitTorrent client on 0.0.0.0:0: %w (is another ezio using the port? try --listen with another port)",
+			&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}), "A port is already in use"},
+	} {
+		w := &fakeWorld{deployErr: c.err}
+		m := newApp(t, w)
+		drive(t, m, key1("d"))
+		drive(t, m, keys("10.0.0.1")...)
+		drive(t, m, enter)
+		drive(t, m, enter)
+		drive(t, m, enter)
+		drive(t, m, keys("sdb")...)
+		drive(t, m, enter)
+		v := m.View()
+		if !strings.Contains(v, c.title) || strings.Contains(v, "Refused") || strings.Contains(v, "Choose another target") || strings.Contains(v, "--") {
+			t.Errorf("%v:\n%s", c.err, v)
+		}
+	}
+}
+
+// TestFailedResultHasNoFlags: the result of a failed job words the error
+// for the wizard.
+func TestFailedResultHasNoFlags(t *testing.T) {
+	d, _ := newDeployDash(testCommon(80, 24, "xterm"))
+	feed(t, d, snapMsg{d.id, deploySnap(3)})
+	err := fmt.Errorf("tracker cannot listen on :6969: %w (use --tracker-listen with another port, or --no-tracker)",
+		&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
+	r := run(feed(t, d, jobDoneMsg{id: d.id, err: err}))[0].(jobFinishedMsg).result
+	v := r.View()
+	if !strings.Contains(v, "A port is already in use") || strings.Contains(v, "--") {
+		t.Errorf("failed result:\n%s", v)
+	}
+}

@@ -88,7 +88,8 @@ func (r *Result) headline() string {
 	st := r.c.Styles
 	switch {
 	case r.Err != nil:
-		return st.Bad.Render("Failed: ") + st.Text.Render(r.Err.Error())
+		p := describe("Failed", r.Err, "")
+		return st.Bad.Render(p.title+": ") + st.Text.Render(p.what)
 	case r.Stopped && r.Role == engine.RoleSeed:
 		return st.Good.Render("Stopped serving.")
 	case r.Stopped:
@@ -102,6 +103,13 @@ func (r *Result) headline() string {
 func (r *Result) View() string {
 	c, st := r.c, r.c.Styles
 	lines := []string{c.titleBar("result "+r.Label, ""), "", " " + r.headline(), ""}
+	if r.Err != nil {
+		if p := describe("Failed", r.Err, ""); p.hint != "" {
+			for _, l := range wrap(p.hint, c.Width-4) {
+				lines = append(lines[:len(lines)-1], "   "+st.Warn.Render(l), "")
+			}
+		}
+	}
 	row := func(k, v string) string {
 		return fmt.Sprintf("   %s %s", st.Muted.Render(fmt.Sprintf("%-14s", k)), st.Text.Render(v))
 	}
