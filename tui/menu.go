@@ -66,7 +66,7 @@ func (m *Menu) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		return m, func() tea.Msg { return menuChoiceMsg{c} }
 	default:
 		for i, it := range m.items {
-			if k.String() == it.key {
+			if key.Matches(k, itemKey(it)) {
 				m.cursor = i
 				c := it.choice
 				return m, func() tea.Msg { return menuChoiceMsg{c} }
@@ -106,9 +106,14 @@ func (m *Menu) FullHelp() [][]key.Binding {
 	k := m.c.Keys
 	var jump []key.Binding
 	for _, it := range m.items {
-		jump = append(jump, key.NewBinding(key.WithKeys(it.key), key.WithHelp(it.key, it.title)))
+		jump = append(jump, itemKey(it))
 	}
 	return [][]key.Binding{{k.Up, k.Down, as(k.Enter, "choose"), k.Quit}, jump}
+}
+
+// itemKey is the letter that jumps to an item.
+func itemKey(it menuItem) key.Binding {
+	return key.NewBinding(key.WithKeys(it.key), key.WithHelp(it.key, it.title))
 }
 
 // letters is the jump keys as one binding, for the short help.
