@@ -318,6 +318,9 @@ func TestE2EDeployErrorEscKeepsAddress(t *testing.T) {
 	s.sendText(addr)
 	s.send("Enter")
 	scr := s.waitText("Cannot reach the server", 30*time.Second)
+	if !strings.Contains(scr, "No answer from "+addr) {
+		t.Errorf("the error does not say which server did not answer:\n%s", scr)
+	}
 	for _, bad := range []string{"Refused", "Choose another target"} {
 		if strings.Contains(scr, bad) {
 			t.Errorf("the error screen says %q:\n%s", bad, scr)

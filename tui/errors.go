@@ -75,6 +75,31 @@ func classify(err error) errKind {
 	return errOther
 }
 
+// opAddr is the address a network operation failed on, if err says.
+func opAddr(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		switch {
+		case oe.Addr != nil:
+			return oe.Addr.String()
+		case oe.Source != nil:
+			return oe.Source.String()
+		}
+	}
+	return ""
+}
+
+// rootCause is the innermost error's text ("connection refused").
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
 func isNetFailure(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
@@ -109,9 +134,19 @@ func describe(title string, err error, fallback string) problem {
 	case errPortBusy:
 		p.title = "A port is already in use"
 		p.what = "Another program on this machine already listens on the address ezio needs: " + what
+		if a := opAddr(err); a != "" {
+			p.what = "Another program on this machine already listens on " + a + ", where ezio needs to listen."
+		}
 		p.hint = "Stop the other program (perhaps another ezio), or choose another port: in Settings for BitTorrent, on the Serve screen for the image server."
 	case errUnreachable:
 		p.title = "Cannot reach the server"
+		var dns *net.DNSError
+		switch a := opAddr(err); {
+		case errors.As(err, &dns):
+			p.what = "The name " + dns.Name + " is not known on this network."
+		case a != "":
+			p.what = "No answer from " + a + ": " + rootCause(err) + "."
+		}
 		p.hint = "Check the address and the port, that the server is serving (Serve an image on it) and that this machine is on its network (cable, same LAN)."
 	case errNoPeerSource:
 		p.title = "The torrent names no way to find the server"

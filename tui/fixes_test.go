@@ -22,7 +22,7 @@ import (
 // refusedDial is what engine.ListImages returns when nothing listens.
 func refusedDial(addr string) error {
 	return fmt.Errorf("asking %s for its images: %w", addr, &url.Error{Op: "Get", URL: "http://" + addr + "/images.json",
-		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}})
+		Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.ParseIP(strings.Split(addr, ":")[0]), Port: 6969}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}})
 }
 
 // TestDeployErrorEscKeepsAddressAndTakesKeys: an unreachable server is
@@ -35,7 +35,8 @@ func TestDeployErrorEscKeepsAddressAndTakesKeys(t *testing.T) {
 	drive(t, m, keys("10.0.0.9")...)
 	drive(t, m, enter)
 	v := m.View()
-	if !strings.Contains(v, "Cannot reach the server") || strings.Contains(v, "Refused") || strings.Contains(v, "--") {
+	if !strings.Contains(v, "Cannot reach the server") || !strings.Contains(v, "No answer from 10.0.0.9:6969: connection refused.") ||
+		strings.Contains(v, "Refused") || strings.Contains(v, "--") {
 		t.Fatalf("error screen:\n%s", v)
 	}
 	drive(t, m, esc)
