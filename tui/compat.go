@@ -2,26 +2,21 @@ package tui
 
 import (
 	"fmt"
-	"reflect"
 	"time"
 
 	"ezio/engine"
 )
 
 // phaseWaiting is the phase of a deploy that lost its seeder and waits
-// for it to come back (engine.PhaseWaiting once the engine has it).
-const phaseWaiting = engine.Phase("waiting")
+// for it to come back.
+const phaseWaiting = engine.PhaseWaiting
 
-// lostSince is when the seeder was lost, read from the snapshot's
-// LostSince field when the engine has one (zero otherwise): the
-// dashboard works with engines from before and after that field.
+// lostSince is when the seeder was lost (zero while it is there).
 func lostSince(s engine.Snapshot) time.Time {
-	f := reflect.ValueOf(s).FieldByName("LostSince")
-	if !f.IsValid() {
+	if s.Phase != engine.PhaseWaiting || s.LostSeconds <= 0 {
 		return time.Time{}
 	}
-	t, _ := f.Interface().(time.Time)
-	return t
+	return s.Time.Add(-time.Duration(s.LostSeconds * float64(time.Second)))
 }
 
 // lostFor says how long ago, in whole seconds or minutes.

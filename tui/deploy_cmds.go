@@ -104,7 +104,7 @@ func (f *DeployFlow) start() tea.Cmd {
 	tu := f.deps.Tuning
 	tu.ListenAddr = deployListenAddr(tu.ListenAddr)
 	o := engine.DeployOptions{
-		Torrent: f.ft.MetaInfo, Target: f.target.path, Seeders: f.ft.Seeders,
+		Torrent: f.ft.MetaInfo, Target: f.target.path, Seeders: f.ft.Seeders, SeedAfter: engine.SeedUntilIdle,
 		Tuning: tu, Logger: f.deps.Logger,
 	}
 	f.busy = "starting the deploy onto " + f.target.path

@@ -47,9 +47,20 @@ func classify(err error) errKind {
 	var dns *net.DNSError
 	var ne net.Error
 	var ue *url.Error
+	var unreach *engine.UnreachableError
+	var nf *engine.NotFoundError
+	var le *engine.ListenError
 	switch {
 	case err == nil:
 		return errOther
+	case errors.As(err, &unreach):
+		return errUnreachable
+	case errors.As(err, &nf):
+		return errNotFound
+	case errors.As(err, &le):
+		return errPortBusy
+	case errors.Is(err, engine.ErrNoPeerSource):
+		return errNoPeerSource
 	case errors.As(err, &re):
 		return errRefused
 	case errors.As(err, &ve):
@@ -64,9 +75,6 @@ func classify(err error) errKind {
 		return errUnreachable
 	case errors.As(err, &ue) && ue.Op != "" && isNetFailure(ue.Err):
 		return errUnreachable
-	case strings.Contains(err.Error(), "no way to find peers"):
-		// engine.Deploy: a torrent without a tracker, and no peer given.
-		return errNoPeerSource
 	case errors.Is(err, syscall.ENOENT):
 		return errNotFound
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):

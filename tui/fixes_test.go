@@ -116,7 +116,7 @@ func TestErrorsAreNamedForWhatHappened(t *testing.T) {
 	busy := fmt.Errorf("starting BitTorrent client on 0.0.0.0:6881: %w (is another ezio using the port? try --listen with another port)",
 		&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
 	refused := &disks.RefusedError{Target: "/dev/loop1", Reason: "it is mounted on /mnt", Hint: "Unmount it first", Kind: disks.RefusedMounted}
-	noTracker := errors.New("no way to find peers: the torrent names no tracker; give --tracker URL or --peer HOST:PORT")
+	noTracker := engine.ErrNoPeerSource
 	notImage := &engine.ValidationError{Reason: "file names are not hex offsets"}
 	cases := []struct {
 		err          error
@@ -360,8 +360,9 @@ func TestWaitingForLostSeeder(t *testing.T) {
 	if v := d.View(); !strings.Contains(v, "waiting for the server") {
 		t.Errorf("a lost seeder is not shown:\n%s", v)
 	}
-	// With the engine's LostSince, the time since is shown.
-	d.lostSeen = s.Time.Add(-12 * time.Second)
+	// With the engine's lost_seconds, the time since is shown.
+	s.LostSeconds = 12
+	feed(t, d, snapMsg{d.id, s})
 	if v := d.View(); !strings.Contains(v, "lost 12 s ago") {
 		t.Errorf("how long ago is not shown:\n%s", v)
 	}
@@ -494,7 +495,7 @@ func TestDeployStartErrorIsNotARefusal(t *testing.T) {
 		err   error
 		title string
 	}{
-		{errors.New("no way to find peers: the torrent names no tracker; give --tracker URL or --peer HOST:PORT"), "no way to find the server"},
+		{engine.ErrNoPeerSource, "no way to find the server"},
 		{fmt.Errorf("starting BitTorrent client on 0.0.0.0:0: %w (is another ezio using the port? try --listen with another port)",
 			&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}), "A port is already in use"},
 	} {

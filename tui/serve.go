@@ -249,7 +249,7 @@ func (s *ServeFlow) start() tea.Cmd {
 		}
 		j, err := deps.Seed(ctx, engine.SeedOptions{
 			Torrent: mi, Source: trimmed(v.Source), TrackerListen: v.listen(), NoTracker: v.NoTracker,
-			Tuning: tu, Logger: deps.Logger,
+			Expect: expect, Tuning: tu, Logger: deps.Logger,
 		})
 		if err != nil {
 			return serveStartedMsg{flow: flow, err: err, doing: "serve the image"}
