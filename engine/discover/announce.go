@@ -53,6 +53,11 @@ type Info struct {
 	// listening on every address) means: every interface, each with its own
 	// address in url=. A specific IP means the one interface that has it.
 	BaseURL string
+	// Listen, when set, is the address the server was told to listen on
+	// (HOST:PORT or :PORT, as for --tracker-listen): its host decides the
+	// interfaces instead of BaseURL's, and a loopback host announces
+	// nothing (nobody else could connect). BaseURL still gives the port.
+	Listen string
 	// Images are the names of the images served.
 	Images []string
 	// Version defaults to engine.Version.
@@ -71,7 +76,7 @@ func Announce(ctx context.Context, in Info) (stop func(), err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	targets, port, err := announceTargets(in.BaseURL, in.Interfaces)
+	targets, port, err := announceTargets(in.BaseURL, in.Listen, in.Interfaces)
 	if err != nil {
 		return nil, err
 	}
@@ -157,21 +162,38 @@ type target struct {
 }
 
 // announceTargets picks the interfaces a server at baseURL is reachable on.
-func announceTargets(baseURL string, only []string) ([]target, int, error) {
+func announceTargets(baseURL, listen string, only []string) ([]target, int, error) {
 	base, err := engine.ParseServer(baseURL)
 	if err != nil {
 		return nil, 0, fmt.Errorf("announce: %w", err)
 	}
 	u, _ := url.Parse(base)
 	port, _ := strconv.Atoi(u.Port())
-	ifaces, err := usableInterfaces(only)
-	if err != nil {
-		return nil, 0, err
-	}
 	host := u.Hostname()
 	addr, perr := netip.ParseAddr(host)
 	isIP := perr == nil
 	everywhere := !isIP || addr.IsLoopback() || addr.IsUnspecified()
+	if listen != "" {
+		h, _, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, 0, fmt.Errorf("announce: listen address %q: %w", listen, err)
+		}
+		la, lerr := netip.ParseAddr(h)
+		switch {
+		case h == "" || lerr == nil && la.IsUnspecified():
+			everywhere, isIP = true, true
+		case lerr == nil && la.IsLoopback():
+			return nil, 0, fmt.Errorf("announce: the server listens on %s, which no other machine can reach", listen)
+		case lerr == nil:
+			addr, isIP, everywhere = la.Unmap(), true, false
+			host = h
+			base = u.Scheme + "://" + net.JoinHostPort(h, u.Port())
+		}
+	}
+	ifaces, err := usableInterfaces(only)
+	if err != nil {
+		return nil, 0, err
+	}
 	var ts []target
 	for _, ifc := range ifaces {
 		v4 := ipv4Addrs(ifc.iface)

@@ -386,7 +386,9 @@ func TestAnnounceOnlyOnServedInterface(t *testing.T) {
 	seeder, lab, office := lantest.New(t), lantest.New(t), lantest.New(t)
 	lantest.Link(t, seeder, lab, "10.77.4")
 	lantest.Link(t, seeder, office, "10.77.5")
-	startAnnouncer(t, seeder, Info{Name: "lab seeder", BaseURL: "http://10.77.4.1:7005", Images: []string{"sda1"}})
+	// As ezio seed does: the server's own URL says 127.0.0.1, the address
+	// it was told to listen on says which network.
+	startAnnouncer(t, seeder, Info{Name: "lab seeder", BaseURL: "http://127.0.0.1:7005", Listen: "10.77.4.1:7005", Images: []string{"sda1"}})
 
 	if ss := browseIn(t, lab); len(ss) != 1 || ss[0].BaseURL != "http://10.77.4.1:7005" {
 		t.Errorf("lab found %+v, want the seeder at 10.77.4.1", ss)
@@ -446,6 +448,13 @@ func TestFetchTorrentForms(t *testing.T) {
 	}
 	if _, err := FetchTorrent(context.Background(), filepath.Join(dir, "missing.torrent"), time.Second); err == nil || Unreachable(err) {
 		t.Errorf("missing file: %v, want a refusal", err)
+	}
+}
+
+func TestAnnounceRefusesLoopbackListen(t *testing.T) {
+	_, err := Announce(context.Background(), Info{BaseURL: "http://127.0.0.1:6969", Listen: "127.0.0.1:6969"})
+	if err == nil || !strings.Contains(err.Error(), "no other machine can reach") {
+		t.Errorf("announce of a loopback server: %v", err)
 	}
 }
 
