@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
 
@@ -183,9 +184,9 @@ An interrupted deploy resumes where it stopped when run again. Exit status:
 			if err != nil {
 				return err
 			}
-			ft, err := engine.FetchTorrent(ctx, src)
+			ft, err := discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
 			if err != nil {
-				return refused(err)
+				return sourceError(err)
 			}
 			sum, _, err := engine.Summarize(ft.MetaInfo)
 			if err != nil {
@@ -238,6 +239,7 @@ func newSeedCmd(a *App) *cobra.Command {
 		trackerListen string
 		noTracker     bool
 		asJSON        bool
+		noAnnounce    bool
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE",
@@ -274,6 +276,15 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/torrents/%s.torrent TARGET\n", u, j.Name())
 				}
 			}
+			// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up.
+			if u := j.ServerURL(); u != "" && !o.noAnnounce {
+				stopAnnounce, err := discover.Announce(ctx, discover.Info{BaseURL: u, Listen: tl, Images: []string{j.Name()}, Logger: log})
+				if err != nil {
+					log.Warn("not announced on the LAN; clients need this server's address", "err", err)
+				} else {
+					defer stopAnnounce()
+				}
+			}
 			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
 				if f := j.Fleet(); f != nil {
 					jl.Fleet = f
@@ -290,6 +301,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f := cmd.Flags()
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
+	f.BoolVar(&o.noAnnounce, "no-announce", false, "do not announce this server on the LAN (mDNS); clients then need its address")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")
 	return cmd
 }
