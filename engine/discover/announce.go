@@ -113,6 +113,8 @@ func Announce(ctx context.Context, in Info) (stop func(), err error) {
 		log.Info("announcing on the LAN", "service", Service, "name", name, "interface", t.iface.Name, "url", t.url)
 	}
 
+	hearOwnInterfaceOnly()
+
 	var once sync.Once
 	done := make(chan struct{})
 	stop = func() {

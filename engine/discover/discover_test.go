@@ -398,6 +398,23 @@ func TestAnnounceOnlyOnServedInterface(t *testing.T) {
 	}
 }
 
+// A seeder listening on every address answers on each of its networks
+// with the URL that works there.
+func TestAnnounceEverywhereGivesEachNetworkItsURL(t *testing.T) {
+	lantest.Need(t)
+	seeder, lab, office := lantest.New(t), lantest.New(t), lantest.New(t)
+	lantest.Link(t, seeder, lab, "10.77.6")
+	lantest.Link(t, seeder, office, "10.77.7")
+	startAnnouncer(t, seeder, Info{Name: "two-armed", BaseURL: "http://127.0.0.1:7006", Listen: ":7006", Images: []string{"sda1"}})
+
+	for ns, want := range map[*lantest.NS]string{lab: "http://10.77.6.1:7006", office: "http://10.77.7.1:7006"} {
+		ss := browseIn(t, ns)
+		if len(ss) != 1 || ss[0].BaseURL != want || ss[0].Name != "two-armed" {
+			t.Errorf("%s found %+v, want two-armed at %s only", ns.Name, ss, want)
+		}
+	}
+}
+
 // FetchTorrent reads every form of source the wizard accepts, here from
 // a real ezio server on loopback.
 func TestFetchTorrentForms(t *testing.T) {
