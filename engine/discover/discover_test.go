@@ -383,9 +383,7 @@ func TestResolveRefusesTwoServers(t *testing.T) {
 // A seeder bound to one address answers only on that address's network.
 func TestAnnounceOnlyOnServedInterface(t *testing.T) {
 	lantest.Need(t)
-	seeder, lab, office := lantest.New(t), lantest.New(t), lantest.New(t)
-	lantest.Link(t, seeder, lab, "10.77.4")
-	lantest.Link(t, seeder, office, "10.77.5")
+	seeder, lab, office := lantest.TwoNetworks(t)
 	// As ezio seed does: the server's own URL says 127.0.0.1, the address
 	// it was told to listen on says which network.
 	startAnnouncer(t, seeder, Info{Name: "lab seeder", BaseURL: "http://127.0.0.1:7005", Listen: "10.77.4.1:7005", Images: []string{"sda1"}})
@@ -402,12 +400,10 @@ func TestAnnounceOnlyOnServedInterface(t *testing.T) {
 // with the URL that works there.
 func TestAnnounceEverywhereGivesEachNetworkItsURL(t *testing.T) {
 	lantest.Need(t)
-	seeder, lab, office := lantest.New(t), lantest.New(t), lantest.New(t)
-	lantest.Link(t, seeder, lab, "10.77.6")
-	lantest.Link(t, seeder, office, "10.77.7")
+	seeder, lab, office := lantest.TwoNetworks(t)
 	startAnnouncer(t, seeder, Info{Name: "two-armed", BaseURL: "http://127.0.0.1:7006", Listen: ":7006", Images: []string{"sda1"}})
 
-	for ns, want := range map[*lantest.NS]string{lab: "http://10.77.6.1:7006", office: "http://10.77.7.1:7006"} {
+	for ns, want := range map[*lantest.NS]string{lab: "http://10.77.4.1:7006", office: "http://10.77.5.1:7006"} {
 		ss := browseIn(t, ns)
 		if len(ss) != 1 || ss[0].BaseURL != want || ss[0].Name != "two-armed" {
 			t.Errorf("%s found %+v, want two-armed at %s only", ns.Name, ss, want)

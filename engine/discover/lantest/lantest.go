@@ -108,6 +108,16 @@ func Pair(t testing.TB) (a, b *NS) {
 	return a, b
 }
 
+// TwoNetworks is a machine on two LANs: host has a cable to a
+// (10.77.4.0/24, host .1, a .2) and another to b (10.77.5.0/24).
+func TwoNetworks(t testing.TB) (host, a, b *NS) {
+	t.Helper()
+	host, a, b = New(t), New(t), New(t)
+	Link(t, host, a, "10.77.4")
+	Link(t, host, b, "10.77.5")
+	return host, a, b
+}
+
 // Command runs a program inside the namespace.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
