@@ -283,6 +283,9 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					log.Warn("not announced on the LAN; clients need this server's address", "err", err)
 				} else {
 					defer stopAnnounce()
+					if !o.asJSON {
+						fmt.Fprintf(a.Stderr, "announced on the LAN; clients can also use: ezio deploy auto:%s TARGET\n", j.Name())
+					}
 				}
 			}
 			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
