@@ -444,19 +444,16 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 	return ft, nil
 }
 
-// ListImages reads a server's /images.json. base is http://HOST:PORT.
+// ListImages reads a server's /images.json. base is any form ParseServer reads.
 func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
+	b, err := ParseServer(base)
 	if err != nil {
 		return nil, err
 	}
-	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(DefaultTrackerPort))
+	u, err := url.Parse(b + "/images.json")
+	if err != nil {
+		return nil, err
 	}
-	u.Path = "/images.json"
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -480,15 +477,13 @@ func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
 
 // TorrentURL is the full URL of an image's torrent on a server.
 func TorrentURL(base string, e ImageEntry) string {
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
+	b, err := ParseServer(base)
 	if err != nil {
 		return ""
 	}
-	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(DefaultTrackerPort))
+	u, err := url.Parse(b)
+	if err != nil {
+		return ""
 	}
 	u.Path = e.Torrent
 	return u.String()

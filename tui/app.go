@@ -13,6 +13,7 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/discover"
 )
 
 // Screen is one page of the wizard. Screens change by messages, never by
@@ -77,7 +78,9 @@ type Deps struct {
 func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
 	return &Deps{
 		Ctx: ctx, Logger: log, Tuning: tu, ConfigPath: DefaultConfigPath(),
-		ListImages: engine.ListImages, FetchTorrent: engine.FetchTorrent, ListDisks: disks.List,
+		ListImages: engine.ListImages, FetchTorrent: func(ctx context.Context, src string) (*engine.FetchedTorrent, error) {
+			return discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
+		}, ListDisks: disks.List,
 		PrepareDeploy: func(mi *metainfo.MetaInfo, target string) error {
 			_, _, err := engine.PrepareDeploy(mi, target, false)
 			return err

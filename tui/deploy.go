@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
 
@@ -84,6 +85,9 @@ func (f *DeployFlow) Init() tea.Cmd {
 
 // isTorrentSource tells a torrent file or URL from a server address.
 func isTorrentSource(s string) bool {
+	if discover.IsAuto(s) {
+		return true // found on the LAN; the fetch resolves it
+	}
 	if strings.HasSuffix(s, ".torrent") || strings.Contains(s, "/torrents/") {
 		return true
 	}
