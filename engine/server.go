@@ -431,9 +431,13 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching torrent %s: server answered %s", src, resp.Status)
 	}
-	mi, err := metainfo.Load(limitReader(resp.Body))
+	b, err := ReadTorrentLimited(resp.Body, resp.ContentLength)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	mi, err := ParseTorrent(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	ft := &FetchedTorrent{MetaInfo: mi}
 	if h := resp.Header.Get(SeederHeader); h != "" {
