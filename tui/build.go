@@ -181,7 +181,7 @@ func buildTask(v BuildValues) taskFunc {
 		sum, _, _ := engine.Summarize(mi)
 		lines := []string{"wrote " + out}
 		if sum != nil {
-			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces), "infohash "+sum.InfoHash)
+			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces), "infohash "+sum.InfoHash)
 		}
 		return taskResult{lines: lines, serve: &ServeValues{Torrent: out, Source: dataDir}}
 	}

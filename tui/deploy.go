@@ -116,7 +116,7 @@ func (f *DeployFlow) buildForm() {
 	case stepImage:
 		var opts []huh.Option[int]
 		for i, e := range f.images {
-			label := fmt.Sprintf("%-16s %10s  %5d pieces  %d clients, %d done", e.Name, format.Bytes(e.Size), e.Pieces, e.Clients, e.Done)
+			label := fmt.Sprintf("%-16s %10s  %5d pieces  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), e.Pieces, e.Clients, e.Done)
 			opts = append(opts, huh.NewOption(label, i))
 		}
 		f.form, f.formID = newForm(f.c, huh.NewGroup(

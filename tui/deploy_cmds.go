@@ -8,6 +8,7 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/tui/format"
 )
 
 // Results of the Deploy flow's background work. Every call that touches
@@ -109,7 +110,7 @@ func (f *DeployFlow) start() tea.Cmd {
 	}
 	f.busy = "starting the deploy onto " + f.target.path
 	ctx, id, deploy, c := f.deps.Ctx, f.id, f.deps.Deploy, f.c
-	label := fmt.Sprintf("deploy %s -> %s", f.sum.Name, f.target.path)
+	label := fmt.Sprintf("deploy %s -> %s", format.Name(f.sum.Name), f.target.path)
 	return func() tea.Msg {
 		j, err := deploy(ctx, o)
 		if err != nil {

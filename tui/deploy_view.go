@@ -56,7 +56,7 @@ func (f *DeployFlow) View() string {
 	case f.busy != "":
 		lines = append(lines, "  "+st.Accent.Render(st.Glyphs.Spinner[0])+" "+st.Text.Render(f.busy+"..."))
 	case f.step == stepTarget && f.targets != nil:
-		lines = append(lines, "  "+st.Heading.Render("Which disk or partition gets "+f.sum.Name+"?")+
+		lines = append(lines, "  "+st.Heading.Render("Which disk or partition gets "+format.Name(f.sum.Name)+"?")+
 			st.Muted.Render(fmt.Sprintf("  needs %s", format.Bytes(f.sum.HighestEnd))))
 		lines = append(lines, f.targets.View(c.Height-len(lines)-2)...)
 	case f.step == stepConfirm && f.form != nil:
@@ -79,7 +79,7 @@ func (f *DeployFlow) summary() []string {
 	ih := f.sum.InfoHash
 	lines := []string{
 		"  " + st.Heading.Render("Summary"),
-		row("image", fmt.Sprintf("%s, %s in %d extents, %d pieces", f.sum.Name, format.Bytes(f.sum.TotalBytes), f.sum.Extents, f.sum.Pieces)),
+		row("image", fmt.Sprintf("%s, %s in %d extents, %d pieces", format.Name(f.sum.Name), format.Bytes(f.sum.TotalBytes), f.sum.Extents, f.sum.Pieces)),
 		row("infohash", ih),
 		row("target", fmt.Sprintf("%s (%s%s)", t.path, format.Bytes(t.size), prefixed(", ", t.model))),
 	}

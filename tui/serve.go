@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
+	"ezio/tui/format"
 )
 
 // ServeValues are what the Serve form asks; kept between visits.
@@ -254,7 +255,7 @@ func (s *ServeFlow) start() tea.Cmd {
 		if err != nil {
 			return serveStartedMsg{flow: flow, err: err, doing: "serve the image"}
 		}
-		d := NewDashboard(c, engine.RoleSeed, "seed "+j.Name(), j)
+		d := NewDashboard(c, engine.RoleSeed, "seed "+format.Name(j.Name()), j)
 		d.expect = expect
 		d.howTo = clientInstructions(j.ServerURL(), host, j.Name())
 		return serveStartedMsg{flow: flow, dash: d}

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -103,7 +103,7 @@ covering its whole range.`,
 				return err
 			}
 			sum, _, _ := engine.Summarize(mi)
-			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
+			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", out, format.Name(sum.Name), sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
 			return nil
 		},
 	}
@@ -136,7 +136,7 @@ func newTorrentInfoCmd(a *App) *cobra.Command {
 				return enc.Encode(sum)
 			}
 			w := a.Stdout
-			fmt.Fprintf(w, "name:          %s\n", sum.Name)
+			fmt.Fprintf(w, "name:          %s\n", format.Name(sum.Name))
 			fmt.Fprintf(w, "infohash:      %s\n", sum.InfoHash)
 			fmt.Fprintf(w, "piece length:  %s (%d)\n", format.Bytes(sum.PieceLength), sum.PieceLength)
 			fmt.Fprintf(w, "pieces:        %d\n", sum.Pieces)
@@ -147,7 +147,7 @@ func newTorrentInfoCmd(a *App) *cobra.Command {
 				fmt.Fprintf(w, "trackers:      none (deploy with --tracker or --peer)\n")
 			}
 			for _, t := range sum.Trackers {
-				fmt.Fprintf(w, "tracker:       %s\n", t)
+				fmt.Fprintf(w, "tracker:       %s\n", format.Name(t))
 			}
 			return nil
 		},
@@ -155,5 +155,3 @@ func newTorrentInfoCmd(a *App) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
-
-var _ = os.Stdout

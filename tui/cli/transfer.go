@@ -230,7 +230,7 @@ carrying "result", "code" and "reason".`,
 					if !a.isTerminal(a.Stdin) {
 						return refused(errors.New("not confirmed: standard input is not a terminal; add --yes to write without asking"))
 					}
-					fmt.Fprintf(a.Stderr, "Image %s: %s in %d extents (infohash %s)\n", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
+					fmt.Fprintf(a.Stderr, "Image %s: %s in %d extents (infohash %s)\n", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
 					fmt.Fprintf(a.Stderr, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
 					want := filepath.Base(target)
 					fmt.Fprintf(a.Stderr, "Type %q to confirm: ", want)

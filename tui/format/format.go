@@ -5,7 +5,9 @@ package format
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Bytes is a binary-unit size with one decimal: "1.5 GiB", "512.0 MiB", "900 B".
@@ -73,4 +75,30 @@ func Percent(done, total int64) string {
 		p = 99.9
 	}
 	return fmt.Sprintf("%.1f%%", p)
+}
+
+// Name shows a name that came from outside (a torrent's name, a file name,
+// a disk label) as data: control characters, escape sequences and invalid
+// UTF-8 are written as \xNN or \u{NNNN}, so a crafted name can never clear
+// the screen or fake a line.
+func Name(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0, r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			// C1 controls, line separators, bidirectional overrides.
+			fmt.Fprintf(&b, `\u{%04x}`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

@@ -29,3 +29,18 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestNameEscapesControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"sda1":                   "sda1",
+		"evil\x1b[2J\rfake line": `evil\x1b[2J\x0dfake line`,
+		"bad\xffutf8":            `bad\xffutf8`,
+		"rtl\u202eexe":           `rtl\u{202e}exe`,
+		"é ok":                   "é ok",
+		`back\slash`:             `back\\slash`,
+	} {
+		if got := Name(in); got != want {
+			t.Errorf("Name(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
