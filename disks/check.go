@@ -67,7 +67,9 @@ func (s *state) check(target string, need int64) error {
 	if target == "" {
 		return refuse(RefusedNotFound, "no target was given", "Name a disk, a partition or an image file")
 	}
-	abs := cleanPath(target)
+	// Judge where the path really leads: a symlink (even a dangling one)
+	// into /dev, /proc or /sys is refused like the place it points to.
+	abs := resolvePath(cleanPath(target))
 	if kernelPath(abs) {
 		return refuse(RefusedNotBlock, "it is a kernel interface, not a disk or an image file",
 			"Run `ezio disks` to see the disks")
@@ -278,6 +280,38 @@ func (s *state) checkDevice(target string, dev uint64, need int64, asBacking boo
 			"Choose a target of at least "+HumanBytes(need))
 	}
 	return nil
+}
+
+// resolvePath follows symlinks as far as they lead, dangling ones
+// included (the link's target is what a write would create), and returns
+// the absolute path reached.
+func resolvePath(abs string) string {
+	for range 40 {
+		fi, err := os.Lstat(abs)
+		if err != nil {
+			// Missing: resolve its directory, keep the last element.
+			dir, base := filepath.Split(abs)
+			if d, err := filepath.EvalSymlinks(dir); err == nil {
+				return filepath.Join(d, base)
+			}
+			return abs
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if r, err := filepath.EvalSymlinks(abs); err == nil {
+				return r
+			}
+			return abs
+		}
+		to, err := os.Readlink(abs)
+		if err != nil {
+			return abs
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(abs), to)
+		}
+		abs = filepath.Clean(to)
+	}
+	return abs
 }
 
 // underDev says whether a path is in /dev, where only block devices are

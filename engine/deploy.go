@@ -39,6 +39,11 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 	}
 	switch kind {
 	case TargetDevice:
+		// Block devices are always checked, whatever the caller asked,
+		// and the refusal (mounted, in use, system disk...) comes first.
+		if err := disks.CheckWritable(target, l.End); err != nil {
+			return nil, "", nameHolder(target, err)
+		}
 		size, err := SizeOf(target)
 		if err != nil {
 			return nil, "", fmt.Errorf("reading the size of %s: %w", target, err)
@@ -46,11 +51,12 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 		if err := l.CheckFits(size); err != nil {
 			return nil, "", err
 		}
-		// Block devices are always checked, whatever the caller asked.
-		if err := disks.CheckWritable(target, l.End); err != nil {
-			return nil, "", nameHolder(target, err)
-		}
 	case TargetFile, TargetDir:
+		if !skipSafety {
+			if err := disks.CheckWritable(target, l.End); err != nil {
+				return nil, "", err
+			}
+		}
 		// An existing, non-empty image file stands for a disk of its size;
 		// a new or empty one is sized by the image.
 		if kind == TargetFile {
@@ -58,11 +64,6 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 				if err := l.CheckFits(size); err != nil {
 					return nil, "", err
 				}
-			}
-		}
-		if !skipSafety {
-			if err := disks.CheckWritable(target, l.End); err != nil {
-				return nil, "", err
 			}
 		}
 	}
