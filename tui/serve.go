@@ -144,31 +144,17 @@ func optional(check func(string) error) func(string) error {
 	}
 }
 
-// parseRate reads a byte rate: "50MiB", "50M", "800k", "1G", or bytes;
-// the units are binary (M = MiB). Empty or 0 means no limit.
+// parseRate reads a byte rate with the one size rule (engine.ParseSize);
+// empty means no limit.
 func parseRate(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "ps")
-	if t == "" {
+	if strings.TrimSpace(s) == "" {
 		return 0, nil
 	}
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "b"), "i")
-	mult := 1.0
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k':
-			mult, t = 1<<10, t[:n-1]
-		case 'm':
-			mult, t = 1<<20, t[:n-1]
-		case 'g':
-			mult, t = 1<<30, t[:n-1]
-		}
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || f < 0 {
+	n, err := engine.ParseSize(strings.TrimSuffix(strings.TrimSpace(s), "ps"))
+	if err != nil {
 		return 0, fmt.Errorf("a rate like 50MiB, or empty for none")
 	}
-	return int64(f * mult), nil
+	return n, nil
 }
 
 // Init rebuilds the form from the kept values (after an error too).

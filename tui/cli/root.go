@@ -213,7 +213,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 			if l.s == "" {
 				continue
 			}
-			n, err := ParseSize(l.s)
+			n, err := engine.ParseSize(l.s)
 			if err != nil {
 				return refused(err)
 			}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,26 +15,6 @@ import (
 )
 
 func init() { Register(newTorrentCmd) }
-
-// ParseSize reads sizes like "16MiB", "1M", "4096", "2GiB", "512k".
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(strings.ToLower(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40}, {"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suf) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit, like 16MiB", s)
-	}
-	return int64(n * float64(mult)), nil
-}
 
 func newTorrentCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -68,7 +46,7 @@ covering its whole range.`,
 			if out == "" {
 				return refused(errors.New("give the output file with -o OUT.torrent"))
 			}
-			pl, err := ParseSize(pieceLen)
+			pl, err := engine.ParseSize(pieceLen)
 			if err != nil {
 				return refused(err)
 			}

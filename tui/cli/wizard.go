@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"ezio/engine"
 	"ezio/tui"
+	"ezio/tui/format"
 )
 
 func init() {
@@ -84,28 +83,6 @@ func runWizard(ctx context.Context, a *App) error {
 	return tui.Run(ctx, tui.RunOptions{Theme: theme, Deps: deps, Config: cfg})
 }
 
-// parseSize reads "256MiB", "1G", "300m", "1048576".
-func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "b"), "i")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k':
-			mult, t = 1<<10, t[:n-1]
-		case 'm':
-			mult, t = 1<<20, t[:n-1]
-		case 'g':
-			mult, t = 1<<30, t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("size %q: want e.g. 256MiB or 1GiB", s)
-	}
-	return int64(v * float64(mult)), nil
-}
-
 func newDemoCmd(a *App) *cobra.Command {
 	var (
 		clients int
@@ -126,13 +103,13 @@ outside the temporary directory is written, and it is removed on exit.`,
 			if clients < 1 || clients > 50 {
 				return refused(fmt.Errorf("--clients %d: choose 1 to 50", clients))
 			}
-			n, err := parseSize(size)
+			n, err := engine.ParseSize(size)
 			if err != nil {
 				return refused(err)
 			}
 			tu := a.Tuning
 			if rate != "" && rate != "0" {
-				r, err := ParseSize(strings.TrimSuffix(strings.TrimSuffix(rate, "/s"), "ps"))
+				r, err := engine.ParseSize(rate)
 				if err != nil {
 					return refused(fmt.Errorf("--rate: %w", err))
 				}
@@ -147,7 +124,7 @@ outside the temporary directory is written, and it is removed on exit.`,
 				return err
 			}
 			defer cleanup()
-			fmt.Fprintf(a.Stderr, "preparing a %s demo image for %d clients...\n", sizeLabel(n), clients)
+			fmt.Fprintf(a.Stderr, "preparing a %s demo image for %d clients...\n", format.Bytes(n), clients)
 			d, err := tui.StartDemo(ctx, tui.DemoOptions{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: tu})
 			if err != nil {
 				return err
@@ -164,14 +141,4 @@ outside the temporary directory is written, and it is removed on exit.`,
 	f.DurationVar(&stagger, "stagger", 3*time.Second, "time between client starts")
 	f.StringVar(&rate, "rate", "20MiB", "upload rate of each machine, like a LAN link (0 = as fast as loopback goes)")
 	return cmd
-}
-
-func sizeLabel(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

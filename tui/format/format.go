@@ -3,6 +3,7 @@
 package format
 
 import (
+	"ezio/disks"
 	"fmt"
 	"math"
 	"strings"
@@ -10,21 +11,9 @@ import (
 	"unicode/utf8"
 )
 
-// Bytes is a binary-unit size with one decimal: "1.5 GiB", "512.0 MiB", "900 B".
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		f /= unit
-		if math.Abs(f) < unit || u == "PiB" {
-			return fmt.Sprintf("%.1f %s", f, u)
-		}
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// Bytes is a size in binary units, the same everywhere ezio prints one
+// (the dashboard, ezio disks, refusals): "900 B", "1.5 GiB", "512 MiB".
+func Bytes(n int64) string { return disks.HumanBytes(n) }
 
 // Rate is bytes per second in decimal megabytes, as network people read
 // it, plus Mbit/s: "11.9 MB/s".

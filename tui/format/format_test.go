@@ -6,7 +6,7 @@ import (
 )
 
 func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 900: "900 B", 1536: "1.5 KiB", 512 << 20: "512.0 MiB", 3 << 30: "3.0 GiB"} {
+	for n, want := range map[int64]string{0: "0 B", 900: "900 B", 1536: "1.5 KiB", 512 << 20: "512 MiB", 3 << 30: "3.0 GiB"} {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
