@@ -80,12 +80,22 @@ func (j *Job) SetPaused(p bool) {
 	if j.paused.Swap(p) == p {
 		return
 	}
+	// Downloads are paused by the picker wanting no piece (within one
+	// tick): the library's DisallowDataDownload leaves pieces pending
+	// that it no longer requests, and its own consistency check then
+	// panics (seen with the daemon's PauseTorrent). Without the picker
+	// there is no other way.
+	pickerPauses := j.role == RoleDeploy && !j.tu.Strategy.PickerOff
 	if p {
-		j.t.DisallowDataDownload()
+		if !pickerPauses {
+			j.t.DisallowDataDownload()
+		}
 		j.t.DisallowDataUpload()
 		j.log.Info("paused")
 	} else {
-		j.t.AllowDataDownload()
+		if !pickerPauses {
+			j.t.AllowDataDownload()
+		}
 		j.t.AllowDataUpload()
 		j.log.Info("resumed")
 	}
@@ -261,7 +271,10 @@ func (j *Job) run(ctx context.Context, main func(context.Context) error) {
 // request from storage that is being closed.
 func (j *Job) quiesce() {
 	j.t.DisallowDataUpload()
-	j.t.DisallowDataDownload()
+	if j.role == RoleDeploy && !j.t.Complete().Bool() {
+		// Want nothing more (not DisallowDataDownload: see SetPaused).
+		j.t.CancelPieces(0, j.layout.NumPieces)
+	}
 	j.drainIO(2 * time.Second)
 }
 

@@ -159,6 +159,11 @@ func (p *picker) update() {
 	if sentinel >= 0 {
 		want[sentinel] = types.PiecePriorityNormal
 	}
+	if p.j.paused.Load() {
+		for i := range want {
+			want[i] = types.PiecePriorityNone
+		}
+	}
 	for i := range n {
 		if want[i] != p.prio[i] || !p.set {
 			t.Piece(i).SetPriority(want[i])

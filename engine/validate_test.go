@@ -186,8 +186,9 @@ func TestDeployRefusesUnsafeDevices(t *testing.T) {
 		dev := disktest.Attach(t, f)
 		before := disktest.Sum(t, f)
 		_, err := Deploy(context.Background(), DeployOptions{Torrent: im.mi, Target: dev, Peers: []string{"127.0.0.1:1"}, Tuning: Tuning{ListenAddr: "127.0.0.1:0"}})
-		var ve *ValidationError
-		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "past the end") {
+		// The safety check speaks first, in MiB, as everywhere.
+		var re *disks.RefusedError
+		if !errors.As(err, &re) || re.Kind != disks.RefusedTooSmall || !strings.Contains(err.Error(), "MiB") {
 			t.Fatalf("got %v, want a too-small refusal", err)
 		}
 		if disktest.Sum(t, f) != before {
