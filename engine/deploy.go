@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -17,13 +16,23 @@ import (
 // safety check, without writing anything. Deploy calls it too; the wizard
 // and the CLI call it first to show a refusal before asking to confirm.
 func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*Layout, TargetKind, error) {
+	return PrepareDeployAt(mi, target, 0, skipSafety)
+}
+
+// PrepareDeployAt is PrepareDeploy for a torrent written base bytes into
+// the target (a partition inside a whole disk).
+func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafety bool) (*Layout, TargetKind, error) {
 	if mi == nil {
 		return nil, "", errors.New("no torrent given")
+	}
+	if base < 0 {
+		return nil, "", fmt.Errorf("negative base offset %d", base)
 	}
 	_, l, err := Summarize(mi)
 	if err != nil {
 		return nil, "", err
 	}
+	l = l.withBase(base)
 	kind, err := KindOf(target)
 	if err != nil {
 		return nil, "", err
@@ -60,27 +69,63 @@ func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*Layo
 	return l, kind, nil
 }
 
-// Deploy starts receiving an image onto a target. The returned job ends
-// when every piece is verified and flushed to the target (and, with
-// SeedAfter, after serving others that long), or on ctx/Stop.
+// Deploy starts receiving an image onto a target in a session of its own.
+// The returned job ends when every piece is verified and flushed to the
+// target (and, with SeedAfter, after serving others), or on ctx/Stop.
 func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
-	l, kind, err := PrepareDeploy(o.Torrent, o.Target, o.SkipSafetyChecks)
+	l, kind, err := PrepareDeployAt(o.Torrent, o.Target, o.Base, o.SkipSafetyChecks)
 	if err != nil {
 		return nil, err
 	}
+	s, err := NewSession(SessionOptions{Tuning: o.Tuning, Logger: o.Logger, MaxUnverifiedBytes: unverifiedBudget(l, o.Tuning)})
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.deploy(ctx, o, l, kind)
+	if err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	j.ownsSession = true
+	return j, nil
+}
+
+// Deploy adds a torrent to the session and writes it onto o.Target.
+func (s *Session) Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
+	l, kind, err := PrepareDeployAt(o.Torrent, o.Target, o.Base, o.SkipSafetyChecks)
+	if err != nil {
+		return nil, err
+	}
+	return s.deploy(ctx, o, l, kind)
+}
+
+func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind TargetKind) (*Job, error) {
 	ih := o.Torrent.HashInfoBytes()
+	trackers := o.Torrent.UpvertedAnnounceList()
+	if len(o.Trackers) > 0 {
+		trackers = metainfo.AnnounceList{o.Trackers}
+	}
+	if len(trackers) == 0 && len(o.Peers) == 0 && len(o.Seeders) == 0 {
+		return nil, ErrNoPeerSource
+	}
+	for _, a := range append(append([]string{}, o.Seeders...), o.Peers...) {
+		if _, err := resolveAddrPort(a); err != nil {
+			return nil, fmt.Errorf("peer %q: %w", a, err)
+		}
+	}
 	xio, _, err := openExtentIO(o.Target, l, true)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for writing: %w", o.Target, err)
 	}
 	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces)
-	st := newExtentStorage(l, xio, false, state, o.Recheck, o.Tuning.withDefaults().AIOThreads)
-	j, err := newJob(RoleDeploy, o.Torrent, l, st, o.Tuning, o.Logger)
+	st := newExtentStorage(l, xio, false, state, o.Recheck, s.tu.AIOThreads)
+	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	j.resume = state
+	j.seeders, j.peers = o.Seeders, o.Peers
 	st.log.Store(j.log)
 	if warn != "" {
 		j.log.Warn(warn)
@@ -94,47 +139,30 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 			}
 		}
 	}
-	trackers := o.Torrent.UpvertedAnnounceList()
-	if len(o.Trackers) > 0 {
-		trackers = metainfo.AnnounceList{o.Trackers}
-	}
 	if len(trackers) > 0 {
 		j.t.AddTrackers(trackers)
 	}
-	if err := j.addPeers(o.Seeders, true); err != nil {
-		j.finish(err)
-		return nil, err
-	}
-	if err := j.addPeers(o.Peers, false); err != nil {
-		j.finish(err)
-		return nil, err
-	}
-	if len(trackers) == 0 && len(o.Peers) == 0 && len(o.Seeders) == 0 {
-		err := errors.New("no way to find peers: the torrent names no tracker; give --tracker URL or --peer HOST:PORT")
-		j.finish(err)
-		return nil, err
-	}
-	j.log.Info("deploying", "target", o.Target, "kind", string(kind), "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr())
-	if pickerDisabled {
+	j.addPeers(o.Seeders, true)
+	j.addPeers(o.Peers, false)
+	j.log.Info("deploying", "target", o.Target, "kind", string(kind), "base", o.Base, "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr())
+	if s.tu.Strategy.PickerOff {
 		j.t.DownloadAll()
 	}
-	go j.runDeploy(ctx, o, kind)
+	go j.run(ctx, func(ctx context.Context) error { return j.deployMain(ctx, o) })
 	return j, nil
 }
 
-func (j *Job) runDeploy(ctx context.Context, o DeployOptions, kind TargetKind) {
-	stopSnap := make(chan struct{})
-	snapDone := make(chan struct{})
-	pickDone := make(chan struct{})
-	go func() { j.snapshotLoop(stopSnap); close(snapDone) }()
-	go func() { newPicker(j, o.Tuning.withDefaults()).run(stopSnap); close(pickDone) }()
-	endSnap := func() { close(stopSnap); <-snapDone; <-pickDone }
-
+func (j *Job) deployMain(ctx context.Context, o DeployOptions) error {
 	if o.Recheck {
 		j.setPhase(PhaseChecking)
 	} else {
 		j.setPhase(PhaseConnecting)
 	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	lv := liveness{j: j, timeout: timeout}
 	complete := j.t.Complete().On()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -144,14 +172,11 @@ wait:
 		case <-complete:
 			break wait
 		case <-ctx.Done():
-			endSnap()
-			j.finish(ctx.Err())
-			return
-		case <-j.stopped:
-			endSnap()
-			j.finish(context.Canceled)
-			return
+			return ctx.Err()
 		case <-tick.C:
+			if err := j.st.failed(); err != nil {
+				return err
+			}
 			ph, _ := j.phase.Load().(Phase)
 			if ph == PhaseChecking {
 				if j.checkingDone() {
@@ -160,37 +185,22 @@ wait:
 				continue
 			}
 			j.checkRevealStall()
-			if len(j.t.PeerConns()) > 0 {
-				j.setPhase(PhaseDownloading)
-			} else if ph != PhaseDownloading {
-				j.setPhase(PhaseConnecting)
+			if err := lv.check(time.Now()); err != nil {
+				return err
 			}
 		}
 	}
+	j.lostAt.Store(0)
 	j.setPhase(PhaseFlushing)
 	if err := j.st.flush(); err != nil {
-		endSnap()
-		j.finish(fmt.Errorf("flushing the target: %w", err))
-		return
+		return fmt.Errorf("flushing the target: %w", err)
 	}
 	if !j.st.Durable() {
-		endSnap()
-		j.finish(errors.New("internal error: complete but not every piece is recorded as flushed"))
-		return
+		return errors.New("internal error: complete but not every piece is recorded as flushed")
 	}
 	el := time.Since(j.start)
 	j.log.Info(fmt.Sprintf("all %d pieces verified and flushed in %s", j.layout.NumPieces, el.Round(100*time.Millisecond)))
-	if o.SeedAfter > 0 {
-		j.setPhase(PhaseSeeding)
-		j.log.Info("serving others", "for", o.SeedAfter.String())
-		t := time.NewTimer(o.SeedAfter)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-j.stopped:
-		}
-		t.Stop()
-	}
+	j.seedAfter(ctx, o.SeedAfter)
 	// The image is complete: the resume record has done its job, and a
 	// stale one must not vouch for a disk that changes later.
 	if j.resume != nil {
@@ -199,8 +209,7 @@ wait:
 		}
 		j.st.dropState()
 	}
-	endSnap()
-	j.finish(nil)
+	return nil
 }
 
 // revealStall is how long a client waits on a revealing seeder that
@@ -214,6 +223,7 @@ func (j *Job) checkRevealStall() {
 	}
 	if time.Since(time.Unix(0, rc.lastReveal.Load())) > revealStall && time.Since(j.progressTime()) > revealStall {
 		j.log.Warn("the seeder revealed no pieces and nothing arrived for a while; fetching from it the ordinary way")
+		// The connections close and the redial loop opens new, ordinary ones.
 		rc.giveUp()
 	}
 }
@@ -240,5 +250,3 @@ func RemoveResume(target string, mi *metainfo.MetaInfo) error {
 	}
 	return err
 }
-
-var _ = slog.LevelInfo

@@ -5,11 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,87 +12,55 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
-	"golang.org/x/time/rate"
+	"golang.org/x/sync/errgroup"
 )
 
-// Version is reported to peers and in logs.
-const Version = "0.1.0"
-
-// Job is one running seeder or deploy. All its methods are safe to call
-// from any goroutine.
+// Job is one torrent in a session: a seeder serving it or a deploy writing
+// it. All its methods are safe to call from any goroutine.
 type Job struct {
 	role   Role
 	name   string
 	ih     metainfo.Hash
 	layout *Layout
 	log    *slog.Logger
+	tu     Tuning
 
-	cl      *torrent.Client
-	t       *torrent.Torrent
-	st      *extentStorage
-	tracker *Server
-	resume  *resumeState
+	sess        *Session
+	ownsSession bool // the session was made for this job alone
+	t           *torrent.Torrent
+	st          *extentStorage
+	resume      *resumeState
+	hooks       peerHooks
+	smp         *sampler
 
-	b       broker
-	start   time.Time
-	phase   atomic.Value // Phase
-	paused  atomic.Bool
-	stopped chan struct{}
-	stopOne sync.Once
-	done    chan struct{}
-	err     error
-	failErr atomic.Pointer[error]
+	b          broker
+	start      time.Time
+	phase      atomic.Value // Phase
+	paused     atomic.Bool
+	stopped    chan struct{}
+	stopOne    sync.Once
+	done       chan struct{}
+	err        error
+	failErr    atomic.Pointer[error]
+	progressAt atomic.Int64 // unix nanos when bytes done or received last grew
+	lostAt     atomic.Int64 // unix nanos when the last source was lost; 0 while one is there
 
-	// sampler state, owned by the snapshot loop
-	lastSample   time.Time
-	lastDown     int64
-	lastUp       int64
-	downRate     ewma
-	upRate       ewma
-	peerLast     map[string]peerSample
-	lastPeers    []PeerSnapshot // peers at the last sample, for the final snapshot
-	closing      bool
-	lastDone     int64
-	lastProgress time.Time // when BytesDone last grew (snapshot loop's copy)
-	progressAt   time.Time // the same, for other goroutines, under b.mu
-
-	revealC      *revealClient // piece reveal, client side (reveal.go)
-	revealS      *revealSeeder // piece reveal, seeder side
-	pieceLast    []PieceState
-	hashFailures int
-	startDone    int64 // bytes already complete when the job began
+	revealC   *revealClient // piece reveal, client side (reveal.go)
+	revealS   *revealSeeder // piece reveal, seeder side
+	startDone int64         // bytes already complete when the job began
+	expect    int           // seeder: clients the room expects
+	seeders   []string      // trusted sources (host:port), redialled while missing
+	peers     []string      // other sources given directly, likewise
 }
 
-type peerSample struct {
-	down, up   int64
-	at         time.Time
-	downR, upR ewma
+// Subscribe returns the latest-snapshot mailbox and the event stream, until
+// ctx ends or the job does; the event channel is closed then.
+func (j *Job) Subscribe(ctx context.Context) (*Latest[Snapshot], <-chan Event) {
+	return j.b.subscribe(ctx)
 }
-
-// ewma smooths rates over a few seconds.
-type ewma struct {
-	v   float64
-	set bool
-}
-
-func (e *ewma) add(x float64) {
-	if !e.set {
-		e.v, e.set = x, true
-		return
-	}
-	e.v = 0.6*e.v + 0.4*x
-}
-
-// Subscribe returns the latest-snapshot mailbox and the event stream. The
-// event channel is closed when the job ends.
-func (j *Job) Subscribe() (*Latest[Snapshot], <-chan Event) { return j.b.subscribe() }
 
 // Snapshot is the most recent published snapshot.
-func (j *Job) Snapshot() Snapshot {
-	j.b.mu.Lock()
-	defer j.b.mu.Unlock()
-	return j.b.last
-}
+func (j *Job) Snapshot() Snapshot { return j.b.latest() }
 
 // Done is closed when the job has ended.
 func (j *Job) Done() <-chan struct{} { return j.done }
@@ -120,11 +83,11 @@ func (j *Job) SetPaused(p bool) {
 	if p {
 		j.t.DisallowDataDownload()
 		j.t.DisallowDataUpload()
-		j.logf(slog.LevelInfo, "paused")
+		j.log.Info("paused")
 	} else {
 		j.t.AllowDataDownload()
 		j.t.AllowDataUpload()
-		j.logf(slog.LevelInfo, "resumed")
+		j.log.Info("resumed")
 	}
 }
 
@@ -132,50 +95,48 @@ func (j *Job) SetPaused(p bool) {
 func (j *Job) Paused() bool { return j.paused.Load() }
 
 // PeerAddr is the address peers connect to (host:port).
-func (j *Job) PeerAddr() string {
-	for _, a := range j.cl.ListenAddrs() {
-		if ta, ok := a.(*net.TCPAddr); ok {
-			return ta.String()
-		}
+func (j *Job) PeerAddr() string { return j.sess.PeerAddr() }
+
+// Session is the session hosting the job.
+func (j *Job) Session() *Session { return j.sess }
+
+func (j *Job) server() *Server { return j.sess.srv }
+
+// TrackerURL is the embedded tracker's announce URL, or "".
+func (j *Job) TrackerURL() string {
+	if s := j.server(); s != nil {
+		return s.AnnounceURL()
 	}
 	return ""
 }
 
-// TrackerURL is the embedded tracker's announce URL, or "".
-func (j *Job) TrackerURL() string {
-	if j.tracker == nil {
-		return ""
-	}
-	return j.tracker.AnnounceURL()
-}
-
 // ServerURL is the base URL of the embedded HTTP server, or "".
 func (j *Job) ServerURL() string {
-	if j.tracker == nil {
-		return ""
+	if s := j.server(); s != nil {
+		return s.BaseURL()
 	}
-	return j.tracker.BaseURL()
-}
-
-// progressTime is when the bytes done last grew (or the job started).
-func (j *Job) progressTime() time.Time {
-	j.b.mu.Lock()
-	defer j.b.mu.Unlock()
-	return j.progressAt
+	return ""
 }
 
 // Fleet lists the clients the seeder's tracker knows, or nil.
 func (j *Job) Fleet() []FleetMember {
-	if j.tracker == nil {
-		return nil
+	if s := j.server(); s != nil {
+		return s.Fleet(j.ih, j.layout.Total)
 	}
-	return j.tracker.Fleet(j.ih, j.layout.Total)
+	return nil
 }
 
 // Name is the image name; InfoHash its hex infohash.
 func (j *Job) Name() string     { return j.name }
 func (j *Job) InfoHash() string { return j.ih.HexString() }
 func (j *Job) Role() Role       { return j.role }
+
+// Layout is the image's extent layout (with the job's base offset).
+func (j *Job) Layout() *Layout { return j.layout }
+
+// progressTime is when the bytes done or received last grew (or the job
+// started).
+func (j *Job) progressTime() time.Time { return time.Unix(0, j.progressAt.Load()) }
 
 func (j *Job) setPhase(p Phase) {
 	old, _ := j.phase.Load().(Phase)
@@ -187,114 +148,49 @@ func (j *Job) setPhase(p Phase) {
 	j.log.Debug("phase", "phase", p)
 }
 
-func (j *Job) logf(level slog.Level, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	j.log.Log(context.Background(), level, msg)
-}
-
-// clientConfig is the LAN-tuned configuration (see docs/engine.md).
-func clientConfig(tu Tuning, log *slog.Logger) (*torrent.ClientConfig, error) {
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.NoDHT = true
-	cfg.DisableUTP = true
-	cfg.DisableIPv6 = true
-	cfg.DisableWebtorrent = true
-	cfg.DisableWebseeds = true
-	cfg.NoDefaultPortForwarding = true
-	cfg.DisablePEX = false
-	cfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{}
-	cfg.Seed = true
-	cfg.DropDuplicatePeerIds = true
-	cfg.DropMutuallyCompletePeers = true
-	cfg.DialRateLimiter = rate.NewLimiter(rate.Limit(500), 100)
-	cfg.EstablishedConnsPerTorrent = 200
-	cfg.HalfOpenConnsPerTorrent = 100
-	cfg.TotalHalfOpenConns = 400
-	cfg.TorrentPeersHighWater = 2000
-	cfg.TorrentPeersLowWater = 200
-	cfg.NominalDialTimeout = 5 * time.Second
-	cfg.MinDialTimeout = time.Second
-	cfg.HandshakesTimeout = 10 * time.Second
-	cfg.MaxUnverifiedBytes = int64(tu.CacheSizeMiB) << 20
-	cfg.PieceHashersPerTorrent = tu.HashingThreads
-	// Each connection may have this much requested data being read for it;
-	// enough for a full pipeline of 16 KiB chunks.
-	cfg.MaxAllocPeerRequestDataPerConn = 16 << 20
-	if tu.MaxDownloadRate > 0 {
-		cfg.DownloadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxDownloadRate), int(min(tu.MaxDownloadRate, 1<<20)))
-	}
-	if tu.MaxUploadRate > 0 {
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(tu.MaxUploadRate), int(max(min(tu.MaxUploadRate, 1<<20), 64<<10)))
-	}
-	cfg.ExtendedHandshakeClientVersion = "ezio " + Version
-	cfg.Bep20 = "-EZ0100-"
-	cfg.HTTPUserAgent = "ezio/" + Version
-	cfg.Slogger = log.With("component", "torrent")
-	host, port := "0.0.0.0", DefaultPeerPort
-	if tu.ListenAddr != "" {
-		h, p, err := net.SplitHostPort(tu.ListenAddr)
-		if err != nil {
-			return nil, fmt.Errorf("listen address %q: %w", tu.ListenAddr, err)
-		}
-		if h != "" {
-			host = h
-		}
-		port, err = strconv.Atoi(p)
-		if err != nil {
-			return nil, fmt.Errorf("listen address %q: bad port", tu.ListenAddr)
-		}
-	}
-	cfg.ListenHost = func(network string) string { return host }
-	cfg.ListenPort = port
-	return cfg, nil
-}
-
-// newJob starts the client and adds the torrent with our storage.
-func newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, tu Tuning, log *slog.Logger) (*Job, error) {
+// newJob adds a torrent to the session with the given storage.
+func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, log *slog.Logger) (*Job, error) {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = s.log
 	}
-	tu = tu.withDefaults()
 	j := &Job{
-		role: role, name: l.Name, ih: mi.HashInfoBytes(), layout: l,
+		role: role, name: l.Name, ih: mi.HashInfoBytes(), layout: l, tu: s.tu, sess: s,
 		start: time.Now(), stopped: make(chan struct{}), done: make(chan struct{}),
-		peerLast: map[string]peerSample{},
 	}
+	j.progressAt.Store(j.start.UnixNano())
 	j.log = slog.New(&eventHandler{next: log.Handler(), b: &j.b}).With("component", "engine", "image", l.Name, "role", string(role))
 	j.phase.Store(PhaseStarting)
-	cfg, err := clientConfig(tu, j.log)
-	if err != nil {
-		return nil, err
-	}
-	if role == RoleDeploy {
-		cfg.MaxUnverifiedBytes = unverifiedBudget(l, tu)
-	}
-	cfg.DefaultStorage = st
-	if !revealDisabled && !pickerDisabled {
+	j.smp = newSampler(j)
+	strat := s.tu.Strategy
+	if !strat.RevealOff && !strat.PickerOff {
 		switch role {
 		case RoleDeploy:
 			j.revealC = newRevealClient()
-			j.revealC.install(cfg)
+			j.hooks = j.revealC.hooks()
 		case RoleSeed:
-			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength)
-			j.revealS.install(cfg, l.NumPieces)
+			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength, strat.RevealWindowMiB)
+			j.hooks = j.revealS.hooks(l.NumPieces)
 		}
 	}
-	cl, err := torrent.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("starting BitTorrent client on %s: %w (is another ezio using the port? try --listen with another port)", tu.ListenAddr, err)
+	st.setLimits(s.upLim, s.downLim)
+	if err := s.register(j); err != nil {
+		return nil, err
 	}
-	t, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
+	t, isNew := s.cl.AddTorrentOpt(torrent.AddTorrentOpts{
 		InfoHash:  j.ih,
 		Storage:   st,
 		InfoBytes: mi.InfoBytes,
-		ChunkSize: pp.Integer(tu.ChunkSize),
+		ChunkSize: pp.Integer(s.tu.ChunkSize),
 	})
-	j.cl, j.t, j.st = cl, t, st
+	if !isNew {
+		s.unregister(j)
+		return nil, fmt.Errorf("image %s is already in this session", l.Name)
+	}
+	j.t, j.st = t, st
 	t.SetOnWriteChunkError(func(err error) {
 		// A write error on the target is fatal: the disk is failing or gone.
-		j.logf(slog.LevelError, "writing to the target failed: %v", err)
-		j.fail(fmt.Errorf("writing to the target: %w", err))
+		j.log.Error("writing to the target failed", "err", err)
+		j.fail(err)
 	})
 	return j, nil
 }
@@ -313,295 +209,110 @@ func (j *Job) failure() error {
 	return nil
 }
 
-// addPeers adds host:port peers, trusted or not.
-func (j *Job) addPeers(addrs []string, trusted bool) error {
-	var infos []torrent.PeerInfo
-	for _, a := range addrs {
-		ap, err := resolveAddrPort(a)
-		if err != nil {
-			return fmt.Errorf("peer %q: %w", a, err)
-		}
-		infos = append(infos, torrent.PeerInfo{Addr: ipPortAddr(ap), Trusted: trusted, Source: torrent.PeerSourceDirect})
-	}
-	j.t.AddPeers(infos)
-	return nil
-}
+var (
+	errJobEnded   = errors.New("job ended")
+	errJobStopped = errors.New("job stopped")
+)
 
-func resolveAddrPort(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bad port %q", port)
-	}
-	ips, err := net.LookupIP(host)
-	if err != nil || len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("cannot resolve %q", host)
-	}
-	for _, ip := range ips {
-		if v4 := ip.To4(); v4 != nil {
-			a, _ := netip.AddrFromSlice(v4)
-			return netip.AddrPortFrom(a, uint16(p)), nil
-		}
-	}
-	return netip.AddrPort{}, fmt.Errorf("%q has no IPv4 address", host)
-}
-
-type ipPortAddr netip.AddrPort
-
-func (a ipPortAddr) String() string  { return netip.AddrPort(a).String() }
-func (a ipPortAddr) Network() string { return "tcp" }
-
-// snapshotLoop publishes snapshots at ~4 Hz until the job is done.
-func (j *Job) snapshotLoop(stop <-chan struct{}) {
-	sub := j.t.SubscribePieceStateChanges()
-	defer sub.Close()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	j.publish()
-	for {
+// run is the whole life of a job: its children (sampler, picker, reveal,
+// redial) and its main task start together under one group and are all
+// joined before the job reports its end.
+func (j *Job) run(ctx context.Context, main func(context.Context) error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
 		select {
-		case <-stop:
-			j.publish()
-			return
-		case ch, ok := <-sub.Values:
-			if !ok {
-				return
-			}
-			j.onPieceChange(ch)
-		case <-tick.C:
-			j.publish()
+		case <-j.stopped:
+			return errJobStopped
+		case <-gctx.Done():
+			return nil
 		}
-	}
-}
-
-func (j *Job) onPieceChange(ch torrent.PieceStateChange) {
-	if j.pieceLast == nil {
-		return
-	}
-	prev := j.pieceLast[ch.Index]
-	switch {
-	case ch.Complete && prev != PieceVerified:
-		j.pieceLast[ch.Index] = PieceVerified
-		j.b.publishEvent(Event{Kind: EventPieceVerified, Piece: ch.Index})
-	case !ch.Complete && !ch.Hashing && !ch.QueuedForHash && !ch.Marking && prev == PieceHashing && j.phase.Load() != PhaseChecking:
-		j.pieceLast[ch.Index] = PieceFailed
-		j.hashFailures++
-		j.b.publishEvent(Event{Kind: EventPieceFailed, Piece: ch.Index})
-		j.log.Warn("piece failed its hash check; fetching it again", "piece", ch.Index)
-	case ch.Hashing || ch.QueuedForHash:
-		j.pieceLast[ch.Index] = PieceHashing
-	}
-}
-
-func (j *Job) publish() {
-	now := time.Now()
-	st := j.t.Stats()
-	s := Snapshot{
-		Time: now, Role: j.role, Name: j.name, InfoHash: j.ih.HexString(),
-		Paused: j.paused.Load(), BytesTotal: j.layout.Total, PiecesTotal: j.layout.NumPieces,
-	}
-	s.Phase, _ = j.phase.Load().(Phase)
-	// Piece map.
-	runs := j.t.PieceStateRuns()
-	pieces := make([]PieceState, 0, j.layout.NumPieces)
-	for _, r := range runs {
-		var ps PieceState
-		switch {
-		case r.Complete:
-			ps = PieceVerified
-		case r.Hashing || r.QueuedForHash || r.Marking:
-			ps = PieceHashing
-		case r.Partial:
-			ps = PieceDownloading
-		default:
-			ps = PieceMissing
-		}
-		for range r.Length {
-			pieces = append(pieces, ps)
-		}
-	}
-	if j.pieceLast == nil {
-		j.pieceLast = make([]PieceState, len(pieces))
-		copy(j.pieceLast, pieces)
-	}
-	for i, ps := range pieces {
-		if ps == PieceMissing && i < len(j.pieceLast) && j.pieceLast[i] == PieceFailed {
-			pieces[i] = PieceFailed
-		}
-		if ps == PieceVerified {
-			s.PiecesDone++
-			_, n := j.layout.PieceSpan(i)
-			s.BytesDone += n
-		}
-	}
-	s.Pieces = pieces
-	s.HashFailures = j.hashFailures
-	// Rates from byte counters, smoothed.
-	down := st.ConnStats.BytesReadUsefulData.Int64()
-	up := st.ConnStats.BytesWrittenData.Int64()
-	if !j.lastSample.IsZero() {
-		dt := now.Sub(j.lastSample).Seconds()
-		if dt > 0 {
-			j.downRate.add(float64(down-j.lastDown) / dt)
-			j.upRate.add(float64(up-j.lastUp) / dt)
-		}
-	}
-	j.lastSample, j.lastDown, j.lastUp = now, down, up
-	s.DownloadRate, s.UploadRate = j.downRate.v, j.upRate.v
-	s.BytesDownloaded, s.BytesUploaded = down, up
-	// Progress means piece data arriving, not only pieces completing: a
-	// 16 MiB piece from a busy seeder can take minutes.
-	if got := s.BytesDone + s.BytesDownloaded; got != j.lastDone || j.lastProgress.IsZero() {
-		j.lastDone, j.lastProgress = got, now
-		j.b.mu.Lock()
-		j.progressAt = now
-		j.b.mu.Unlock()
-	}
-	// Peers.
-	seen := map[string]bool{}
-	for _, pc := range j.t.PeerConns() {
-		addr := pc.RemoteAddr.String()
-		ps := pc.Stats()
-		name, _ := pc.PeerClientName.Load().(string)
-		if name == "" {
-			name = clientFromPeerID(pc.PeerID)
-		}
-		last, known := j.peerLast[addr]
-		pd, pu := ps.BytesReadUsefulData.Int64(), ps.BytesWrittenData.Int64()
-		if known {
-			dt := now.Sub(last.at).Seconds()
-			if dt > 0 {
-				last.downR.add(float64(pd-last.down) / dt)
-				last.upR.add(float64(pu-last.up) / dt)
-			}
-		} else {
-			j.b.publishEvent(Event{Kind: EventPeerJoined, Peer: addr, Message: name})
-			j.log.Debug("peer joined", "peer", addr, "client", name)
-		}
-		last.down, last.up, last.at = pd, pu, now
-		j.peerLast[addr] = last
-		seen[addr] = true
-		have := ps.RemotePieceCount
-		p := PeerSnapshot{
-			Addr: addr, Client: name, DownloadRate: last.downR.v, UploadRate: last.upR.v,
-			BytesDownloaded: pd, BytesUploaded: pu, PiecesHave: have,
-		}
-		if j.layout.NumPieces > 0 {
-			p.Share = float64(have) / float64(j.layout.NumPieces)
-		}
-		p.Seeder = have >= j.layout.NumPieces
-		s.Peers = append(s.Peers, p)
-	}
-	for addr := range j.peerLast {
-		if !seen[addr] {
-			delete(j.peerLast, addr)
-			j.b.publishEvent(Event{Kind: EventPeerLeft, Peer: addr})
-			j.log.Debug("peer left", "peer", addr)
-		}
-	}
-	sort.Slice(s.Peers, func(a, b int) bool {
-		ra := s.Peers[a].DownloadRate + s.Peers[a].UploadRate
-		rb := s.Peers[b].DownloadRate + s.Peers[b].UploadRate
-		if ra != rb {
-			return ra > rb
-		}
-		return s.Peers[a].Addr < s.Peers[b].Addr
 	})
-	if j.closing {
-		s.Peers = nil
-		for _, p := range j.lastPeers {
-			p.DownloadRate, p.UploadRate = 0, 0
-			s.Peers = append(s.Peers, p)
-		}
-	} else {
-		j.lastPeers = s.Peers
+	g.Go(func() error { return j.smp.run(gctx) })
+	if j.role == RoleDeploy && !j.tu.Strategy.PickerOff {
+		g.Go(func() error { return newPicker(j, j.tu).run(gctx) })
 	}
-	s.NumPeers = len(s.Peers)
-	if j.tracker != nil {
-		s.Fleet = j.tracker.Fleet(j.ih, j.layout.Total)
-		for _, m := range s.Fleet {
-			if m.Completed {
-				s.FleetDone++
-			}
-		}
+	if j.revealS != nil {
+		g.Go(func() error { return j.revealS.run(gctx, j.t, j.layout.NumPieces) })
 	}
-	s.Elapsed = now.Sub(j.start)
-	s.ElapsedSeconds = s.Elapsed.Seconds()
-	s.ETA, s.ETASeconds = -1, -1
 	if j.role == RoleDeploy {
-		left := s.BytesTotal - s.BytesDone
-		switch {
-		case left == 0:
-			s.ETA, s.ETASeconds = 0, 0
-		case s.DownloadRate > 1024:
-			// Average since start of transfer and current rate, whichever
-			// is slower, to avoid an optimistic ETA after a burst.
-			r := s.DownloadRate
-			if el := s.Elapsed.Seconds(); el > 5 {
-				avg := float64(s.BytesDone-j.startDone) / el
-				if avg > 1024 && avg < r {
-					r = avg
-				}
-			}
-			secs := float64(left) / r
-			s.ETA = time.Duration(secs * float64(time.Second))
-			s.ETASeconds = float64(int64(secs*10)) / 10
-		}
+		g.Go(func() error { return j.redial(gctx) })
 	}
-	j.b.publishSnapshot(s)
+	g.Go(func() error {
+		if err := main(gctx); err != nil {
+			return err
+		}
+		return errJobEnded
+	})
+	err := g.Wait()
+	switch {
+	case errors.Is(err, errJobEnded):
+		err = nil
+	case errors.Is(err, errJobStopped):
+		err = context.Canceled
+	case err == nil:
+		err = ctx.Err()
+	}
+	j.finish(err)
 }
 
-// clientFromPeerID names well-known clients by their peer id prefix.
-func clientFromPeerID(id [20]byte) string {
-	s := string(id[:8])
-	if len(s) == 8 && s[0] == '-' && s[7] == '-' {
-		code := s[1:3]
-		names := map[string]string{"EZ": "ezio", "LT": "libtorrent", "lt": "libtorrent (rasterbar)", "TR": "Transmission", "qB": "qBittorrent", "AZ": "Vuze", "UT": "µTorrent", "GT": "anacrolix/torrent"}
-		if n, ok := names[code]; ok {
-			return n + " " + strings.TrimLeft(s[3:7], "0")
-		}
-		return strings.Trim(s, "-")
-	}
-	if strings.HasPrefix(string(id[:]), "A2-") {
-		return "aria2"
-	}
-	return "unknown"
+// quiesce stops the job's transfers and waits (briefly) for disk reads and
+// writes in flight to end: the library must never be left serving a
+// request from storage that is being closed.
+func (j *Job) quiesce() {
+	j.t.DisallowDataUpload()
+	j.t.DisallowDataDownload()
+	j.drainIO(2 * time.Second)
 }
 
-// finish closes the client and storage and ends the job with err.
+// drainIO waits until no disk operation has been in flight for a moment,
+// or until limit.
+func (j *Job) drainIO(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	quiet := 0
+	for time.Now().Before(deadline) && quiet < 3 {
+		if len(j.st.aio) == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// finish drops the torrent, closes the storage and ends the job with err.
 func (j *Job) finish(err error) {
 	if f := j.failure(); f != nil {
 		err = f
 	}
 	// One last sample while the peers are still connected: the final
 	// snapshot keeps their byte totals for the result screen.
-	j.publish()
-	j.closing = true
-	j.cl.Close()
+	j.smp.publish()
+	j.smp.closing = true
+	j.quiesce()
+	j.t.Drop()
+	j.sess.unregister(j)
+	j.drainIO(time.Second)
 	if cerr := j.st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("flushing the target: %w", cerr)
 	}
-	if j.tracker != nil {
-		j.tracker.Close()
+	if j.ownsSession {
+		if serr := j.sess.shutdown(); serr != nil {
+			j.log.Debug("closing the client", "err", serr)
+		}
 	}
 	j.err = err
-	if err != nil && !errors.Is(err, context.Canceled) {
+	switch {
+	case err != nil && !errors.Is(err, context.Canceled):
 		j.setPhase(PhaseFailed)
 		j.b.publishEvent(Event{Kind: EventFailed, Message: err.Error(), Err: err})
-	} else if err != nil {
+	case err != nil:
 		j.setPhase(PhaseFailed)
 		j.b.publishEvent(Event{Kind: EventFailed, Message: "stopped", Err: err})
-	} else {
+	default:
 		j.setPhase(PhaseDone)
 		j.b.publishEvent(Event{Kind: EventDone})
 	}
-	j.publish()
+	j.smp.publish()
 	j.b.close()
 	close(j.done)
 }

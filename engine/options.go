@@ -2,6 +2,8 @@ package engine
 
 import (
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -26,12 +28,48 @@ type Tuning struct {
 	// For sharing a link with other traffic, for demos and tests.
 	MaxDownloadRate int64
 	MaxUploadRate   int64
+
+	// Swarm strategy, for experiments; the defaults are the best measured
+	// (docs/benchmarks.md).
+	Strategy Strategy
+}
+
+// Strategy holds the piece picker's and the piece reveal's settings.
+type Strategy struct {
+	PickerOff       bool // let the library order pieces (baseline for benchmarks)
+	RevealOff       bool // seeders serve every piece to everyone
+	PickerNoRarest  bool // among pieces peers hold, ignore how many hold them
+	PickerSeedMiB   int  // MiB of seeder-only pieces a client asks for at once (default 2)
+	PickerPeerDiv   int  // a client wants cache/PeerDiv of pieces peers hold (default 2)
+	RevealWindowMiB int  // MiB revealed and not yet fetched per client at first (default 8)
+}
+
+// StrategyFromEnv reads the benchmark's environment variables
+// (EZIO_PICKER=off, EZIO_REVEAL=off, EZIO_PICKER_RAREST=0,
+// EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB).
+// Only the command line calls it; the engine never reads the environment.
+func StrategyFromEnv() Strategy {
+	num := func(k string) int {
+		v, _ := strconv.Atoi(os.Getenv(k))
+		return v
+	}
+	return Strategy{
+		PickerOff:       os.Getenv("EZIO_PICKER") == "off",
+		RevealOff:       os.Getenv("EZIO_REVEAL") == "off",
+		PickerNoRarest:  os.Getenv("EZIO_PICKER_RAREST") == "0",
+		PickerSeedMiB:   num("EZIO_PICKER_SEED_MIB"),
+		PickerPeerDiv:   num("EZIO_PICKER_PEER_DIV"),
+		RevealWindowMiB: num("EZIO_REVEAL_WINDOW_MIB"),
+	}
 }
 
 const (
 	DefaultPeerPort     = 6881
 	DefaultTrackerPort  = 6969
 	DefaultCacheSizeMiB = 256
+	// DefaultTimeout is how long a deploy waits with no source before it
+	// gives up.
+	DefaultTimeout = 10 * time.Minute
 )
 
 // SeedOptions describe a seeder.
@@ -40,13 +78,25 @@ type SeedOptions struct {
 	// Source is a block device, an image file or a directory of extent
 	// files (partclone -T layout) holding the data.
 	Source string
+	// Base is added to every extent's offset when reading Source: a
+	// partition's torrent served from a whole-disk source.
+	Base int64
 	// TrackerListen is where the embedded tracker and torrent server
-	// listen (host:port). Empty means ":6969".
+	// listen (host:port) when Seed makes its own session. Empty means
+	// ":6969". Ignored by Session.Seed (the session's server is used).
 	TrackerListen string
 	NoTracker     bool
+	// Expect is how many clients make the room (0: not said); snapshots
+	// carry it beside the number done.
+	Expect int
 	Tuning
 	Logger *slog.Logger
 }
+
+// SeedUntilIdle, as DeployOptions.SeedAfter, keeps a finished client
+// serving while connected peers still lack pieces, until it has uploaded
+// nothing for a minute or three times the image.
+const SeedUntilIdle time.Duration = -1
 
 // DeployOptions describe a client writing an image onto a target.
 type DeployOptions struct {
@@ -54,12 +104,19 @@ type DeployOptions struct {
 	// Target is a block device, a regular file (created if missing) or an
 	// existing directory (partclone -T layout).
 	Target string
+	// Base is added to every extent's offset when writing Target: a
+	// partition's torrent written inside a whole disk.
+	Base int64
 	// Peers are added directly (host:port), in addition to the tracker.
 	Peers []string
 	// Trackers override the torrent's announce list when not empty.
 	Trackers []string
-	// SeedAfter keeps serving others this long after completion.
+	// SeedAfter keeps serving others this long after completion; 0 leaves
+	// at once; SeedUntilIdle applies the room policy.
 	SeedAfter time.Duration
+	// Timeout ends the deploy when no source has been reachable this long
+	// (0: DefaultTimeout; negative: never).
+	Timeout time.Duration
 	// Recheck re-verifies every piece from the target instead of trusting
 	// the saved completion state.
 	Recheck bool
@@ -85,6 +142,16 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.ChunkSize <= 0 {
 		t.ChunkSize = 16 << 10
+	}
+	s := &t.Strategy
+	if s.PickerSeedMiB <= 0 {
+		s.PickerSeedMiB = 2
+	}
+	if s.PickerPeerDiv <= 0 {
+		s.PickerPeerDiv = 2
+	}
+	if s.RevealWindowMiB <= 0 {
+		s.RevealWindowMiB = 8
 	}
 	return t
 }

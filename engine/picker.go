@@ -1,10 +1,9 @@
 package engine
 
 import (
+	"context"
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/anacrolix/torrent/types"
@@ -29,6 +28,7 @@ import (
 // Ties are broken by a per-client random rank, never by index.
 type picker struct {
 	j         *Job
+	rarest    bool
 	rank      []int // random rank of each piece
 	prio      []types.PiecePriority
 	set       bool // priorities have been applied once
@@ -39,7 +39,7 @@ type picker struct {
 
 func newPicker(j *Job, tu Tuning) *picker {
 	n := j.layout.NumPieces
-	p := &picker{j: j, rank: rand.Perm(n), prio: make([]types.PiecePriority, n)}
+	p := &picker{j: j, rank: rand.Perm(n), prio: make([]types.PiecePriority, n), rarest: !tu.Strategy.PickerNoRarest}
 	p.kPeer, p.kSeed = pickerSizes(j.layout, tu)
 	return p
 }
@@ -47,14 +47,16 @@ func newPicker(j *Job, tu Tuning) *picker {
 // pickerSizes is how many pieces the picker keeps wanted from peers and
 // from the seeder.
 func pickerSizes(l *Layout, tu Tuning) (kPeer, kSeed int) {
+	tu = tu.withDefaults()
 	budget := int((int64(tu.CacheSizeMiB) << 20) / l.PieceLength)
-	return clamp(budget/pickerPeerDiv, 2, 64), clamp(int((int64(pickerSeedMiB)<<20)/l.PieceLength), 1, 8)
+	return clamp(budget/tu.Strategy.PickerPeerDiv, 2, 64), clamp(int((int64(tu.Strategy.PickerSeedMiB)<<20)/l.PieceLength), 1, 8)
 }
 
 // unverifiedBudget caps the bytes in flight so that only the picked pieces
 // are requested.
 func unverifiedBudget(l *Layout, tu Tuning) int64 {
-	if pickerDisabled {
+	tu = tu.withDefaults()
+	if tu.Strategy.PickerOff {
 		return int64(tu.CacheSizeMiB) << 20
 	}
 	kp, ks := pickerSizes(l, tu)
@@ -63,34 +65,15 @@ func unverifiedBudget(l *Layout, tu Tuning) int64 {
 
 func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
 
-var pickerDisabled = os.Getenv("EZIO_PICKER") == "off"
-
-// Tuning knobs for experiments with the benchmark; the defaults are the
-// best measured (docs/benchmarks.md).
-var (
-	pickerRarest  = os.Getenv("EZIO_PICKER_RAREST") != "0"
-	pickerSeedMiB = envIntDefault("EZIO_PICKER_SEED_MIB", 2)
-	pickerPeerDiv = envIntDefault("EZIO_PICKER_PEER_DIV", 2)
-)
-
-func envIntDefault(k string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
-		return v
-	}
-	return def
-}
-
-func (p *picker) run(stop <-chan struct{}) {
-	if pickerDisabled {
-		return
-	}
+// run keeps the priorities up to date until ctx ends.
+func (p *picker) run(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
 		p.update()
 		select {
-		case <-stop:
-			return
+		case <-ctx.Done():
+			return nil
 		case <-t.C:
 		}
 	}
@@ -161,7 +144,7 @@ func (p *picker) update() {
 	}
 	sort.Slice(fromPeers, func(a, b int) bool {
 		x, y := fromPeers[a], fromPeers[b]
-		if pickerRarest && peerHave[x] != peerHave[y] {
+		if p.rarest && peerHave[x] != peerHave[y] {
 			return peerHave[x] < peerHave[y]
 		}
 		return p.rank[x] < p.rank[y]

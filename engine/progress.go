@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -13,6 +14,7 @@ const (
 	PhaseChecking    Phase = "checking"    // re-verifying pieces already on the target
 	PhaseConnecting  Phase = "connecting"  // waiting for the first peer
 	PhaseDownloading Phase = "downloading" // receiving pieces
+	PhaseWaiting     Phase = "waiting"     // every source was lost; redialling
 	PhaseFlushing    Phase = "flushing"    // fdatasync of the target
 	PhaseSeeding     Phase = "seeding"     // complete, serving others
 	PhaseDone        Phase = "done"
@@ -49,6 +51,7 @@ type PeerSnapshot struct {
 	PiecesHave      int     `json:"pieces_have"`
 	Share           float64 `json:"share"` // 0..1 of the torrent's pieces it has
 	Seeder          bool    `json:"seeder"`
+	IdleSeconds     float64 `json:"idle_seconds"` // since data last moved either way
 }
 
 // Snapshot is a consistent view of a job, published about four times a second.
@@ -75,9 +78,14 @@ type Snapshot struct {
 	Peers           []PeerSnapshot `json:"peers_detail,omitempty"`
 	NumPeers        int            `json:"peers"`
 	Pieces          []PieceState   `json:"-"`
+	// LostSeconds is how long ago the last source was lost, in phase
+	// "waiting".
+	LostSeconds float64 `json:"lost_seconds,omitempty"`
 	// Seeder only, from its tracker: every client that announced.
 	Fleet     []FleetMember `json:"fleet,omitempty"`
 	FleetDone int           `json:"fleet_done,omitempty"`
+	Expected  int           `json:"expected,omitempty"` // clients the room expects
+
 }
 
 // EventKind names what happened.
@@ -138,7 +146,8 @@ type broker struct {
 	closed bool
 }
 
-func (b *broker) subscribe() (*Latest[Snapshot], <-chan Event) {
+// subscribe adds a subscriber until ctx ends or the job does.
+func (b *broker) subscribe(ctx context.Context) (*Latest[Snapshot], <-chan Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := NewLatest[Snapshot]()
@@ -153,7 +162,41 @@ func (b *broker) subscribe() (*Latest[Snapshot], <-chan Event) {
 	}
 	b.snaps = append(b.snaps, l)
 	b.events = append(b.events, ev)
+	if ctx.Done() != nil {
+		go func() {
+			<-ctx.Done()
+			b.unsubscribe(l, ev)
+		}()
+	}
 	return l, ev
+}
+
+func (b *broker) unsubscribe(l *Latest[Snapshot], ev chan Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for i, x := range b.snaps {
+		if x == l {
+			b.snaps = append(b.snaps[:i], b.snaps[i+1:]...)
+			break
+		}
+	}
+	for i, x := range b.events {
+		if x == ev {
+			b.events = append(b.events[:i], b.events[i+1:]...)
+			close(ev)
+			break
+		}
+	}
+}
+
+// latest is the most recent snapshot.
+func (b *broker) latest() Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
 }
 
 func (b *broker) publishSnapshot(s Snapshot) {

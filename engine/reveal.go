@@ -1,9 +1,9 @@
 package engine
 
 import (
+	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,8 +42,6 @@ const (
 	extSeeder = pp.ExtensionName("ezio_seeder")
 )
 
-var revealDisabled = os.Getenv("EZIO_REVEAL") == "off"
-
 // withProtocol returns a copy of a connection's extension map with name
 // added; the library's own map must not be modified.
 func withProtocol(m *torrent.LocalLtepProtocolMap, name pp.ExtensionName) *torrent.LocalLtepProtocolMap {
@@ -62,25 +60,27 @@ type revealClient struct {
 
 func newRevealClient() *revealClient {
 	rc := &revealClient{gated: map[*torrent.PeerConn]bool{}}
-	rc.disabled.Store(revealDisabled)
 	rc.lastReveal.Store(time.Now().UnixNano())
 	return rc
 }
 
-func (rc *revealClient) install(cfg *torrent.ClientConfig) {
-	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
-		if !rc.disabled.Load() {
-			pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extReveal)
-		}
-	})
-	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
-		rc.mu.Lock()
-		delete(rc.gated, pc)
-		rc.mu.Unlock()
+// The session calls these hooks for connections of this client's torrent
+// (session.go); onRead runs on the connection's reader with the client
+// lock held, before the library handles the message.
+func (rc *revealClient) hooks() peerHooks {
+	return peerHooks{
+		added: func(pc *torrent.PeerConn) {
+			if !rc.disabled.Load() {
+				pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extReveal)
+			}
+		},
+		closed: func(pc *torrent.PeerConn) {
+			rc.mu.Lock()
+			delete(rc.gated, pc)
+			rc.mu.Unlock()
+		},
+		read: rc.onRead,
 	}
-	// Runs on the connection's reader with the client lock held, before
-	// the library handles the message.
-	cfg.Callbacks.ReadMessage = rc.onRead
 }
 
 func (rc *revealClient) localID(pc *torrent.PeerConn) pp.ExtensionNumber {
@@ -178,11 +178,11 @@ type revealState struct {
 	window int
 }
 
-func newRevealSeeder(numPieces int, pieceLength int64) *revealSeeder {
+func newRevealSeeder(numPieces int, pieceLength int64, windowMiB int) *revealSeeder {
 	rs := &revealSeeder{
 		clients: map[*torrent.PeerConn]*revealState{},
 		counts:  make([]int32, numPieces),
-		window:  clamp(int((int64(envIntDefault("EZIO_REVEAL_WINDOW_MIB", 8))<<20)/pieceLength), 2, 64),
+		window:  clamp(int((int64(windowMiB)<<20)/pieceLength), 2, 64),
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		kick:    make(chan struct{}, 1),
 	}
@@ -190,32 +190,34 @@ func newRevealSeeder(numPieces int, pieceLength int64) *revealSeeder {
 	return rs
 }
 
-func (rs *revealSeeder) install(cfg *torrent.ClientConfig, numPieces int) {
-	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
-		pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extSeeder)
-	})
-	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
-		if _, ok := d.M[extReveal]; !ok {
-			return
-		}
-		rs.mu.Lock()
-		rs.clients[pc] = &revealState{revealed: make([]bool, numPieces), window: rs.window}
-		rs.mu.Unlock()
-	}
-	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
-		rs.mu.Lock()
-		delete(rs.clients, pc)
-		rs.mu.Unlock()
-	}
-	// A client that completes a piece has room for another: reveal now,
-	// not at the next tick (it matters on fast links).
-	cfg.Callbacks.ReadMessage = func(pc *torrent.PeerConn, msg *pp.Message) {
-		if msg.Type == pp.Have && !msg.Keepalive {
-			select {
-			case rs.kick <- struct{}{}:
-			default:
+func (rs *revealSeeder) hooks(numPieces int) peerHooks {
+	return peerHooks{
+		added: func(pc *torrent.PeerConn) {
+			pc.LocalLtepProtocolMap = withProtocol(pc.LocalLtepProtocolMap, extSeeder)
+		},
+		handshake: func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+			if _, ok := d.M[extReveal]; !ok {
+				return
 			}
-		}
+			rs.mu.Lock()
+			rs.clients[pc] = &revealState{revealed: make([]bool, numPieces), window: rs.window}
+			rs.mu.Unlock()
+		},
+		closed: func(pc *torrent.PeerConn) {
+			rs.mu.Lock()
+			delete(rs.clients, pc)
+			rs.mu.Unlock()
+		},
+		// A client that completes a piece has room for another: reveal
+		// now, not at the next tick (it matters on fast links).
+		read: func(pc *torrent.PeerConn, msg *pp.Message) {
+			if msg.Type == pp.Have && !msg.Keepalive {
+				select {
+				case rs.kick <- struct{}{}:
+				default:
+				}
+			}
+		},
 	}
 }
 
@@ -228,14 +230,14 @@ func anyRevealed(st *revealState) bool {
 	return false
 }
 
-// run tops up every client's window of revealed pieces until stop.
-func (rs *revealSeeder) run(t *torrent.Torrent, n int, stop <-chan struct{}) {
+// run tops up every client's window of revealed pieces until ctx ends.
+func (rs *revealSeeder) run(ctx context.Context, t *torrent.Torrent, n int) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-stop:
-			return
+		case <-ctx.Done():
+			return nil
 		case <-tick.C:
 		case <-rs.kick:
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // CheckSource makes sure a source holds every extent a torrent declares,
@@ -43,10 +42,26 @@ func CheckSource(l *Layout, source string) (TargetKind, error) {
 	return kind, nil
 }
 
-// Seed serves an image from a block device, an image file or a partclone
-// extent directory until ctx ends or Stop is called. Unless NoTracker, it
-// runs the embedded tracker and torrent server.
+// Seed serves an image in a session of its own until ctx ends or Stop is
+// called. Unless NoTracker, the session runs the embedded tracker and
+// torrent server.
 func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
+	s, err := NewSession(SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen})
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.Seed(ctx, o)
+	if err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	j.ownsSession = true
+	return j, nil
+}
+
+// Seed adds a torrent to the session and serves it from o.Source; the
+// session's server (if any) lists it.
+func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if o.Torrent == nil {
 		return nil, fmt.Errorf("no torrent given")
 	}
@@ -54,6 +69,7 @@ func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	l = l.withBase(o.Base)
 	kind, err := CheckSource(l, o.Source)
 	if err != nil {
 		return nil, err
@@ -62,48 +78,28 @@ func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening source %s: %w", o.Source, err)
 	}
-	st := newExtentStorage(l, xio, true, nil, false, o.Tuning.withDefaults().AIOThreads)
-	j, err := newJob(RoleSeed, o.Torrent, l, st, o.Tuning, o.Logger)
+	st := newExtentStorage(l, xio, true, nil, false, s.tu.AIOThreads)
+	j, err := s.newJob(RoleSeed, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	if !o.NoTracker {
-		srv, err := NewServer(o.TrackerListen, o.Logger)
-		if err != nil {
-			j.finish(err)
-			return nil, err
-		}
-		j.tracker = srv
-		if err := srv.AddImage(o.Torrent, j.cl.LocalPort()); err != nil {
+	j.expect = o.Expect
+	if s.srv != nil {
+		if err := s.srv.AddImage(o.Torrent, s.PeerPort()); err != nil {
 			j.finish(err)
 			return nil, err
 		}
 	} else if al := o.Torrent.UpvertedAnnounceList(); len(al) > 0 {
 		j.t.AddTrackers(al)
 	}
-	j.log.Info("seeding", "source", o.Source, "kind", string(kind), "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr(), "server", j.ServerURL())
-	go j.runSeed(ctx)
+	j.log.Info("seeding", "source", o.Source, "kind", string(kind), "base", o.Base, "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr(), "server", j.ServerURL())
+	go j.run(ctx, j.seedMain)
 	return j, nil
 }
 
-func (j *Job) runSeed(ctx context.Context) {
-	stopSnap := make(chan struct{})
-	snapDone := make(chan struct{})
-	go func() { j.snapshotLoop(stopSnap); close(snapDone) }()
-	if j.revealS != nil {
-		go j.revealS.run(j.t, j.layout.NumPieces, stopSnap)
-	}
+func (j *Job) seedMain(ctx context.Context) error {
 	j.setPhase(PhaseSeeding)
-	select {
-	case <-ctx.Done():
-	case <-j.stopped:
-	}
-	close(stopSnap)
-	<-snapDone
-	j.finish(nil)
+	<-ctx.Done()
+	return nil
 }
-
-// seederIdle is how long a seeder may see no client before ServeUntilDone
-// gives up waiting.
-var _ = time.Second

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
+	"golang.org/x/time/rate"
 )
 
 // extentStorage is the raw-extent storage backend: pieces are read and
@@ -37,6 +40,33 @@ type extentStorage struct {
 	log          atomic.Pointer[slog.Logger]
 	// aio bounds the disk operations in flight (--aio-threads).
 	aio chan struct{}
+	// Rate caps (nil: none), shared by the session's jobs: uploads are
+	// paced where pieces are read for serving, downloads where received
+	// data is written, so the library never sees a limiter.
+	upLim, downLim *rate.Limiter
+	limCtx         context.Context
+	limStop        context.CancelFunc
+}
+
+// setLimits caps the bytes/s read for serving and written from peers.
+func (s *extentStorage) setLimits(up, down *rate.Limiter) {
+	s.upLim, s.downLim = up, down
+}
+
+// pace waits until lim allows n more bytes. After Close it no longer
+// waits: a read in flight must complete, never fail (the library cannot
+// handle a failed read of a closing torrent).
+func (s *extentStorage) pace(lim *rate.Limiter, n int) {
+	if lim == nil || lim.Limit() == rate.Inf {
+		return
+	}
+	for n > 0 {
+		k := min(n, lim.Burst())
+		if lim.WaitN(s.limCtx, k) != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
@@ -49,6 +79,7 @@ func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, 
 		stopFlush:  make(chan struct{}),
 		flushDone:  make(chan struct{}),
 	}
+	s.limCtx, s.limStop = context.WithCancel(context.Background())
 	if seeder {
 		for i := range s.complete {
 			s.complete[i] = true
@@ -116,6 +147,15 @@ func (s *extentStorage) flush() error {
 	return err
 }
 
+// failed is the error of a failed background flush, or nil: the job
+// must end on it.
+func (s *extentStorage) failed() error {
+	if p := s.flushErr.Load(); p != nil {
+		return fmt.Errorf("recording progress on the target: %w", *p)
+	}
+	return nil
+}
+
 // dropState stops recording completion (the record was removed).
 func (s *extentStorage) dropState() {
 	s.mu.Lock()
@@ -125,6 +165,7 @@ func (s *extentStorage) dropState() {
 
 // Close stops the flusher and makes everything verified durable.
 func (s *extentStorage) Close() error {
+	s.limStop()
 	select {
 	case <-s.stopFlush:
 	default:
@@ -176,6 +217,9 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	b = b[:min(int64(len(b)), p.n-off)]
+	// The library reads through ReadAt only to serve peers (hashing goes
+	// through WriteTo), so this is where uploads are paced.
+	p.s.pace(p.s.upLim, len(b))
 	p.s.aio <- struct{}{}
 	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
@@ -192,11 +236,40 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(b)) > p.n {
 		return 0, errOutsidePiece
 	}
+	p.s.pace(p.s.downLim, len(b))
 	p.s.aio <- struct{}{}
 	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
 	p.s.bytesWritten.Add(int64(n))
 	return n, err
+}
+
+// WriteTo streams the whole piece to w: the library hashes pieces this
+// way, so hashing is never paced as an upload.
+func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, min(p.n, 1<<20))
+	var done int64
+	for done < p.n {
+		b := buf[:min(int64(len(buf)), p.n-done)]
+		p.s.aio <- struct{}{}
+		n, err := readRange(p.s.l, p.s.io, b, p.off+done)
+		<-p.s.aio
+		p.s.bytesRead.Add(int64(n))
+		p.s.pieceReads[p.index].Add(int64(n))
+		if n > 0 {
+			if _, werr := w.Write(b[:n]); werr != nil {
+				return done, werr
+			}
+			done += int64(n)
+		}
+		if err != nil && done < p.n {
+			return done, err
+		}
+		if n == 0 {
+			return done, io.ErrUnexpectedEOF
+		}
+	}
+	return done, nil
 }
 
 func (p *extentPiece) MarkComplete() error {

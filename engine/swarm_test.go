@@ -178,7 +178,7 @@ func TestResumeAfterStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snaps, _ := j.Subscribe()
+	snaps, _ := j.Subscribe(context.Background())
 	deadline := time.After(time.Minute)
 	for {
 		var s Snapshot

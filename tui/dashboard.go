@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -140,7 +141,7 @@ var nextDashboardID int
 // NewDashboard watches job. label says what it is doing.
 func NewDashboard(c *Common, role engine.Role, label string, job *engine.Job) *Dashboard {
 	d := newDashboard(c, role, label, job)
-	d.snaps, d.events = job.Subscribe()
+	d.snaps, d.events = job.Subscribe(context.Background())
 	d.done, d.errf = job.Done(), job.Err
 	return d
 }

@@ -210,7 +210,7 @@ func seeding(ctx context.Context, j *engine.Job) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
 		defer close(ch)
-		snaps, _ := j.Subscribe()
+		snaps, _ := j.Subscribe(ctx)
 		for {
 			select {
 			case s := <-snaps.C():

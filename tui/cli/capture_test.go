@@ -219,17 +219,7 @@ func capExec(ctx context.Context, t *testing.T, stdout, stderr io.Writer, args .
 	if a.logCloser != nil {
 		a.logCloser.Close()
 	}
-	if err == nil {
-		return 0, nil
-	}
-	var ee *ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.Code, err
-	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		return ExitInterrupted, err
-	}
-	return ExitFailed, err
+	return ExitCode(ctx, err), err
 }
 
 // capCLI runs one command to its end (bounded) and returns its output.

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -51,12 +52,48 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Exit codes scripts can rely on.
 const (
-	ExitFailed      = 1   // the job failed
+	ExitOK          = 0   // done, and every byte verified
+	ExitFailed      = 1   // the job failed (bad data, write error)
 	ExitRefused     = 2   // bad usage, bad torrent, unsafe target, no confirmation
+	ExitUnreachable = 3   // no server reachable, or none for too long: worth retrying
 	ExitInterrupted = 130 // stopped by a signal
 )
 
 func refused(err error) error { return &ExitError{Code: ExitRefused, Err: err} }
+
+// ExitCode is the process status for a command's error; Main and the
+// tests use this one mapping.
+func ExitCode(ctx context.Context, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	var ue *engine.UnreachableError
+	switch {
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.As(err, &ue):
+		return ExitUnreachable
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return ExitInterrupted
+	}
+	return ExitFailed
+}
+
+// ResultWord names an exit code in JSON results.
+func ResultWord(code int) string {
+	switch code {
+	case ExitOK:
+		return "ok"
+	case ExitRefused:
+		return "refused"
+	case ExitUnreachable:
+		return "unreachable"
+	case ExitInterrupted:
+		return "interrupted"
+	}
+	return "failed"
+}
 
 // Logger returns the logger for this run. While the wizard owns the
 // terminal, logs go to a file only.
@@ -160,6 +197,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 			}
 			a.stopProfile = stop
 		}
+		a.Tuning.Strategy = engine.StrategyFromEnv()
 		for _, l := range []struct {
 			s   string
 			dst *int64
@@ -207,7 +245,7 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRoot(a)
-	err := root.ExecuteContext(ctx)
+	err := execute(ctx, root)
 	if a.stopProfile != nil {
 		a.stopProfile()
 	}
@@ -217,15 +255,20 @@ func Main() int {
 	if err == nil {
 		return 0
 	}
-	code := ExitFailed
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		code = ee.Code
-	} else if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		code = ExitInterrupted
-	}
+	code := ExitCode(ctx, err)
 	fmt.Fprintln(a.Stderr, "ezio: "+oneLine(err.Error()))
 	return code
+}
+
+// execute runs the command tree; a panic on this goroutine is reported as
+// the bug it is and exits 1, never 2 (a refusal).
+func execute(ctx context.Context, root *cobra.Command) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &ExitError{Code: ExitFailed, Err: fmt.Errorf("internal error (a bug in ezio, please report it): %v\n%s", r, debug.Stack())}
+		}
+	}()
+	return root.ExecuteContext(ctx)
 }
 
 // startProfiles starts a CPU profile and block profiling; the returned

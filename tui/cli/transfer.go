@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,10 +40,31 @@ type jsonLine struct {
 	Type string `json:"type"` // "progress" or "result"
 	engine.Snapshot
 	// result only
-	Result  string  `json:"result,omitempty"` // "ok", "failed", "interrupted"
-	Error   string  `json:"error,omitempty"`
+	Result  string  `json:"result,omitempty"` // "ok", "failed", "refused", "unreachable", "interrupted"
+	Code    *int    `json:"code,omitempty"`   // the exit status
+	Reason  string  `json:"reason,omitempty"` // why, when not ok
+	Error   string  `json:"error,omitempty"`  // the same as reason (older scripts read it)
 	Seconds float64 `json:"seconds,omitempty"`
 	Fleet   any     `json:"fleet,omitempty"`
+}
+
+// printResult writes the one final result object of a --json run, for
+// every outcome: done, failed, refused before anything started,
+// unreachable, interrupted.
+func printResult(ctx context.Context, w io.Writer, s engine.Snapshot, start time.Time, err error, extra func(*jsonLine)) {
+	code := ExitCode(ctx, err)
+	jl := jsonLine{Type: "result", Snapshot: s, Result: ResultWord(code), Code: &code, Seconds: time.Since(start).Seconds()}
+	if err != nil {
+		jl.Reason = oneLine(err.Error())
+		if code == ExitInterrupted {
+			jl.Reason = "stopped by a signal; run the same command again to resume"
+		}
+		jl.Error = jl.Reason
+	}
+	if extra != nil {
+		extra(&jl)
+	}
+	json.NewEncoder(w).Encode(jl)
 }
 
 // StatusLine is the one-line summary shown while a job runs.
@@ -63,9 +88,8 @@ func StatusLine(s engine.Snapshot) string {
 
 // followJob reports a job until it ends and returns its error.
 func followJob(ctx context.Context, j *engine.Job, w io.Writer, mode progressMode, extra func(*jsonLine)) error {
-	snaps, _ := j.Subscribe()
+	snaps, _ := j.Subscribe(ctx)
 	enc := json.NewEncoder(w)
-	start := time.Now()
 	var lastEmit time.Time
 	lastLen := 0
 	emit := func(s engine.Snapshot, force bool) {
@@ -119,19 +143,6 @@ func followJob(ctx context.Context, j *engine.Job, w io.Writer, mode progressMod
 		case progressPlain:
 			emit(s, true)
 		}
-		if mode == progressJSON {
-			jl := jsonLine{Type: "result", Snapshot: s, Result: "ok", Seconds: time.Since(start).Seconds()}
-			switch {
-			case err != nil && ctx.Err() != nil:
-				jl.Result, jl.Error = "interrupted", "stopped by signal"
-			case err != nil:
-				jl.Result, jl.Error = "failed", err.Error()
-			}
-			if extra != nil {
-				extra(&jl)
-			}
-			enc.Encode(jl)
-		}
 		if err != nil && ctx.Err() != nil {
 			return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; run the same command again to resume")}
 		}
@@ -154,83 +165,211 @@ func newDeployCmd(a *App) *cobra.Command {
 		peers, seeders []string
 		tracker        string
 		seedAfter      time.Duration
+		timeout        time.Duration
 		yes, asJSON    bool
 		recheck        bool
+		then           string
 	}
 	cmd := &cobra.Command{
 		Use:   "deploy FILE.torrent|URL TARGET",
 		Short: "Receive an image from the swarm and write it onto a disk, partition or file",
 		Long: `Download an image from the seeder and from the other clients at once, and
 write every SHA-1-verified piece straight onto TARGET at its extents' disk
-offsets. TARGET is a block device, an image file (created, sparse) or a
-directory (partclone extent files).
+offsets. TARGET is a block device, an image file (created at its full size)
+or a directory (partclone extent files).
 
 The target must not be mounted, hold swap, LVM or RAID members, or be the
 disk this system runs from, and must be large enough for the image. ezio
 asks you to type the target's name to confirm, unless --yes.
 
-An interrupted deploy resumes where it stopped when run again. Exit status:
-0 when every piece is verified and flushed, 1 on failure, 2 when refused,
-130 when interrupted.`,
+After it is done, the client keeps serving the others while any of them
+still needs pieces, until it has sent nothing for a minute or three times
+the image (--seed-after overrides that; --seed-after 0 leaves at once).
+A lost server is redialled; with no server for --timeout the deploy ends
+(exit 3) and a later run resumes where it stopped.
+
+Exit status:
+  0    every piece verified and flushed to the target
+  1    failed (bad data at the source, a write error on the target)
+  2    refused (unsafe or too small target, bad torrent, usage, no confirmation)
+  3    unreachable: no server, the image is not on it, or none for --timeout (retry later)
+  130  interrupted (run the same command again to resume)
+With --json, every outcome ends with one {"type":"result",...} object
+carrying "result", "code" and "reason".`,
 		Example: `  ezio deploy http://10.0.0.1:6969/torrents/sda1.torrent /dev/sda1
   ezio deploy sda1.torrent /dev/sdb1 --tracker http://10.0.0.1:6969/announce --yes --json
   ezio deploy sda1.torrent disk.img --peer 10.0.0.1:6881 --seed-after 10m`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			src, target := args[0], args[1]
-			log, err := a.Logger(!o.asJSON || a.LogFile != "")
+			start := time.Now()
+			var job *engine.Job
+			err := func() error {
+				src, target := args[0], args[1]
+				if err := checkThen(o.then); err != nil {
+					return refused(err)
+				}
+				log, err := a.Logger(true)
+				if err != nil {
+					return err
+				}
+				ft, err := engine.FetchTorrent(ctx, src)
+				if err != nil {
+					return fetchError(err)
+				}
+				sum, _, err := engine.Summarize(ft.MetaInfo)
+				if err != nil {
+					return refused(err)
+				}
+				l, kind, err := engine.PrepareDeploy(ft.MetaInfo, target, false)
+				if err != nil {
+					return refused(err)
+				}
+				if !o.yes {
+					if !a.isTerminal(a.Stdin) {
+						return refused(errors.New("not confirmed: standard input is not a terminal; add --yes to write without asking"))
+					}
+					fmt.Fprintf(a.Stderr, "Image %s: %s in %d extents (infohash %s)\n", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
+					fmt.Fprintf(a.Stderr, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
+					want := filepath.Base(target)
+					fmt.Fprintf(a.Stderr, "Type %q to confirm: ", want)
+					line, _ := bufio.NewReader(a.Stdin).ReadString('\n')
+					if strings.TrimSpace(line) != want {
+						return refused(errors.New("not confirmed; nothing was written"))
+					}
+				}
+				var trackers []string
+				if o.tracker != "" {
+					trackers = []string{o.tracker}
+				}
+				seedAfter := engine.SeedUntilIdle
+				if cmd.Flags().Changed("seed-after") {
+					seedAfter = o.seedAfter
+				}
+				timeout := o.timeout
+				if timeout <= 0 {
+					timeout = -1
+				}
+				do := engine.DeployOptions{
+					Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
+					Trackers: trackers, SeedAfter: seedAfter, Timeout: timeout, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
+				}
+				j, err := deployListening(ctx, do, a.Tuning.ListenAddr == "", serverHost(src, do))
+				if err != nil {
+					return deployError(err)
+				}
+				job = j
+				return followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), nil)
+			}()
+			if o.asJSON {
+				var s engine.Snapshot
+				if job != nil {
+					s = job.Snapshot()
+				}
+				printResult(ctx, a.Stdout, s, start, err, nil)
+			}
 			if err != nil {
+				// Never reboot over a failed or refused deploy: the
+				// technician must see why.
 				return err
 			}
-			ft, err := engine.FetchTorrent(ctx, src)
-			if err != nil {
-				return refused(err)
-			}
-			sum, _, err := engine.Summarize(ft.MetaInfo)
-			if err != nil {
-				return refused(err)
-			}
-			l, kind, err := engine.PrepareDeploy(ft.MetaInfo, target, false)
-			if err != nil {
-				return refused(err)
-			}
-			if !o.yes {
-				if !a.isTerminal(a.Stdin) {
-					return refused(errors.New("not confirmed: standard input is not a terminal; add --yes to write without asking"))
-				}
-				fmt.Fprintf(a.Stderr, "Image %s: %s in %d extents (infohash %s)\n", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
-				fmt.Fprintf(a.Stderr, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
-				want := filepath.Base(target)
-				fmt.Fprintf(a.Stderr, "Type %q to confirm: ", want)
-				line, _ := bufio.NewReader(a.Stdin).ReadString('\n')
-				if strings.TrimSpace(line) != want {
-					return refused(errors.New("not confirmed; nothing was written"))
-				}
-			}
-			var trackers []string
-			if o.tracker != "" {
-				trackers = []string{o.tracker}
-			}
-			j, err := engine.Deploy(ctx, engine.DeployOptions{
-				Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
-				Trackers: trackers, SeedAfter: o.seedAfter, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
-			})
-			if err != nil {
-				return refused(err)
-			}
-			return followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), nil)
+			return a.runThen(o.then)
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.peers, "peer", nil, "add a peer directly, HOST:PORT (repeatable)")
 	f.StringArrayVar(&o.seeders, "seeder", nil, "add a trusted seeder, HOST:PORT (never banned for bad data)")
 	f.StringVar(&o.tracker, "tracker", "", "announce to this tracker instead of the torrent's")
-	f.DurationVar(&o.seedAfter, "seed-after", 0, "keep serving other clients this long after completing (e.g. 10m)")
+	f.DurationVar(&o.seedAfter, "seed-after", 0, "serve other clients this long after completing (default: while they need pieces, until idle 60s or 3x the image sent; 0 leaves at once)")
+	f.DurationVar(&o.timeout, "timeout", engine.DefaultTimeout, "give up (exit 3) after this long with no server reachable; 0 waits forever")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask for confirmation")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
 	f.BoolVar(&o.recheck, "recheck", false, "re-verify pieces already on the target instead of trusting the resume record")
+	f.StringVar(&o.then, "then", thenExit, "after a verified deploy (and serving the others): reboot, poweroff, shell or exit")
 	return cmd
+}
+
+// fetchError words a failure to get the torrent: a server that cannot be
+// reached is worth retrying (exit 3); a body that is no torrent is not.
+func fetchError(err error) error {
+	var ue *engine.UnreachableError
+	if errors.As(err, &ue) {
+		return err
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var nf *engine.NotFoundError
+	if errors.As(err, &nf) || errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) {
+		return &engine.UnreachableError{What: "the server", Err: err}
+	}
+	return refused(err)
+}
+
+// deployError maps an engine refusal to exit 2, keeping the other codes.
+func deployError(err error) error {
+	var ue *engine.UnreachableError
+	var le *engine.ListenError
+	switch {
+	case errors.As(err, &ue):
+		return err
+	case errors.As(err, &le):
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w (choose another with --listen ADDR:PORT)", err)}
+	case errors.Is(err, engine.ErrNoPeerSource):
+		return refused(fmt.Errorf("%w: give --tracker URL or --peer HOST:PORT", err))
+	}
+	return refused(err)
+}
+
+// serverHost is the host the image comes from: the URL's, or the first
+// seeder's or peer's.
+func serverHost(src string, o engine.DeployOptions) string {
+	if u, err := url.Parse(src); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		return u.Hostname()
+	}
+	for _, p := range append(append([]string{}, o.Seeders...), o.Peers...) {
+		if h, _, err := net.SplitHostPort(p); err == nil {
+			return h
+		}
+	}
+	return ""
+}
+
+// deployListening starts a deploy. When the listen address is not given,
+// it listens for other clients on the address this machine reaches the
+// server from (not on every interface), on the usual port, or on a free
+// one when that is taken (a seeder on the same machine has it).
+func deployListening(ctx context.Context, o engine.DeployOptions, pick bool, host string) (*engine.Job, error) {
+	if !pick {
+		return engine.Deploy(ctx, o)
+	}
+	ip := "0.0.0.0"
+	if host != "" {
+		if local := localAddrToward(host); local != "" {
+			ip = local
+		}
+	}
+	o.Tuning.ListenAddr = net.JoinHostPort(ip, strconv.Itoa(engine.DefaultPeerPort))
+	j, err := engine.Deploy(ctx, o)
+	var le *engine.ListenError
+	if errors.As(err, &le) {
+		o.Tuning.ListenAddr = net.JoinHostPort(ip, "0")
+		return engine.Deploy(ctx, o)
+	}
+	return j, err
+}
+
+// localAddrToward is this machine's address on the route to host (a UDP
+// "connection" sends nothing).
+func localAddrToward(host string) string {
+	c, err := net.Dial("udp4", net.JoinHostPort(host, "9"))
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok && ua.IP.To4() != nil {
+		return ua.IP.String()
+	}
+	return ""
 }
 
 func newSeedCmd(a *App) *cobra.Command {
@@ -238,6 +377,8 @@ func newSeedCmd(a *App) *cobra.Command {
 		trackerListen string
 		noTracker     bool
 		asJSON        bool
+		room          roomWatch
+		exitWhenDone  bool
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE",
@@ -253,7 +394,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, err := a.Logger(!o.asJSON || a.LogFile != "")
+			log, err := a.Logger(true)
 			if err != nil {
 				return err
 			}
@@ -263,7 +404,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			}
 			tl := o.trackerListen
 			j, err := engine.Seed(ctx, engine.SeedOptions{
-				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Tuning: a.Tuning, Logger: log,
+				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect, Tuning: a.Tuning, Logger: log,
 			})
 			if err != nil {
 				return refused(err)
@@ -274,11 +415,21 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/torrents/%s.torrent TARGET\n", u, j.Name())
 				}
 			}
+			if o.exitWhenDone {
+				if o.room.expect <= 0 {
+					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
+				}
+				go o.room.run(ctx, j, a.Stderr)
+			}
 			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
 				if f := j.Fleet(); f != nil {
 					jl.Fleet = f
 				}
 			})
+			if o.room.done.Load() {
+				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
+				return nil
+			}
 			var ee *ExitError
 			if errors.As(err, &ee) && ee.Code == ExitInterrupted {
 				// Stopping a seeder is its normal end.
@@ -291,5 +442,8 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")
+	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
+	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
+	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
 	return cmd
 }

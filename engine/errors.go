@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The engine's errors carry what happened, never a command-line flag: the
+// CLI and the wizard add the hint their users can act on.
+
+// UnreachableError: no server or peer could be reached, or none has been
+// reachable for too long. Worth retrying later (exit 3 on the CLI).
+type UnreachableError struct {
+	What  string    // what could not be reached ("the server", a URL...)
+	Since time.Time // when the last source was lost; zero if never reached
+	Err   error
+}
+
+func (e *UnreachableError) Error() string {
+	msg := "no server reachable"
+	if e.What != "" {
+		msg = e.What + " is not reachable"
+	}
+	if !e.Since.IsZero() {
+		msg += " since " + e.Since.Format("15:04:05") + fmt.Sprintf(" (%s)", time.Since(e.Since).Round(time.Second))
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// ListenError: the BitTorrent client could not listen where asked (the
+// port is taken, or the address is not on this machine).
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("cannot listen for peers on %s: %v", e.Addr, e.Err)
+}
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ErrNoPeerSource: the torrent names no tracker and no peer was given, so
+// there is nowhere to get the image from.
+var ErrNoPeerSource = errors.New("no way to find peers: the torrent names no tracker and no peer or server was given")
+
+// BadDataError: a piece kept failing its hash check and there is no other
+// source for it. The deploy fails rather than fetching it forever.
+type BadDataError struct {
+	Piece    int
+	Offset   int64 // disk offset of the piece's first byte
+	Failures int
+	Source   string // the peer(s) that sent it
+}
+
+func (e *BadDataError) Error() string {
+	return fmt.Sprintf("piece %d (disk offset %d) failed its hash check %d times, sent by %s: the source's copy of the image is damaged there", e.Piece, e.Offset, e.Failures, e.Source)
+}
+
+// WriteError: the target refused a write (I/O error, full, read-only,
+// gone).
+type WriteError struct {
+	Offset int64
+	Err    error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("writing to the target at byte %d: %v", e.Offset, e.Err)
+}
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// NotFoundError: the server answered, but has no such image.
+type NotFoundError struct {
+	URL string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("the server has no image at %s (is it serving it yet?)", e.URL)
+}

@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+	"golang.org/x/time/rate"
+)
+
+// SessionOptions configure the one BitTorrent client of a process.
+type SessionOptions struct {
+	Tuning
+	Logger *slog.Logger
+	// Serve runs the embedded tracker and image server on ServerListen
+	// ("" means ":6969").
+	Serve        bool
+	ServerListen string
+	// MaxUnverifiedBytes bounds the piece data requested and not yet
+	// verified, per torrent (0: the cache size).
+	MaxUnverifiedBytes int64
+}
+
+// Session is one BitTorrent client hosting any number of seed and deploy
+// jobs, with one tracker and image server. All its methods are safe to
+// call from any goroutine.
+type Session struct {
+	tu  Tuning
+	log *slog.Logger
+	cl  *torrent.Client
+	srv *Server
+
+	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
+
+	mu       sync.RWMutex
+	jobs     map[metainfo.Hash]*Job
+	closed   bool
+	shutOnce sync.Once
+}
+
+// peerHooks are a job's share of the client's connection callbacks.
+type peerHooks struct {
+	added     func(*torrent.PeerConn)
+	closed    func(*torrent.PeerConn)
+	read      func(*torrent.PeerConn, *pp.Message)
+	handshake func(*torrent.PeerConn, *pp.ExtendedHandshakeMessage)
+}
+
+// NewSession starts the BitTorrent client (and the server, with Serve).
+func NewSession(o SessionOptions) (*Session, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tu := o.Tuning.withDefaults()
+	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{},
+		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate)}
+	cfg, err := clientConfig(tu, log)
+	if err != nil {
+		return nil, err
+	}
+	if o.MaxUnverifiedBytes > 0 {
+		cfg.MaxUnverifiedBytes = o.MaxUnverifiedBytes
+	}
+	s.installHooks(cfg)
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		addr := tu.ListenAddr
+		if addr == "" {
+			addr = fmt.Sprintf("0.0.0.0:%d", DefaultPeerPort)
+		}
+		return nil, &ListenError{Addr: addr, Err: err}
+	}
+	s.cl = cl
+	if o.Serve {
+		srv, err := NewServer(o.ServerListen, log)
+		if err != nil {
+			cl.Close()
+			return nil, err
+		}
+		s.srv = srv
+	}
+	return s, nil
+}
+
+// installHooks routes the client's connection callbacks to the job whose
+// torrent the connection belongs to.
+func (s *Session) installHooks(cfg *torrent.ClientConfig) {
+	hooksOf := func(pc *torrent.PeerConn) *peerHooks {
+		t := pc.Torrent()
+		if t == nil {
+			return nil
+		}
+		s.mu.RLock()
+		j := s.jobs[t.InfoHash()]
+		s.mu.RUnlock()
+		if j == nil {
+			return nil
+		}
+		return &j.hooks
+	}
+	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
+		if h := hooksOf(pc); h != nil && h.added != nil {
+			h.added(pc)
+		}
+	})
+	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
+		if h := hooksOf(pc); h != nil && h.closed != nil {
+			h.closed(pc)
+		}
+	}
+	cfg.Callbacks.ReadMessage = func(pc *torrent.PeerConn, m *pp.Message) {
+		if h := hooksOf(pc); h != nil && h.read != nil {
+			h.read(pc, m)
+		}
+	}
+	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+		if h := hooksOf(pc); h != nil && h.handshake != nil {
+			h.handshake(pc, d)
+		}
+	}
+}
+
+// Jobs lists the jobs running in the session.
+func (s *Session) Jobs() []*Job {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		out = append(out, j)
+	}
+	return out
+}
+
+// Job finds a running job by its infohash (hex, either case).
+func (s *Session) Job(infoHash string) *Job {
+	var ih metainfo.Hash
+	if err := ih.FromHexString(infoHash); err != nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.jobs[ih]
+}
+
+// Server is the embedded tracker and image server, or nil.
+func (s *Session) Server() *Server { return s.srv }
+
+// PeerAddr is the address peers connect to (host:port).
+func (s *Session) PeerAddr() string {
+	for _, a := range s.cl.ListenAddrs() {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			return ta.String()
+		}
+	}
+	return ""
+}
+
+// PeerPort is the BitTorrent listen port.
+func (s *Session) PeerPort() int { return s.cl.LocalPort() }
+
+// SetUploadLimit changes the session's upload cap (bytes/s, 0: none)
+// while it runs.
+func (s *Session) SetUploadLimit(bytesPerSec int64) { setLimit(s.upLim, bytesPerSec) }
+
+// SetDownloadLimit changes the session's download cap likewise.
+func (s *Session) SetDownloadLimit(bytesPerSec int64) { setLimit(s.downLim, bytesPerSec) }
+
+// Close stops every job (a deploy keeps its resume record), then the
+// client and the server.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	jobs := make([]*Job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		j.Stop()
+	}
+	for _, j := range jobs {
+		<-j.Done()
+	}
+	return s.shutdown()
+}
+
+// shutdown closes the client and the server, once.
+func (s *Session) shutdown() error {
+	var errs []error
+	s.shutOnce.Do(func() {
+		for _, err := range s.cl.Close() {
+			errs = append(errs, err)
+		}
+		if s.srv != nil {
+			if err := s.srv.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// register reserves the infohash for j before its torrent is added, so
+// that the first connection already finds the job's hooks.
+func (s *Session) register(j *Job) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("the session is shutting down")
+	}
+	if _, ok := s.jobs[j.ih]; ok {
+		return fmt.Errorf("image %s (%s) is already being served or written in this session", j.name, j.ih.HexString())
+	}
+	s.jobs[j.ih] = j
+	return nil
+}
+
+func (s *Session) unregister(j *Job) {
+	s.mu.Lock()
+	if s.jobs[j.ih] == j {
+		delete(s.jobs, j.ih)
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ezio/engine"
+)
+
+// A room of machines runs by itself: the seeder knows how many clients to
+// expect and stops when they are done; each client reboots or powers off
+// once its deploy is verified.
+
+// roomWatch stops a seeder once expect clients have completed and no
+// client that still needs data is connected, or linger after the last of
+// them completed.
+type roomWatch struct {
+	expect int
+	linger time.Duration // 0: wait for every needy client to leave
+	done   atomic.Bool   // the room is done (the seeder's normal end)
+}
+
+func (r *roomWatch) run(ctx context.Context, j *engine.Job, log io.Writer) {
+	if r.expect <= 0 {
+		return
+	}
+	snaps, _ := j.Subscribe(ctx)
+	var reached time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-j.Done():
+			return
+		case s := <-snaps.C():
+			if s.FleetDone < r.expect {
+				continue
+			}
+			now := time.Now()
+			if reached.IsZero() {
+				reached = now
+				fmt.Fprintf(log, "%d of %d clients done\n", s.FleetDone, r.expect)
+			}
+			needy := 0
+			for _, p := range s.Peers {
+				if !p.Seeder {
+					needy++
+				}
+			}
+			if needy == 0 || (r.linger > 0 && now.Sub(reached) >= r.linger) {
+				if needy > 0 {
+					fmt.Fprintf(log, "stopping after %s although %d client(s) still need data\n", r.linger, needy)
+				}
+				r.done.Store(true)
+				j.Stop()
+				return
+			}
+		}
+	}
+}
+
+// Then actions after a verified deploy.
+const (
+	thenExit     = "exit"
+	thenReboot   = "reboot"
+	thenPoweroff = "poweroff"
+	thenShell    = "shell"
+)
+
+func checkThen(s string) error {
+	switch s {
+	case thenExit, thenReboot, thenPoweroff, thenShell:
+		return nil
+	}
+	return fmt.Errorf("--then %q: choose reboot, poweroff, shell or exit", s)
+}
+
+// runThen carries out a --then action. EZIO_POWER_COMMAND, when set, names
+// the program run instead of the real reboot or power-off (with the action
+// as its argument): tests use it, and so can a site with its own shutdown
+// procedure.
+func (a *App) runThen(action string) error {
+	switch action {
+	case thenExit, "":
+		return nil
+	case thenShell:
+		sh := os.Getenv("SHELL")
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		fmt.Fprintf(a.Stderr, "deploy verified; starting %s (exit it to end)\n", sh)
+		c := exec.Command(sh)
+		c.Stdin, c.Stdout, c.Stderr = a.Stdin, a.Stdout, a.Stderr
+		return c.Run()
+	}
+	fmt.Fprintf(a.Stderr, "deploy verified; %s now\n", action)
+	if prog := os.Getenv("EZIO_POWER_COMMAND"); prog != "" {
+		f := strings.Fields(prog)
+		c := exec.Command(f[0], append(f[1:], action)...)
+		c.Stdout, c.Stderr = a.Stderr, a.Stderr
+		return c.Run()
+	}
+	unix.Sync()
+	if p, err := exec.LookPath("systemctl"); err == nil {
+		if out, err := exec.Command(p, action).CombinedOutput(); err == nil {
+			return nil
+		} else {
+			fmt.Fprintf(a.Stderr, "systemctl %s: %v %s; using the reboot system call\n", action, err, strings.TrimSpace(string(out)))
+		}
+	}
+	cmd := unix.LINUX_REBOOT_CMD_RESTART
+	if action == thenPoweroff {
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	}
+	return unix.Reboot(cmd)
+}
