@@ -72,8 +72,8 @@ type Daemon struct {
 	ezioapi.UnimplementedEZIOServer
 }
 
-// New makes a daemon; Serve runs it.
-func New(o Options) *Daemon {
+// New starts the daemon's BitTorrent session; Serve runs the daemon.
+func New(o Options) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -83,13 +83,17 @@ func New(o Options) *Daemon {
 	if o.SlowStartPeriod <= 0 {
 		o.SlowStartPeriod = 10 * time.Second
 	}
+	h, err := newHost(o.Tuning, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Daemon{
-		o: o, h: newPerJobHost(o.Tuning), log: o.Logger.With("component", "daemon"),
+		o: o, h: h, log: o.Logger.With("component", "daemon"),
 		ctx: ctx, cancel: cancel,
 		torrents: map[string]*entry{}, pending: map[string]bool{},
 		shutdownDone: make(chan struct{}), requested: make(chan struct{}),
-	}
+	}, nil
 }
 
 // Listen opens a gRPC address: host:port over TCP, or unix:/path (a
@@ -196,15 +200,10 @@ func (d *Daemon) shutdown() error {
 
 // slowStart ramps the session's upload limit as EZIO's --slow-start does.
 func (d *Daemon) slowStart() {
-	ul, ok := d.h.(uploadLimiter)
-	if !ok {
-		d.log.Warn("--slow-start: this engine cannot change the upload rate of running torrents yet; uploads are not ramped")
-		return
-	}
 	start := time.Now()
 	for {
 		limit := SlowStartLimit(time.Since(start), d.o.SlowStartPeriod)
-		ul.SetUploadLimit(limit)
+		d.h.SetUploadLimit(limit)
 		if limit == 0 {
 			d.log.Info("slow start over: uploads unlimited")
 			return
@@ -216,12 +215,6 @@ func (d *Daemon) slowStart() {
 			return
 		}
 	}
-}
-
-// uploadLimiter is what --slow-start needs from the host: a session-wide
-// upload limit that can change while torrents run (0 = unlimited).
-type uploadLimiter interface {
-	SetUploadLimit(bytesPerSec int64)
 }
 
 // SlowStartLimit is the upload limit (bytes/s) after elapsed: 10 MiB/s,

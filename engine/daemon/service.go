@@ -75,7 +75,7 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 	log := d.o.Logger
 	var j *engine.Job
 	if req.GetSeedingMode() {
-		j, err = d.h.Seed(d.ctx, engine.SeedOptions{Torrent: mi, Source: path, NoTracker: true, Logger: log})
+		j, err = d.h.Seed(d.ctx, engine.SeedOptions{Torrent: mi, Source: path, Logger: log})
 	} else {
 		if d.o.FileMode {
 			if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
@@ -84,7 +84,7 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 				}
 			}
 		}
-		j, err = d.h.Deploy(d.ctx, engine.DeployOptions{Torrent: mi, Target: path, SeedAfter: forever, Logger: log})
+		j, err = d.h.Deploy(d.ctx, engine.DeployOptions{Torrent: mi, Target: path, SeedAfter: forever, Timeout: -1, Logger: log})
 	}
 	if err != nil {
 		d.log.Warn("torrent refused", "name", l.Name, "infohash", ih, "save_path", path, "err", err)
@@ -94,7 +94,7 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 		mc.SetMaxConns(conns)
 	}
 	e := newEntry(j, req.GetSavePath(), time.Now())
-	go e.watch()
+	go e.watch(d.ctx)
 	d.mu.Lock()
 	d.torrents[ih] = e
 	d.order = append(d.order, ih)

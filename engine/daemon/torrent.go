@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -34,14 +35,16 @@ func newEntry(j *engine.Job, savePath string, now time.Time) *entry {
 }
 
 // watch follows the job's snapshots until it ends.
-func (e *entry) watch() {
-	snaps, _ := e.job.Subscribe()
+func (e *entry) watch(ctx context.Context) {
+	snaps, _ := e.job.Subscribe(ctx)
 	for {
 		select {
 		case s := <-snaps.C():
 			e.observe(s, time.Now())
 		case <-e.job.Done():
 			e.observe(e.job.Snapshot(), time.Now())
+			return
+		case <-ctx.Done():
 			return
 		}
 	}

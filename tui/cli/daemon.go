@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ezio/engine"
 	"ezio/engine/daemon"
 )
 
@@ -49,11 +52,19 @@ torrent could not be flushed.`,
 			if err != nil {
 				return err
 			}
-			d := daemon.New(daemon.Options{
+			d, err := daemon.New(daemon.Options{
 				GRPCListen: o.grpcListen, FileMode: o.file,
 				SlowStart: o.slowStart, SlowStartPeriod: time.Duration(o.slowPeriod) * time.Second,
 				Tuning: a.Tuning, Logger: log,
 			})
+			if err != nil {
+				ln.Close()
+				var le *engine.ListenError
+				if errors.As(err, &le) {
+					return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w (choose another with --listen ADDR:PORT)", err)}
+				}
+				return err
+			}
 			// A daemon's normal end is being told to stop, by gRPC or by
 			// a signal: both exit 0 once everything is flushed.
 			return d.Serve(cmd.Context(), ln)

@@ -20,9 +20,6 @@ import (
 
 func init() { Register(newStatusCmd) }
 
-// exitUnreachable: no daemon answered (retry later).
-const exitUnreachable = 3
-
 // StateName is how EZIO's tools name libtorrent's state numbers.
 func StateName(state int64, paused bool) string {
 	var s string
@@ -169,7 +166,7 @@ poll with the API's field names. Exit status 3 when no daemon answers.`,
 						return nil
 					}
 					if s, ok := status.FromError(err); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
-						return &ExitError{Code: exitUnreachable, Err: fmt.Errorf("no daemon answers at %s: %s", o.addr, s.Message())}
+						return &ExitError{Code: ExitUnreachable, Err: fmt.Errorf("no daemon answers at %s: %s", o.addr, s.Message())}
 					}
 					return err
 				}
