@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,6 +66,8 @@ func TestDaemonSwarm(t *testing.T) {
 	if st := seeder.status(t, unknown); len(st.GetTorrents()) != 0 {
 		t.Fatalf("status filtered on an unknown hash: %v", st)
 	}
+	checkStatusCommand(t, seeder, im, im2)
+
 	// Unknown hashes are NOT_FOUND (EZIO says OK and does nothing).
 	if _, err := seeder.cl.PauseTorrent(context.Background(), &ezioapi.PauseTorrentRequest{Hash: unknown}); status.Code(err) != codes.NotFound {
 		t.Fatalf("PauseTorrent(unknown): %v, want NotFound", err)
@@ -150,5 +154,42 @@ func TestDaemonSwarm(t *testing.T) {
 	t.Setenv("EZIO_STATE_DIR", stateA)
 	if _, err := os.Stat(engine.ResumePath(devA, engine.TargetDevice, im.mi.HashInfoBytes())); !os.IsNotExist(err) {
 		t.Fatalf("resume record of a finished deploy still there: %v", err)
+	}
+}
+
+// checkStatusCommand runs `ezio status` against the seeder: one line per
+// torrent, JSON with the API's field names, and exit 3 with no daemon.
+func checkStatusCommand(t *testing.T, seeder *runningDaemon, ims ...*image) {
+	t.Helper()
+	out, err := exec.Command(ezioBinary(t), "status", "--grpc", seeder.addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ezio status: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(ims) {
+		t.Fatalf("ezio status printed %d lines for %d torrents:\n%s", len(lines), len(ims), out)
+	}
+	for i, im := range ims {
+		if f := strings.Fields(lines[i]); len(f) < 2 || f[0] != im.name || f[1] != "100.0%" || !strings.Contains(lines[i], "seeding") || !strings.Contains(lines[i], "peers ") {
+			t.Fatalf("ezio status line for %s: %q", im.name, lines[i])
+		}
+	}
+	out, err = exec.Command(ezioBinary(t), "status", "--grpc", seeder.addr, "--json", "--hash", ims[0].hash).Output()
+	if err != nil {
+		t.Fatalf("ezio status --json: %v", err)
+	}
+	var js struct {
+		Torrents []map[string]any `json:"torrents"`
+	}
+	if err := json.Unmarshal(out, &js); err != nil || len(js.Torrents) != 1 {
+		t.Fatalf("ezio status --json: %v\n%s", err, out)
+	}
+	if tr := js.Torrents[0]; tr["hash"] != ims[0].hash || tr["state"] != 5.0 || tr["is_finished"] != true || tr["total"] != float64(ims[0].total) {
+		t.Fatalf("ezio status --json: %v", tr)
+	}
+	cmd := exec.Command(ezioBinary(t), "status", "--grpc", fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)))
+	msg, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("ezio status with no daemon exited %d, want 3:\n%s", code, msg)
 	}
 }
