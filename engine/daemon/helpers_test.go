@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -140,7 +139,7 @@ func startDaemon(t *testing.T, name, grpcAddr string, env []string, args ...stri
 		v, err := cl.GetVersion(ctx, &ezioapi.Empty{})
 		cancel()
 		if err == nil {
-			if !strings.HasPrefix(v.GetVersion(), "ezio ") {
+			if v.GetVersion() != engine.Version {
 				t.Fatalf("daemon %s: version %q", name, v.GetVersion())
 			}
 			return d

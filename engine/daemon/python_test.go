@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ezio/disks/disktest"
+	"ezio/engine"
 	"ezio/engine/ezioapi"
 )
 
@@ -88,7 +89,7 @@ func TestDaemonPythonClients(t *testing.T) {
 	seedAddr := fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t))
 	seeder := startDaemon(t, "seeder", seedAddr, nil, "-F", "--listen", "127.0.0.1:0", "--upload-limit", "2MiB")
 	mustPy(t, env, "ezio_add.py", "-a", seedAddr, "-S", "-c", "6", "-u", "5", tf, im.parent)
-	if v := strings.TrimSpace(mustPy(t, env, "ezio_ctl.py", "-a", seedAddr, "version")); !strings.HasPrefix(v, "ezio ") {
+	if v := strings.TrimSpace(mustPy(t, env, "ezio_ctl.py", "-a", seedAddr, "version")); v != engine.Version {
 		t.Fatalf("GetVersion from Python: %q", v)
 	}
 
@@ -143,7 +144,16 @@ func TestDaemonPythonClients(t *testing.T) {
 		t.Fatalf("seeder status from Python:\n%s", out)
 	}
 
-	for _, c := range append(clients, seeder) {
+	// Client 1 stops itself as Clonezilla's leecher does (finished, idle,
+	// paused, then Shutdown); the others are told to shut down.
+	out = mustPy(t, env, "ezio_autostop.py", "-a", clients[1].addr, "-w", "2", "--timeout", "120")
+	if !strings.Contains(out, "pausing sda1") || !strings.Contains(out, "ezio "+engine.Version+"\n") {
+		t.Fatalf("autostop:\n%s", out)
+	}
+	if code := clients[1].waitExit(time.Minute); code != 0 {
+		t.Fatalf("daemon %s exited %d after the autostop's Shutdown", clients[1].name, code)
+	}
+	for _, c := range []*runningDaemon{clients[0], seeder} {
 		mustPy(t, env, "ezio_ctl.py", "-a", c.addr, "shutdown")
 		if code := c.waitExit(time.Minute); code != 0 {
 			t.Fatalf("daemon %s exited %d after Shutdown from Python", c.name, code)

@@ -90,9 +90,6 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 		d.log.Warn("torrent refused", "name", l.Name, "infohash", ih, "save_path", path, "err", err)
 		return nil, addError(err)
 	}
-	if mc, ok := any(j).(interface{ SetMaxConns(int) }); ok {
-		mc.SetMaxConns(conns)
-	}
 	e := newEntry(j, req.GetSavePath(), time.Now())
 	go e.watch(d.ctx)
 	d.mu.Lock()
@@ -197,7 +194,8 @@ func (d *Daemon) Shutdown(context.Context, *ezioapi.Empty) (*ezioapi.Empty, erro
 	return &ezioapi.Empty{}, nil
 }
 
-// GetVersion reports ezio's version.
+// GetVersion reports ezio's version number (EZIO's tools print "ezio "
+// before it).
 func (d *Daemon) GetVersion(context.Context, *ezioapi.Empty) (*ezioapi.VersionResponse, error) {
-	return &ezioapi.VersionResponse{Version: "ezio " + engine.Version}, nil
+	return &ezioapi.VersionResponse{Version: engine.Version}, nil
 }
