@@ -240,11 +240,32 @@ func loadTorrentFile(path string) (*metainfo.MetaInfo, error) {
 		return nil, err
 	}
 	defer f.Close()
-	mi, err := metainfo.Load(f)
+	b, err := ReadTorrentLimited(f, -1)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a torrent: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	mi, err := ParseTorrent(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return mi, nil
+}
+
+// ReadTorrentLimited reads a torrent body of at most MaxTorrentBytes; a
+// longer one (or a declared length over the limit) is a TooLargeError,
+// never a silently cut torrent.
+func ReadTorrentLimited(r io.Reader, declared int64) ([]byte, error) {
+	if declared > MaxTorrentBytes {
+		return nil, &TooLargeError{Size: declared, Limit: MaxTorrentBytes}
+	}
+	b, err := io.ReadAll(io.LimitReader(r, MaxTorrentBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxTorrentBytes {
+		return nil, &TooLargeError{Size: int64(len(b)), Limit: MaxTorrentBytes, AtLeast: true}
+	}
+	return b, nil
 }
 
 // TorrentSummary is what `ezio torrent info` shows.
@@ -282,4 +303,4 @@ func Summarize(mi *metainfo.MetaInfo) (*TorrentSummary, *Layout, error) {
 	return s, l, nil
 }
 
-func limitReader(r io.Reader) io.Reader { return io.LimitReader(r, 64<<20) }
+func limitReader(r io.Reader) io.Reader { return io.LimitReader(r, MaxTorrentBytes) }

@@ -14,7 +14,7 @@ import (
 
 // clientConfig is the client configuration for a closed LAN: no DHT, uTP,
 // encryption or port mapping; limits and dial rates sized for hundreds of
-// peers; every node seeds (ENGINE_NOTES.md has the measurements behind it).
+// peers; every node seeds (docs/benchmarks.md has the measurements behind it).
 func clientConfig(tu Tuning, log *slog.Logger) (*torrent.ClientConfig, error) {
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.NoDHT = true

@@ -48,7 +48,7 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 		}
 		// Block devices are always checked, whatever the caller asked.
 		if err := disks.CheckWritable(target, l.End); err != nil {
-			return nil, "", err
+			return nil, "", nameHolder(target, err)
 		}
 	case TargetFile, TargetDir:
 		// An existing, non-empty image file stands for a disk of its size;
@@ -117,7 +117,7 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind T
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for writing: %w", o.Target, err)
 	}
-	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces)
+	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces, xio.identity())
 	st := newExtentStorage(l, xio, false, state, o.Recheck, s.tu.AIOThreads)
 	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger)
 	if err != nil {
@@ -131,7 +131,7 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind T
 		j.log.Warn(warn)
 	}
 	if n := state.count(); n > 0 && !o.Recheck {
-		j.log.Info(fmt.Sprintf("resuming: %d of %d pieces already on the target", n, l.NumPieces))
+		j.log.Info(fmt.Sprintf("resuming: %d of %d pieces recorded on the target; hashing them from it again", n, l.NumPieces))
 		for i, b := range state.bits {
 			if b {
 				_, k := l.PieceSpan(i)
@@ -174,9 +174,6 @@ wait:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			if err := j.st.failed(); err != nil {
-				return err
-			}
 			ph, _ := j.phase.Load().(Phase)
 			if ph == PhaseChecking {
 				if j.checkingDone() {

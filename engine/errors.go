@@ -49,19 +49,6 @@ func (e *ListenError) Unwrap() error { return e.Err }
 // there is nowhere to get the image from.
 var ErrNoPeerSource = errors.New("no way to find peers: the torrent names no tracker and no peer or server was given")
 
-// BadDataError: a piece kept failing its hash check and there is no other
-// source for it. The deploy fails rather than fetching it forever.
-type BadDataError struct {
-	Piece    int
-	Offset   int64 // disk offset of the piece's first byte
-	Failures int
-	Source   string // the peer(s) that sent it
-}
-
-func (e *BadDataError) Error() string {
-	return fmt.Sprintf("piece %d (disk offset %d) failed its hash check %d times, sent by %s: the source's copy of the image is damaged there", e.Piece, e.Offset, e.Failures, e.Source)
-}
-
 // WriteError: the target refused a write (I/O error, full, read-only,
 // gone).
 type WriteError struct {

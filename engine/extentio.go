@@ -6,9 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"ezio/disks"
 )
 
 // extentIO reads and writes the data of one extent. Every call is already
@@ -18,6 +22,8 @@ type extentIO interface {
 	writeExtent(ext int, p []byte, within int64) (int, error)
 	sync() error
 	close() error
+	// identity describes the target for the resume record ("" if unknown).
+	identity() string
 }
 
 // TargetKind says how extents are stored.
@@ -76,49 +82,59 @@ func SizeOf(path string) (int64, error) {
 }
 
 // rawIO stores extents at their disk offsets in one file or device, with
-// pread/pwrite on a single descriptor shared by all connections.
+// pread/pwrite on a single descriptor shared by all connections. Opened
+// for writing, it is the target's only writer until close: a device is
+// held with O_EXCL, a file with an flock.
 type rawIO struct {
-	f      *os.File
-	l      *Layout
-	dirty  bool
-	dirtMu sync.Mutex
+	f    *os.File
+	path string
+	l    *Layout
 }
 
 func openRaw(path string, l *Layout, write bool) (*rawIO, error) {
-	flag := os.O_RDONLY
-	if write {
-		flag = os.O_RDWR | os.O_CREATE
+	if !write {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return &rawIO{f: f, path: path, l: l}, nil
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := openExclusive(path, l)
 	if err != nil {
 		return nil, err
 	}
-	return &rawIO{f: f, l: l}, nil
+	return &rawIO{f: f, path: path, l: l}, nil
 }
 
 func (r *rawIO) readExtent(ext int, p []byte, within int64) (int, error) {
-	return r.f.ReadAt(p, r.l.Extents[ext].Offset+within)
+	n, err := r.f.ReadAt(p, r.l.Extents[ext].Offset+within)
+	if err != nil && err != io.EOF {
+		err = &DiskError{Op: "reading", Path: r.path, Offset: r.l.Extents[ext].Offset + within, Err: err}
+	}
+	return n, err
 }
 
 func (r *rawIO) writeExtent(ext int, p []byte, within int64) (int, error) {
-	r.dirtMu.Lock()
-	r.dirty = true
-	r.dirtMu.Unlock()
-	return r.f.WriteAt(p, r.l.Extents[ext].Offset+within)
+	n, err := r.f.WriteAt(p, r.l.Extents[ext].Offset+within)
+	if err != nil {
+		err = &DiskError{Op: "writing", Path: r.path, Offset: r.l.Extents[ext].Offset + within + int64(n), Err: err}
+	}
+	return n, err
 }
 
+// sync makes everything written durable. It runs whenever pieces wait
+// for the record, even if this process wrote none of them (a --recheck
+// may have found data a crashed run left in the page cache).
 func (r *rawIO) sync() error {
-	r.dirtMu.Lock()
-	d := r.dirty
-	r.dirty = false
-	r.dirtMu.Unlock()
-	if !d {
-		return nil
+	if err := unix.Fdatasync(int(r.f.Fd())); err != nil {
+		return &DiskError{Op: "flushing", Path: r.path, Offset: -1, Err: err}
 	}
-	return unix.Fdatasync(int(r.f.Fd()))
+	return nil
 }
 
 func (r *rawIO) close() error { return r.f.Close() }
+
+func (r *rawIO) identity() string { return identityOf(r.f, r.path) }
 
 // dirIO stores each extent as its own file named as in the torrent
 // (partclone's -T layout). Files are opened on first use and kept open up
@@ -130,6 +146,7 @@ type dirIO struct {
 	mu    sync.Mutex
 	open  map[int]*os.File
 	dirty map[int]bool
+	lock  *os.File // the held .ezio-lock, when writing
 }
 
 const dirIOMaxOpen = 512
@@ -142,7 +159,13 @@ func openDir(dir string, l *Layout, write bool) (*dirIO, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	return &dirIO{dir: dir, l: l, write: write, open: map[int]*os.File{}, dirty: map[int]bool{}}, nil
+	d := &dirIO{dir: dir, l: l, write: write, open: map[int]*os.File{}, dirty: map[int]bool{}}
+	if write {
+		if d.lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // path finds an extent's file: the torrent's own name first, then the
@@ -195,15 +218,22 @@ func (d *dirIO) readExtent(ext int, p []byte, within int64) (int, error) {
 	if closeIt {
 		defer f.Close()
 	}
-	return f.ReadAt(p, within)
+	n, err := f.ReadAt(p, within)
+	if err != nil && err != io.EOF {
+		err = &DiskError{Op: "reading", Path: f.Name(), File: d.l.FileNames[ext], Offset: d.l.Extents[ext].Offset + within, Err: err}
+	}
+	return n, err
 }
 
 func (d *dirIO) writeExtent(ext int, p []byte, within int64) (int, error) {
 	f, closeIt, err := d.file(ext)
 	if err != nil {
-		return 0, err
+		return 0, &DiskError{Op: "opening", Path: filepath.Join(d.dir, d.l.FileNames[ext]), File: d.l.FileNames[ext], Offset: d.l.Extents[ext].Offset + within, Err: err}
 	}
 	n, err := f.WriteAt(p, within)
+	if err != nil {
+		err = &DiskError{Op: "writing", Path: f.Name(), File: d.l.FileNames[ext], Offset: d.l.Extents[ext].Offset + within + int64(n), Err: err}
+	}
 	if closeIt {
 		// A file we could not keep open is synced now, so a later sync()
 		// does not need it.
@@ -221,19 +251,35 @@ func (d *dirIO) writeExtent(ext int, p []byte, within int64) (int, error) {
 
 func (d *dirIO) sync() error {
 	d.mu.Lock()
-	var files []*os.File
+	exts := make([]int, 0, len(d.dirty))
+	files := make([]*os.File, 0, len(d.dirty))
 	for ext := range d.dirty {
+		exts = append(exts, ext)
 		files = append(files, d.open[ext])
 	}
 	d.dirty = map[int]bool{}
 	d.mu.Unlock()
 	var first error
-	for _, f := range files {
-		if err := unix.Fdatasync(int(f.Fd())); err != nil && first == nil {
-			first = err
+	for i, f := range files {
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			d.mu.Lock()
+			d.dirty[exts[i]] = true // still not durable
+			d.mu.Unlock()
+			if first == nil {
+				first = &DiskError{Op: "flushing", Path: f.Name(), File: d.l.FileNames[exts[i]], Offset: -1, Err: err}
+			}
 		}
 	}
 	return first
+}
+
+func (d *dirIO) identity() string {
+	f, err := os.Open(d.dir)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	return identityOf(f, d.dir)
 }
 
 func (d *dirIO) close() error {
@@ -246,6 +292,10 @@ func (d *dirIO) close() error {
 		}
 	}
 	d.open = nil
+	if d.lock != nil {
+		d.lock.Close() // releases the flock
+		d.lock = nil
+	}
 	return first
 }
 
@@ -306,4 +356,235 @@ func writeRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
 		werr = io.ErrShortWrite
 	}
 	return n, werr
+}
+
+// DiskError is a failed read, write or flush on a target or source, with
+// where it happened. Offset is the disk offset (-1 when the kernel does
+// not say, as for a failed flush); File the extent file of a directory.
+type DiskError struct {
+	Op     string // "reading", "writing", "flushing", "opening"
+	Path   string
+	File   string
+	Offset int64
+	Err    error
+}
+
+func (e *DiskError) Error() string {
+	s := e.Op + " " + e.Path
+	if e.Offset >= 0 {
+		s += fmt.Sprintf(" at disk offset %d", e.Offset)
+	}
+	cause := e.Err
+	var pe *os.PathError
+	if errors.As(cause, &pe) {
+		cause = pe.Err // the path is said already
+	}
+	return s + ": " + cause.Error()
+}
+
+func (e *DiskError) Unwrap() error { return e.Err }
+
+// BusyError says another writer holds the target: a second deploy, a
+// mount, or any other exclusive user. It is a refusal (nothing written).
+type BusyError struct {
+	Target string
+	Holder string // who holds it, as far as can be found; "" if unknown
+}
+
+func (e *BusyError) Error() string {
+	s := "refusing to write to " + e.Target + ": another writer holds it"
+	if e.Holder != "" {
+		s += " (" + e.Holder + ")"
+	}
+	return s + "; wait for it to finish or stop it first"
+}
+
+// openExclusive opens a device or image file for writing as its only
+// writer. A device gets O_EXCL, so the kernel refuses mounts and other
+// exclusive opens while ezio writes; a file gets a non-blocking flock.
+// A new or empty file is created at its full size (the layout's end), so
+// an interrupted deploy into it can resume.
+func openExclusive(path string, l *Layout) (*os.File, error) {
+	fi, err := os.Stat(path)
+	isDev := err == nil && fi.Mode()&os.ModeDevice != 0
+	if isDev {
+		f, err := os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
+		if errors.Is(err, unix.EBUSY) {
+			return nil, &BusyError{Target: path, Holder: findHolder(path)}
+		}
+		return f, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &BusyError{Target: path, Holder: findHolder(path)}
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() < l.End {
+		if err := f.Truncate(l.End); err != nil {
+			f.Close()
+			return nil, &DiskError{Op: "sizing", Path: path, Offset: l.End, Err: err}
+		}
+	}
+	return f, nil
+}
+
+// lockFile is the lock an extent directory's writer holds.
+const lockFile = ".ezio-lock"
+
+func lockDir(dir string) (*os.File, error) {
+	p := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &BusyError{Target: dir, Holder: findHolder(p)}
+		}
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// findHolder names who has path open: stacked devices from sysfs, a
+// mount, or processes found by scanning /proc/*/fd.
+func findHolder(path string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
+	isDev := st.Mode&unix.S_IFMT == unix.S_IFBLK
+	var parts []string
+	if isDev {
+		if sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))); err == nil {
+			if es, err := os.ReadDir(filepath.Join(sys, "holders")); err == nil {
+				for _, e := range es {
+					parts = append(parts, "held by /dev/"+e.Name())
+				}
+			}
+		}
+		if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			want := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+			for _, line := range strings.Split(string(mi), "\n") {
+				f := strings.Fields(line)
+				if len(f) > 4 && f[2] == want {
+					parts = append(parts, "mounted on "+f[4])
+					break
+				}
+			}
+		}
+	}
+	self := os.Getpid()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		fdDir := filepath.Join("/proc", p.Name(), "fd")
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			var fst unix.Stat_t
+			if unix.Stat(filepath.Join(fdDir, fd.Name()), &fst) != nil {
+				continue
+			}
+			same := fst.Dev == st.Dev && fst.Ino == st.Ino
+			if isDev {
+				same = fst.Mode&unix.S_IFMT == unix.S_IFBLK && fst.Rdev == st.Rdev
+			}
+			if same {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				c := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+				if len(c) > 80 {
+					c = c[:80] + "..."
+				}
+				parts = append(parts, fmt.Sprintf("open by pid %d: %s", pid, c))
+				break
+			}
+		}
+		if len(parts) >= 4 {
+			break
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// identityOf describes what an open target is, so that a resume record
+// written for one disk is never applied to another found at the same
+// path. A block device: its serial or WWN from sysfs (a loop device: its
+// backing file and that file's inode) and its size; a file or directory:
+// its filesystem device, inode and size.
+func identityOf(f *os.File, path string) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return fmt.Sprintf("file dev=%d ino=%d size=%d", st.Dev, st.Ino, st.Size)
+	}
+	size, _ := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
+	id := fmt.Sprintf("block size=%d", size)
+	sys, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+	if err != nil {
+		return id + fmt.Sprintf(" rdev=%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	disk := sys
+	if _, err := os.Stat(filepath.Join(sys, "partition")); err == nil {
+		// A partition: the whole disk says what it is, plus where it starts.
+		disk = filepath.Dir(sys)
+		start, _ := os.ReadFile(filepath.Join(sys, "start"))
+		id += " part" + strings.TrimSpace(string(start))
+	}
+	read := func(rel string) string {
+		b, err := os.ReadFile(filepath.Join(disk, rel))
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if bf := read("loop/backing_file"); bf != "" {
+		id += " loop=" + bf
+		var bst unix.Stat_t
+		if unix.Stat(strings.TrimSuffix(bf, " (deleted)"), &bst) == nil {
+			id += fmt.Sprintf(" dev=%d ino=%d", bst.Dev, bst.Ino)
+		}
+		id += " offset=" + read("loop/offset")
+		return id
+	}
+	found := false
+	for _, rel := range []string{"wwid", "device/wwid", "device/serial", "serial"} {
+		if v := read(rel); v != "" {
+			id += " " + rel + "=" + v
+			found = true
+			break
+		}
+	}
+	if !found {
+		// Nothing identifies the medium: the device number at least.
+		id += fmt.Sprintf(" name=%s rdev=%d:%d", filepath.Base(disk), unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	return id
+}
+
+// nameHolder adds who holds a device to the safety check's "busy"
+// refusal (another deploy, a mount, a program), where it can be found.
+func nameHolder(target string, err error) error {
+	var re *disks.RefusedError
+	if !errors.As(err, &re) || re.Kind != disks.RefusedBusy {
+		return err
+	}
+	if h := findHolder(target); h != "" {
+		re.Reason += " (" + h + ")"
+	}
+	return err
 }

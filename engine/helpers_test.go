@@ -145,6 +145,9 @@ func startSeed(t *testing.T, im *testImage, source string) *Job {
 	return j
 }
 
+// waitJob waits for a job's end, at most d (then it stops the job and
+// says so in the error). Safe to call from any goroutine: it never calls
+// t.Fatal.
 func waitJob(t *testing.T, j *Job, d time.Duration) error {
 	t.Helper()
 	select {
@@ -154,7 +157,6 @@ func waitJob(t *testing.T, j *Job, d time.Duration) error {
 		s := j.Snapshot()
 		j.Stop()
 		<-j.Done()
-		t.Fatalf("job did not finish in %v: phase %s, %d/%d pieces, %d peers", d, s.Phase, s.PiecesDone, s.PiecesTotal, s.NumPeers)
-		return nil
+		return fmt.Errorf("job did not finish in %v: phase %s, %d/%d pieces, %d peers", d, s.Phase, s.PiecesDone, s.PiecesTotal, s.NumPeers)
 	}
 }

@@ -187,6 +187,7 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 		return nil, fmt.Errorf("image %s is already in this session", l.Name)
 	}
 	j.t, j.st = t, st
+	st.attach(j.log, j.fail) // storage logs here; a failed flush or write fails the job
 	t.SetOnWriteChunkError(func(err error) {
 		// A write error on the target is fatal: the disk is failing or gone.
 		j.log.Error("writing to the target failed", "err", err)

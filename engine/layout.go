@@ -95,13 +95,18 @@ func NewLayout(info *metainfo.Info) (*Layout, error) {
 	if len(info.Files) == 0 {
 		return nil, &ValidationError{Reason: "torrent has no extent files (a single-file torrent is not a disk image; name files by hex disk offset)"}
 	}
-	l := &Layout{Name: info.Name, PieceLength: info.PieceLength}
+	if len(info.Files) > MaxExtents {
+		return nil, &ValidationError{Reason: fmt.Sprintf("%d extents, more than the %d ezio accepts", len(info.Files), MaxExtents)}
+	}
+	n := len(info.Files)
+	l := &Layout{Name: info.Name, PieceLength: info.PieceLength,
+		start: make([]int64, 0, n), Extents: make([]Extent, 0, n), FileNames: make([]string, 0, n)}
 	var total int64
 	for _, f := range info.Files {
-		path := strings.Join(f.Path, "/")
 		if len(f.Path) != 1 {
-			return nil, &ValidationError{File: path, Reason: "extent files must sit directly under the image name"}
+			return nil, &ValidationError{File: strings.Join(f.Path, "/"), Reason: "extent files must sit directly under the image name"}
 		}
+		path := f.Path[0]
 		off, err := ParseOffset(f.Path[0])
 		if err != nil {
 			return nil, &ValidationError{File: path, Reason: err.Error()}

@@ -23,7 +23,7 @@ import (
 const (
 	redialMin    = 250 * time.Millisecond
 	redialMax    = 2 * time.Second
-	waitingAfter = 3 * time.Second
+	waitingAfter = 2 * time.Second
 )
 
 // addPeers hands host:port peers to the library (already validated).

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -89,6 +90,9 @@ type SeedOptions struct {
 	// Expect is how many clients make the room (0: not said); snapshots
 	// carry it beside the number done.
 	Expect int
+	// Allow limits peers (and, in a session of its own, the tracker and
+	// image server) to these networks when not empty.
+	Allow []netip.Prefix
 	Tuning
 	Logger *slog.Logger
 }

@@ -71,6 +71,7 @@ type Snapshot struct {
 	UploadRate      float64        `json:"upload_rate"`
 	BytesDownloaded int64          `json:"bytes_downloaded"` // piece data received this session
 	BytesUploaded   int64          `json:"bytes_uploaded"`   // piece data sent this session
+	BytesWritten    int64          `json:"bytes_written"`    // piece data written to the target this run (verified or not yet)
 	ETA             time.Duration  `json:"-"`                // negative when unknown
 	ETASeconds      float64        `json:"eta_seconds"`      // -1 when unknown
 	Elapsed         time.Duration  `json:"-"`
@@ -78,6 +79,13 @@ type Snapshot struct {
 	Peers           []PeerSnapshot `json:"peers_detail,omitempty"`
 	NumPeers        int            `json:"peers"`
 	Pieces          []PieceState   `json:"-"`
+	// Client: pieces the resume record claimed, hashed good from the
+	// target in this run, and those that failed and are fetched again.
+	PiecesReverified int `json:"pieces_reverified,omitempty"`
+	PiecesRefetched  int `json:"pieces_refetched,omitempty"`
+	// Seeder: pieces of the source that fail their hash and are never
+	// served.
+	BadPieces []BadPiece `json:"bad_pieces,omitempty"`
 	// LostSeconds is how long ago the last source was lost, in phase
 	// "waiting".
 	LostSeconds float64 `json:"lost_seconds,omitempty"`

@@ -26,7 +26,6 @@ type sampler struct {
 	lastGot    int64
 
 	pieceLast    []PieceState
-	pieceFails   []int // hash failures per piece
 	hashFailures int
 }
 
@@ -55,12 +54,15 @@ func (e *ewma) add(x float64) {
 }
 
 func newSampler(j *Job) *sampler {
-	return &sampler{j: j, peerLast: map[string]peerSample{}, pieceFails: make([]int, j.layout.NumPieces)}
+	return &sampler{j: j, peerLast: map[string]peerSample{}}
 }
 
-// badDataFailures is how many times a piece may fail its hash check before
-// a deploy with no other source for it gives up.
-const badDataFailures = 3
+// A seeder with at least slotsShort connections drops those idle for
+// idleDrop (the library allows 200 per torrent, config.go).
+const (
+	slotsShort = 150
+	idleDrop   = 4 * time.Second
+)
 
 // run publishes snapshots until ctx ends.
 func (s *sampler) run(ctx context.Context) error {
@@ -94,54 +96,16 @@ func (s *sampler) onPieceChange(ch torrent.PieceStateChange) {
 	case ch.Complete && prev != PieceVerified:
 		s.pieceLast[ch.Index] = PieceVerified
 		j.b.publishEvent(Event{Kind: EventPieceVerified, Piece: ch.Index})
-	case !ch.Complete && !ch.Hashing && !ch.QueuedForHash && !ch.Marking && prev == PieceHashing && j.phase.Load() != PhaseChecking:
+	case !ch.Complete && !ch.Hashing && !ch.QueuedForHash && !ch.Marking && prev == PieceHashing && j.phase.Load() != PhaseChecking &&
+		!j.st.DiskCheckFailed(ch.Index): // a recorded piece found wrong on the target is no peer's failure
 		s.pieceLast[ch.Index] = PieceFailed
 		s.hashFailures++
-		s.pieceFails[ch.Index]++
 		j.b.publishEvent(Event{Kind: EventPieceFailed, Piece: ch.Index})
-		if j.role == RoleDeploy && s.pieceFails[ch.Index] >= badDataFailures {
-			if err := s.badData(ch.Index); err != nil {
-				j.log.Error(err.Error())
-				j.fail(err)
-				return
-			}
-		}
-		j.log.Warn("piece failed its hash check; fetching it again", "piece", ch.Index, "failures", s.pieceFails[ch.Index])
+		j.log.Warn("piece failed its hash check; fetching it again", "piece", ch.Index)
+		j.pieceFailedHash(ch.Index) // gives up on a piece only bad sources have (badpiece.go)
 	case ch.Hashing || ch.QueuedForHash:
 		s.pieceLast[ch.Index] = PieceHashing
 	}
-}
-
-// badData decides whether a piece that failed again and again can still
-// come from somewhere else: if every connected peer that has it is a full
-// seeder (the server), there is no other source and the deploy must stop.
-func (s *sampler) badData(piece int) error {
-	var holders []string
-	others := 0
-	for _, pc := range s.j.t.PeerConns() {
-		bm := pc.PeerPieces()
-		if !bm.Contains(uint32(piece)) {
-			continue
-		}
-		if int(bm.GetCardinality()) >= s.j.layout.NumPieces || s.j.isSeederAddr(pc.RemoteAddr.String()) {
-			holders = append(holders, pc.RemoteAddr.String())
-		} else {
-			others++
-		}
-	}
-	if others > 0 {
-		return nil
-	}
-	src := "the server"
-	if len(holders) > 0 {
-		sort.Strings(holders)
-		src = holders[0]
-		for _, h := range holders[1:] {
-			src += ", " + h
-		}
-	}
-	off, _ := s.j.layout.PieceSpan(piece)
-	return &BadDataError{Piece: piece, Offset: s.j.layout.DiskOffset(off), Failures: s.pieceFails[piece], Source: src}
 }
 
 func (s *sampler) publish() {
@@ -199,6 +163,12 @@ func (s *sampler) publish() {
 	s.lastSample, s.lastDown, s.lastUp = now, down, up
 	snap.DownloadRate, snap.UploadRate = s.downRate.v, s.upRate.v
 	snap.BytesDownloaded, snap.BytesUploaded = down, up
+	snap.BytesWritten = j.st.bytesWritten.Load()
+	if j.role == RoleDeploy {
+		snap.PiecesReverified, snap.PiecesRefetched = j.st.ResumeCounts()
+	} else {
+		snap.BadPieces = j.st.BadPieces()
+	}
 	// Progress means piece data arriving, not only pieces completing: a
 	// 16 MiB piece from a busy seeder can take minutes.
 	if got := snap.BytesDone + snap.BytesDownloaded; got != s.lastGot {
@@ -207,7 +177,9 @@ func (s *sampler) publish() {
 	}
 	// Peers.
 	seen := map[string]bool{}
-	for _, pc := range j.t.PeerConns() {
+	conns := j.t.PeerConns()
+	var idle []*torrent.PeerConn
+	for _, pc := range conns {
 		addr := pc.RemoteAddr.String()
 		ps := pc.Stats()
 		name, _ := pc.PeerClientName.Load().(string)
@@ -231,6 +203,9 @@ func (s *sampler) publish() {
 		}
 		last.down, last.up, last.at = pd, pu, now
 		s.peerLast[addr] = last
+		if now.Sub(last.active) >= idleDrop {
+			idle = append(idle, pc)
+		}
 		seen[addr] = true
 		have := ps.RemotePieceCount
 		p := PeerSnapshot{
@@ -246,6 +221,14 @@ func (s *sampler) publish() {
 			p.DownloadRate, p.UploadRate = 0, 0
 		}
 		snap.Peers = append(snap.Peers, p)
+	}
+	// Slots go to peers that move data: when they run short, drop the
+	// connections that have moved nothing for a while.
+	if j.role == RoleSeed && len(conns) >= slotsShort && len(idle) > 0 {
+		j.log.Info("connection slots are short; dropping idle peers", "connected", len(conns), "idle", len(idle))
+		for _, pc := range idle {
+			pc.Close()
+		}
 	}
 	for addr := range s.peerLast {
 		if !seen[addr] {

@@ -425,12 +425,19 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 		return nil, fmt.Errorf("fetching torrent: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, &NotFoundError{URL: src}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching torrent %s: server answered %s", src, resp.Status)
 	}
-	mi, err := metainfo.Load(limitReader(resp.Body))
+	b, err := ReadTorrentLimited(resp.Body, resp.ContentLength)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a torrent: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	mi, err := ParseTorrent(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	ft := &FetchedTorrent{MetaInfo: mi}
 	if h := resp.Header.Get(SeederHeader); h != "" {
@@ -441,19 +448,16 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 	return ft, nil
 }
 
-// ListImages reads a server's /images.json. base is http://HOST:PORT.
+// ListImages reads a server's /images.json. base is any form ParseServer reads.
 func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
+	b, err := ParseServer(base)
 	if err != nil {
 		return nil, err
 	}
-	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(DefaultTrackerPort))
+	u, err := url.Parse(b + "/images.json")
+	if err != nil {
+		return nil, err
 	}
-	u.Path = "/images.json"
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -477,15 +481,13 @@ func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
 
 // TorrentURL is the full URL of an image's torrent on a server.
 func TorrentURL(base string, e ImageEntry) string {
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
+	b, err := ParseServer(base)
 	if err != nil {
 		return ""
 	}
-	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(DefaultTrackerPort))
+	u, err := url.Parse(b)
+	if err != nil {
+		return ""
 	}
 	u.Path = e.Torrent
 	return u.String()

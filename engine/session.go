@@ -1,15 +1,18 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 )
 
@@ -24,6 +27,9 @@ type SessionOptions struct {
 	// MaxUnverifiedBytes bounds the piece data requested and not yet
 	// verified, per torrent (0: the cache size).
 	MaxUnverifiedBytes int64
+	// Allow, when not empty, limits peers (both ways) to these networks
+	// (loopback always passes).
+	Allow []netip.Prefix
 }
 
 // Session is one BitTorrent client hosting any number of seed and deploy
@@ -67,6 +73,10 @@ func NewSession(o SessionOptions) (*Session, error) {
 	if o.MaxUnverifiedBytes > 0 {
 		cfg.MaxUnverifiedBytes = o.MaxUnverifiedBytes
 	}
+	if len(o.Allow) > 0 {
+		cfg.IPBlocklist = allowList(o.Allow)
+	}
+	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
@@ -231,4 +241,13 @@ func (s *Session) unregister(j *Job) {
 		delete(s.jobs, j.ih)
 	}
 	s.mu.Unlock()
+}
+
+// noDefaultStorage is the client's default storage: every torrent of a
+// session brings its own, and the library's default (files and a
+// completion database in the working directory) must never be created.
+type noDefaultStorage struct{}
+
+func (noDefaultStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (storage.TorrentImpl, error) {
+	return storage.TorrentImpl{}, errors.New("a torrent added without its own storage")
 }

@@ -17,26 +17,25 @@ import (
 
 // extentStorage is the raw-extent storage backend: pieces are read and
 // written straight on the target through the Layout, nothing is copied.
+// Data I/O goes through io (extentio.go); what is known of each piece and
+// what the resume record may claim lives in book (resume.go); a seeder's
+// check-before-serve in serve (badpiece.go).
 type extentStorage struct {
 	l      *Layout
 	io     extentIO
 	seeder bool // every piece is complete by definition
 
-	// Client side.
-	state   *resumeState // nil: nothing persisted
-	recheck bool
+	book  *completionBook // client side
+	serve *serveCheck     // seeder side: hash a piece before serving it
 
-	mu       sync.Mutex
-	complete []bool // pieces the library verified
-	known    []bool // with recheck: pieces whose state was settled by a hash
-	pending  []int  // verified but not yet covered by a sync
-
+	flushMu      sync.Mutex // one flush (sync + record write) at a time
 	bytesWritten atomic.Int64
 	bytesRead    atomic.Int64
 	pieceReads   []atomic.Int64 // bytes read per piece (uploads and hashing)
 	stopFlush    chan struct{}
 	flushDone    chan struct{}
-	flushErr     atomic.Pointer[error]
+	closeOnce    sync.Once
+	closeErr     error
 	log          atomic.Pointer[slog.Logger]
 	// aio bounds the disk operations in flight (--aio-threads).
 	aio chan struct{}
@@ -46,6 +45,41 @@ type extentStorage struct {
 	upLim, downLim *rate.Limiter
 	limCtx         context.Context
 	limStop        context.CancelFunc
+
+	// Fatal errors (a failed flush, a failed write): the first is kept,
+	// sent on errc and handed to onFatal once it is set.
+	fatalMu  sync.Mutex
+	fatalErr error
+	errc     chan error
+	onFatal  func(error)
+}
+
+func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
+	s := &extentStorage{
+		aio: make(chan struct{}, max(1, aioThreads)),
+		l:   l, io: xio, seeder: seeder,
+		pieceReads: make([]atomic.Int64, l.NumPieces),
+		stopFlush:  make(chan struct{}),
+		flushDone:  make(chan struct{}),
+		errc:       make(chan error, 1),
+	}
+	s.limCtx, s.limStop = context.WithCancel(context.Background())
+	if seeder {
+		if !serveUncheckedForTest.Load() {
+			s.serve = newServeCheck(l, xio, &s.log)
+		}
+		close(s.flushDone)
+		return s
+	}
+	s.book = newCompletionBook(l.NumPieces, state, recheck)
+	s.book.onSettled = func(rv, rf int) {
+		if lg := s.log.Load(); lg != nil {
+			lg.Info(fmt.Sprintf("re-verified the %d recorded pieces from the target: %d good, %d did not match and are fetched again", rv+rf, rv, rf),
+				"pieces_reverified", rv, "pieces_refetched", rf)
+		}
+	}
+	go s.flushLoop()
+	return s
 }
 
 // setLimits caps the bytes/s read for serving and written from peers.
@@ -69,26 +103,72 @@ func (s *extentStorage) pace(lim *rate.Limiter, n int) {
 	}
 }
 
-func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
-	s := &extentStorage{
-		aio: make(chan struct{}, max(1, aioThreads)),
-		l:   l, io: xio, seeder: seeder, state: state, recheck: recheck,
-		complete:   make([]bool, l.NumPieces),
-		known:      make([]bool, l.NumPieces),
-		pieceReads: make([]atomic.Int64, l.NumPieces),
-		stopFlush:  make(chan struct{}),
-		flushDone:  make(chan struct{}),
+// attach connects the storage to its job: where to log, and what to call
+// on a fatal error (see OnFatal).
+func (s *extentStorage) attach(log *slog.Logger, fail func(error)) {
+	s.log.Store(log)
+	s.OnFatal(fail)
+}
+
+// Err delivers the storage's first fatal error (a failed flush or write).
+func (s *extentStorage) Err() <-chan error { return s.errc }
+
+// OnFatal sets what to call with the first fatal error; if one already
+// happened, f is called at once. Jobs pass their fail method.
+func (s *extentStorage) OnFatal(f func(error)) {
+	s.fatalMu.Lock()
+	s.onFatal = f
+	err := s.fatalErr
+	s.fatalMu.Unlock()
+	if err != nil && f != nil {
+		f(err)
 	}
-	s.limCtx, s.limStop = context.WithCancel(context.Background())
-	if seeder {
-		for i := range s.complete {
-			s.complete[i] = true
-		}
-	} else if state != nil && !recheck {
-		copy(s.complete, state.bits)
+}
+
+func (s *extentStorage) fatal(err error) {
+	s.fatalMu.Lock()
+	if s.fatalErr != nil {
+		s.fatalMu.Unlock()
+		return
 	}
-	go s.flushLoop()
-	return s
+	s.fatalErr = err
+	f := s.onFatal
+	s.fatalMu.Unlock()
+	s.errc <- err
+	if f != nil {
+		f(err)
+	}
+}
+
+// ResumeCounts tells how many pieces the resume record claimed that were
+// hashed good from the target in this run, and how many failed and are
+// fetched again.
+func (s *extentStorage) ResumeCounts() (reverified, refetched int) {
+	if s.book == nil {
+		return 0, 0
+	}
+	return s.book.counts()
+}
+
+// DiskCheckFailed tells whether piece i's last hash failure was a check
+// of data already on the target (a recorded piece or --recheck) rather
+// than of downloaded data: not a peer's fault, and for --recheck not even
+// news.
+func (s *extentStorage) DiskCheckFailed(i int) bool {
+	if s.book == nil {
+		return false
+	}
+	s.book.mu.Lock()
+	defer s.book.mu.Unlock()
+	return s.book.diskMiss[i]
+}
+
+// BadPieces lists the pieces a seeder found bad on its source.
+func (s *extentStorage) BadPieces() []BadPiece {
+	if s.serve == nil {
+		return nil
+	}
+	return s.serve.badPieces()
 }
 
 // flushInterval bounds how much verified work a crash can lose.
@@ -104,97 +184,96 @@ func (s *extentStorage) flushLoop() {
 			return
 		case <-t.C:
 			if err := s.flush(); err != nil {
-				s.flushErr.Store(&err)
 				if l := s.log.Load(); l != nil {
 					l.Error("recording progress failed", "err", err)
 				}
+				s.fatal(err)
+				return
 			}
 		}
 	}
 }
 
 // flush makes verified pieces durable: data first (fdatasync), then the
-// completion record that claims it. Never the other way round.
+// completion record that claims it. Never the other way round. Neither
+// runs under the book's mutex, so Completion and MarkComplete never wait
+// for a disk.
 func (s *extentStorage) flush() error {
 	if s.seeder {
 		return nil
 	}
-	s.mu.Lock()
-	pending := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if len(pending) == 0 {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	pending, recDirty := s.book.takePending()
+	if len(pending) == 0 && !recDirty {
 		return nil
 	}
-	if err := s.io.sync(); err != nil {
-		s.mu.Lock()
-		s.pending = append(pending, s.pending...)
-		s.mu.Unlock()
-		return err
-	}
-	s.mu.Lock()
-	if s.state == nil {
-		s.mu.Unlock()
-		return nil
-	}
-	for _, p := range pending {
-		if s.complete[p] {
-			s.state.bits[p] = true
+	if len(pending) > 0 {
+		if err := s.io.sync(); err != nil {
+			s.book.putBack(pending)
+			return err
 		}
 	}
-	err := s.state.save()
-	s.mu.Unlock()
-	return err
-}
-
-// failed is the error of a failed background flush, or nil: the job
-// must end on it.
-func (s *extentStorage) failed() error {
-	if p := s.flushErr.Load(); p != nil {
-		return fmt.Errorf("recording progress on the target: %w", *p)
+	rec, bits := s.book.synced(pending)
+	if rec == nil {
+		return nil
+	}
+	if err := rec.save(bits); err != nil {
+		s.book.saveFailed()
+		return err
 	}
 	return nil
 }
 
-// dropState stops recording completion (the record was removed).
+// dropState removes the resume record and stops recording completion.
 func (s *extentStorage) dropState() {
-	s.mu.Lock()
-	s.state = nil
-	s.mu.Unlock()
+	if s.book == nil {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.book.mu.Lock()
+	rec := s.book.rec
+	s.book.rec = nil
+	s.book.mu.Unlock()
+	if rec != nil {
+		if err := rec.remove(); err != nil {
+			if l := s.log.Load(); l != nil {
+				l.Warn("could not remove the resume record", "path", rec.path, "err", err)
+			}
+		}
+	}
 }
 
-// Close stops the flusher and makes everything verified durable.
+// Close stops the flusher, makes everything verified durable and closes
+// the target (releasing its exclusive hold). It may be called any number
+// of times; every call returns the first call's result.
 func (s *extentStorage) Close() error {
-	s.limStop()
-	select {
-	case <-s.stopFlush:
-	default:
+	s.closeOnce.Do(func() {
+		s.limStop()
 		close(s.stopFlush)
-	}
-	<-s.flushDone
-	err := s.flush()
-	if cerr := s.io.close(); err == nil {
-		err = cerr
-	}
-	return err
+		<-s.flushDone
+		err := s.flush()
+		if cerr := s.io.close(); err == nil {
+			err = cerr
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 // Durable reports whether every piece is verified and recorded after a sync.
 func (s *extentStorage) Durable() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.pending) > 0 {
-		return false
+	if s.seeder {
+		return true
 	}
-	for _, c := range s.complete {
-		if !c {
-			return false
-		}
-	}
-	return true
+	return s.book.durable()
 }
 
-func (s *extentStorage) OpenTorrent(_ context.Context, _ *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+func (s *extentStorage) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+	if s.serve != nil && info != nil {
+		s.serve.setHashes(info.Pieces)
+	}
 	return storage.TorrentImpl{
 		PieceWithHash: func(p metainfo.Piece, _ g.Option[[]byte]) storage.PieceImpl {
 			return &extentPiece{s: s, index: p.Index(), off: p.Offset(), n: p.Length()}
@@ -215,6 +294,12 @@ type extentPiece struct {
 func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 	if off >= p.n {
 		return 0, nil
+	}
+	if p.s.serve != nil {
+		// Never serve what does not match the torrent.
+		if err := p.s.serve.check(p.index); err != nil {
+			return 0, err
+		}
 	}
 	b = b[:min(int64(len(b)), p.n-off)]
 	// The library reads through ReadAt only to serve peers (hashing goes
@@ -241,6 +326,9 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
 	p.s.bytesWritten.Add(int64(n))
+	if err != nil {
+		p.s.fatal(fmt.Errorf("writing piece %d to the target: %w", p.index, err))
+	}
 	return n, err
 }
 
@@ -273,42 +361,30 @@ func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (p *extentPiece) MarkComplete() error {
-	s := p.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.known[p.index] = true
-	if !s.complete[p.index] {
-		s.complete[p.index] = true
-		s.pending = append(s.pending, p.index)
+	if p.s.book != nil {
+		p.s.book.verified(p.index)
 	}
 	return nil
 }
 
 func (p *extentPiece) MarkNotComplete() error {
-	s := p.s
-	if s.seeder {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.known[p.index] = true
-	s.complete[p.index] = false
-	if s.state != nil && s.state.bits[p.index] {
-		s.state.bits[p.index] = false
-		return s.state.save()
+	if p.s.book != nil {
+		p.s.book.failed(p.index)
 	}
 	return nil
 }
 
 func (p *extentPiece) Completion() storage.Completion {
-	s := p.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.complete[p.index] {
+	if p.s.seeder {
 		return storage.Completion{Ok: true, Complete: true}
 	}
-	if s.recheck && !s.known[p.index] {
-		// Unknown: the library hashes it from the target.
+	switch p.s.book.mark(p.index) {
+	case markComplete:
+		return storage.Completion{Ok: true, Complete: true}
+	case markClaimed, markUnknown:
+		// Not known until hashed: the library hashes it from the target
+		// (on its hashing threads, while the rest downloads) and then
+		// calls MarkComplete or MarkNotComplete.
 		return storage.Completion{Ok: false}
 	}
 	return storage.Completion{Ok: true, Complete: false}

@@ -77,17 +77,46 @@ type Env struct {
 	Term    string // $TERM
 	NoColor bool   // $NO_COLOR is set (to anything)
 	ASCII   bool   // force plain glyphs
+	// Locale is the character set locale in effect: $LC_ALL, else
+	// $LC_CTYPE, else $LANG. "" means not known (taken as UTF-8);
+	// FromEnviron says "C" when none of them is set, as the C library does.
+	Locale string
 }
 
 // FromEnviron reads Env from the process environment.
 func FromEnviron() Env {
 	_, noColor := os.LookupEnv("NO_COLOR")
-	return Env{Term: os.Getenv("TERM"), NoColor: noColor, ASCII: os.Getenv("EZIO_ASCII") != ""}
+	loc := "C"
+	for _, v := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
+		if s := os.Getenv(v); s != "" {
+			loc = s
+			break
+		}
+	}
+	return Env{Term: os.Getenv("TERM"), NoColor: noColor, ASCII: os.Getenv("EZIO_ASCII") != "", Locale: loc}
 }
 
 // Console tells whether the terminal is the Linux virtual console: 16
 // colours and a font with few line-drawing characters.
 func (e Env) Console() bool { return e.Term == "linux" }
+
+// UTF8 tells whether the locale's character set is UTF-8; in any other
+// (C, POSIX, ISO-8859-1...) a multi-byte glyph is drawn as garbage.
+func (e Env) UTF8() bool {
+	if e.Locale == "" {
+		return true
+	}
+	l := strings.ToLower(e.Locale)
+	return strings.Contains(l, "utf-8") || strings.Contains(l, "utf8")
+}
+
+// PlainGlyphs tells whether only ASCII may be drawn: the Linux console,
+// DEC VT terminals (their fonts have no box drawing in the default set),
+// a dumb terminal, a locale that is not UTF-8, or when asked for.
+func (e Env) PlainGlyphs() bool {
+	t := strings.ToLower(e.Term)
+	return e.ASCII || e.Console() || strings.HasPrefix(t, "vt") || t == "dumb" || t == "ansi" || !e.UTF8()
+}
 
 // Names lists the themes, for --theme and Settings.
 func Names() []string {
@@ -119,8 +148,7 @@ func Load(name string, env Env) (Styles, error) {
 		p = monoPalette(env.Console())
 		p.Name = strings.ToLower(name)
 	}
-	ascii := env.ASCII || env.Console()
-	return Build(p, ascii, env.NoColor || p.Name == "mono"), nil
+	return Build(p, env.PlainGlyphs(), env.NoColor || p.Name == "mono"), nil
 }
 
 // MustLoad is Load for names known to be valid.
@@ -136,12 +164,15 @@ func ansi(n int) lipgloss.TerminalColor { return lipgloss.Color(fmt.Sprint(n)) }
 
 func defaultPalette(console bool) Palette {
 	if console {
-		// The 16 colours the console has, on its black background.
+		// Only the eight base colours (SGR 30-37 and 40-47): the console
+		// draws the bright ones (90-97, 100-107) unreliably or not at all,
+		// so nothing that carries meaning depends on them. Bold gives
+		// brightness instead (see Build).
 		return Palette{
-			Name: "default", Fg: ansi(7), Muted: ansi(8), Accent: ansi(14), Border: ansi(8),
-			Good: ansi(10), Warn: ansi(11), Bad: ansi(9), TitleFg: ansi(0), TitleBg: ansi(14),
+			Name: "default", Fg: ansi(7), Muted: ansi(7), Accent: ansi(6), Border: ansi(7),
+			Good: ansi(2), Warn: ansi(3), Bad: ansi(1), TitleFg: ansi(0), TitleBg: ansi(6),
 			Bg:     lipgloss.NoColor{},
-			Pieces: [5]lipgloss.TerminalColor{ansi(8), ansi(11), ansi(13), ansi(10), ansi(9)},
+			Pieces: [5]lipgloss.TerminalColor{ansi(7), ansi(3), ansi(5), ansi(2), ansi(1)},
 		}
 	}
 	ad := func(light, dark string) lipgloss.TerminalColor {
@@ -162,7 +193,16 @@ func defaultPalette(console bool) Palette {
 
 // classicPalette is the blue dialog technicians know from text-mode
 // installers: white on blue, a cyan title, yellow highlights.
-func classicPalette(bool) Palette {
+func classicPalette(console bool) Palette {
+	if console {
+		// The same dialog with the eight base colours only.
+		return Palette{
+			Name: "classic", Fg: ansi(7), Muted: ansi(7), Accent: ansi(3), Border: ansi(7),
+			Good: ansi(2), Warn: ansi(3), Bad: ansi(1), TitleFg: ansi(0), TitleBg: ansi(6),
+			Bg:     ansi(4),
+			Pieces: [5]lipgloss.TerminalColor{ansi(7), ansi(3), ansi(5), ansi(2), ansi(1)},
+		}
+	}
 	return Palette{
 		Name: "classic", Fg: ansi(15), Muted: ansi(7), Accent: ansi(11), Border: ansi(7),
 		Good: ansi(10), Warn: ansi(11), Bad: ansi(9), TitleFg: ansi(0), TitleBg: ansi(6),

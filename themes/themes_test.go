@@ -1,6 +1,7 @@
 package themes
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -54,6 +55,61 @@ func TestNoColorDropsColours(t *testing.T) {
 	for _, c := range []lipgloss.TerminalColor{s.Palette.Bg, s.Palette.Accent, s.Palette.Pieces[3]} {
 		if _, ok := c.(lipgloss.NoColor); !ok {
 			t.Errorf("NO_COLOR: colour %#v is not lipgloss.NoColor", c)
+		}
+	}
+}
+
+func TestPlainGlyphsWhereverTheyCannotBeDrawn(t *testing.T) {
+	cases := []struct {
+		env   Env
+		plain bool
+	}{
+		{Env{Term: "linux", Locale: "en_US.UTF-8"}, true},
+		{Env{Term: "vt100", Locale: "en_US.UTF-8"}, true},
+		{Env{Term: "vt220", Locale: "en_US.UTF-8"}, true},
+		{Env{Term: "xterm-256color", Locale: "C"}, true},
+		{Env{Term: "xterm-256color", Locale: "POSIX"}, true},
+		{Env{Term: "xterm-256color", Locale: "de_DE.ISO-8859-1"}, true},
+		{Env{Term: "xterm-256color", Locale: "en_US.UTF-8"}, false},
+		{Env{Term: "tmux-256color", Locale: "C.utf8"}, false},
+		{Env{Term: "xterm-256color"}, false}, // locale not known: UTF-8
+		{Env{Term: "xterm-256color", Locale: "en_US.UTF-8", ASCII: true}, true},
+	}
+	for _, c := range cases {
+		if got := c.env.PlainGlyphs(); got != c.plain {
+			t.Errorf("%+v: plain %v, want %v", c.env, got, c.plain)
+		}
+		if s := MustLoad("default", c.env); s.ASCII != c.plain {
+			t.Errorf("%+v: Styles.ASCII %v", c.env, s.ASCII)
+		}
+	}
+	t.Setenv("LC_ALL", "")
+	t.Setenv("LC_CTYPE", "")
+	t.Setenv("LANG", "")
+	if e := FromEnviron(); e.Locale != "C" || !e.PlainGlyphs() {
+		t.Errorf("no locale variable set: %+v", e)
+	}
+	t.Setenv("LANG", "fr_FR.UTF-8")
+	t.Setenv("LC_ALL", "C")
+	if e := FromEnviron(); e.Locale != "C" {
+		t.Errorf("LC_ALL must win over LANG: %+v", e)
+	}
+}
+
+// TestConsolePalettesUseBaseColours: on the Linux console nothing uses
+// the colours 8-15 (drawn as SGR 90-97 and 100-107).
+func TestConsolePalettesUseBaseColours(t *testing.T) {
+	for _, n := range Names() {
+		p := MustLoad(n, Env{Term: "linux"}).Palette
+		cs := []lipgloss.TerminalColor{p.Fg, p.Muted, p.Accent, p.Border, p.Good, p.Warn, p.Bad, p.TitleFg, p.TitleBg, p.Bg}
+		cs = append(cs, p.Pieces[:]...)
+		for _, c := range cs {
+			if col, ok := c.(lipgloss.Color); ok {
+				var i int
+				if _, err := fmt.Sscan(string(col), &i); err != nil || i > 7 {
+					t.Errorf("%s on the console uses colour %q", n, col)
+				}
+			}
 		}
 	}
 }

@@ -7,25 +7,34 @@ import (
 	"strings"
 
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/discover"
 )
 
 // Screen is one page of the wizard. Screens change by messages, never by
-// reaching into the root.
+// reaching into the root. Its help.KeyMap lists every key it answers to:
+// the footer and the "?" page are drawn from it, so a key that works is a
+// key that is shown. Init is called each time the screen is shown, also
+// when Esc comes back to it from an error: it rebuilds what a finished
+// form left behind, from the values the screen keeps.
 type Screen interface {
 	Init() tea.Cmd
 	Update(tea.Msg) (Screen, tea.Cmd)
 	View() string
+	help.KeyMap
 }
 
 // Runner is a screen with work in progress that Ctrl-C must ask about.
 type Runner interface {
 	Running() bool
 	Stop()
+	// StopQuestion is what Ctrl-C asks, in the job's own words.
+	StopQuestion() (question, consequence string)
 }
 
 // Messages between screens and the root.
@@ -44,8 +53,9 @@ type (
 
 func show(s Screen) tea.Cmd { return func() tea.Msg { return switchMsg{s} } }
 
+// showError shows err, named for what happened (see describe).
 func showError(title string, err error, hint string, back Screen) tea.Cmd {
-	return func() tea.Msg { return errorMsg{title: title, what: err.Error(), hint: hint, back: back} }
+	return errorScreen(describe(title, err, hint), back)
 }
 
 // Deps is everything the wizard does to the world, so tests can replace it.
@@ -68,7 +78,9 @@ type Deps struct {
 func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
 	return &Deps{
 		Ctx: ctx, Logger: log, Tuning: tu, ConfigPath: DefaultConfigPath(),
-		ListImages: engine.ListImages, FetchTorrent: engine.FetchTorrent, ListDisks: disks.List,
+		ListImages: engine.ListImages, FetchTorrent: func(ctx context.Context, src string) (*engine.FetchedTorrent, error) {
+			return discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
+		}, ListDisks: disks.List,
 		PrepareDeploy: func(mi *metainfo.MetaInfo, target string) error {
 			_, _, err := engine.PrepareDeploy(mi, target, false)
 			return err
@@ -85,9 +97,11 @@ type Model struct {
 	menu    *Menu
 	cur     Screen
 	askQuit bool // Ctrl-C pressed while work runs
+	help    bool // the "?" page of the current screen
 	serve   ServeValues
 	build   BuildValues
 	capture CaptureValues
+	deploy  DeployValues
 }
 
 // New builds the wizard at its main menu.
@@ -140,15 +154,24 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			return m, tea.Quit
 		}
+		if m.help {
+			// Any key closes the "?" page.
+			m.help = false
+			return m, nil
+		}
+		if key.Matches(msg, m.c.Keys.Help) && m.quitKeyIsFree() && !m.ownsHelp() {
+			m.help = true
+			return m, nil
+		}
 	case switchMsg:
-		m.cur = msg.to
+		m.cur, m.help = msg.to, false
 		return m, m.cur.Init()
 	case backToMenuMsg:
 		m.menu = NewMenu(m.c, m.deps.Demo != nil)
-		m.cur = m.menu
+		m.cur, m.help = m.menu, false
 		return m, nil
 	case errorMsg:
-		m.cur = &ErrorScreen{c: m.c, title: msg.title, what: msg.what, hint: msg.hint, back: msg.back}
+		m.cur, m.help = &ErrorScreen{c: m.c, title: msg.title, what: msg.what, hint: msg.hint, back: msg.back}, false
 		return m, nil
 	case jobFinishedMsg:
 		msg.result.c = m.c
@@ -164,17 +187,35 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // quitKeyIsFree tells whether "q" means quit here: not while typing.
 func (m *Model) quitKeyIsFree() bool {
-	switch m.cur.(type) {
-	case *Menu, *Dashboard, *Result, *DisksScreen, *ErrorScreen:
+	switch s := m.cur.(type) {
+	case *Menu, *Result, *DisksScreen, *ErrorScreen:
 		return true
+	case *Dashboard:
+		return !s.typing()
 	}
 	return false
+}
+
+// ownsHelp: the dashboard shows its full key list in its own footer.
+func (m *Model) ownsHelp() bool {
+	_, ok := m.cur.(*Dashboard)
+	return ok
+}
+
+// helpPage lists every key of the current screen.
+func (m *Model) helpPage() string {
+	c, st := m.c, m.c.Styles
+	lines := []string{c.titleBar("keys", ""), "", "  " + st.Heading.Render("Keys on this screen"), ""}
+	for _, l := range c.footer(m.cur, true) {
+		lines = append(lines, " "+l)
+	}
+	return c.page(lines, keyList{as(c.Keys.Back, "close")})
 }
 
 func (m *Model) open(c menuChoice) tea.Cmd {
 	switch c {
 	case choiceDeploy:
-		return show(NewDeployFlow(m.c, m.deps))
+		return show(NewDeployFlow(m.c, m.deps, &m.deploy))
 	case choiceServe:
 		return show(NewServeFlow(m.c, m.deps, &m.serve))
 	case choiceCapture:
@@ -194,21 +235,24 @@ func (m *Model) open(c menuChoice) tea.Cmd {
 }
 
 func (m *Model) View() string {
+	if m.help {
+		return m.helpPage()
+	}
 	v := m.cur.View()
-	if !m.askQuit {
+	r := m.running()
+	if !m.askQuit || r == nil {
 		return v
 	}
 	// The question replaces the last lines, so it is seen at any size.
-	st := m.c.Styles
+	st, k := m.c.Styles, m.c.Keys
+	question, consequence := r.StopQuestion()
 	lines := strings.Split(v, "\n")
-	q := []string{
-		fit(st.Bad.Render(" Stop the running job? ")+st.Text.Render(" A deploy keeps what it has written and resumes next time."), m.c.Width),
-		fit(" "+st.HelpKey.Render("y")+st.HelpDesc.Render(" stop  ")+st.HelpKey.Render("n")+st.HelpDesc.Render(" keep going"), m.c.Width),
-	}
+	q := []string{st.Bad.Render(" "+question+" ") + st.Text.Render(" "+consequence)}
+	q = append(q, m.c.footer(keyList{as(k.Yes, "stop"), as(k.No, "keep going")}, false)...)
 	if len(lines) >= len(q) {
 		copy(lines[len(lines)-len(q):], q)
 	}
-	return strings.Join(lines, "\n")
+	return m.c.screen(lines)
 }
 
 // ErrorScreen says what happened and what to do about it.
@@ -219,6 +263,17 @@ type ErrorScreen struct {
 }
 
 func (e *ErrorScreen) Init() tea.Cmd { return nil }
+
+func (e *ErrorScreen) keys() keyList {
+	k := e.c.Keys
+	if e.back == nil {
+		return keyList{as(k.Back, "back to the menu"), k.Quit}
+	}
+	return keyList{as(k.Back, "back, values kept"), k.Quit}
+}
+
+func (e *ErrorScreen) ShortHelp() []key.Binding  { return e.keys() }
+func (e *ErrorScreen) FullHelp() [][]key.Binding { return [][]key.Binding{e.keys()} }
 
 func (e *ErrorScreen) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	if k, ok := msg.(tea.KeyMsg); ok && (key.Matches(k, e.c.Keys.Back) || key.Matches(k, e.c.Keys.Enter)) {
@@ -243,12 +298,7 @@ func (e *ErrorScreen) View() string {
 	}
 	lines := []string{c.titleBar("error", ""), ""}
 	lines = append(lines, indent(c.box("", body, w, len(body)+2, true), 2)...)
-	back := "back"
-	if e.back == nil {
-		back = "back to the menu"
-	}
-	lines = append(lines, "", "  "+st.HelpKey.Render("esc")+st.HelpDesc.Render(" "+back))
-	return c.screen(lines)
+	return c.page(lines, e)
 }
 
 func indent(ls []string, n int) []string {
@@ -282,18 +332,6 @@ func wrap(s string, w int) []string {
 		out = append(out, line)
 	}
 	return out
-}
-
-// hintFor gives the "what to do" for errors the engine and disks return.
-func hintFor(err error) string {
-	var re *disks.RefusedError
-	if ok := asRefused(err, &re); ok {
-		if re.Hint != "" {
-			return re.Hint + "."
-		}
-		return "Choose another target."
-	}
-	return ""
 }
 
 func errorTitle(what string) string { return fmt.Sprintf("Could not %s", what) }

@@ -26,9 +26,10 @@ func testTorrent(t *testing.T) *metainfo.MetaInfo {
 }
 
 type fakeWorld struct {
-	deployed *engine.DeployOptions
-	prepared []string
-	listErr  error
+	deployed  *engine.DeployOptions
+	prepared  []string
+	listErr   error
+	deployErr error
 }
 
 func fakeDeps(t *testing.T, w *fakeWorld) *Deps {
@@ -61,6 +62,9 @@ func fakeDeps(t *testing.T, w *fakeWorld) *Deps {
 		},
 		Deploy: func(ctx context.Context, o engine.DeployOptions) (*engine.Job, error) {
 			w.deployed = &o
+			if w.deployErr != nil {
+				return nil, w.deployErr
+			}
 			return nil, errors.New("test: not deploying")
 		},
 		Demo: func(context.Context) (*engine.Job, error) { return nil, errors.New("no demo in tests") },
@@ -211,7 +215,7 @@ func TestCtrlCAsksWhileRunning(t *testing.T) {
 	if quit := drive(t, m, ctrlC); quit || !m.askQuit {
 		t.Fatal("ctrl+c on a running job did not ask")
 	}
-	if !strings.Contains(m.View(), "Stop the running job?") {
+	if !strings.Contains(m.View(), "Stop the deploy?") {
 		t.Error("question not on screen")
 	}
 	drive(t, m, key1("n"))

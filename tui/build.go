@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
@@ -26,7 +27,13 @@ type BuildValues struct {
 // NewBuildFlow asks for data and makes a torrent from an image file, an
 // extent directory or partclone's torrent.info.
 func NewBuildFlow(c *Common, deps *Deps, v *BuildValues, serve *ServeValues) Screen {
-	return newTaskForm(c, deps, serve, "build a torrent", func() taskFunc { return buildTask(*v) }, huh.NewGroup(
+	return newTaskForm(c, deps, serve, "build a torrent", func() taskFunc { return buildTask(*v) }, func() *huh.Group {
+		return buildGroup(v)
+	}, nil)
+}
+
+func buildGroup(v *BuildValues) *huh.Group {
+	return huh.NewGroup(
 		huh.NewInput().Title("Image data").
 			Description("an extent directory (partclone -T), an image file, or a torrent.info").
 			Value(&v.Source).Validate(func(s string) error {
@@ -37,32 +44,48 @@ func NewBuildFlow(c *Common, deps *Deps, v *BuildValues, serve *ServeValues) Scr
 		}),
 		huh.NewInput().Title("Torrent file to write").Description("empty: NAME.torrent beside the data").Value(&v.Output),
 		huh.NewInput().Title("Image name").Description("empty: the data's file name, e.g. sda1").Value(&v.Name),
-		huh.NewInput().Title("Tracker URL").Description("empty: none; ezio seed runs its own").Value(&v.Tracker),
-	))
+		huh.NewInput().Title("Tracker URL").Description("empty: none; Serve an image runs its own").Value(&v.Tracker),
+	)
 }
 
 // taskFunc is the work a task screen runs.
 type taskFunc = func(context.Context, func(taskProgress)) taskResult
 
 // taskForm is a question step that runs a task once answered: Build a
-// torrent and Capture are both one.
+// torrent and Capture are both one. The answers live in the caller's
+// values; the form is rebuilt from them each time the step is shown.
 type taskForm struct {
 	c      *Common
 	deps   *Deps
 	serve  *ServeValues
 	title  string
-	task   func() taskFunc // reads the answers when the form is submitted
+	task   func() taskFunc   // reads the answers when the form is submitted
+	group  func() *huh.Group // the questions, bound to the values
 	form   *huh.Form
 	formID int
+	// clearFirst empties the first answer; after a failed task the first
+	// key typed replaces it instead of adding to it (nil: never).
+	clearFirst func()
+	replace    bool
 }
 
-func newTaskForm(c *Common, deps *Deps, serve *ServeValues, title string, task func() taskFunc, groups ...*huh.Group) *taskForm {
-	f := &taskForm{c: c, deps: deps, serve: serve, title: title, task: task}
-	f.form, f.formID = newForm(c, groups...)
+func newTaskForm(c *Common, deps *Deps, serve *ServeValues, title string, task func() taskFunc, group func() *huh.Group, clearFirst func()) *taskForm {
+	f := &taskForm{c: c, deps: deps, serve: serve, title: title, task: task, group: group, clearFirst: clearFirst}
+	f.form, f.formID = newForm(c, group())
 	return f
 }
 
-func (f *taskForm) Init() tea.Cmd { return f.form.Init() }
+func (f *taskForm) Init() tea.Cmd {
+	f.form, f.formID = newForm(f.c, f.group())
+	return f.form.Init()
+}
+
+// afterError is the form shown again after its task failed: the answers
+// are kept, and typing a new first answer replaces the old one.
+func (f *taskForm) afterError() Screen {
+	f.replace = f.clearFirst != nil
+	return f
+}
 
 func (f *taskForm) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -70,9 +93,18 @@ func (f *taskForm) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if key.Matches(msg, f.c.Keys.Back) {
 			return f, func() tea.Msg { return backToMenuMsg{} }
 		}
+		if f.replace {
+			f.replace = false
+			if msg.Type == tea.KeyRunes && !msg.Paste {
+				f.clearFirst()
+				cmd := f.Init()
+				_, cmd2 := f.form.Update(msg)
+				return f, tea.Batch(cmd, cmd2)
+			}
+		}
 	case formDoneMsg:
 		if msg.id == f.formID {
-			return f, show(newTask(f.c, f.deps, f.title, f.serve, f.task()))
+			return f, show(newTask(f.c, f.deps, f.title, f.serve, f.task(), f.afterError()))
 		}
 		return f, nil
 	}
@@ -80,17 +112,23 @@ func (f *taskForm) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	return f, cmd
 }
 
-func (f *taskForm) View() string { return formScreen(f.c, f.title, f.form) }
+func (f *taskForm) ShortHelp() []key.Binding  { return formKeys(f.c, f.form, "menu") }
+func (f *taskForm) FullHelp() [][]key.Binding { return [][]key.Binding{f.ShortHelp()} }
 
-func formScreen(c *Common, title string, f *huh.Form) string {
-	st := c.Styles
-	lines := []string{c.titleBar(title, ""), ""}
-	lines = append(lines, indent(strings.Split(f.View(), "\n"), 1)...)
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
+func (f *taskForm) View() string {
+	var note []string
+	if f.replace {
+		note = []string{"  " + f.c.Styles.Warn.Render("The last try failed: type to replace the first answer, or edit it with the arrows.")}
 	}
-	lines = append(lines[:c.Height-1], " "+st.HelpKey.Render("esc")+st.HelpDesc.Render(" back  ")+st.HelpKey.Render("enter")+st.HelpDesc.Render(" next  ")+st.HelpKey.Render("shift+tab")+st.HelpDesc.Render(" previous field"))
-	return c.screen(lines)
+	return formScreen(f.c, f.title, f.form, f, note...)
+}
+
+func formScreen(c *Common, title string, f *huh.Form, km help.KeyMap, note ...string) string {
+	lines := []string{c.titleBar(title, "")}
+	lines = append(lines, note...)
+	lines = append(lines, "")
+	lines = append(lines, indent(strings.Split(f.View(), "\n"), 1)...)
+	return c.page(lines, km)
 }
 
 func buildTask(v BuildValues) taskFunc {
@@ -145,6 +183,6 @@ func buildTask(v BuildValues) taskFunc {
 		if sum != nil {
 			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", sum.Name, format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces), "infohash "+sum.InfoHash)
 		}
-		return taskResult{lines: lines, serve: &ServeValues{Torrent: out, Source: dataDir, Tracker: true, TrackerListen: fmt.Sprintf(":%d", engine.DefaultTrackerPort)}}
+		return taskResult{lines: lines, serve: &ServeValues{Torrent: out, Source: dataDir}}
 	}
 }

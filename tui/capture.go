@@ -11,7 +11,6 @@ import (
 
 	"github.com/charmbracelet/huh"
 
-	"ezio/engine"
 	"ezio/partclone"
 	"ezio/partclone/image"
 	"ezio/tui/format"
@@ -26,7 +25,12 @@ type CaptureValues struct {
 // NewCaptureFlow asks for a partition and saves it with partclone, builds
 // its torrent from partclone's hashes, and offers to serve it.
 func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues) Screen {
-	return newTaskForm(c, deps, serve, "capture a partition", func() taskFunc { return captureTask(*v) }, huh.NewGroup(
+	return newTaskForm(c, deps, serve, "capture a partition", func() taskFunc { return captureTask(*v) },
+		func() *huh.Group { return captureGroup(v) }, func() { v.Source = "" })
+}
+
+func captureGroup(v *CaptureValues) *huh.Group {
+	return huh.NewGroup(
 		huh.NewInput().Title("Partition to capture").Description("e.g. /dev/sda1; it must not be mounted (see Disks)").
 			Value(&v.Source).Validate(func(s string) error {
 			if trimmed(s) == "" {
@@ -46,7 +50,7 @@ func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues)
 			huh.NewOption("the torrent only (serve from the partition itself)", true),
 		).Value(&v.TorrentOnly),
 		huh.NewInput().Title("Image name").Description("empty: the partition's name, e.g. sda1").Value(&v.Name),
-	))
+	)
 }
 
 func captureTask(v CaptureValues) taskFunc {
@@ -64,7 +68,7 @@ func captureTask(v CaptureValues) taskFunc {
 			case errors.As(err, &me):
 				hint = "Unmount it first: " + strings.Join(me.Commands, "; ")
 			case errors.As(err, &ee):
-				hint = "Install partclone (apt-get install partclone) and try again."
+				hint = "Install partclone (the partclone package of the distribution) and try again."
 			}
 			return taskResult{err: err, hint: hint}
 		}
@@ -74,6 +78,6 @@ func captureTask(v CaptureValues) taskFunc {
 			"wrote " + r.Paths.Torrent + " and " + r.Paths.Manifest,
 			fmt.Sprintf("image %s: %s in %d extents, %d pieces", m.Name, format.Bytes(m.UsedBytes), m.Extents, m.Pieces),
 		}
-		return taskResult{lines: lines, serve: &ServeValues{Torrent: r.Paths.Torrent, Source: r.SeedFrom, Tracker: true, TrackerListen: fmt.Sprintf(":%d", engine.DefaultTrackerPort)}}
+		return taskResult{lines: lines, serve: &ServeValues{Torrent: r.Paths.Torrent, Source: r.SeedFrom}}
 	}
 }

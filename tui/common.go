@@ -6,6 +6,7 @@ package tui
 import (
 	"strings"
 
+	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
@@ -22,11 +23,15 @@ type Common struct {
 	Keys          KeyMap
 }
 
-// KeyMap is every key the wizard answers to.
+// KeyMap is every key the wizard answers to. A screen lists the ones it
+// takes in its help.KeyMap, so that its footer and its "?" page are drawn
+// from the same bindings it matches.
 type KeyMap struct {
 	Up, Down, Enter, Back, Tab, ShiftTab key.Binding
+	Home, End, PageUp, PageDown          key.Binding
 	Pause, Help, Quit, ForceQuit         key.Binding
 	Yes, No                              key.Binding
+	Rescan, Serve, Log, SaveLog, Wrap    key.Binding
 }
 
 // DefaultKeyMap is the key map; it is the same at every screen so that a
@@ -45,13 +50,75 @@ func DefaultKeyMap() KeyMap {
 		ForceQuit: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "stop")),
 		Yes:       key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes")),
 		No:        key.NewBinding(key.WithKeys("n", "N", "esc"), key.WithHelp("n", "no")),
+		Home:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("home", "first")),
+		End:       key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("end", "last")),
+		PageUp:    key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+		PageDown:  key.NewBinding(key.WithKeys("pgdown", " "), key.WithHelp("pgdn", "page down")),
+		Rescan:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rescan")),
+		Serve:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "serve it now")),
+		Log:       key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "full log")),
+		SaveLog:   key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "save log")),
+		Wrap:      key.NewBinding(key.WithKeys("z"), key.WithHelp("z", "wrap lines")),
 	}
 }
 
-// asciiKeys replaces the arrows in help texts on a console without them.
+// asciiHelp replaces the arrows in help texts on a console without them.
 func (k *KeyMap) asciiHelp() {
 	k.Up.SetHelp("up/k", "up")
 	k.Down.SetHelp("down/j", "down")
+}
+
+// as is b with another description, for a screen where the key means
+// something more precise ("enter: next" on a form, "choose" on a list).
+func as(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
+}
+
+// keyList is a help.KeyMap made of bindings, for screens whose short
+// and full help are the same.
+type keyList []key.Binding
+
+func (k keyList) ShortHelp() []key.Binding  { return k }
+func (k keyList) FullHelp() [][]key.Binding { return [][]key.Binding{k} }
+
+// helpModel renders key bindings with the theme's styles.
+func (c *Common) helpModel() help.Model {
+	h := help.New()
+	st := c.Styles
+	h.Styles.ShortKey, h.Styles.FullKey = st.HelpKey, st.HelpKey
+	h.Styles.ShortDesc, h.Styles.FullDesc = st.HelpDesc, st.HelpDesc
+	h.Styles.ShortSeparator, h.Styles.FullSeparator = st.Muted, st.Muted
+	h.Styles.Ellipsis = st.Muted
+	h.ShortSeparator = "  "
+	if st.ASCII {
+		h.FullSeparator = "   "
+		h.Ellipsis = "..."
+	}
+	return h
+}
+
+// footer is the help line of a screen, drawn from its key map; full
+// shows every binding in columns (the "?" page).
+func (c *Common) footer(km help.KeyMap, full bool) []string {
+	h := c.helpModel()
+	h.Width = c.Width - 1
+	h.ShowAll = full
+	return strings.Split(" "+strings.ReplaceAll(h.View(km), "\n", "\n "), "\n")
+}
+
+// page lays out a screen: lines from the top, the footer of km at the
+// bottom, cut or padded to the terminal.
+func (c *Common) page(lines []string, km help.KeyMap) string {
+	foot := c.footer(km, false)
+	room := max(0, c.Height-len(foot))
+	if len(lines) > room {
+		lines = lines[:room]
+	}
+	for len(lines) < room {
+		lines = append(lines, "")
+	}
+	return c.screen(append(lines, foot...))
 }
 
 // NewCommon builds the shared state for a theme.
@@ -136,7 +203,9 @@ func joinH(blocks ...[]string) []string {
 	return out
 }
 
-// screen pads or cuts lines to the terminal and joins them.
+// screen pads or cuts lines to the terminal and joins them. On a plain
+// terminal every glyph left (from a library, a disk label, a file name)
+// is folded to ASCII; a theme with a background paints every cell.
 func (c *Common) screen(lines []string) string {
 	h := max(1, c.Height)
 	if len(lines) > h {
@@ -145,10 +214,95 @@ func (c *Common) screen(lines []string) string {
 	for len(lines) < h {
 		lines = append(lines, "")
 	}
+	bg := c.bgSequence()
 	for i := range lines {
-		lines[i] = fit(lines[i], c.Width)
+		l := lines[i]
+		if c.Styles.ASCII && !noFold {
+			l = foldASCII(l)
+		}
+		l = fit(l, c.Width)
+		if bg != "" {
+			l = paintBackground(l, bg)
+		}
+		lines[i] = l
 	}
 	return strings.Join(lines, "\n")
+}
+
+// noFold turns folding off, for the test that checks the screens' own
+// glyphs are plain without its help.
+var noFold bool
+
+// bgSequence is the SGR sequence that sets the theme's background in the
+// current colour profile, "" when there is none to paint.
+func (c *Common) bgSequence() string {
+	bg := c.Styles.Palette.Bg
+	if bg == nil {
+		return ""
+	}
+	if _, none := bg.(lipgloss.NoColor); none {
+		return ""
+	}
+	r := lipgloss.NewStyle().Background(bg).Render("x")
+	i := strings.Index(r, "x")
+	if i <= 0 {
+		return ""
+	}
+	return r[:i]
+}
+
+// paintBackground sets bg at the start of a line and again after every
+// reset inside it, so the gaps between styled runs are painted too.
+func paintBackground(l, bg string) string {
+	l = strings.ReplaceAll(l, "\x1b[0m", "\x1b[0m"+bg)
+	l = strings.ReplaceAll(l, "\x1b[m", "\x1b[m"+bg)
+	return bg + l + "\x1b[0m"
+}
+
+// asciiFold maps the glyphs libraries and data bring in to what a plain
+// console can draw; anything else becomes "?".
+var asciiFold = map[rune]string{
+	'·': ".", '•': "*", '…': "...", '←': "<-", '→': "->", '↑': "up", '↓': "down",
+	'½': "1/2", '✓': "x", '✗': "x", 'µ': "u", '×': "x", '—': "-", '–': "-",
+	'‘': "'", '’': "'", '“': "\"", '”': "\"", '▸': ">", '›': ">", '‹': "<", '°': "o",
+}
+
+func foldASCII(s string) string {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < 0x80:
+			b.WriteRune(r)
+		case asciiFold[r] != "":
+			b.WriteString(asciiFold[r])
+		case r >= 0x2500 && r <= 0x257f: // box drawing
+			switch {
+			case strings.ContainsRune("─━┄┅┈┉╌╍═", r):
+				b.WriteByte('-')
+			case strings.ContainsRune("│┃┆┇┊┋╎╏║", r):
+				b.WriteByte('|')
+			default:
+				b.WriteByte('+')
+			}
+		case r >= 0x2580 && r <= 0x259f: // block elements
+			b.WriteByte('#')
+		case r >= 0x2800 && r <= 0x28ff: // braille (spinners)
+			b.WriteByte('*')
+		default:
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
 }
 
 // titleBar is the top line of every screen: the app name, what is on

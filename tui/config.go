@@ -44,35 +44,65 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// Save writes the settings atomically.
+// Save writes the settings atomically and durably: a temporary file in
+// the same directory, synced, then renamed over the old one.
 func (c *Config) Save(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	f, err := os.CreateTemp(dir, ".config-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)
 }
 
-// Apply lays the settings over tuning (flags given on the command line
-// win: the caller passes only the ones left at their defaults).
-func (c *Config) Apply(t engine.Tuning) engine.Tuning {
-	if c.AIOThreads > 0 {
+// Apply lays the settings over t as if no flag had been given: the
+// file wins over every value in t. The command line should call Over.
+func (c *Config) Apply(t engine.Tuning) engine.Tuning { return c.Over(t, nil) }
+
+// Over lays the settings over t with the precedence a technician
+// expects: a flag given on the command line, then the settings file, then
+// the defaults. explicit says whether a flag was given by name ("aio-threads",
+// "hashing-threads", "cache-size", "listen"), as pflag's FlagSet.Changed
+// does; nil means none was.
+func (c *Config) Over(t engine.Tuning, explicit func(flag string) bool) engine.Tuning {
+	given := func(flag string) bool { return explicit != nil && explicit(flag) }
+	if c.AIOThreads > 0 && !given("aio-threads") {
 		t.AIOThreads = c.AIOThreads
 	}
-	if c.HashingThreads > 0 {
+	if c.HashingThreads > 0 && !given("hashing-threads") {
 		t.HashingThreads = c.HashingThreads
 	}
-	if c.CacheSizeMiB > 0 {
+	if c.CacheSizeMiB > 0 && !given("cache-size") {
 		t.CacheSizeMiB = c.CacheSizeMiB
 	}
-	if c.ListenPort > 0 && t.ListenAddr == "" {
+	if c.ListenPort > 0 && !given("listen") && t.ListenAddr == "" {
 		t.ListenAddr = fmt.Sprintf("0.0.0.0:%d", c.ListenPort)
 	}
 	return t

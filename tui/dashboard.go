@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/engine"
@@ -89,13 +90,29 @@ type logLine struct {
 
 // contribution is what one peer gave and took over the whole job; peers
 // vanish from snapshots when they disconnect, the result screen keeps them.
+// A peer that reconnects from the same address starts its connection's
+// counters at zero again: what the old connection moved is kept in
+// base, so the column adds up to what was received.
 type contribution struct {
-	addr, client string
-	down, up     int64
+	addr, client     string
+	down, up         int64 // totals over every connection
+	baseDown, baseUp int64 // of the connections that ended
+	curDown, curUp   int64 // of the current connection
+	unsampled        bool  // the "not sampled" row of the result
+}
+
+func (c *contribution) sample(p engine.PeerSnapshot) {
+	if p.BytesDownloaded < c.curDown || p.BytesUploaded < c.curUp {
+		c.baseDown += c.curDown
+		c.baseUp += c.curUp
+	}
+	c.curDown, c.curUp = p.BytesDownloaded, p.BytesUploaded
+	c.down, c.up = c.baseDown+c.curDown, c.baseUp+c.curUp
 }
 
 const (
-	maxLogLines  = 200
+	maxLogLines  = 200    // in the pane
+	maxLogKept   = 100000 // for the full-screen log and its file
 	sparkSeconds = 60
 )
 
@@ -113,7 +130,7 @@ type Dashboard struct {
 
 	snap     engine.Snapshot
 	haveSnap bool
-	logs     []logLine
+	logs     []logLine // the whole log (up to maxLogKept lines)
 	spark    []float64 // one sample a second, newest last
 	sparkAt  time.Time
 	contrib  map[string]*contribution
@@ -124,6 +141,26 @@ type Dashboard struct {
 	scroll   map[pane]int
 	fullHelp bool
 	help     help.Model
+
+	// Progress as bytes received, not only verified (see progress).
+	base     int64 // verified before anything arrived (a resumed deploy)
+	got      int64
+	eta      time.Duration // <0 unknown
+	etaAt    time.Time
+	lostSeen time.Time // LostSince of the last snapshot, zero when not lost
+
+	// Seeder: the room's size when the technician said it, and what to
+	// do on each client.
+	expect int
+	howTo  []string
+
+	// The log, full screen, and saving it to a file.
+	logFull   bool
+	logWrap   bool
+	logOff    int // lines up from the newest
+	saving    bool
+	savePath  textinput.Model
+	logStatus string
 
 	finished bool
 	err      error
@@ -151,26 +188,13 @@ func newDashboard(c *Common, role engine.Role, label string, job JobControl) *Da
 	d := &Dashboard{
 		c: c, id: nextDashboardID, role: role, label: label, job: job,
 		contrib: map[string]*contribution{}, fleetAt: map[string]fleetSample{},
-		scroll: map[pane]int{}, help: newHelp(c),
+		scroll: map[pane]int{}, help: c.helpModel(), eta: -1,
 	}
 	return d
 }
 
-func newHelp(c *Common) help.Model {
-	h := help.New()
-	h.Styles.ShortKey = c.Styles.HelpKey
-	h.Styles.FullKey = c.Styles.HelpKey
-	h.Styles.ShortDesc = c.Styles.HelpDesc
-	h.Styles.FullDesc = c.Styles.HelpDesc
-	h.Styles.ShortSeparator = c.Styles.Muted
-	h.Styles.FullSeparator = c.Styles.Muted
-	if c.Styles.ASCII {
-		h.ShortSeparator = " | "
-		h.FullSeparator = "   "
-		h.Ellipsis = "..."
-	}
-	return h
-}
+// typing tells whether keys go to the save-as prompt (q is a letter then).
+func (d *Dashboard) typing() bool { return d.saving }
 
 // Init starts listening to the job.
 func (d *Dashboard) Init() tea.Cmd {
@@ -182,6 +206,14 @@ func (d *Dashboard) Init() tea.Cmd {
 
 // Running tells whether the job is still going (Ctrl-C must ask).
 func (d *Dashboard) Running() bool { return !d.finished }
+
+// StopQuestion: a seeder stops serving, a deploy stops writing.
+func (d *Dashboard) StopQuestion() (string, string) {
+	if d.role == engine.RoleSeed {
+		return "Stop serving?", "Clients still downloading lose this source."
+	}
+	return "Stop the deploy?", "What is written is kept; deploy again to resume."
+}
 
 // Stop asks the job to end; the dashboard turns into a result when it has.
 func (d *Dashboard) Stop() {
@@ -231,17 +263,33 @@ func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		d.finished, d.err = true, msg.err
 		r := d.result()
 		return d, func() tea.Msg { return jobFinishedMsg{r} }
+	case logSavedMsg:
+		if msg.id != d.id {
+			return d, nil
+		}
+		if msg.err != nil {
+			d.logStatus = "not saved: " + withoutFlags(msg.err.Error())
+		} else {
+			d.logStatus = fmt.Sprintf("%d lines saved to %s", msg.lines, msg.path)
+		}
+		return d, nil
 	case tea.KeyMsg:
 		k := d.c.Keys
+		if d.saving {
+			return d, d.saveKey(msg)
+		}
+		if d.logFull {
+			return d, d.logKey(msg)
+		}
 		switch {
+		case key.Matches(msg, k.Log):
+			d.logFull, d.logOff = true, 0
+		case key.Matches(msg, k.SaveLog):
+			return d, d.askSavePath()
 		case key.Matches(msg, k.Help):
 			d.fullHelp = !d.fullHelp
 		case key.Matches(msg, k.Pause):
-			if d.job != nil && !d.finished {
-				p := !d.job.Paused()
-				d.job.SetPaused(p)
-				d.snap.Paused = p
-			}
+			return d, d.togglePause()
 		case key.Matches(msg, k.Tab), key.Matches(msg, k.ShiftTab):
 			ps := d.panes()
 			i := 0
@@ -265,7 +313,73 @@ func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	return d, nil
 }
 
+// progress is how much of the image has arrived: the verified pieces, or
+// more when bytes received but not yet verified are counted (a 16 MiB
+// piece takes a while to complete), never above the total and never
+// backwards. base is what was verified before any byte arrived (a
+// resumed deploy), so received bytes add to it.
+func (d *Dashboard) progress(s engine.Snapshot) int64 {
+	if s.BytesDownloaded == 0 {
+		d.base = max(d.base, s.BytesDone)
+	}
+	got := max(s.BytesDone, min(s.BytesTotal, d.base+s.BytesDownloaded))
+	if s.Phase == engine.PhaseDone || s.Phase == engine.PhaseSeeding || s.Phase == engine.PhaseFlushing {
+		got = max(got, s.BytesDone)
+	}
+	return max(d.got, got)
+}
+
+// etaFor is the time left at the current rate. At a steady rate it never
+// rises: a new estimate a little above the last one (the rate's
+// sampling noise) is replaced by the last one minus the time passed;
+// only a real slowdown (10% or more) makes it grow.
+func (d *Dashboard) etaFor(s engine.Snapshot) time.Duration {
+	left := s.BytesTotal - d.got
+	switch {
+	case left <= 0:
+		return 0
+	case s.Paused || s.DownloadRate < 1024:
+		return -1
+	}
+	eta := time.Duration(float64(left) / s.DownloadRate * float64(time.Second))
+	if d.eta > 0 && !d.etaAt.IsZero() {
+		prev := max(0, d.eta-s.Time.Sub(d.etaAt))
+		if eta > prev && float64(eta) < float64(prev)*1.1 {
+			eta = prev
+		}
+	}
+	return eta
+}
+
+func (d *Dashboard) togglePause() tea.Cmd {
+	if d.job != nil && !d.finished {
+		p := !d.job.Paused()
+		d.job.SetPaused(p)
+		d.snap.Paused = p
+	}
+	return nil
+}
+
 func (d *Dashboard) apply(s engine.Snapshot) {
+	if s.Paused {
+		// Nothing moves while paused, whatever the smoothed rates say.
+		s.DownloadRate, s.UploadRate = 0, 0
+		for i := range s.Peers {
+			s.Peers[i].DownloadRate, s.Peers[i].UploadRate = 0, 0
+		}
+	}
+	if d.role == engine.RoleDeploy {
+		d.got = d.progress(s)
+		d.eta, d.etaAt = d.etaFor(s), s.Time
+	}
+	d.lostSeen = lostSince(s)
+	if !d.haveSnap {
+		// What to do on the clients opens the log, so that the full log
+		// and its file have the exact command.
+		for _, h := range d.howTo {
+			d.addLog(logLine{s.Time, "info", h})
+		}
+	}
 	// Sparkline: one sample per second of snapshot time.
 	rate := s.DownloadRate
 	if d.role == engine.RoleSeed {
@@ -289,8 +403,7 @@ func (d *Dashboard) apply(s engine.Snapshot) {
 			d.contrib[p.Addr] = c
 		}
 		c.client = p.Client
-		c.down = max(c.down, p.BytesDownloaded)
-		c.up = max(c.up, p.BytesUploaded)
+		c.sample(p)
 	}
 	for _, m := range s.Fleet {
 		prev, ok := d.fleetAt[m.Addr]
@@ -319,9 +432,9 @@ func (d *Dashboard) event(e engine.Event) {
 	var l logLine
 	switch e.Kind {
 	case engine.EventLog:
-		l = logLine{e.Time, e.Level, e.Message}
+		l = logLine{e.Time, e.Level, withoutFlags(e.Message)}
 	case engine.EventFailed:
-		l = logLine{e.Time, "error", e.Message}
+		l = logLine{e.Time, "error", withoutFlags(e.Message)}
 	case engine.EventPeerJoined:
 		l = logLine{e.Time, "info", "peer joined " + e.Peer + " " + e.Message}
 	case engine.EventPeerLeft:
@@ -331,8 +444,12 @@ func (d *Dashboard) event(e engine.Event) {
 	default:
 		return
 	}
+	d.addLog(l)
+}
+
+func (d *Dashboard) addLog(l logLine) {
 	d.logs = append(d.logs, l)
-	if len(d.logs) > maxLogLines {
-		d.logs = d.logs[len(d.logs)-maxLogLines:]
+	if len(d.logs) > maxLogKept {
+		d.logs = append(d.logs[:0], d.logs[len(d.logs)-maxLogKept:]...)
 	}
 }

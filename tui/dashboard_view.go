@@ -2,26 +2,15 @@ package tui
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 
 	"ezio/engine"
 	"ezio/tui/format"
 )
-
-// dashKeys is the dashboard's help.KeyMap.
-type dashKeys struct{ k KeyMap }
-
-func (d dashKeys) ShortHelp() []key.Binding {
-	return []key.Binding{d.k.Pause, d.k.Tab, d.k.ForceQuit, d.k.Help}
-}
-
-func (d dashKeys) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{d.k.Pause, d.k.Tab, d.k.ShiftTab}, {d.k.Up, d.k.Down}, {d.k.ForceQuit, d.k.Quit, d.k.Help}}
-}
 
 // bar draws a progress bar of w cells for frac 0..1.
 func (c *Common) bar(frac float64, w int) string {
@@ -72,16 +61,19 @@ func (c *Common) sparkline(samples []float64, w int) (string, float64) {
 	return c.Styles.Accent.Render(b.String()) + strings.Repeat(" ", w-len(buckets)), peak
 }
 
+// fleetFrac is the room's progress: n is the clients expected when the
+// technician said how many, else the ones that announced.
 func (d *Dashboard) fleetFrac() (frac float64, done, n int) {
 	f := d.snap.Fleet
-	if len(f) == 0 {
+	n = max(len(f), d.expect)
+	if n == 0 {
 		return 0, 0, 0
 	}
 	sum := 0.0
 	for _, m := range f {
 		sum += m.Done
 	}
-	return sum / float64(len(f)), d.snap.FleetDone, len(f)
+	return sum / float64(n), d.snap.FleetDone, n
 }
 
 // header is the four lines at the top: title, bar, totals, rates.
@@ -97,6 +89,11 @@ func (d *Dashboard) header() []string {
 	switch {
 	case s.Paused:
 		ph = st.Warn.Render("paused")
+	case s.Phase == phaseWaiting || !d.lostSeen.IsZero():
+		ph = st.Warn.Render("waiting for the server")
+		if !d.lostSeen.IsZero() && !s.Time.IsZero() {
+			ph = st.Warn.Render(fmt.Sprintf("waiting for the server, lost %s ago", lostFor(s.Time.Sub(d.lostSeen))))
+		}
 	case s.Phase == engine.PhaseFailed:
 		ph = st.Bad.Render(phase)
 	case s.Phase == engine.PhaseDone:
@@ -107,8 +104,11 @@ func (d *Dashboard) header() []string {
 	if d.role == engine.RoleSeed {
 		frac, done, n := d.fleetFrac()
 		tail := fmt.Sprintf(" %3.0f%%  %d of %d done", frac*100, done, n)
-		if n == 0 {
+		switch {
+		case n == 0:
 			tail = "  waiting for clients"
+		case d.expect > 0:
+			tail = fmt.Sprintf(" %3.0f%%  %d of %d clients done", frac*100, done, n)
 		}
 		lines = append(lines, " "+st.Muted.Render("fleet ")+c.bar(frac, w-8-lipgloss.Width(tail)-1)+tail)
 		lines = append(lines, " "+label("serving", format.Bytes(s.BytesTotal))+dot+
@@ -117,22 +117,30 @@ func (d *Dashboard) header() []string {
 	} else {
 		frac := 0.0
 		if s.BytesTotal > 0 {
-			frac = float64(s.BytesDone) / float64(s.BytesTotal)
+			frac = float64(d.got) / float64(s.BytesTotal)
 		}
-		pct := " " + format.Percent(s.BytesDone, s.BytesTotal)
+		pct := " " + format.Percent(d.got, s.BytesTotal)
 		lines = append(lines, " "+c.bar(frac, w-2-lipgloss.Width(pct))+pct)
 		hf := label("hash failures", fmt.Sprint(s.HashFailures))
 		if s.HashFailures > 0 {
 			hf = st.Muted.Render("hash failures ") + st.Bad.Render(fmt.Sprint(s.HashFailures))
 		}
-		lines = append(lines, " "+st.Text.Render(format.Bytes(s.BytesDone)+" / "+format.Bytes(s.BytesTotal))+dot+
+		lines = append(lines, " "+st.Text.Render(format.Bytes(d.got)+" / "+format.Bytes(s.BytesTotal))+dot+
 			label("pieces", fmt.Sprintf("%d/%d", s.PiecesDone, s.PiecesTotal))+dot+hf+dot+label("peers", fmt.Sprint(s.NumPeers)))
 	}
 	var rates string
+	if s.Paused {
+		// Nothing moves while paused, whatever the smoothed rates say.
+		s.DownloadRate, s.UploadRate = 0, 0
+	}
 	if d.role == engine.RoleSeed {
 		rates = " " + label("up", format.Rate(s.UploadRate)) + dot + label("down", format.Rate(s.DownloadRate))
 	} else {
-		rates = " " + label("down", format.Rate(s.DownloadRate)) + dot + label("up", format.Rate(s.UploadRate)) + dot + label("ETA", format.ETA(s.ETA))
+		eta := format.ETA(d.eta)
+		if s.Paused {
+			eta = "paused"
+		}
+		rates = " " + label("down", format.Rate(s.DownloadRate)) + dot + label("up", format.Rate(s.UploadRate)) + dot + label("ETA", eta)
 	}
 	// The sparkline takes what is left of the line.
 	sw := min(sparkSeconds, w-lipgloss.Width(rates)-22)
@@ -141,7 +149,39 @@ func (d *Dashboard) header() []string {
 		rates += "  " + sp + st.Muted.Render(" 60s peak "+format.Rate(peak))
 	}
 	lines = append(lines, rates)
+	if len(d.howTo) > 0 {
+		lines = append(lines, " "+st.Muted.Render("clients: ")+st.Text.Render(strings.TrimPrefix(d.howTo[0], "on each client: ")))
+	}
 	return lines
+}
+
+// peerName is how a peer is named in every table: its client program and
+// the host it runs on. The port is left out: a peer that connected to us
+// shows a random one, the tracker knows it by its listening one, and the
+// two would not match.
+func peerHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// peerLabel names a peer's address for a table: the host, and the port
+// only when two peers share that host (a demo on loopback).
+func peerLabel(addr string, shared map[string]int) string {
+	h := peerHost(addr)
+	if shared[h] > 1 {
+		return addr
+	}
+	return h
+}
+
+func hostCounts(addrs []string) map[string]int {
+	n := map[string]int{}
+	for _, a := range addrs {
+		n[peerHost(a)]++
+	}
+	return n
 }
 
 func (d *Dashboard) peerLines(w int) []string {
@@ -161,13 +201,21 @@ func (d *Dashboard) peerLines(w int) []string {
 	if len(ps) == 0 {
 		return append(lines, st.Muted.Render("no peers connected"))
 	}
+	var addrs []string
+	for _, p := range ps {
+		addrs = append(addrs, p.Addr)
+	}
+	shared := hostCounts(addrs)
 	for _, p := range ps {
 		client := p.Client
 		if len(client) > 14 {
 			client = client[:14]
 		}
 		share := fmt.Sprintf("%.0f%%", p.Share*100)
-		lines = append(lines, st.Text.Render(row(p.Addr, client, format.Rate(p.DownloadRate), format.Rate(p.UploadRate), share)))
+		if d.snap.Paused {
+			p.DownloadRate, p.UploadRate = 0, 0
+		}
+		lines = append(lines, st.Text.Render(row(peerLabel(p.Addr, shared), client, format.Rate(p.DownloadRate), format.Rate(p.UploadRate), share)))
 	}
 	return lines
 }
@@ -180,6 +228,11 @@ func (d *Dashboard) fleetLines(w int) []string {
 		return append(lines, st.Muted.Render("no client has announced yet"))
 	}
 	bw := max(4, w-21-1-5-1-10-1)
+	var addrs []string
+	for _, m := range d.snap.Fleet {
+		addrs = append(addrs, m.Addr)
+	}
+	shared := hostCounts(addrs)
 	for _, m := range d.snap.Fleet {
 		fs := d.fleetAt[m.Addr]
 		rate := "--"
@@ -191,7 +244,7 @@ func (d *Dashboard) fleetLines(w int) []string {
 		case fs.rate >= 0 && fs.lastSeen < 30:
 			rate = format.Rate(fs.rate)
 		}
-		addr := m.Addr
+		addr := peerLabel(m.Addr, shared)
 		if len(addr) > 21 {
 			addr = addr[:21]
 		}
@@ -200,10 +253,19 @@ func (d *Dashboard) fleetLines(w int) []string {
 	return lines
 }
 
+// logLines is the pane's tail of the log.
 func (d *Dashboard) logLines() []string {
+	ls := d.logs
+	if len(ls) > maxLogLines {
+		ls = ls[len(ls)-maxLogLines:]
+	}
+	return d.logLinesOf(ls)
+}
+
+func (d *Dashboard) logLinesOf(ls []logLine) []string {
 	st := d.c.Styles
 	var out []string
-	for _, l := range d.logs {
+	for _, l := range ls {
 		stamp := l.at.Format("15:04:05")
 		msg := l.msg
 		switch l.level {
@@ -249,6 +311,9 @@ func (d *Dashboard) window(p pane, lines []string, n int, keepHead, follow bool)
 
 // View draws the dashboard for the terminal's size.
 func (d *Dashboard) View() string {
+	if d.logFull {
+		return d.logView()
+	}
 	c := d.c
 	w, h := c.Width, c.Height
 	lines := d.header()
@@ -298,8 +363,17 @@ func (d *Dashboard) piecesBox(w, h int, focused bool) []string {
 	return d.c.box(title, lines, w, h, focused)
 }
 
+// footer is the key help, and above it the save-as prompt or what the
+// last save did.
 func (d *Dashboard) footer() []string {
+	var out []string
+	switch {
+	case d.saving:
+		out = append(out, " "+d.savePath.View())
+	case d.logStatus != "":
+		out = append(out, " "+d.c.Styles.Muted.Render(d.logStatus))
+	}
 	d.help.Width = d.c.Width - 1
-	d.help.ShowAll = d.fullHelp
-	return strings.Split(" "+d.help.View(dashKeys{d.c.Keys}), "\n")
+	d.help.ShowAll = d.fullHelp && !d.saving
+	return append(out, strings.Split(" "+strings.ReplaceAll(d.help.View(d), "\n", "\n "), "\n")...)
 }

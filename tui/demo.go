@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/engine"
@@ -254,11 +255,10 @@ func (d *Demo) Close() {
 
 var errDemoUnavailable = errors.New("the demo is not available here")
 
-// demoReadyMsg carries a started demo's seeder to the root.
-type demoReadyMsg struct {
-	job *engine.Job
-	err error
-}
+// DefaultDemoRate caps each machine's upload in a demo, like a LAN link:
+// on loopback a swarm would otherwise end before the eye can follow it.
+// The menu's Demo and "ezio demo" both use it.
+const DefaultDemoRate = 20 << 20
 
 // startDemo runs deps.Demo in the background behind a waiting screen.
 func startDemo(c *Common, deps *Deps) tea.Cmd {
@@ -270,7 +270,8 @@ func startDemo(c *Common, deps *Deps) tea.Cmd {
 	return tea.Sequence(show(busy), func() tea.Msg {
 		j, err := start(ctx)
 		if err != nil {
-			return errorMsg{title: "Could not start the demo", what: err.Error(), hint: "The demo needs a few hundred MiB free in the temporary directory and free loopback ports."}
+			p := describe("Could not start the demo", err, "The demo needs a few hundred MiB free in the temporary directory and free loopback ports.")
+			return errorMsg{title: p.title, what: p.what, hint: p.hint}
 		}
 		return switchMsg{DemoDashboard(c, j)}
 	})
@@ -289,7 +290,9 @@ type BusyScreen struct {
 
 func (b *BusyScreen) Init() tea.Cmd                    { return nil }
 func (b *BusyScreen) Update(tea.Msg) (Screen, tea.Cmd) { return b, nil }
+func (b *BusyScreen) ShortHelp() []key.Binding         { return []key.Binding{as(b.c.Keys.ForceQuit, "quit")} }
+func (b *BusyScreen) FullHelp() [][]key.Binding        { return [][]key.Binding{b.ShortHelp()} }
 func (b *BusyScreen) View() string {
 	st := b.c.Styles
-	return b.c.screen([]string{b.c.titleBar("working", ""), "", "  " + st.Accent.Render(st.Glyphs.Spinner[0]) + " " + st.Text.Render(b.what+"...")})
+	return b.c.page([]string{b.c.titleBar("working", ""), "", "  " + st.Accent.Render(st.Glyphs.Spinner[0]) + " " + st.Text.Render(b.what+"...")}, b)
 }

@@ -10,10 +10,13 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
-	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
+
+// The Deploy flow lives in three files: the steps and their Update here,
+// the background work in deploy_cmds.go, the drawing in deploy_view.go.
 
 type deployStep int
 
@@ -24,29 +27,11 @@ const (
 	stepConfirm
 )
 
-// Results of the flow's background work.
-type (
-	imagesMsg struct {
-		flow   int
-		images []engine.ImageEntry
-		err    error
-	}
-	torrentMsg struct {
-		flow int
-		ft   *engine.FetchedTorrent
-		err  error
-	}
-	disksMsg struct {
-		flow  int
-		disks []disks.Disk
-		err   error
-	}
-	preparedMsg struct {
-		flow   int
-		target string
-		err    error
-	}
-)
+// DeployValues are what Deploy asks that is worth keeping between visits:
+// the server a room of machines is deployed from.
+type DeployValues struct {
+	Source string
+}
 
 var nextFlowID int
 
@@ -55,6 +40,7 @@ var nextFlowID int
 type DeployFlow struct {
 	c    *Common
 	deps *Deps
+	v    *DeployValues
 	id   int
 	step deployStep
 	busy string // what we are waiting for, "" when idle
@@ -73,22 +59,35 @@ type DeployFlow struct {
 	confirm  string
 }
 
-func NewDeployFlow(c *Common, deps *Deps) *DeployFlow {
+// NewDeployFlow starts at the source step, with the last address used.
+func NewDeployFlow(c *Common, deps *Deps, v *DeployValues) *DeployFlow {
+	if v == nil {
+		v = &DeployValues{}
+	}
 	nextFlowID++
-	f := &DeployFlow{c: c, deps: deps, id: nextFlowID}
-	f.buildForm()
-	return f
+	return &DeployFlow{c: c, deps: deps, v: v, id: nextFlowID, source: v.Source}
 }
 
+// Init (re)builds the current step's form from the kept values: a form
+// that was submitted takes no more keys, so coming back from an error
+// needs a fresh one.
 func (f *DeployFlow) Init() tea.Cmd {
+	f.busy = ""
+	f.buildForm()
 	if f.form != nil {
 		return f.form.Init()
+	}
+	if f.step == stepTarget && f.targets == nil {
+		return f.loadDisks()
 	}
 	return nil
 }
 
 // isTorrentSource tells a torrent file or URL from a server address.
 func isTorrentSource(s string) bool {
+	if discover.IsAuto(s) {
+		return true // found on the LAN; the fetch resolves it
+	}
 	if strings.HasSuffix(s, ".torrent") || strings.Contains(s, "/torrents/") {
 		return true
 	}
@@ -137,6 +136,8 @@ func (f *DeployFlow) buildForm() {
 					return nil
 				}),
 		))
+		// Under the summary: only as high as the question and its error.
+		f.form = f.form.WithHeight(4)
 	}
 }
 
@@ -180,7 +181,7 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return f, nil
 		}
 		if f.step == stepTarget && f.targets != nil {
-			if msg.String() == "r" {
+			if key.Matches(msg, f.c.Keys.Rescan) {
 				return f, f.loadDisks()
 			}
 			row, chosen := f.targets.Update(msg)
@@ -201,11 +202,12 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		f.busy = ""
 		if msg.err != nil {
 			return f, showError("Could not list the server's images", msg.err,
-				"Check the address, that the seeder runs (ezio seed, or Serve an image) and that this machine is on its network.", f)
+				"Check the address, that the server is serving an image and that this machine is on its network.", f)
 		}
 		if len(msg.images) == 0 {
-			return f, showError("The server offers no image", fmt.Errorf("%s answered with an empty /images.json", f.source),
-				"Start serving an image on the server first.", f)
+			return f, errorScreen(problem{title: "The server offers no image",
+				what: f.source + " answers, but serves no image yet.",
+				hint: "Start serving an image on the server first (Serve an image), then try again."}, f)
 		}
 		f.images = msg.images
 		if f.imageIdx >= len(f.images) {
@@ -219,7 +221,7 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		f.busy = ""
 		if msg.err != nil {
 			return f, showError("Could not read the torrent", msg.err,
-				"Check the path or URL; a torrent made by ezio torrent create or served by ezio seed works.", f)
+				"Check the path or the URL; a torrent made by Capture or Build a torrent, or served by a seeder, works.", f)
 		}
 		sum, _, err := engine.Summarize(msg.ft.MetaInfo)
 		if err != nil {
@@ -236,7 +238,7 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		f.busy = ""
 		if msg.err != nil {
-			return f, showError("Could not list the disks", msg.err, "ezio reads /sys and /proc; run it as root.", nil)
+			return f, showError("Could not list the disks", msg.err, "ezio reads /sys and /proc; run it as root.", f)
 		}
 		sel := ""
 		if f.targets != nil {
@@ -251,9 +253,18 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		f.busy = ""
 		if msg.err != nil {
-			return f, f.refuse(msg.target, msg.err.Error(), hintFor(msg.err))
+			return f, f.refuse(msg.target, msg.err)
 		}
 		return f, f.goTo(stepConfirm)
+	case deployStartedMsg:
+		if msg.flow != f.id || f.busy == "" {
+			return f, nil
+		}
+		f.busy = ""
+		if msg.err != nil {
+			return f, showError("Could not start the deploy", msg.err, "", f)
+		}
+		return f, show(msg.dash)
 	}
 	if f.form != nil && f.busy == "" {
 		_, cmd := f.form.Update(msg)
@@ -262,170 +273,34 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	return f, nil
 }
 
-func (f *DeployFlow) refuse(target, reason, hint string) tea.Cmd {
-	if hint == "" {
-		hint = "Choose another target. ezio never writes to a disk that is mounted, in use, too small or the one this system runs from."
+// refuse shows why target cannot be written; Esc comes back to the table.
+func (f *DeployFlow) refuse(target string, err error) tea.Cmd {
+	p := describe("Could not use "+target, err, "")
+	if classify(err) == errOther {
+		p.title = "Refused: " + target
+		p.hint = hintFor(err)
+		if p.hint == "" {
+			p.hint = "Choose another target. ezio never writes to a disk that is mounted, in use, too small or the one this system runs from."
+		}
 	}
-	if !strings.HasPrefix(reason, "refusing") {
-		reason = "refusing to write to " + target + ": " + reason
-	}
-	return func() tea.Msg {
-		return errorMsg{title: "Refused: " + target, what: reason, hint: hint, back: f}
-	}
-}
-
-func (f *DeployFlow) loadDisks() tea.Cmd {
-	f.busy = "looking at the disks of this machine"
-	id, list := f.id, f.deps.ListDisks
-	return func() tea.Msg {
-		ds, err := list()
-		return disksMsg{id, ds, err}
-	}
-}
-
-func (f *DeployFlow) choose(r targetRow) tea.Cmd {
-	if r.problem != "" {
-		return f.refuse(r.path, r.problem, "")
-	}
-	f.target = r
-	f.busy = "checking " + r.path
-	id, mi, prep := f.id, f.ft.MetaInfo, f.deps.PrepareDeploy
-	return func() tea.Msg {
-		return preparedMsg{id, r.path, prep(mi, r.path)}
-	}
+	return errorScreen(p, f)
 }
 
 func (f *DeployFlow) submitted() tea.Cmd {
-	ctx := f.deps.Ctx
 	switch f.step {
 	case stepSource:
 		f.source = strings.TrimSpace(f.source)
-		src, id := f.source, f.id
-		if isTorrentSource(src) {
+		f.v.Source = f.source
+		if isTorrentSource(f.source) {
 			f.images = nil
-			f.busy = "reading " + src
-			fetch := f.deps.FetchTorrent
-			return func() tea.Msg {
-				ft, err := fetch(ctx, src)
-				return torrentMsg{id, ft, err}
-			}
+			return f.fetchTorrent(f.source, "reading "+f.source)
 		}
-		f.busy = "asking " + src + " for its images"
-		list := f.deps.ListImages
-		return func() tea.Msg {
-			es, err := list(ctx, src)
-			return imagesMsg{id, es, err}
-		}
+		return f.listImages()
 	case stepImage:
-		e := f.images[f.imageIdx]
-		u := engine.TorrentURL(f.source, e)
-		f.busy = "fetching " + u
-		id, fetch := f.id, f.deps.FetchTorrent
-		return func() tea.Msg {
-			ft, err := fetch(ctx, u)
-			return torrentMsg{id, ft, err}
-		}
+		u := engine.TorrentURL(f.source, f.images[f.imageIdx])
+		return f.fetchTorrent(u, "fetching "+u)
 	case stepConfirm:
 		return f.start()
 	}
 	return nil
-}
-
-func (f *DeployFlow) start() tea.Cmd {
-	o := engine.DeployOptions{
-		Torrent: f.ft.MetaInfo, Target: f.target.path, Seeders: f.ft.Seeders,
-		Tuning: f.deps.Tuning, Logger: f.deps.Logger,
-	}
-	j, err := f.deps.Deploy(f.deps.Ctx, o)
-	if err != nil {
-		return f.refuse(f.target.path, err.Error(), hintFor(err))
-	}
-	d := NewDashboard(f.c, engine.RoleDeploy, fmt.Sprintf("deploy %s -> %s", f.sum.Name, f.target.path), j)
-	return show(d)
-}
-
-func (f *DeployFlow) stepsLine() string {
-	st := f.c.Styles
-	names := []string{"image", "target", "confirm"}
-	cur := map[deployStep]int{stepSource: 0, stepImage: 0, stepTarget: 1, stepConfirm: 2}[f.step]
-	var parts []string
-	for i, n := range names {
-		s := fmt.Sprintf("%d %s", i+1, n)
-		switch {
-		case i == cur:
-			parts = append(parts, st.Selected.Render(" "+s+" "))
-		case i < cur:
-			parts = append(parts, st.Good.Render(" "+s+" "))
-		default:
-			parts = append(parts, st.Muted.Render(" "+s+" "))
-		}
-	}
-	return " " + strings.Join(parts, st.Muted.Render(" > "))
-}
-
-func (f *DeployFlow) View() string {
-	c, st := f.c, f.c.Styles
-	lines := []string{c.titleBar("deploy this machine", ""), f.stepsLine(), ""}
-	switch {
-	case f.busy != "":
-		lines = append(lines, "  "+st.Accent.Render(st.Glyphs.Spinner[0])+" "+st.Text.Render(f.busy+"..."))
-	case f.step == stepTarget && f.targets != nil:
-		lines = append(lines, "  "+st.Heading.Render("Which disk or partition gets "+f.sum.Name+"?")+
-			st.Muted.Render(fmt.Sprintf("  needs %s", format.Bytes(f.sum.HighestEnd))))
-		lines = append(lines, f.targets.View(c.Height-len(lines)-2)...)
-	case f.step == stepConfirm:
-		lines = append(lines, f.summary()...)
-		lines = append(lines, "")
-		lines = append(lines, indent(strings.Split(f.form.View(), "\n"), 1)...)
-	case f.form != nil:
-		lines = append(lines, indent(strings.Split(f.form.View(), "\n"), 1)...)
-	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	foot := st.HelpKey.Render("esc") + st.HelpDesc.Render(" back  ")
-	if f.step == stepTarget {
-		foot += st.HelpKey.Render("enter") + st.HelpDesc.Render(" choose  ") + st.HelpKey.Render("r") + st.HelpDesc.Render(" rescan  ")
-	} else {
-		foot += st.HelpKey.Render("enter") + st.HelpDesc.Render(" next  ")
-	}
-	foot += st.HelpKey.Render("ctrl+c") + st.HelpDesc.Render(" quit")
-	lines = append(lines[:c.Height-1], " "+foot)
-	return c.screen(lines)
-}
-
-// summary says exactly what will happen to which disk.
-func (f *DeployFlow) summary() []string {
-	st := f.c.Styles
-	t := f.target
-	row := func(k, v string) string {
-		return "   " + st.Muted.Render(fmt.Sprintf("%-9s", k)) + " " + st.Text.Render(v)
-	}
-	ih := f.sum.InfoHash
-	lines := []string{
-		"  " + st.Heading.Render("Summary"),
-		row("image", fmt.Sprintf("%s, %s in %d extents, %d pieces", f.sum.Name, format.Bytes(f.sum.TotalBytes), f.sum.Extents, f.sum.Pieces)),
-		row("infohash", ih),
-		row("target", fmt.Sprintf("%s (%s%s)", t.path, format.Bytes(t.size), prefixed(", ", t.model))),
-	}
-	was := "no filesystem ezio recognises"
-	if t.fs != "" {
-		was = "its " + t.fs + " filesystem"
-		if t.label != "" {
-			was += " \"" + t.label + "\""
-		}
-	}
-	warn := fmt.Sprintf("%s will be overwritten: the image's extents, up to byte %d (%s); %s is replaced by the image.",
-		t.path, f.sum.HighestEnd, format.Bytes(f.sum.HighestEnd), was)
-	for _, l := range wrap(warn, f.c.Width-4) {
-		lines = append(lines, "   "+st.Warn.Render(l))
-	}
-	return lines
-}
-
-func prefixed(p, s string) string {
-	if s == "" {
-		return ""
-	}
-	return p + s
 }

@@ -47,7 +47,7 @@ func (s *DisksScreen) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		switch {
 		case key.Matches(msg, s.c.Keys.Back):
 			return s, func() tea.Msg { return backToMenuMsg{} }
-		case msg.String() == "r":
+		case key.Matches(msg, s.c.Keys.Rescan):
 			return s, s.Init()
 		case s.table != nil:
 			s.table.Update(msg)
@@ -64,9 +64,15 @@ func (s *DisksScreen) View() string {
 	} else {
 		lines = append(lines, s.table.View(c.Height-4)...)
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	lines = append(lines[:c.Height-1], " "+st.HelpKey.Render("esc")+st.HelpDesc.Render(" back  ")+st.HelpKey.Render("r")+st.HelpDesc.Render(" rescan  ")+st.HelpKey.Render("q")+st.HelpDesc.Render(" quit"))
-	return c.screen(lines)
+	return c.page(lines, s)
+}
+
+func (s *DisksScreen) ShortHelp() []key.Binding {
+	k := s.c.Keys
+	return []key.Binding{as(k.Back, "menu"), k.Up, k.Down, k.Rescan, k.Quit}
+}
+
+func (s *DisksScreen) FullHelp() [][]key.Binding {
+	k := s.c.Keys
+	return [][]key.Binding{{as(k.Back, "menu"), k.Rescan, k.Quit}, {k.Up, k.Down, k.Home, k.End}}
 }

@@ -8,7 +8,6 @@ package tui
 import (
 	"bytes"
 	"crypto/rand"
-	"ezio/disks/disktest"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ezio/disks/disktest"
 )
 
 func need(t *testing.T, root bool, tools ...string) {
@@ -195,26 +196,6 @@ func TestE2EDemo(t *testing.T) {
 	s.send("q")
 }
 
-// loopDevice attaches a loop device to a new file of size bytes; cleanup
-// detaches exactly that device.
-func loopDevice(t *testing.T, size int64) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(f, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(f, size); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "-f", "--show", f).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v\n%s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
-}
-
 // selectRow moves the target table's cursor (">" on the console) to dev.
 func selectRow(s *tmuxSession, dev string) {
 	s.t.Helper()
@@ -260,7 +241,7 @@ func TestE2EDeployLoopDevices(t *testing.T) {
 	t.Cleanup(func() { seed.Process.Kill(); seed.Wait() })
 
 	// A mounted device (must be refused) and a free one (the target).
-	mounted := loopDevice(t, 64<<20)
+	mounted := disktest.NewLoop(t, 64<<20, nil)
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", mounted).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
@@ -269,7 +250,7 @@ func TestE2EDeployLoopDevices(t *testing.T) {
 		t.Fatalf("mount: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-	target := loopDevice(t, 32<<20)
+	target := disktest.NewLoop(t, 32<<20, nil)
 
 	s := startTmux(t, work, bin, "--log-file", filepath.Join(work, "wizard.log"), "--listen", "127.0.0.1:0")
 	s.waitText("What do you want to do?", 30*time.Second)
@@ -319,4 +300,73 @@ func TestE2EDeployLoopDevices(t *testing.T) {
 	s.send("Enter")
 	s.waitText("What do you want to do?", 10*time.Second)
 	s.send("q")
+}
+
+// TestE2EDeployErrorEscKeepsAddress: the real binary on the console at
+// 80x24. A server that does not answer is named as such (not a refusal
+// of a disk); Esc brings the form back with the address in it, and the
+// form takes keys again. Every byte on screen is ASCII.
+func TestE2EDeployErrorEscKeepsAddress(t *testing.T) {
+	need(t, false, "tmux", "go")
+	bin := ezioBinary(t)
+	home := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)) // nothing listens there
+	s := startTmux(t, home, bin, "--log-file", filepath.Join(home, "wizard.log"), "--listen", "127.0.0.1:0")
+	s.waitText("What do you want to do?", 30*time.Second)
+	s.send("d")
+	s.waitText("Where is the image?", 10*time.Second)
+	s.sendText(addr)
+	s.send("Enter")
+	scr := s.waitText("Cannot reach the server", 30*time.Second)
+	if !strings.Contains(scr, "No answer from "+addr) {
+		t.Errorf("the error does not say which server did not answer:\n%s", scr)
+	}
+	for _, bad := range []string{"Refused", "Choose another target"} {
+		if strings.Contains(scr, bad) {
+			t.Errorf("the error screen says %q:\n%s", bad, scr)
+		}
+	}
+	if f := regexp.MustCompile(`--[a-z]`).FindString(scr); f != "" {
+		t.Errorf("a command-line flag on the wizard's screen:\n%s", scr)
+	}
+	asciiScreen(t, scr)
+	s.send("Escape")
+	scr = s.waitText("Where is the image?", 10*time.Second)
+	if !strings.Contains(scr, addr) {
+		t.Fatalf("the address is not kept:\n%s", scr)
+	}
+	asciiScreen(t, scr)
+	// The form takes keys: type, see it, take it back, ask again.
+	s.sendText("7")
+	s.waitText(addr+"7", 10*time.Second)
+	s.send("BSpace")
+	s.waitFor("the address without the 7", 10*time.Second, func(scr string) bool {
+		return strings.Contains(scr, addr) && !strings.Contains(scr, addr+"7")
+	})
+	s.send("Enter")
+	s.waitText("Cannot reach the server", 30*time.Second)
+	// Leaving Deploy and coming back keeps the address too.
+	s.send("Escape")
+	s.waitText("Where is the image?", 10*time.Second)
+	s.send("Escape")
+	s.waitText("What do you want to do?", 10*time.Second)
+	s.send("d")
+	scr = s.waitText("Where is the image?", 10*time.Second)
+	if !strings.Contains(scr, addr) {
+		t.Errorf("re-entering Deploy lost the address:\n%s", scr)
+	}
+	s.send("Escape")
+	s.waitText("What do you want to do?", 10*time.Second)
+	s.send("q")
+}
+
+// asciiScreen fails on any byte above 0x7F in a captured screen.
+func asciiScreen(t *testing.T, scr string) {
+	t.Helper()
+	for i := 0; i < len(scr); i++ {
+		if scr[i] > 0x7f {
+			t.Errorf("byte %#x on the console screen:\n%s", scr[i], scr)
+			return
+		}
+	}
 }

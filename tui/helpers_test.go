@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 	// Golden files hold plain text: no colour, whatever the terminal.
 	lipgloss.SetColorProfile(termenv.Ascii)
 	lipgloss.SetHasDarkBackground(true)
+	// The Serve screen lists this machine's addresses: the same in every run.
+	listLocalAddrs = func() []localAddr { return []localAddr{{"eth0", "10.0.0.5"}, {"lo", "127.0.0.1"}} }
 	os.Exit(m.Run())
 }
 

@@ -1,15 +1,9 @@
 package tui
 
 import (
-	"errors"
-
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
-
-	"ezio/disks"
 )
-
-func asRefused(err error, re **disks.RefusedError) bool { return errors.As(err, re) }
 
 type menuChoice int
 
@@ -72,7 +66,7 @@ func (m *Menu) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		return m, func() tea.Msg { return menuChoiceMsg{c} }
 	default:
 		for i, it := range m.items {
-			if k.String() == it.key {
+			if key.Matches(k, itemKey(it)) {
 				m.cursor = i
 				c := it.choice
 				return m, func() tea.Msg { return menuChoiceMsg{c} }
@@ -100,12 +94,33 @@ func (m *Menu) View() string {
 		}
 		lines = append(lines, line)
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
+	return c.page(lines, m)
+}
+
+func (m *Menu) ShortHelp() []key.Binding {
+	k := m.c.Keys
+	return []key.Binding{k.Up, k.Down, as(k.Enter, "choose"), m.letters(), k.Help, k.Quit}
+}
+
+func (m *Menu) FullHelp() [][]key.Binding {
+	k := m.c.Keys
+	var jump []key.Binding
+	for _, it := range m.items {
+		jump = append(jump, itemKey(it))
 	}
-	lines = append(lines, " "+st.HelpKey.Render("↑/↓")+st.HelpDesc.Render(" move  ")+st.HelpKey.Render("enter")+st.HelpDesc.Render(" choose  ")+st.HelpKey.Render("letter")+st.HelpDesc.Render(" jump  ")+st.HelpKey.Render("q")+st.HelpDesc.Render(" quit"))
-	if st.ASCII {
-		lines[len(lines)-1] = " " + st.HelpKey.Render("up/down") + st.HelpDesc.Render(" move  ") + st.HelpKey.Render("enter") + st.HelpDesc.Render(" choose  ") + st.HelpKey.Render("letter") + st.HelpDesc.Render(" jump  ") + st.HelpKey.Render("q") + st.HelpDesc.Render(" quit")
+	return [][]key.Binding{{k.Up, k.Down, as(k.Enter, "choose"), k.Quit}, jump}
+}
+
+// itemKey is the letter that jumps to an item.
+func itemKey(it menuItem) key.Binding {
+	return key.NewBinding(key.WithKeys(it.key), key.WithHelp(it.key, it.title))
+}
+
+// letters is the jump keys as one binding, for the short help.
+func (m *Menu) letters() key.Binding {
+	var ks []string
+	for _, it := range m.items {
+		ks = append(ks, it.key)
 	}
-	return c.screen(lines)
+	return key.NewBinding(key.WithKeys(ks...), key.WithHelp("letter", "jump"))
 }

@@ -47,8 +47,11 @@ func (d *Dashboard) result() *Result {
 		_, done, n := d.fleetFrac()
 		r.Fleet = fmt.Sprintf("%d of %d clients done", done, n)
 	}
+	var sumDown, sumUp int64
 	for _, c := range d.contrib {
 		r.Peers = append(r.Peers, *c)
+		sumDown += c.down
+		sumUp += c.up
 	}
 	sort.Slice(r.Peers, func(a, b int) bool {
 		x, y := r.Peers[a].down+r.Peers[a].up, r.Peers[b].down+r.Peers[b].up
@@ -57,6 +60,12 @@ func (d *Dashboard) result() *Result {
 		}
 		return r.Peers[a].addr < r.Peers[b].addr
 	})
+	// Peers sampled at 4 Hz miss what a connection moved in its last
+	// moments: that remainder gets its own row, so that the column adds
+	// up to the totals above it.
+	if rd, ru := s.BytesDownloaded-sumDown, s.BytesUploaded-sumUp; len(r.Peers) > 0 && (rd > 0 || ru > 0) {
+		r.Peers = append(r.Peers, contribution{addr: "not sampled", client: "(left between samples)", down: max(0, rd), up: max(0, ru), unsampled: true})
+	}
 	return r
 }
 
@@ -79,7 +88,8 @@ func (r *Result) headline() string {
 	st := r.c.Styles
 	switch {
 	case r.Err != nil:
-		return st.Bad.Render("Failed: ") + st.Text.Render(r.Err.Error())
+		p := describe("Failed", r.Err, "")
+		return st.Bad.Render(p.title+": ") + st.Text.Render(p.what)
 	case r.Stopped && r.Role == engine.RoleSeed:
 		return st.Good.Render("Stopped serving.")
 	case r.Stopped:
@@ -93,6 +103,13 @@ func (r *Result) headline() string {
 func (r *Result) View() string {
 	c, st := r.c, r.c.Styles
 	lines := []string{c.titleBar("result "+r.Label, ""), "", " " + r.headline(), ""}
+	if r.Err != nil {
+		if p := describe("Failed", r.Err, ""); p.hint != "" {
+			for _, l := range wrap(p.hint, c.Width-4) {
+				lines = append(lines[:len(lines)-1], "   "+st.Warn.Render(l), "")
+			}
+		}
+	}
 	row := func(k, v string) string {
 		return fmt.Sprintf("   %s %s", st.Muted.Render(fmt.Sprintf("%-14s", k)), st.Text.Render(v))
 	}
@@ -115,6 +132,11 @@ func (r *Result) View() string {
 	lines = append(lines, "", " "+st.Heading.Render("Contribution per peer"))
 	lines = append(lines, st.Muted.Render(fmt.Sprintf("   %-21s %-14s %11s %11s", "ADDRESS", "CLIENT", "GAVE US", "WE SENT")))
 	room := c.Height - len(lines) - 3
+	var addrs []string
+	for _, p := range r.Peers {
+		addrs = append(addrs, p.addr)
+	}
+	shared := hostCounts(addrs)
 	for i, p := range r.Peers {
 		if i >= room && len(r.Peers) > room {
 			lines = append(lines, st.Muted.Render(fmt.Sprintf("   ... and %d more", len(r.Peers)-i)))
@@ -124,7 +146,11 @@ func (r *Result) View() string {
 		if len(client) > 14 {
 			client = client[:14]
 		}
-		lines = append(lines, st.Text.Render(fmt.Sprintf("   %-21s %-14s %11s %11s", p.addr, client, format.Bytes(p.down), format.Bytes(p.up))))
+		addr := p.addr
+		if !p.unsampled {
+			addr = peerLabel(p.addr, shared)
+		}
+		lines = append(lines, st.Text.Render(fmt.Sprintf("   %-21s %-14s %11s %11s", addr, client, format.Bytes(p.down), format.Bytes(p.up))))
 	}
 	if len(r.Peers) == 0 {
 		msg := "   no peer exchanged data"
@@ -133,9 +159,10 @@ func (r *Result) View() string {
 		}
 		lines = append(lines, st.Muted.Render(msg))
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	lines = append(lines, " "+st.HelpKey.Render("enter")+st.HelpDesc.Render(" back to the menu  ")+st.HelpKey.Render("q")+st.HelpDesc.Render(" quit"))
-	return c.screen(lines)
+	return c.page(lines, r)
 }
+
+func (r *Result) ShortHelp() []key.Binding {
+	return []key.Binding{as(r.c.Keys.Enter, "back to the menu"), r.c.Keys.Quit}
+}
+func (r *Result) FullHelp() [][]key.Binding { return [][]key.Binding{r.ShortHelp()} }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -64,11 +65,26 @@ func (s *Settings) build() {
 		huh.NewInput().Title("Disk I/O threads").Description("concurrent reads/writes; more helps SSDs and RAID, not one HDD").Value(&s.aio).Validate(positive(1, 64)),
 		huh.NewInput().Title("Hashing threads").Description("pieces SHA-1 checked at once; at most the number of cores").Value(&s.hash).Validate(positive(1, 64)),
 		huh.NewInput().Title("Cache size, MiB").Description("piece data held in memory; bigger absorbs slow disks").Value(&s.cache).Validate(positive(16, 65536)),
-		huh.NewInput().Title("BitTorrent listen port").Description("peers connect here; open it in firewalls").Value(&s.port).Validate(positive(1, 65535)),
+		huh.NewInput().Title("BitTorrent listen port").Description("where a server's peers connect; open it in firewalls (Deploy picks a free one)").Value(&s.port).Validate(positive(1, 65535)),
 	))
 }
 
-func (s *Settings) Init() tea.Cmd { return s.form.Init() }
+// Init rebuilds the form from the values being edited.
+func (s *Settings) Init() tea.Cmd {
+	if s.saved != "" {
+		return nil
+	}
+	s.build()
+	return s.form.Init()
+}
+
+func (s *Settings) ShortHelp() []key.Binding {
+	if s.saved != "" {
+		return []key.Binding{as(s.c.Keys.Enter, "back to the menu")}
+	}
+	return formKeys(s.c, s.form, "menu")
+}
+func (s *Settings) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }
 
 func (s *Settings) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -84,33 +100,54 @@ func (s *Settings) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return s, s.save()
 		}
 		return s, nil
+	case settingsSavedMsg:
+		if msg.s != s {
+			return s, nil
+		}
+		if msg.err != nil {
+			s.saved = "in effect for this session only"
+			return s, showError("Could not save the settings", msg.err, "They apply to this session only.", nil)
+		}
+		s.saved = "saved to " + msg.path
+		return s, nil
 	}
 	_, cmd := s.form.Update(msg)
 	return s, cmd
 }
 
+// settingsSavedMsg says how writing the settings file ended.
+type settingsSavedMsg struct {
+	s    *Settings
+	path string
+	err  error
+}
+
+// save applies the settings to this session at once and writes the file
+// in the background.
 func (s *Settings) save() tea.Cmd {
 	atoi := func(x string) int { n, _ := strconv.Atoi(x); return n }
 	s.cfg.Theme = s.theme
 	s.cfg.AIOThreads, s.cfg.HashingThreads, s.cfg.CacheSizeMiB, s.cfg.ListenPort = atoi(s.aio), atoi(s.hash), atoi(s.cache), atoi(s.port)
 	s.c.Styles = themes.MustLoad(s.theme, themes.FromEnviron())
 	s.deps.Tuning = s.cfg.Apply(s.deps.Tuning)
-	s.deps.Tuning.ListenAddr = fmt.Sprintf("0.0.0.0:%d", s.cfg.ListenPort)
+	host := "0.0.0.0"
+	if h, _, err := net.SplitHostPort(s.deps.Tuning.ListenAddr); err == nil && h != "" {
+		host = h
+	}
+	s.deps.Tuning.ListenAddr = net.JoinHostPort(host, strconv.Itoa(s.cfg.ListenPort))
 	path := s.deps.ConfigPath
 	if path == "" {
 		s.saved = "in effect for this session (no config file)"
 		return nil
 	}
-	if err := s.cfg.Save(path); err != nil {
-		return showError("Could not save the settings", err, "They apply to this session only.", nil)
-	}
-	s.saved = "saved to " + path
-	return nil
+	s.saved = "being saved to " + path
+	cfg := *s.cfg
+	return func() tea.Msg { return settingsSavedMsg{s, path, cfg.Save(path)} }
 }
 
 func (s *Settings) View() string {
 	if s.saved == "" {
-		return formScreen(s.c, "settings", s.form)
+		return formScreen(s.c, "settings", s.form, s)
 	}
 	c, st := s.c, s.c.Styles
 	t := s.deps.Tuning
@@ -119,8 +156,5 @@ func (s *Settings) View() string {
 		"  " + st.Text.Render(fmt.Sprintf("every seed and deploy from now on: %d disk threads, %d hashing threads,", t.AIOThreads, t.HashingThreads)),
 		"  " + st.Text.Render(fmt.Sprintf("%d MiB of piece cache, peers on port %d", t.CacheSizeMiB, s.cfg.ListenPort)),
 	}
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	return c.screen(append(lines[:c.Height-1], " "+st.HelpKey.Render("enter")+st.HelpDesc.Render(" back to the menu")))
+	return c.page(lines, s)
 }

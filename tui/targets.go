@@ -84,9 +84,9 @@ func (t *TargetTable) Update(k tea.KeyMsg) (targetRow, bool) {
 		t.cursor = max(0, t.cursor-1)
 	case key.Matches(k, t.c.Keys.Down):
 		t.cursor = min(len(t.rows)-1, t.cursor+1)
-	case k.String() == "home", k.String() == "g":
+	case key.Matches(k, t.c.Keys.Home):
 		t.cursor = 0
-	case k.String() == "end", k.String() == "G":
+	case key.Matches(k, t.c.Keys.End):
 		t.cursor = len(t.rows) - 1
 	case key.Matches(k, t.c.Keys.Enter):
 		return t.rows[t.cursor], true

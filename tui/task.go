@@ -57,11 +57,12 @@ type TaskScreen struct {
 	start  time.Time
 	res    *taskResult
 	serve  *ServeValues // where to put the values when the user asks to serve
+	back   Screen       // the questions, shown again after a failure
 }
 
-func newTask(c *Common, deps *Deps, title string, serve *ServeValues, run func(ctx context.Context, report func(taskProgress)) taskResult) *TaskScreen {
+func newTask(c *Common, deps *Deps, title string, serve *ServeValues, run func(ctx context.Context, report func(taskProgress)) taskResult, back Screen) *TaskScreen {
 	nextFlowID++
-	return &TaskScreen{c: c, deps: deps, id: nextFlowID, title: title, run: run, serve: serve, last: taskProgress{frac: -1, what: "starting"}}
+	return &TaskScreen{c: c, deps: deps, id: nextFlowID, title: title, run: run, serve: serve, back: back, last: taskProgress{frac: -1, what: "starting"}}
 }
 
 func (t *TaskScreen) Init() tea.Cmd {
@@ -89,6 +90,23 @@ func (t *TaskScreen) wait() tea.Cmd {
 // Running and Stop let Ctrl-C ask before cancelling.
 func (t *TaskScreen) Running() bool { return t.res == nil && t.cancel != nil }
 func (t *TaskScreen) Stop()         { t.cancel() }
+func (t *TaskScreen) StopQuestion() (string, string) {
+	return "Cancel " + t.title + "?", "What it has written so far is left incomplete."
+}
+
+func (t *TaskScreen) keys() []key.Binding {
+	k := t.c.Keys
+	switch {
+	case t.res == nil:
+		return []key.Binding{as(k.ForceQuit, "cancel")}
+	case t.res.serve != nil:
+		return []key.Binding{k.Serve, as(k.Enter, "back to the menu")}
+	}
+	return []key.Binding{as(k.Enter, "back to the menu")}
+}
+
+func (t *TaskScreen) ShortHelp() []key.Binding  { return t.keys() }
+func (t *TaskScreen) FullHelp() [][]key.Binding { return [][]key.Binding{t.keys()} }
 
 func (t *TaskScreen) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -103,14 +121,14 @@ func (t *TaskScreen) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		t.res = &msg.r
 		if msg.r.err != nil {
-			return t, showError(t.title+" failed", msg.r.err, msg.r.hint, nil)
+			return t, showError(capitalize(t.title)+" failed", msg.r.err, msg.r.hint, t.back)
 		}
 	case tea.KeyMsg:
 		if t.res == nil {
 			return t, nil
 		}
 		switch {
-		case msg.String() == "s" && t.res.serve != nil:
+		case key.Matches(msg, t.c.Keys.Serve) && t.res.serve != nil:
 			*t.serve = *t.res.serve
 			return t, show(NewServeFlow(t.c, t.deps, t.serve))
 		case key.Matches(msg, t.c.Keys.Enter), key.Matches(msg, t.c.Keys.Back):
@@ -128,15 +146,7 @@ func (t *TaskScreen) View() string {
 		for _, l := range t.res.lines {
 			lines = append(lines, "  "+st.Text.Render(l))
 		}
-		lines = append(lines, "")
-		foot := st.HelpKey.Render("enter") + st.HelpDesc.Render(" back to the menu")
-		if t.res.serve != nil {
-			foot = st.HelpKey.Render("s") + st.HelpDesc.Render(" serve it now  ") + foot
-		}
-		for len(lines) < c.Height-1 {
-			lines = append(lines, "")
-		}
-		return c.screen(append(lines[:c.Height-1], " "+foot))
+		return c.page(lines, t)
 	}
 	p := t.last
 	lines = append(lines, "  "+st.Text.Render(p.what), "")
@@ -152,10 +162,14 @@ func (t *TaskScreen) View() string {
 		info += "  ETA " + format.Duration(p.eta)
 	}
 	lines = append(lines, "  "+st.Muted.Render(info))
-	for len(lines) < c.Height-1 {
-		lines = append(lines, "")
-	}
-	return c.screen(append(lines[:c.Height-1], " "+st.HelpKey.Render("ctrl+c")+st.HelpDesc.Render(" cancel")))
+	return c.page(lines, t)
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

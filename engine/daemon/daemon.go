@@ -27,9 +27,9 @@ const DefaultAddr = "127.0.0.1:50051"
 
 // MaxMessageBytes bounds one gRPC message. A partition torrent made from
 // partclone's extents lists every extent as a file: hundreds of thousands
-// of them make a .torrent of tens of MB, far over gRPC's 4 MiB default.
-// 256 MiB stays above the 64 MiB ezio accepts for a torrent file.
-const MaxMessageBytes = 256 << 20
+// of them make a .torrent of tens of MB, far over gRPC's 4 MiB default:
+// the largest torrent ezio reads, plus room for the other fields.
+const MaxMessageBytes = engine.MaxTorrentBytes + 1<<20
 
 // Options configure a daemon.
 type Options struct {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/anacrolix/torrent/metainfo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -31,9 +29,9 @@ const forever = 100 * 365 * 24 * time.Hour
 
 // AddTorrent starts serving (seeding_mode) or receiving one torrent.
 func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioapi.AddResponse, error) {
-	mi, err := metainfo.Load(bytes.NewReader(req.GetTorrent()))
+	mi, err := engine.ParseTorrent(req.GetTorrent())
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "reading the torrent: %v", err)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	_, l, err := engine.Summarize(mi)
 	if err != nil {

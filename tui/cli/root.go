@@ -39,6 +39,13 @@ type App struct {
 	downLimit, upLimit string
 	profileDir         string
 	stopProfile        func()
+	globalFlags        interface{ Changed(string) bool }
+}
+
+// flagChanged tells whether a global flag was given on the command line
+// (it then wins over the wizard's saved settings).
+func (a *App) flagChanged(name string) bool {
+	return a.globalFlags != nil && a.globalFlags.Changed(name)
 }
 
 // ExitError carries a process exit code with its message.
@@ -177,6 +184,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 		},
 	}
 	pf := root.PersistentFlags()
+	a.globalFlags = pf
 	pf.StringVar(&a.LogLevel, "log-level", "", `log levels, e.g. "info,engine=debug,torrent=warn" (default $EZIO_LOG or info)`)
 	pf.StringVar(&a.LogFile, "log-file", "", "write logs to this file instead of standard error")
 	pf.StringVar(&a.Theme, "theme", "", "wizard colour theme: default, classic or mono")

@@ -46,6 +46,7 @@ func newTorrentCmd(a *App) *cobra.Command {
 name is the extent's disk offset in hex and its length the extent's length.`,
 	}
 	cmd.AddCommand(newTorrentCreateCmd(a), newTorrentInfoCmd(a), newTorrentFromPartcloneCmd(a))
+	cmd.AddCommand(newTorrentVerifyCmd(a)) // integrity: verify.go
 	return cmd
 }
 

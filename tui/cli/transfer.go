@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
 
@@ -213,7 +214,7 @@ carrying "result", "code" and "reason".`,
 				if err != nil {
 					return err
 				}
-				ft, err := engine.FetchTorrent(ctx, src)
+				ft, err := discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
 				if err != nil {
 					return fetchError(err)
 				}
@@ -299,7 +300,7 @@ func fetchError(err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	var nf *engine.NotFoundError
-	if errors.As(err, &nf) || errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) {
+	if errors.As(err, &nf) || errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || discover.Unreachable(err) {
 		return &engine.UnreachableError{What: "the server", Err: err}
 	}
 	return refused(err)
@@ -379,6 +380,8 @@ func newSeedCmd(a *App) *cobra.Command {
 		asJSON        bool
 		room          roomWatch
 		exitWhenDone  bool
+		allow         string
+		noAnnounce    bool
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE",
@@ -402,9 +405,14 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			if err != nil {
 				return refused(err)
 			}
+			allow, err := engine.ParseAllow(o.allow)
+			if err != nil {
+				return refused(err)
+			}
 			tl := o.trackerListen
 			j, err := engine.Seed(ctx, engine.SeedOptions{
-				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect, Tuning: a.Tuning, Logger: log,
+				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect,
+				Allow: allow, Tuning: a.Tuning, Logger: log,
 			})
 			if err != nil {
 				return refused(err)
@@ -420,6 +428,18 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
 				}
 				go o.room.run(ctx, j, a.Stderr)
+			}
+			// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up.
+			if u := j.ServerURL(); u != "" && !o.noAnnounce {
+				stopAnnounce, err := discover.Announce(ctx, discover.Info{BaseURL: u, Listen: tl, Images: []string{j.Name()}, Logger: log})
+				if err != nil {
+					log.Warn("not announced on the LAN; clients need this server's address", "err", err)
+				} else {
+					defer stopAnnounce()
+					if !o.asJSON {
+						fmt.Fprintf(a.Stderr, "announced on the LAN; clients can also use: ezio deploy auto:%s TARGET\n", j.Name())
+					}
+				}
 			}
 			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
 				if f := j.Fleet(); f != nil {
@@ -441,7 +461,9 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f := cmd.Flags()
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
+	f.BoolVar(&o.noAnnounce, "no-announce", false, "do not announce this server on the LAN (mDNS); clients then need its address")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")
+	f.StringVar(&o.allow, "allow", "", "serve only these networks, CIDR[,CIDR] (peers, tracker and image server; loopback always)")
 	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
 	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
 	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")

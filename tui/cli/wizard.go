@@ -33,14 +33,18 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	if err != nil {
 		log.Warn("ignoring unreadable settings", "err", err)
 	}
-	deps := tui.RealDeps(ctx, log, cfg.Apply(a.Tuning))
+	deps := tui.RealDeps(ctx, log, cfg.Over(a.Tuning, a.flagChanged))
 	deps.ConfigPath = cfgPath
 	var (
 		mu    sync.Mutex
 		demos []*tui.Demo
 	)
 	deps.Demo = func(ctx context.Context) (*engine.Job, error) {
-		d, err := tui.StartDemo(ctx, tui.DemoOptions{Logger: log, Tuning: a.Tuning})
+		tu := a.Tuning
+		if tu.MaxUploadRate == 0 {
+			tu.MaxUploadRate = tui.DefaultDemoRate
+		}
+		d, err := tui.StartDemo(ctx, tui.DemoOptions{Logger: log, Tuning: tu})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// BadPiece is a piece whose data on a source does not match the torrent.
+type BadPiece struct {
+	Index  int    `json:"index"`
+	Offset int64  `json:"offset"`         // disk offset of the piece's first byte
+	File   string `json:"file,omitempty"` // extent file holding that byte
+	Reason string `json:"reason,omitempty"`
+}
+
+// BadPieceError is what a read of a bad piece returns on a seeder, so the
+// library rejects the request instead of sending the data.
+type BadPieceError struct{ BadPiece }
+
+func (e *BadPieceError) Error() string {
+	s := fmt.Sprintf("piece %d at disk offset %d", e.Index, e.Offset)
+	if e.File != "" {
+		s += " (extent file " + e.File + ")"
+	}
+	return s + " does not match the torrent: " + e.Reason
+}
+
+// pieceWhere is the disk offset and extent file of piece i's first byte.
+func (l *Layout) pieceWhere(i int) (int64, string) {
+	off, n := l.PieceSpan(i)
+	var disk int64 = -1
+	var file string
+	l.mapRange(off, n, func(s segment) bool {
+		disk, file = s.disk, l.FileNames[s.ext]
+		return false
+	})
+	return disk, file
+}
+
+// serveUncheckedForTest makes seeders created while it is set serve their
+// source unchecked: tests use it to build a lying peer.
+var serveUncheckedForTest atomic.Bool
+
+// serveCheck hashes each piece of a seeder's source the first time it is
+// read for serving and remembers the verdict (one byte per piece). The
+// read that finds a piece bad and every later one return a BadPieceError.
+// At most NumCPU pieces are hashed at once, each with one piece of memory.
+type serveCheck struct {
+	l      *Layout
+	io     extentIO
+	hashes atomic.Pointer[[]byte]
+
+	mu       sync.Mutex
+	verdict  []uint8 // 0 unknown, 1 good, 2 bad
+	inflight map[int]chan struct{}
+	bad      map[int]BadPiece
+	sem      chan struct{}
+	log      *atomic.Pointer[slog.Logger] // the storage's
+}
+
+const (
+	verdictUnknown uint8 = iota
+	verdictGood
+	verdictBad
+)
+
+func newServeCheck(l *Layout, xio extentIO, log *atomic.Pointer[slog.Logger]) *serveCheck {
+	return &serveCheck{
+		l: l, io: xio, log: log, verdict: make([]uint8, l.NumPieces),
+		inflight: map[int]chan struct{}{}, bad: map[int]BadPiece{},
+		sem: make(chan struct{}, max(1, runtime.NumCPU())),
+	}
+}
+
+func (c *serveCheck) setHashes(p []byte) {
+	if len(p) == 20*c.l.NumPieces {
+		c.hashes.Store(&p)
+	}
+}
+
+// check returns nil if piece i matches its hash.
+func (c *serveCheck) check(i int) error {
+	hp := c.hashes.Load()
+	if hp == nil {
+		return nil // no hashes known: nothing to check against
+	}
+	for {
+		c.mu.Lock()
+		switch c.verdict[i] {
+		case verdictGood:
+			c.mu.Unlock()
+			return nil
+		case verdictBad:
+			bp := c.bad[i]
+			c.mu.Unlock()
+			return &BadPieceError{bp}
+		}
+		if ch, ok := c.inflight[i]; ok {
+			c.mu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		c.inflight[i] = ch
+		c.mu.Unlock()
+
+		v, reason := c.hash(i, (*hp)[i*20:i*20+20])
+		c.mu.Lock()
+		c.verdict[i] = v
+		delete(c.inflight, i)
+		if v == verdictBad {
+			off, file := c.l.pieceWhere(i)
+			c.bad[i] = BadPiece{Index: i, Offset: off, File: file, Reason: reason}
+		}
+		c.mu.Unlock()
+		close(ch)
+		if v == verdictBad {
+			if lg := c.log.Load(); lg != nil {
+				bp := c.bad[i]
+				lg.Error("a piece on the source does not match the torrent; it is not served", "piece", i, "offset", bp.Offset, "file", bp.File, "reason", reason)
+			}
+		}
+	}
+}
+
+func (c *serveCheck) hash(i int, want []byte) (uint8, string) {
+	c.sem <- struct{}{}
+	defer func() { <-c.sem }()
+	off, n := c.l.PieceSpan(i)
+	buf := make([]byte, n)
+	if _, err := readRange(c.l, c.io, buf, off); err != nil {
+		return verdictBad, "unreadable: " + err.Error()
+	}
+	sum := sha1.Sum(buf)
+	if !bytes.Equal(sum[:], want) {
+		return verdictBad, "SHA-1 mismatch"
+	}
+	return verdictGood, ""
+}
+
+func (c *serveCheck) badPieces() []BadPiece {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]BadPiece, 0, len(c.bad))
+	for _, b := range c.bad {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Index < out[b].Index })
+	return out
+}
+
+// giveUpAfter is how many times one piece may fail its hash check before
+// a deploy gives up on it, when no source that never sent bad data has
+// it. giveUpAlways is the limit even when such a source exists (the
+// library may keep asking a trusted seeder, which is never banned).
+const (
+	giveUpAfter  = 3
+	giveUpAlways = 10
+)
+
+// BadDataError ends a deploy whose sources keep sending a piece that
+// fails its hash check.
+type BadDataError struct {
+	BadPiece
+	Failures int
+	Sources  []string // peers that sent bad data and have the piece
+}
+
+func (e *BadDataError) Error() string {
+	src := "an unknown source"
+	if len(e.Sources) > 0 {
+		src = strings.Join(e.Sources, ", ")
+	}
+	return fmt.Sprintf("giving up: %s failed its hash check %d times; the data came from %s and no other source has the piece: the source's copy is damaged (check it with ezio torrent verify)", e.BadPiece, e.Failures, src)
+}
+
+// badDataSeen counts a hash failure of downloaded data for piece i and
+// returns how many there have been.
+func (b *completionBook) badDataSeen(i int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.badData == nil {
+		b.badData = map[int]int{}
+	}
+	b.badData[i]++
+	return b.badData[i]
+}
+
+// pieceFailedHash is called (from the snapshot loop) each time a piece of
+// downloaded data fails its hash check; it fails the job once the piece
+// has failed too often with no clean source for it.
+func (j *Job) pieceFailedHash(i int) {
+	if j.st.book == nil || j.st.DiskCheckFailed(i) {
+		return
+	}
+	n := j.st.book.badDataSeen(i)
+	if n < giveUpAfter {
+		return
+	}
+	var liars []string
+	clean := 0
+	for _, pc := range j.t.PeerConns() {
+		if !pc.PeerPieces().Contains(uint32(i)) {
+			continue
+		}
+		name, _ := pc.PeerClientName.Load().(string)
+		if name == "" {
+			name = clientFromPeerID(pc.PeerID)
+		}
+		if st := pc.Stats(); st.PiecesDirtiedBad.Int64() > 0 {
+			liars = append(liars, fmt.Sprintf("%s (%s)", pc.RemoteAddr, name))
+		} else {
+			clean++
+		}
+	}
+	if clean > 0 && n < giveUpAlways {
+		return
+	}
+	off, file := j.layout.pieceWhere(i)
+	err := &BadDataError{BadPiece: BadPiece{Index: i, Offset: off, File: file, Reason: "fails its hash check"}, Failures: n, Sources: liars}
+	j.log.Error(err.Error())
+	j.fail(err)
+}
+
+// BadPieces lists the pieces a seeder found bad on its source and refuses
+// to serve (empty on a client). For the seeder's snapshot, dashboard and
+// /images.json.
+func (j *Job) BadPieces() []BadPiece { return j.st.BadPieces() }
+
+// ResumeCounts tells, on a client, how many pieces the resume record
+// claimed were hashed good from the target in this run (re-verified) and
+// how many failed and are fetched again (re-fetched).
+func (j *Job) ResumeCounts() (reverified, refetched int) { return j.st.ResumeCounts() }
