@@ -105,6 +105,7 @@ func startDaemon(t *testing.T, name, grpcAddr string, env []string, args ...stri
 	all := append([]string{"daemon", "--grpc-listen", grpcAddr, "--log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = t.TempDir() // whatever it leaves in its working directory goes too
 	d := &runningDaemon{t: t, name: name, addr: grpcAddr, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {
