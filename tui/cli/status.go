@@ -46,7 +46,7 @@ func StateName(state int64, paused bool) string {
 // TorrentLine is one torrent of `ezio status`.
 func TorrentLine(t *ezioapi.Torrent) string {
 	return fmt.Sprintf("%-12s %6s  %s/%s  down %s  up %s  peers %d  %s  %s",
-		t.GetName(), format.Percent(t.GetTotalDone(), t.GetTotal()),
+		format.Name(t.GetName()), format.Percent(t.GetTotalDone(), t.GetTotal()),
 		format.Bytes(t.GetTotalDone()), format.Bytes(t.GetTotal()),
 		format.Rate(float64(t.GetDownloadRate())), format.Rate(float64(t.GetUploadRate())),
 		t.GetNumPeers(), StateName(t.GetState(), t.GetIsPaused()), t.GetHash()[:min(12, len(t.GetHash()))])
