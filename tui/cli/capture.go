@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/partclone"
-	"ezio/partclone/image"
+	"ezio/partclone/capture"
 	"ezio/tui/format"
 )
 
@@ -23,12 +23,12 @@ func init() { Register(newCaptureCmd) }
 
 // Capture modes and the manifest live with the capture itself.
 const (
-	ModeImage       = image.ModeImage
-	ModeTorrentOnly = image.ModeTorrentOnly
+	ModeImage       = capture.ModeImage
+	ModeTorrentOnly = capture.ModeTorrentOnly
 )
 
 // CaptureManifest is OUTDIR/<name>.json.
-type CaptureManifest = image.Manifest
+type CaptureManifest = capture.Manifest
 
 // captureProgress is a --json progress line of `ezio capture`.
 type captureProgress struct {
@@ -188,12 +188,12 @@ func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 		return nil, err
 	}
 	c.log = log
-	r, err := image.Capture(ctx, image.Options{
+	r, err := capture.Capture(ctx, capture.Options{
 		Source: c.source, OutDir: c.outDir, Name: c.name, FSType: c.fsType,
 		TorrentOnly: c.torrentOnly, Trackers: c.trackers, Logger: log,
 	}, c.progress)
 	if err != nil {
-		var re *image.RefusedError
+		var re *capture.RefusedError
 		if errors.As(err, &re) {
 			return nil, refused(re.Err)
 		}
@@ -267,7 +267,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if o.name == "" {
 				return refused(errors.New("give the image name with --name, e.g. --name sda1 (it becomes info.name)"))
 			}
-			if err := image.CheckName(o.name); err != nil {
+			if err := capture.CheckName(o.name); err != nil {
 				return refused(err)
 			}
 			f, err := os.Open(args[0])
@@ -279,7 +279,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
-			mi, sum, err := image.TorrentFromInfo(info, o.name, o.trackers)
+			mi, sum, err := capture.TorrentFromInfo(info, o.name, o.trackers)
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
@@ -292,7 +292,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err := mi.Write(&buf); err != nil {
 				return err
 			}
-			if err := image.WriteFileAtomic(o.out, buf.Bytes()); err != nil {
+			if err := capture.WriteFileAtomic(o.out, buf.Bytes()); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", o.out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
