@@ -67,10 +67,15 @@ func Extract(ctx context.Context, o ExtractOptions, progress func(Progress)) (*R
 	if err != nil {
 		return nil, err
 	}
-	out, err := prepareOutDir(filepath.Clean(o.OutDir))
-	if err != nil {
-		return nil, err
+	// partclone's restore makes the directory itself and refuses one that
+	// exists.
+	o.OutDir = filepath.Clean(o.OutDir)
+	if _, err := os.Lstat(o.OutDir); err == nil {
+		if err := os.Remove(o.OutDir); err != nil {
+			return nil, fmt.Errorf("%s exists and is not an empty directory: remove it or choose another", o.OutDir)
+		}
 	}
+	out := &outDir{path: o.OutDir, created: true}
 	lf, err := os.CreateTemp("", "ezio-partclone-*.log")
 	if err != nil {
 		out.cleanup()

@@ -302,7 +302,7 @@ var checkers = map[string][]string{
 	"ext2": {"e2fsck", "-fn"}, "ext3": {"e2fsck", "-fn"}, "ext4": {"e2fsck", "-fn"},
 	"xfs":     {"xfs_repair", "-n"},
 	"btrfs":   {"btrfs", "check", "--readonly"},
-	"f2fs":    {"fsck.f2fs", "--dry-run"},
+	"f2fs":    {"fsck.f2fs", "-f", "--dry-run"},
 	"exfat":   {"fsck.exfat", "-n"},
 	"vfat":    {"fsck.vfat", "-n"},
 	"ntfs":    {"ntfsfix", "-n"},
