@@ -232,31 +232,51 @@ func dkCaptureDisk(t *testing.T, dev, out, name string) string {
 	return filepath.Join(out, name)
 }
 
-// dkDeploy seeds the image directory and deploys it onto target with the
-// command line's disk functions, over loopback.
-func dkDeploy(t *testing.T, dir, target string) *diskimage.Report {
+// dkSeed serves the image directory over loopback and returns the seed
+// jobs' peer addresses.
+func dkSeed(t *testing.T, dir string) dkSwarm {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	log := slog.New(slog.DiscardHandler)
 	tu := engine.Tuning{ListenAddr: "127.0.0.1:0"}
-	seed, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), Tuning: tu, Logger: log})
+	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), Tuning: tu, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("seeding %s: %v", dir, err)
 	}
-	defer seed.Stop()
+	t.Cleanup(seed.Stop)
 	var peers []string
 	for _, j := range seed.Jobs {
 		peers = append(peers, j.PeerAddr())
 	}
+	return dkSwarm{peers: peers, trackers: []string{seed.Server.AnnounceURL()}}
+}
+
+// dkSwarm is where clients find a seeded image: the seed jobs, and the
+// tracker through which they also find each other.
+type dkSwarm struct{ peers, trackers []string }
+
+// dkDeployFrom deploys the image directory onto target with the command
+// line's disk function, from peers.
+func dkDeployFrom(t *testing.T, dir, target string, sw dkSwarm) (*diskimage.Report, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tu := engine.Tuning{ListenAddr: "127.0.0.1:0"}
 	var out, errb capBuffer
 	a := &App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
-	rep, err := a.deployDiskImage(ctx, oneClientPerJob{}, os.DirFS(dir), target, progressJSON, DiskDeployOptions{Peers: peers, Seeders: peers, Yes: true, Tuning: tu, Logger: log})
+	rep, err := a.deployDiskImage(ctx, oneClientPerJob{}, os.DirFS(dir), target, progressJSON, DiskDeployOptions{Peers: sw.peers, Seeders: sw.peers, Trackers: sw.trackers, Yes: true, Tuning: tu, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		t.Fatalf("deploying %s onto %s: %v\n%s", dir, target, err, capTail(out.String()))
+		return nil, fmt.Errorf("deploying %s onto %s: %w\n%s", dir, target, err, capTail(out.String()))
 	}
-	if !strings.Contains(out.String(), `"result":"ok"`) {
-		t.Errorf("no ok result line:\n%s", capTail(out.String()))
+	if !strings.Contains(out.String(), `"result":"ok"`) || !strings.Contains(out.String(), `"partitions":[{"number":1`) {
+		return nil, fmt.Errorf("no ok result line with partitions:\n%s", capTail(out.String()))
+	}
+	return rep, nil
+}
+
+// dkDeploy seeds the image directory and deploys it onto target.
+func dkDeploy(t *testing.T, dir, target string) *diskimage.Report {
+	t.Helper()
+	rep, err := dkDeployFrom(t, dir, target, dkSeed(t, dir))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return rep
 }
@@ -507,7 +527,7 @@ func TestDiskMBRGapSwapExtended(t *testing.T) {
 // each filesystem, one partition on a small GPT disk.
 func TestDiskFilesystems(t *testing.T) {
 	dkNeed(t)
-	sizes := map[string]int64{"btrfs": 160 << 20, "xfs": 320 << 20}
+	sizes := map[string]int64{"btrfs": 160 << 20, "xfs": 320 << 20, "f2fs": 128 << 20} // partclone.f2fs needs 100 MiB
 	for _, name := range []string{"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "exfat", "fat16", "fat32", "ntfs", "minix"} {
 		fsys := dkFilesystems[name]
 		t.Run(name, func(t *testing.T) {
@@ -630,4 +650,38 @@ func TestDiskRefusals(t *testing.T) {
 			t.Errorf("capture of a disk with %s mounted: status %d, %v %s %s", mnt, code, err, stdout, stderr)
 		}
 	})
+}
+
+// TestDiskThreeClients: three clients deploy one disk image at once from
+// one seeder (and each other): the three disks are byte-identical, with
+// every file intact.
+func TestDiskThreeClients(t *testing.T) {
+	dkNeed(t, "mkfs.vfat:dosfstools", "mcopy:mtools", "mkfs.ntfs:ntfs-3g", "ntfscp:ntfs-3g", "debugfs:e2fsprogs")
+	parts := dkGPTParts()
+	src, _ := dkDisk(t, dkGPTSize, "gpt", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "three")
+	sw := dkSeed(t, dir)
+	targets := []string{dkBlank(t, dkGPTSize), dkBlank(t, dkGPTSize), dkBlank(t, dkGPTSize)}
+	errs := make(chan error, len(targets))
+	for _, target := range targets {
+		go func() {
+			_, err := dkDeployFrom(t, dir, target, sw)
+			errs <- err
+		}()
+	}
+	for range targets {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	want := disktest.Sum(t, targets[0])
+	for _, target := range targets[1:] {
+		if disktest.Sum(t, target) != want {
+			t.Errorf("%s differs from %s", target, targets[0])
+		}
+	}
+	dkCheckFiles(t, targets[2], parts)
 }
