@@ -165,8 +165,18 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 		if err != nil {
 			return nil, err
 		}
+		fstype := part.Filesystem
+		if _, _, err := partclone.ProgramFor(fstype); err != nil && fstype != "" {
+			// A filesystem this partclone has no program for (jfs,
+			// reiserfs...) is copied block by block, as an unknown one.
+			if _, _, derr := partclone.ProgramFor(""); derr != nil {
+				return nil, refused(err)
+			}
+			log.Warn("no partclone program for this filesystem: copying every block with partclone.dd", "partition", part.Name, "fs", fstype)
+			fstype = "unknown-" + fstype
+		}
 		log.Info("capturing partition", "partition", part.Name, "node", node, "fs", part.Filesystem)
-		r, err := Capture(ctx, Options{Source: node, OutDir: dir, Name: part.Name, FSType: part.Filesystem, Trackers: o.Trackers, Logger: log}, func(pr partclone.Progress) {
+		r, err := Capture(ctx, Options{Source: node, OutDir: dir, Name: part.Name, FSType: fstype, Trackers: o.Trackers, Logger: log}, func(pr partclone.Progress) {
 			if progress != nil {
 				progress(DiskProgress{Partition: part.Name, Index: index, Count: count, Percent: pr.Percent,
 					Overall: overall(done, part.Size, pr.Percent, total), Progress: pr})

@@ -148,6 +148,13 @@ var dkFilesystems = map[string]dkFS{
 		}},
 	"exfat": {name: "exfat", tools: []string{"mkfs.exfat:exfatprogs", "fsck.exfat:exfatprogs"},
 		mkfs: func(t *testing.T, node string, _ map[string][]byte) { disktest.Run(t, "mkfs.exfat", node) }},
+	// No filesystem (as a BIOS boot partition): partclone.dd, every block.
+	"none": {name: "none",
+		mkfs: func(t *testing.T, node string, _ map[string][]byte) {
+			if err := table.WriteAt(node, 0, dkRandom(11, 3<<20+512)); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	"minix": {name: "minix", tools: []string{"mkfs.minix:util-linux", "fsck.minix:util-linux"},
 		mkfs: func(t *testing.T, node string, _ map[string][]byte) { disktest.Run(t, "mkfs.minix", node) }},
 }
@@ -528,7 +535,7 @@ func TestDiskMBRGapSwapExtended(t *testing.T) {
 func TestDiskFilesystems(t *testing.T) {
 	dkNeed(t)
 	sizes := map[string]int64{"btrfs": 160 << 20, "xfs": 320 << 20, "f2fs": 128 << 20} // partclone.f2fs needs 100 MiB
-	for _, name := range []string{"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "exfat", "fat16", "fat32", "ntfs", "minix"} {
+	for _, name := range []string{"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "exfat", "fat16", "fat32", "ntfs", "minix", "none"} {
 		fsys := dkFilesystems[name]
 		t.Run(name, func(t *testing.T) {
 			capNeed(t, false, fsys.tools...)
@@ -541,12 +548,16 @@ func TestDiskFilesystems(t *testing.T) {
 			src, nodes := dkDisk(t, size, "gpt", parts)
 			dir := dkCaptureDisk(t, src, t.TempDir(), "fs-"+name)
 			m, _ := diskimage.LoadDir(dir)
-			if m.Partitions[0].Saved != diskimage.SavedPartclone {
-				t.Errorf("saved %q by %s, want partclone", m.Partitions[0].Saved, m.Partitions[0].Program)
+			want := diskimage.SavedPartclone
+			if name == "none" {
+				want = diskimage.SavedDD
+			}
+			if m.Partitions[0].Saved != want {
+				t.Errorf("saved %q by %s, want %s", m.Partitions[0].Saved, m.Partitions[0].Program, want)
 			}
 			target := dkBlank(t, size)
 			rep := dkDeploy(t, dir, target)
-			dkCheckReport(t, rep, 1)
+			dkCheckReport(t, rep, map[bool]int{true: 0, false: 1}[name == "none"])
 			if fsys.read != nil {
 				dkCheckFiles(t, target, parts)
 				return
