@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -439,3 +442,146 @@ func firstOf(ss ...string) string {
 	}
 	return ""
 }
+
+// SeedDiskCommand is `ezio seed DIR` for a disk image directory: it serves
+// every partition until ctx ends, printing where clients find it.
+func (a *App) SeedDiskCommand(ctx context.Context, dir, trackerListen string, noTracker, asJSON bool) error {
+	log, err := a.Logger(!asJSON || a.LogFile != "")
+	if err != nil {
+		return err
+	}
+	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: trackerListen, NoTracker: noTracker, Tuning: a.Tuning, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	if !asJSON {
+		fmt.Fprintf(a.Stderr, "seeding disk image %s (%s, %d partitions) from %s\n", s.Manifest.Name, strings.ToUpper(s.Manifest.Label), len(s.Manifest.Partitions), dir)
+		for _, j := range s.Jobs {
+			fmt.Fprintf(a.Stderr, "  %s (%s): peers connect to %s\n", j.Name(), j.InfoHash(), j.PeerAddr())
+		}
+		if s.Server != nil {
+			fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/images/%s TARGET-DISK\n", s.Server.BaseURL(), s.Manifest.Name)
+		}
+	}
+	mode := a.progressMode(asJSON)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	enc := json.NewEncoder(a.Stdout)
+	last := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil // stopping a seeder is its normal end
+		case <-tick.C:
+		}
+		var up float64
+		var sent int64
+		var rows []engine.Snapshot
+		for _, j := range s.Jobs {
+			sn := j.Snapshot()
+			up += sn.UploadRate
+			sent += sn.BytesUploaded
+			rows = append(rows, sn)
+		}
+		switch mode {
+		case progressJSON:
+			enc.Encode(struct {
+				Type       string            `json:"type"`
+				Image      string            `json:"image"`
+				UploadRate float64           `json:"upload_rate"`
+				Uploaded   int64             `json:"bytes_uploaded"`
+				Partitions []engine.Snapshot `json:"partitions"`
+			}{"progress", s.Manifest.Name, up, sent, rows})
+		case progressLine:
+			fmt.Fprintf(a.Stdout, "\rseeding %s  up %s  sent %s   ", s.Manifest.Name, format.Rate(up), format.Bytes(sent))
+		case progressPlain:
+			if time.Since(last) >= 5*time.Second {
+				last = time.Now()
+				fmt.Fprintf(a.Stdout, "seeding %s  up %s  sent %s\n", s.Manifest.Name, format.Rate(up), format.Bytes(sent))
+			}
+		}
+	}
+}
+
+// DeployDiskCommand is `ezio deploy SRC TARGET` for a disk image: SRC is a
+// local image directory or the seeder's http://HOST:PORT/images/NAME,
+// whose files (ezio-disk.json, the table, the torrents) are read over HTTP.
+func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON bool, o DiskDeployOptions) error {
+	log, err := a.Logger(!asJSON || a.LogFile != "")
+	if err != nil {
+		return err
+	}
+	o.Logger, o.Tuning = log, a.Tuning
+	var fsys fs.FS
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		fsys = httpFS{ctx: ctx, base: strings.TrimRight(src, "/")}
+	} else {
+		fsys = os.DirFS(src)
+	}
+	_, err = a.DeployDiskImage(ctx, fsys, target, asJSON, o)
+	return err
+}
+
+// IsDiskImageSource says whether a deploy source is a disk image: a local
+// directory with ezio-disk.json, or a URL whose path has /images/.
+func IsDiskImageSource(src string) bool {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		return strings.Contains(src, "/images/")
+	}
+	return diskimage.IsDiskImage(src)
+}
+
+// httpFS reads an image directory's files from the seeder's HTTP server:
+// GET base/<name>.
+type httpFS struct {
+	ctx  context.Context
+	base string
+}
+
+func (h httpFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/"+name, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: h.base + "/" + name, Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := fmt.Errorf("HTTP %s", resp.Status)
+		if resp.StatusCode == http.StatusNotFound {
+			e = fs.ErrNotExist
+		}
+		return nil, &fs.PathError{Op: "open", Path: h.base + "/" + name, Err: e}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return &memFile{name: name, Reader: bytes.NewReader(b), size: int64(len(b))}, nil
+}
+
+type memFile struct {
+	*bytes.Reader
+	name string
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f}, nil }
+func (f *memFile) Close() error               { return nil }
+
+type memInfo struct{ f *memFile }
+
+func (i memInfo) Name() string       { return path.Base(i.f.name) }
+func (i memInfo) Size() int64        { return i.f.size }
+func (i memInfo) Mode() fs.FileMode  { return 0o444 }
+func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) IsDir() bool        { return false }
+func (i memInfo) Sys() any           { return nil }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -695,4 +697,33 @@ func TestDiskThreeClients(t *testing.T) {
 		}
 	}
 	dkCheckFiles(t, targets[2], parts)
+}
+
+// TestDiskDeployOverHTTP: the image's files (manifest, table, torrents)
+// read from an HTTP server at /images/NAME, as from a seeder.
+func TestDiskDeployOverHTTP(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	files := map[string][]byte{"f": dkRandom(12, 500<<10)}
+	parts := []dkPart{{typ: "83", fs: "ext4", files: files}}
+	src, _ := dkDisk(t, 32<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "web")
+	srv := httptest.NewServer(http.StripPrefix("/images/web/", http.FileServer(http.Dir(dir))))
+	defer srv.Close()
+	url := srv.URL + "/images/web"
+	if !IsDiskImageSource(url) || !IsDiskImageSource(dir) || IsDiskImageSource(t.TempDir()) {
+		t.Error("IsDiskImageSource")
+	}
+	sw := dkSeed(t, dir)
+	target := dkBlank(t, 32<<20)
+	var out capBuffer
+	a := &App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0"}, LogFile: filepath.Join(t.TempDir(), "log")}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := a.DeployDiskCommand(ctx, url, target, true, DiskDeployOptions{Peers: sw.peers, Seeders: sw.peers, Yes: true}); err != nil {
+		t.Fatalf("%v\n%s", err, capTail(out.String()))
+	}
+	if got, want := dkDump(t, target, true), dkDump(t, src, true); got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	dkCheckFiles(t, target, parts)
 }
