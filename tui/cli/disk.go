@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -516,6 +517,11 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	var fsys fs.FS
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		fsys = httpFS{ctx: ctx, base: strings.TrimRight(src, "/")}
+		// The seeder's own tracker, where its partitions' seed jobs and
+		// the other clients are.
+		if u, err := url.Parse(src); err == nil && len(o.Trackers) == 0 {
+			o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
+		}
 	} else {
 		fsys = os.DirFS(src)
 	}
