@@ -54,8 +54,14 @@ func IsWholeDiskWithTable(ctx context.Context, source string) bool {
 	if err != nil || p != nil {
 		return false
 	}
-	_, err = table.Dump(ctx, source)
-	return err == nil
+	// A FAT or NTFS boot sector ends like an MBR: sfdisk reads an empty
+	// DOS table in it. A filesystem on the whole device is a partition
+	// image.
+	if fstype, err := partclone.DetectFS(source); err != nil || fstype != "" {
+		return false
+	}
+	t, err := table.Dump(ctx, source)
+	return err == nil && len(t.Partitions) > 0
 }
 
 // CaptureDisk saves a whole disk as a disk image directory: the partition
@@ -98,6 +104,9 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 	t, err := table.Dump(ctx, o.Source)
 	if err != nil {
 		return nil, refused(err)
+	}
+	if len(t.Partitions) == 0 {
+		return nil, refused(fmt.Errorf("%s has a partition table without partitions: nothing to capture", o.Source))
 	}
 	dir := filepath.Join(o.OutDir, o.Name)
 	if _, err := os.Lstat(dir); err == nil {
