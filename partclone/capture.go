@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,7 +115,7 @@ func Capture(ctx context.Context, opts CaptureOptions, progress func(Progress)) 
 
 	res := &Result{Program: prog, Fallback: fallback, FSType: fstype, InfoPath: filepath.Join(opts.OutDir, InfoFileName)}
 	start := time.Now()
-	tail, runErr := run(ctx, prog, Args(prog, opts, logFile), progress)
+	tail, runErr := run(ctx, prog, Args(prog, opts, logFile), nil, progress)
 	res.Elapsed = time.Since(start)
 	command := prog + " " + strings.Join(Args(prog, opts, logFile), " ")
 	fail := func(err error) (*Result, error) {
@@ -151,9 +152,10 @@ func Capture(ctx context.Context, opts CaptureOptions, progress func(Progress)) 
 // run starts prog in its own session (so it has no controlling terminal and
 // Ctrl-C reaches only us), feeds its output to the progress parser and waits.
 // It returns the last lines that were not progress.
-func run(ctx context.Context, prog string, args []string, progress func(Progress)) ([]string, error) {
+func run(ctx context.Context, prog string, args []string, stdin io.Reader, progress func(Progress)) ([]string, error) {
 	cmd := exec.Command(prog, args...)
 	cmd.Env = childEnv()
+	cmd.Stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"ezio/engine"
 	"ezio/partclone"
-	"ezio/partclone/image"
+	"ezio/partclone/capture"
 	"ezio/tui/format"
 )
 
@@ -156,7 +156,7 @@ func buildTask(v BuildValues) taskFunc {
 				if err != nil {
 					return nil, err
 				}
-				mi, _, err := image.TorrentFromInfo(info, name, trackers)
+				mi, _, err := capture.TorrentFromInfo(info, name, trackers)
 				return mi, err
 			}
 			if name == "" {

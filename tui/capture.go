@@ -12,7 +12,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/partclone"
-	"ezio/partclone/image"
+	"ezio/partclone/capture"
 	"ezio/tui/format"
 )
 
@@ -57,7 +57,7 @@ func captureTask(v CaptureValues) taskFunc {
 	return func(ctx context.Context, report func(taskProgress)) taskResult {
 		src, out := trimmed(v.Source), filepath.Clean(trimmed(v.OutDir))
 		report(taskProgress{frac: 0, what: "starting partclone on " + src})
-		r, err := image.Capture(ctx, image.Options{Source: src, OutDir: out, Name: trimmed(v.Name), TorrentOnly: v.TorrentOnly}, func(p partclone.Progress) {
+		r, err := capture.Capture(ctx, capture.Options{Source: src, OutDir: out, Name: trimmed(v.Name), TorrentOnly: v.TorrentOnly}, func(p partclone.Progress) {
 			report(taskProgress{frac: p.Percent / 100, what: "partclone is reading " + src, rate: p.BytesPerSec, eta: p.Remaining})
 		})
 		if err != nil {

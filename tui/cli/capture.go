@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/partclone"
-	"ezio/partclone/image"
+	"ezio/partclone/capture"
 	"ezio/tui/format"
 )
 
@@ -23,12 +23,12 @@ func init() { Register(newCaptureCmd) }
 
 // Capture modes and the manifest live with the capture itself.
 const (
-	ModeImage       = image.ModeImage
-	ModeTorrentOnly = image.ModeTorrentOnly
+	ModeImage       = capture.ModeImage
+	ModeTorrentOnly = capture.ModeTorrentOnly
 )
 
 // CaptureManifest is OUTDIR/<name>.json.
-type CaptureManifest = image.Manifest
+type CaptureManifest = capture.Manifest
 
 // captureProgress is a --json progress line of `ezio capture`.
 type captureProgress struct {
@@ -74,8 +74,17 @@ func newCaptureCmd(a *App) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "capture SOURCE OUTDIR",
-		Short: "Capture a partition with partclone and make a torrent of it",
-		Long: `Capture the used blocks of the partition SOURCE with the partclone program
+		Short: "Capture a disk or a partition with partclone and make torrents of it",
+		Long: `When SOURCE is a whole disk with a partition table (GPT or MBR), capture
+the whole disk into the image directory OUTDIR/NAME (NAME defaults to the
+disk's name): its table and boot areas under Clonezilla's names (disk,
+parts, <disk>-pt.sf, <disk>-mbr, <disk>-hidden-data-after-mbr,
+<disk>-gpt.gdisk), each partition as below (<part>/, <part>.torrent,
+<part>.torrent.info), swap as its UUID and label, and ezio-disk.json.
+Serve it with ezio seed OUTDIR/NAME; write it with ezio deploy. No
+partition of the disk may be mounted.
+
+Otherwise capture the used blocks of the partition SOURCE with the partclone program
 for its filesystem (detected with blkid, or given with --fs; a filesystem
 partclone does not know is copied block by block by partclone.dd), and turn
 partclone's torrent.info into an image torrent, reusing its SHA-1 piece
@@ -95,12 +104,16 @@ SOURCE must not be mounted. An interrupted capture leaves no torrent or
 manifest behind. Exit status: 0 on success, 1 when partclone fails, 2 when
 refused (mounted source, existing image, missing partclone), 130 when
 interrupted.`,
-		Example: `  ezio capture /dev/sda1 /srv/images
+		Example: `  ezio capture /dev/sda /srv/images --name pc-2026
+  ezio capture /dev/sda1 /srv/images
   ezio seed /srv/images/sda1.torrent /srv/images/sda1
   ezio capture /dev/sda1 /srv/images --torrent-only --json
   ezio seed /srv/images/sda1.torrent /dev/sda1`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !o.torrentOnly && o.fsType == "" && capture.IsWholeDiskWithTable(cmd.Context(), args[0]) {
+				return a.captureDisk(cmd.Context(), args[0], filepath.Clean(args[1]), o.name, o.trackers, o.asJSON)
+			}
 			c := &captureRun{
 				a: a, source: args[0], outDir: filepath.Clean(args[1]), name: o.name,
 				torrentOnly: o.torrentOnly, fsType: o.fsType, trackers: o.trackers,
@@ -188,12 +201,12 @@ func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 		return nil, err
 	}
 	c.log = log
-	r, err := image.Capture(ctx, image.Options{
+	r, err := capture.Capture(ctx, capture.Options{
 		Source: c.source, OutDir: c.outDir, Name: c.name, FSType: c.fsType,
 		TorrentOnly: c.torrentOnly, Trackers: c.trackers, Logger: log,
 	}, c.progress)
 	if err != nil {
-		var re *image.RefusedError
+		var re *capture.RefusedError
 		if errors.As(err, &re) {
 			return nil, refused(re.Err)
 		}
@@ -267,7 +280,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if o.name == "" {
 				return refused(errors.New("give the image name with --name, e.g. --name sda1 (it becomes info.name)"))
 			}
-			if err := image.CheckName(o.name); err != nil {
+			if err := capture.CheckName(o.name); err != nil {
 				return refused(err)
 			}
 			f, err := os.Open(args[0])
@@ -279,7 +292,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
-			mi, sum, err := image.TorrentFromInfo(info, o.name, o.trackers)
+			mi, sum, err := capture.TorrentFromInfo(info, o.name, o.trackers)
 			if err != nil {
 				return refused(fmt.Errorf("%s: %w", args[0], err))
 			}
@@ -292,7 +305,7 @@ A malformed torrent.info is refused (exit 2) with the line at fault.`,
 			if err := mi.Write(&buf); err != nil {
 				return err
 			}
-			if err := image.WriteFileAtomic(o.out, buf.Bytes()); err != nil {
+			if err := capture.WriteFileAtomic(o.out, buf.Bytes()); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", o.out, sum.Name, sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)

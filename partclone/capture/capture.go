@@ -1,4 +1,4 @@
-// Package image turns a partition into a servable image: it runs partclone
+// Package capture turns a partition into a servable image: it runs partclone
 // and writes the layout of Clonezilla's BitTorrent mode, so images move
 // between the tools:
 //
@@ -8,7 +8,7 @@
 //	OUTDIR/NAME.json           a manifest: source, filesystem, sizes, infohash
 //
 // The command line and the wizard both capture through Capture.
-package image
+package capture
 
 import (
 	"bytes"

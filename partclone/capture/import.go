@@ -1,0 +1,434 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"ezio/disks/diskimage"
+	"ezio/disks/table"
+	"ezio/engine"
+	"ezio/partclone"
+)
+
+// ImportOptions describe the import of a Clonezilla image directory.
+type ImportOptions struct {
+	Source   string // the Clonezilla image directory (what ocs-sr savedisk wrote)
+	OutDir   string // the disk image goes to OutDir/Name
+	Name     string // default: Source's base name
+	Trackers []string
+	Logger   *slog.Logger
+}
+
+// imageFileRE matches Clonezilla's partclone image names:
+// <part>.<fs>-ptcl-img[.<compression>][.aa].
+var imageFileRE = regexp.MustCompile(`^(.+)\.([A-Za-z0-9+]+)-ptcl-img(?:\.([a-z0-9]+))?(?:\.([a-z]{2,}))?$`)
+
+// clonezillaImage is one partition's image files.
+type clonezillaImage struct {
+	fs, compression string
+	files           []string // in order
+	bytes           int64
+}
+
+// ImportClonezilla turns a Clonezilla disk image (ocs-sr savedisk) into
+// ezio's disk image: the disk files are copied, and each partition's
+// partclone image is streamed through its decompressor into partclone,
+// which writes the extent files and torrent.info (as Clonezilla's
+// ocs-gen-bt-slices does). Encrypted and LVM images are refused, naming the
+// partition and why.
+func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskProgress)) (_ *DiskResult, err error) {
+	start := time.Now()
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	src := filepath.Clean(o.Source)
+	if o.Name == "" {
+		o.Name = filepath.Base(src)
+	}
+	if err := CheckName(o.Name); err != nil {
+		return nil, refused(err)
+	}
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		return string(b), err
+	}
+	diskText, err := read("disk")
+	if err != nil {
+		return nil, refused(fmt.Errorf("%s is not a Clonezilla disk image (ocs-sr savedisk): %w", src, err))
+	}
+	diskNames := strings.Fields(diskText)
+	if len(diskNames) != 1 {
+		return nil, refused(fmt.Errorf("%s holds %d disks (%s); ezio imports an image of one disk", src, len(diskNames), strings.Join(diskNames, ", ")))
+	}
+	disk := diskNames[0]
+	partsText, _ := read("parts")
+	parts := strings.Fields(partsText)
+	if _, err := os.Stat(filepath.Join(src, "ecryptfs.info")); err == nil {
+		return nil, refused(fmt.Errorf("%s is encrypted (ecryptfs.info): every partition (%s) is inside an ecryptfs volume; decrypt it with Clonezilla first (ocs-sr restores it, then save it again without -senc)", src, strings.Join(parts, ", ")))
+	}
+	if lvm, err := read("lvm_vg_dev.list"); err == nil {
+		var pvs []string
+		for _, line := range strings.Split(lvm, "\n") {
+			if f := strings.Fields(line); len(f) >= 2 {
+				pvs = append(pvs, f[1]+" (volume group "+f[0]+")")
+			}
+		}
+		return nil, refused(fmt.Errorf("%s uses LVM: %s is an LVM physical volume, and ezio does not import LVM images yet (a later step); restore it with Clonezilla", src, strings.Join(pvs, ", ")))
+	}
+	pt, mbr, hidden, gpt := diskimage.Files(disk)
+	ptText, err := read(pt)
+	if err != nil {
+		return nil, refused(fmt.Errorf("%s has no partition table file %s: %w", src, pt, err))
+	}
+	t, err := table.ParseDump(ptText)
+	if err != nil {
+		return nil, refused(fmt.Errorf("%s: %s: %w", src, pt, err))
+	}
+	images, err := findImages(src, parts)
+	if err != nil {
+		return nil, refused(err)
+	}
+	// Every program before the first byte is written.
+	for _, part := range parts {
+		im := images[part]
+		if _, err := partclone.ExtractProgram(im.fs); err != nil {
+			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
+		}
+		if _, err := partclone.Decompressor(im.compression); err != nil {
+			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
+		}
+	}
+	dir := filepath.Join(o.OutDir, o.Name)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, refused(fmt.Errorf("output directory: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	m := newDiskManifest(o.Name, disk, t, 0)
+	m.ImportedFrom = src
+	m.HiddenAfterMBR, m.GPTBackup = "", ""
+	copied := []string{"disk", pt, mbr}
+	if exists(filepath.Join(src, hidden)) && t.Label == table.LabelDOS {
+		m.HiddenAfterMBR = hidden
+		copied = append(copied, hidden)
+	}
+	if exists(filepath.Join(src, gpt)) && t.Label == table.LabelGPT {
+		m.GPTBackup = gpt
+		copied = append(copied, gpt)
+	}
+	for _, f := range copied {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return nil, refused(fmt.Errorf("%s: %w", src, err))
+		}
+		if err := WriteFileAtomic(filepath.Join(dir, f), b); err != nil {
+			return nil, err
+		}
+	}
+	// The disk's size: the source's size is not saved by Clonezilla; its
+	// last usable sector (GPT) or the end of the last partition bounds it.
+	m.SizeBytes = t.End()
+	if t.Label == table.LabelGPT && t.LastLBA > 0 {
+		m.SizeBytes = max(m.SizeBytes, (t.LastLBA+34)*t.SectorSize)
+	}
+	blkid := parseBlkidList(filepath.Join(src, "blkid.list"))
+	swaps := map[string]map[string]string{}
+	if entries, err := os.ReadDir(src); err == nil {
+		for _, e := range entries {
+			if n, ok := strings.CutPrefix(e.Name(), "swappt-"); ok && strings.HasSuffix(n, ".info") {
+				swaps[strings.TrimSuffix(n, ".info")] = parseShellVars(filepath.Join(src, e.Name()))
+				b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+				if err := WriteFileAtomic(filepath.Join(dir, e.Name()), b); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	saved := map[string]bool{}
+	for _, p := range parts {
+		saved[p] = true
+	}
+	var total, done int64
+	for _, p := range parts {
+		total += images[p].bytes
+	}
+	var out []diskimage.Partition
+	index := 0
+	for _, tp := range t.Partitions {
+		name := table.PartitionName(disk, tp.Number)
+		p := diskimage.Partition{
+			Number: tp.Number, Name: name, Start: tp.Start * t.SectorSize, Size: tp.Size * t.SectorSize,
+			Type: tp.Type, PartUUID: tp.UUID, PartLabel: tp.Name,
+		}
+		if b, ok := blkid[name]; ok {
+			p.Filesystem, p.UUID, p.Label = b["TYPE"], b["UUID"], b["LABEL"]
+		}
+		switch {
+		case table.IsExtended(t.Label, tp.Type):
+			p.Saved = diskimage.SavedExtended
+		case swaps[name] != nil:
+			p.Saved, p.Filesystem = diskimage.SavedSwap, "swap"
+			p.UUID, p.Label = swaps[name]["UUID"], swaps[name]["LABEL"]
+		case saved[name]:
+			index++
+			im := images[name]
+			if p.Filesystem == "" && im.fs != "dd" {
+				p.Filesystem = im.fs
+			}
+			log.Info("importing partition", "partition", name, "fs", im.fs, "compression", im.compression, "files", len(im.files))
+			mm, err := extractOne(ctx, src, dir, name, im, o.Trackers, func(pr partclone.Progress) {
+				if progress != nil {
+					progress(DiskProgress{Partition: name, Index: index, Count: len(parts), Percent: pr.Percent,
+						Overall: overall(done, im.bytes, pr.Percent, total), Progress: pr})
+				}
+			})
+			if err != nil {
+				return nil, fmt.Errorf("partition %s: %w", name, err)
+			}
+			done += im.bytes
+			fillSaved(&p, mm)
+			if im.fs == "dd" {
+				p.Saved = diskimage.SavedDD
+			}
+		default:
+			// Clonezilla saved nothing of it (an unformatted partition):
+			// the table recreates it, its bytes stay as the target has them.
+			log.Warn("partition not in the Clonezilla image", "partition", name)
+			continue
+		}
+		out = append(out, p)
+	}
+	for _, part := range parts {
+		if !containsName(out, part) {
+			return nil, refused(fmt.Errorf("%s lists partition %s, which %s does not have", filepath.Join(src, "parts"), part, pt))
+		}
+	}
+	m.Partitions = out
+	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	return &DiskResult{Manifest: m, Dir: dir}, nil
+}
+
+func containsName(ps []diskimage.Partition, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// findImages finds each listed partition's image files.
+func findImages(src string, parts []string) (map[string]clonezillaImage, error) {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]clonezillaImage{}
+	for _, e := range entries {
+		m := imageFileRE.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		part, fs, comp, split := m[1], m[2], m[3], m[4]
+		if comp != "" && len(comp) == 2 && split == "" && comp >= "aa" && comp <= "zz" && !knownCompression(comp) {
+			comp, split = "", comp
+		}
+		im := out[part]
+		if im.fs != "" && (im.fs != fs || im.compression != comp) {
+			return nil, fmt.Errorf("partition %s has images of two kinds (%s.%s and %s.%s)", part, im.fs, im.compression, fs, comp)
+		}
+		im.fs, im.compression = fs, comp
+		im.files = append(im.files, e.Name())
+		if info, err := e.Info(); err == nil {
+			im.bytes += info.Size()
+		}
+		out[part] = im
+	}
+	for _, p := range parts {
+		im, ok := out[p]
+		if !ok {
+			if exists(filepath.Join(src, p+".dd-img")) || len(globOf(src, p+".*-img*")) > 0 {
+				return nil, fmt.Errorf("partition %s is saved in an old Clonezilla format (not partclone's): save it again with a current Clonezilla", p)
+			}
+			return nil, fmt.Errorf("%s lists partition %s but it has no <part>.<fs>-ptcl-img file", filepath.Join(src, "parts"), p)
+		}
+		if ms, _ := filepath.Glob(filepath.Join(src, p+".*ecryptfs*")); len(ms) > 0 {
+			return nil, fmt.Errorf("partition %s is encrypted; ezio cannot read it", p)
+		}
+		sort.Strings(im.files)
+		out[p] = im
+	}
+	return out, nil
+}
+
+func knownCompression(s string) bool {
+	switch s {
+	case "gz", "xz", "bz2", "lz4", "zst", "lzo":
+		return true
+	}
+	return false
+}
+
+func globOf(dir, pattern string) []string {
+	ms, _ := filepath.Glob(filepath.Join(dir, pattern))
+	return ms
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// extractOne streams one partition's image files through the decompressor
+// into partclone, then writes the torrent and torrent.info beside the
+// extent directory.
+func extractOne(ctx context.Context, src, dir, name string, im clonezillaImage, trackers []string, progress func(partclone.Progress)) (*Manifest, error) {
+	argv, err := partclone.Decompressor(im.compression)
+	if err != nil {
+		return nil, err
+	}
+	var readers []io.Reader
+	var closers []io.Closer
+	for _, f := range im.files {
+		fh, err := os.Open(filepath.Join(src, f))
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, fh)
+		closers = append(closers, fh)
+	}
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, wait, err := partclone.Decompress(cctx, argv, io.MultiReader(readers...))
+	if err != nil {
+		return nil, err
+	}
+	imageDir := filepath.Join(dir, name)
+	res, xerr := partclone.Extract(ctx, partclone.ExtractOptions{FSType: im.fs, Input: stream, OutDir: imageDir}, progress)
+	stream.Close()
+	if xerr != nil {
+		cancel()
+	}
+	werr := wait()
+	if xerr != nil {
+		return nil, xerr
+	}
+	if werr != nil {
+		os.RemoveAll(imageDir)
+		return nil, werr
+	}
+	info, err := os.ReadFile(res.InfoPath)
+	if err != nil {
+		return nil, err
+	}
+	mi, sum, err := TorrentFromInfo(res.Info, name, trackers)
+	if err != nil {
+		return nil, err
+	}
+	var tb bytes.Buffer
+	if err := mi.Write(&tb); err != nil {
+		return nil, err
+	}
+	p := PathsFor(dir, name)
+	if err := WriteFileAtomic(p.Info, info); err != nil {
+		return nil, err
+	}
+	if err := WriteFileAtomic(p.Torrent, tb.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(res.InfoPath); err != nil {
+		return nil, err
+	}
+	return &Manifest{
+		Name: name, Mode: ModeImage, Filesystem: im.fs, Program: res.Program, Fallback: res.Fallback,
+		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
+		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.Torrent), TorrentInfo: filepath.Base(p.Info),
+		ImageDir: filepath.Base(p.ImageDir),
+	}, nil
+}
+
+// parseBlkidList reads Clonezilla's blkid.list (blkid's output for the
+// whole saving host) into name -> KEY -> value.
+func parseBlkidList(path string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		dev, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		out[filepath.Base(strings.TrimSpace(dev))] = parsePairs(rest)
+	}
+	return out
+}
+
+// parsePairs reads KEY="value" pairs.
+func parsePairs(s string) map[string]string {
+	out := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			break
+		}
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			if q, err := strconv.QuotedPrefix(rest); err == nil {
+				v, _ = strconv.Unquote(q)
+				rest = rest[len(q):]
+			} else {
+				v, rest, _ = strings.Cut(rest[1:], `"`)
+			}
+		} else {
+			v, rest, _ = strings.Cut(rest, " ")
+		}
+		out[strings.TrimSpace(k)] = v
+		s = rest
+	}
+	return out
+}
+
+// parseShellVars reads a file of KEY="value" lines.
+func parseShellVars(path string) map[string]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return map[string]string{}
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		for k, v := range parsePairs(line) {
+			out[k] = v
+		}
+	}
+	return out
+}
