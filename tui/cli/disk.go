@@ -10,13 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,34 +26,11 @@ import (
 	"ezio/tui/format"
 )
 
-// partitionJobs starts the engine jobs of a disk image's partitions. Until
-// engine.Session is in main, each job is its own client (its own port);
-// then this becomes a *engine.Session, whose Seed and Deploy have the same
-// shape.
+// partitionJobs starts the engine jobs of a disk image's partitions: an
+// *engine.Session, one BitTorrent client for all of them.
 type partitionJobs interface {
 	Seed(ctx context.Context, o engine.SeedOptions) (*engine.Job, error)
 	Deploy(ctx context.Context, o engine.DeployOptions) (*engine.Job, error)
-}
-
-// oneClientPerJob is partitionJobs before the session.
-type oneClientPerJob struct{}
-
-func (oneClientPerJob) Seed(ctx context.Context, o engine.SeedOptions) (*engine.Job, error) {
-	return engine.Seed(ctx, o)
-}
-
-func (oneClientPerJob) Deploy(ctx context.Context, o engine.DeployOptions) (*engine.Job, error) {
-	return engine.Deploy(ctx, o)
-}
-
-// perJobListen gives each job of a one-client-per-job run its own port:
-// the host of the configured address, port 0.
-func perJobListen(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = ""
-	}
-	return net.JoinHostPort(host, "0")
 }
 
 // loadPartitionTorrent reads a partition's torrent out of an image
@@ -66,7 +41,11 @@ func loadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo
 		return nil, err
 	}
 	defer f.Close()
-	mi, err := metainfo.Load(f)
+	b, err := engine.ReadTorrentLimited(f, -1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
+	}
+	mi, err := engine.ParseTorrent(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
 	}
@@ -81,18 +60,13 @@ type DiskSeed struct {
 	Manifest *diskimage.Manifest
 	Jobs     []*engine.Job
 	Server   *engine.Server // nil with NoTracker
+	Session  *engine.Session
 }
 
-// Stop ends every job and the server.
+// Stop ends every job, the client and the server.
 func (s *DiskSeed) Stop() {
-	for _, j := range s.Jobs {
-		j.Stop()
-	}
-	for _, j := range s.Jobs {
-		<-j.Done()
-	}
-	if s.Server != nil {
-		s.Server.Close()
+	if s.Session != nil {
+		s.Session.Close()
 	}
 }
 
@@ -106,26 +80,21 @@ type DiskSeedOptions struct {
 
 // SeedDiskImage serves every partition of the disk image in dir, with one
 // tracker and torrent server for all of them.
-func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeed, error) {
-	return seedDiskImage(ctx, oneClientPerJob{}, dir, o)
-}
-
-func seedDiskImage(ctx context.Context, jobs partitionJobs, dir string, o DiskSeedOptions) (_ *DiskSeed, err error) {
+func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskSeed, err error) {
 	m, err := diskimage.LoadDir(dir)
 	if err != nil {
 		return nil, refused(err)
 	}
-	s := &DiskSeed{Manifest: m}
+	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen})
+	if err != nil {
+		return nil, err
+	}
+	s := &DiskSeed{Manifest: m, Session: sess, Server: sess.Server()}
 	defer func() {
 		if err != nil {
 			s.Stop()
 		}
 	}()
-	if !o.NoTracker {
-		if s.Server, err = engine.NewServer(o.TrackerListen, o.Logger); err != nil {
-			return nil, refused(err)
-		}
-	}
 	fsys := os.DirFS(dir)
 	for _, p := range m.Partitions {
 		if !p.HasData() {
@@ -135,20 +104,12 @@ func seedDiskImage(ctx context.Context, jobs partitionJobs, dir string, o DiskSe
 		if err != nil {
 			return nil, refused(err)
 		}
-		tu := o.Tuning
-		tu.ListenAddr = perJobListen(tu.ListenAddr)
-		j, err := jobs.Seed(ctx, engine.SeedOptions{Torrent: mi, Source: filepath.Join(dir, p.ImageDir), NoTracker: true, Tuning: tu, Logger: o.Logger})
+		// The session's server lists each partition's torrent.
+		j, err := sess.Seed(ctx, engine.SeedOptions{Torrent: mi, Source: filepath.Join(dir, p.ImageDir), Logger: o.Logger})
 		if err != nil {
 			return nil, refused(fmt.Errorf("partition %s: %w", p.Name, err))
 		}
 		s.Jobs = append(s.Jobs, j)
-		if s.Server != nil {
-			_, port, _ := net.SplitHostPort(j.PeerAddr())
-			pn, _ := strconv.Atoi(port)
-			if err := s.Server.AddImage(mi, pn); err != nil {
-				return nil, err
-			}
-		}
 	}
 	return s, nil
 }
@@ -197,7 +158,25 @@ type partitionProgress struct {
 // on a.Stdout in the mode chosen by asJSON and returns an *ExitError with
 // the contract's code.
 func (a *App) DeployDiskImage(ctx context.Context, fsys fs.FS, target string, asJSON bool, o DiskDeployOptions) (*diskimage.Report, error) {
-	return a.deployDiskImage(ctx, oneClientPerJob{}, fsys, target, a.progressMode(asJSON), o)
+	sess, err := diskSession(o)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	return a.deployDiskImage(ctx, sess, fsys, target, a.progressMode(asJSON), o)
+}
+
+// diskSession is the one client that writes every partition of a disk.
+func diskSession(o DiskDeployOptions) (*engine.Session, error) {
+	tu := o.Tuning
+	if tu.ListenAddr == "" {
+		tu.ListenAddr = "0.0.0.0:0" // a free port: a seeder may be on this machine
+	}
+	sess, err := engine.NewSession(engine.SessionOptions{Tuning: tu, Logger: o.Logger})
+	if err != nil {
+		return nil, deployError(err)
+	}
+	return sess, nil
 }
 
 func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.FS, target string, mode progressMode, o DiskDeployOptions) (rep *diskimage.Report, err error) {
@@ -387,11 +366,9 @@ func startPartitionDeploy(ctx context.Context, jobs partitionJobs, plan *diskima
 	if err != nil {
 		return nil, err
 	}
-	tu := o.Tuning
-	tu.ListenAddr = perJobListen(tu.ListenAddr)
 	return jobs.Deploy(ctx, engine.DeployOptions{
 		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
-		Recheck: o.Recheck, Tuning: tu, Logger: o.Logger,
+		Recheck: o.Recheck, Logger: o.Logger,
 	})
 }
 
@@ -447,7 +424,7 @@ func firstOf(ss ...string) string {
 // SeedDiskCommand is `ezio seed DIR` for a disk image directory: it serves
 // every partition until ctx ends, printing where clients find it.
 func (a *App) SeedDiskCommand(ctx context.Context, dir, trackerListen string, noTracker, asJSON bool) error {
-	log, err := a.Logger(!asJSON || a.LogFile != "")
+	log, err := a.Logger(true)
 	if err != nil {
 		return err
 	}
@@ -509,7 +486,7 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir, trackerListen string, no
 // local image directory or the seeder's http://HOST:PORT/images/NAME,
 // whose files (ezio-disk.json, the table, the torrents) are read over HTTP.
 func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON bool, o DiskDeployOptions) error {
-	log, err := a.Logger(!asJSON || a.LogFile != "")
+	log, err := a.Logger(true)
 	if err != nil {
 		return err
 	}

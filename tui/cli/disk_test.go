@@ -270,7 +270,7 @@ func dkDeployFrom(t *testing.T, dir, target string, sw dkSwarm) (*diskimage.Repo
 	tu := engine.Tuning{ListenAddr: "127.0.0.1:0"}
 	var out, errb capBuffer
 	a := &App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
-	rep, err := a.deployDiskImage(ctx, oneClientPerJob{}, os.DirFS(dir), target, progressJSON, DiskDeployOptions{Peers: sw.peers, Seeders: sw.peers, Trackers: sw.trackers, Yes: true, Tuning: tu, Logger: slog.New(slog.DiscardHandler)})
+	rep, err := a.DeployDiskImage(ctx, os.DirFS(dir), target, true, DiskDeployOptions{Peers: sw.peers, Seeders: sw.peers, Trackers: sw.trackers, Yes: true, Tuning: tu, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s onto %s: %w\n%s", dir, target, err, capTail(out.String()))
 	}
@@ -614,7 +614,7 @@ func TestDiskRefusals(t *testing.T) {
 	t.Run("mounted partition of the target", func(t *testing.T) {
 		target, nodes := dkDisk(t, 48<<20, "gpt", parts)
 		mnt, umount := capMount(t, nodes[1])
-		_, err := a.deployDiskImage(ctx, oneClientPerJob{}, os.DirFS(dir), target, progressPlain, DiskDeployOptions{Yes: true})
+		_, err := a.DeployDiskImage(ctx, os.DirFS(dir), target, false, DiskDeployOptions{Yes: true})
 		umount()
 		var ee *ExitError
 		if !errors.As(err, &ee) || ee.Code != ExitRefused || !strings.Contains(err.Error(), mnt) {

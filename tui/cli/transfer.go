@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
 	"ezio/tui/format"
@@ -172,7 +173,7 @@ func newDeployCmd(a *App) *cobra.Command {
 		then           string
 	}
 	cmd := &cobra.Command{
-		Use:   "deploy FILE.torrent|URL TARGET",
+		Use:   "deploy FILE.torrent|URL|SERVER|auto[:NAME]|IMAGE-DIR TARGET",
 		Short: "Receive an image from the swarm and write it onto a disk, partition or file",
 		Long: `Download an image from the seeder and from the other clients at once, and
 write every SHA-1-verified piece straight onto TARGET at its extents' disk
@@ -204,6 +205,20 @@ carrying "result", "code" and "reason".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			if IsDiskImageSource(args[0]) {
+				// A whole-disk image: its own progress and result lines.
+				if err := checkThen(o.then); err != nil {
+					return refused(err)
+				}
+				var trackers []string
+				if o.tracker != "" {
+					trackers = []string{o.tracker}
+				}
+				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck}); err != nil {
+					return err
+				}
+				return a.runThen(o.then)
+			}
 			var job *engine.Job
 			err := func() error {
 				src, target := args[0], args[1]
@@ -224,6 +239,12 @@ carrying "result", "code" and "reason".`,
 				}
 				l, kind, err := engine.PrepareDeploy(ft.MetaInfo, target, false)
 				if err != nil {
+					return refused(err)
+				}
+				// A partition image onto a whole disk with a partition
+				// table would destroy the table: refused, naming what
+				// would be lost and the partition that fits.
+				if err := diskimage.CheckPartitionImageTarget(ctx, target, l.End, ""); err != nil {
 					return refused(err)
 				}
 				if !o.yes {
@@ -384,19 +405,28 @@ func newSeedCmd(a *App) *cobra.Command {
 		noAnnounce    bool
 	}
 	cmd := &cobra.Command{
-		Use:   "seed FILE.torrent SOURCE",
+		Use:   "seed FILE.torrent SOURCE | seed IMAGE-DIR",
 		Short: "Serve an image to the swarm from a disk, an image file or a partclone extent directory",
-		Long: `Serve the image described by FILE.torrent from SOURCE until interrupted.
+		Long: `Serve the image described by FILE.torrent from SOURCE until interrupted,
+or every partition of the whole-disk image in IMAGE-DIR (one process, one
+BitTorrent client, one tracker for all of them).
 
 By default the seeder also runs ezio's HTTP tracker and torrent server on
 port 6969, so a client needs only its address:
   ezio deploy http://THIS-HOST:6969/torrents/NAME.torrent TARGET
 Use --no-tracker to rely on the torrent's own (external) tracker.`,
-		Example: `  ezio seed sda1.torrent /srv/images/sda1
+		Example: `  ezio seed /srv/images/lab-2026
+  ezio seed sda1.torrent /srv/images/sda1
   ezio seed sda1.torrent /dev/sda1 --listen 10.0.0.1:6881 --tracker-listen 10.0.0.1:6969`,
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if len(args) == 1 {
+				if !diskimage.IsDiskImage(args[0]) {
+					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
+				}
+				return a.SeedDiskCommand(ctx, args[0], o.trackerListen, o.noTracker, o.asJSON)
+			}
 			log, err := a.Logger(true)
 			if err != nil {
 				return err
