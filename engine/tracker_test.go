@@ -434,3 +434,5 @@ func BenchmarkAnnounceFullSwarm(b *testing.B) {
 		tt.announce("198.19.0.1:1", fmt.Sprintf("more-%015d", i), 6881, 0, "")
 	}
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
