@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -47,29 +48,90 @@ type Evidence struct {
 // It is called without the tracker's lock held.
 type Witness func(peer netip.AddrPort) Evidence
 
-// TorrentWitness is the Witness of a seeder's torrent: it looks for a
-// BitTorrent connection from the announcing client, matched by address and
-// by either end of the connection's port (the client's listen port when the
-// seeder dialled it, or the listen port it sent in its extended handshake).
+// TorrentWitness is the Witness of a seeder's torrent. It watches the
+// torrent's BitTorrent connections (every 50 ms, and at each question,
+// until the torrent closes) and remembers, per client, the most pieces a
+// connection from it claimed and the most data the seeder sent it, so a
+// client that leaves right after its last piece is still vouched for. A
+// connection is matched by address and by either end of its port: the
+// client's listen port when the seeder dialled it, or the listen port it
+// sent in its extended handshake. A client that leaves within 50 ms of its
+// last have message can be missed: it then shows as "reported".
 func TorrentWitness(t *torrent.Torrent) Witness {
-	return func(peer netip.AddrPort) Evidence {
-		var ev Evidence
-		for _, pc := range t.PeerConns() {
-			if pc.RemoteAddr == nil {
-				continue
+	w := &connWitness{seen: map[netip.AddrPort]*Evidence{}}
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.Closed():
+				return
+			case <-tick.C:
+				w.sample(t)
 			}
-			ra, err := netip.ParseAddrPort(pc.RemoteAddr.String())
-			if err != nil || ra.Addr().Unmap() != peer.Addr() {
-				continue
-			}
-			if ra.Port() != peer.Port() && pc.PeerListenPort != int(peer.Port()) {
-				continue
-			}
-			st := pc.Stats()
-			ev.Uploaded += st.BytesWrittenData.Int64()
-			ev.Pieces = max(ev.Pieces, st.RemotePieceCount)
 		}
-		return ev
+	}()
+	return func(peer netip.AddrPort) Evidence {
+		w.sample(t)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if ev := w.seen[netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())]; ev != nil {
+			return *ev
+		}
+		return Evidence{}
+	}
+}
+
+// connWitness is TorrentWitness's memory: at most maxWitnessed clients,
+// the oldest forgotten first.
+type connWitness struct {
+	mu    sync.Mutex
+	seen  map[netip.AddrPort]*Evidence
+	order []netip.AddrPort
+}
+
+const maxWitnessed = 4096
+
+func (w *connWitness) sample(t *torrent.Torrent) {
+	type obs struct {
+		keys [2]netip.AddrPort
+		ev   Evidence
+	}
+	var got []obs
+	for _, pc := range t.PeerConns() {
+		if pc.RemoteAddr == nil {
+			continue
+		}
+		ra, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+		if err != nil {
+			continue
+		}
+		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
+		o := obs{keys: [2]netip.AddrPort{ra, ra}}
+		if lp := pc.PeerListenPort; lp > 0 && lp < 65536 {
+			o.keys[1] = netip.AddrPortFrom(ra.Addr(), uint16(lp))
+		}
+		st := pc.Stats()
+		o.ev = Evidence{Uploaded: st.BytesWrittenData.Int64(), Pieces: st.RemotePieceCount}
+		got = append(got, o)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range got {
+		for _, k := range o.keys {
+			ev := w.seen[k]
+			if ev == nil {
+				if len(w.order) >= maxWitnessed {
+					delete(w.seen, w.order[0])
+					w.order = w.order[1:]
+				}
+				ev = &Evidence{}
+				w.seen[k] = ev
+				w.order = append(w.order, k)
+			}
+			ev.Uploaded = max(ev.Uploaded, o.ev.Uploaded)
+			ev.Pieces = max(ev.Pieces, o.ev.Pieces)
+		}
 	}
 }
 
