@@ -91,16 +91,16 @@ type ServerOption func(*Server)
 // list; others get 403 and are not tracked.
 func WithAllow(l AllowList) ServerOption { return func(s *Server) { s.allow = l } }
 
-// ListenError is a server that could not listen on its address.
-type ListenError struct {
+// ServerListenError is a server that could not listen on its address.
+type ServerListenError struct {
 	Addr string
 	Err  error
 }
 
-func (e *ListenError) Error() string {
+func (e *ServerListenError) Error() string {
 	return fmt.Sprintf("the image server cannot listen on %s: %v", e.Addr, e.Err)
 }
-func (e *ListenError) Unwrap() error { return e.Err }
+func (e *ServerListenError) Unwrap() error { return e.Err }
 
 // NewServer listens on addr (host:port; empty host = all addresses).
 func NewServer(addr string, log *slog.Logger, opts ...ServerOption) (*Server, error) {
@@ -112,7 +112,7 @@ func NewServer(addr string, log *slog.Logger, opts ...ServerOption) (*Server, er
 	}
 	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
-		return nil, &ListenError{Addr: addr, Err: err}
+		return nil, &ServerListenError{Addr: addr, Err: err}
 	}
 	s := newServer(log)
 	for _, o := range opts {

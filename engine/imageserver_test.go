@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -200,5 +201,18 @@ func TestDiskImageFleet(t *testing.T) {
 	st = s.Status("server")
 	if m := st.Images[0].Fleet[0]; !m.Completed || m.State != FleetDone || st.Summary != "1 of 1 clients done" {
 		t.Errorf("finished disk client: %+v, summary %q", m, st.Summary)
+	}
+}
+
+func TestServerListenErrorIsTyped(t *testing.T) {
+	s, err := NewServer("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = NewServer(s.Addr(), nil)
+	var le *ServerListenError
+	if !errors.As(err, &le) || le.Addr != s.Addr() || strings.Contains(err.Error(), "--") {
+		t.Errorf("second server on %s: %v, want a ServerListenError without flag names", s.Addr(), err)
 	}
 }
