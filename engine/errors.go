@@ -12,12 +12,16 @@ import (
 // UnreachableError: no server or peer could be reached, or none has been
 // reachable for too long. Worth retrying later (exit 3 on the CLI).
 type UnreachableError struct {
-	What  string    // what could not be reached ("the server", a URL...)
+	URL   string    // the URL that could not be fetched, if it was one
+	What  string    // what could not be reached ("the server"...)
 	Since time.Time // when the last source was lost; zero if never reached
 	Err   error
 }
 
 func (e *UnreachableError) Error() string {
+	if e.URL != "" {
+		return fmt.Sprintf("cannot reach %s: %v", e.URL, e.Err)
+	}
 	msg := "no server reachable"
 	if e.What != "" {
 		msg = e.What + " is not reachable"
@@ -60,12 +64,3 @@ func (e *WriteError) Error() string {
 	return fmt.Sprintf("writing to the target at byte %d: %v", e.Offset, e.Err)
 }
 func (e *WriteError) Unwrap() error { return e.Err }
-
-// NotFoundError: the server answered, but has no such image.
-type NotFoundError struct {
-	URL string
-}
-
-func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("the server has no image at %s (is it serving it yet?)", e.URL)
-}

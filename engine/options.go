@@ -87,6 +87,9 @@ type SeedOptions struct {
 	// ":6969". Ignored by Session.Seed (the session's server is used).
 	TrackerListen string
 	NoTracker     bool
+	// Unlisted keeps the torrent off the server's image list: a partition
+	// of a disk image, which the disk image lists (Server.AddDiskImage).
+	Unlisted bool
 	// Expect is how many clients make the room (0: not said); snapshots
 	// carry it beside the number done.
 	Expect int

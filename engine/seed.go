@@ -86,9 +86,19 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	}
 	j.expect = o.Expect
 	if s.srv != nil {
-		if err := s.srv.AddImage(o.Torrent, s.PeerPort()); err != nil {
-			j.finish(err)
-			return nil, err
+		if !o.Unlisted {
+			if err := s.srv.AddImage(o.Torrent, s.PeerPort()); err != nil {
+				j.finish(err)
+				return nil, err
+			}
+		}
+		// The tracker believes a client's "completed" only when this
+		// seeder saw it take the image; the status page shows what the
+		// source check found.
+		s.srv.SetWitness(j.ih, TorrentWitness(j.t))
+		s.srv.SetHealth(j.ih, j.health)
+		if o.Expect > 0 {
+			s.srv.SetExpect(o.Expect)
 		}
 	} else if al := o.Torrent.UpvertedAnnounceList(); len(al) > 0 {
 		j.t.AddTrackers(al)
@@ -102,4 +112,14 @@ func (j *Job) seedMain(ctx context.Context) error {
 	j.setPhase(PhaseSeeding)
 	<-ctx.Done()
 	return nil
+}
+
+// health is the seeder's bad pieces as the status page lists them.
+func (j *Job) health() []BadPieceInfo {
+	var out []BadPieceInfo
+	for _, b := range j.st.BadPieces() {
+		off, n := j.layout.PieceSpan(b.Index)
+		out = append(out, BadPieceInfo{Piece: b.Index, Offset: off, Length: n, Reason: b.Reason})
+	}
+	return out
 }

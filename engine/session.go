@@ -74,7 +74,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 		cfg.MaxUnverifiedBytes = o.MaxUnverifiedBytes
 	}
 	if len(o.Allow) > 0 {
-		cfg.IPBlocklist = allowList(o.Allow)
+		cfg.IPBlocklist = AllowList(o.Allow).Blocklist()
 	}
 	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
@@ -88,7 +88,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	s.cl = cl
 	if o.Serve {
-		srv, err := NewServer(o.ServerListen, log)
+		srv, err := NewServer(o.ServerListen, log, WithAllow(AllowList(o.Allow)))
 		if err != nil {
 			cl.Close()
 			return nil, err

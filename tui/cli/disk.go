@@ -96,6 +96,7 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 		}
 	}()
 	fsys := os.DirFS(dir)
+	var parts []engine.DiskPart
 	for _, p := range m.Partitions {
 		if !p.HasData() {
 			continue
@@ -104,12 +105,27 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 		if err != nil {
 			return nil, refused(err)
 		}
-		// The session's server lists each partition's torrent.
-		j, err := sess.Seed(ctx, engine.SeedOptions{Torrent: mi, Source: filepath.Join(dir, p.ImageDir), Logger: o.Logger})
+		// Listed by the disk image below, not as images of their own.
+		j, err := sess.Seed(ctx, engine.SeedOptions{Torrent: mi, Source: filepath.Join(dir, p.ImageDir), Unlisted: true, Logger: o.Logger})
 		if err != nil {
 			return nil, refused(fmt.Errorf("partition %s: %w", p.Name, err))
 		}
 		s.Jobs = append(s.Jobs, j)
+		parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem, MI: mi})
+	}
+	if s.Server != nil {
+		files, err := diskImageFiles(dir, m)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range m.Partitions {
+			if !p.HasData() {
+				parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem})
+			}
+		}
+		if err := s.Server.AddDiskImage(engine.DiskImage{Name: m.Name, Manifest: files[diskimage.ManifestFile], Parts: parts, PeerPort: sess.PeerPort(), Files: files}); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -507,12 +523,52 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 }
 
 // IsDiskImageSource says whether a deploy source is a disk image: a local
-// directory with ezio-disk.json, or a URL whose path has /images/.
-func IsDiskImageSource(src string) bool {
+// directory with ezio-disk.json, or a server's /images/NAME that serves
+// one (a partition image there is not).
+func IsDiskImageSource(ctx context.Context, src string) bool {
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		return strings.Contains(src, "/images/")
+		if !strings.Contains(src, "/images/") {
+			return false
+		}
+		f, err := httpFS{ctx: ctx, base: strings.TrimRight(src, "/")}.Open(diskimage.ManifestFile)
+		if err != nil {
+			return false
+		}
+		f.Close()
+		return true
 	}
 	return diskimage.IsDiskImage(src)
+}
+
+// diskImageFiles reads the small files of an image directory that a
+// client needs before any data: the manifest, the partition table and
+// boot areas, Clonezilla's disk and parts lists, swap records, and each
+// partition's torrent and torrent.info. Never the extents.
+func diskImageFiles(dir string, m *diskimage.Manifest) (map[string][]byte, error) {
+	names := []string{diskimage.ManifestFile, "disk", "parts", m.PartitionTable, m.MBR, m.HiddenAfterMBR, m.GPTBackup}
+	for _, p := range m.Partitions {
+		names = append(names, p.Torrent, p.TorrentInfo)
+	}
+	if swaps, err := filepath.Glob(filepath.Join(dir, "swappt-*.info")); err == nil {
+		for _, sw := range swaps {
+			names = append(names, filepath.Base(sw))
+		}
+	}
+	files := map[string][]byte{}
+	for _, n := range names {
+		if n == "" || files[n] != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(n)))
+		if errors.Is(err, fs.ErrNotExist) && n != diskimage.ManifestFile {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		files[n] = b
+	}
+	return files, nil
 }
 
 // httpFS reads an image directory's files from the seeder's HTTP server:

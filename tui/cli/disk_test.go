@@ -710,7 +710,7 @@ func TestDiskDeployOverHTTP(t *testing.T) {
 	srv := httptest.NewServer(http.StripPrefix("/images/web/", http.FileServer(http.Dir(dir))))
 	defer srv.Close()
 	url := srv.URL + "/images/web"
-	if !IsDiskImageSource(url) || !IsDiskImageSource(dir) || IsDiskImageSource(t.TempDir()) {
+	if !IsDiskImageSource(context.Background(), url) || !IsDiskImageSource(context.Background(), dir) || IsDiskImageSource(context.Background(), t.TempDir()) {
 		t.Error("IsDiskImageSource")
 	}
 	sw := dkSeed(t, dir)
@@ -721,6 +721,47 @@ func TestDiskDeployOverHTTP(t *testing.T) {
 	defer cancel()
 	if err := a.DeployDiskCommand(ctx, url, target, true, DiskDeployOptions{Peers: sw.peers, Seeders: sw.peers, Yes: true}); err != nil {
 		t.Fatalf("%v\n%s", err, capTail(out.String()))
+	}
+	if got, want := dkDump(t, target, true), dkDump(t, src, true); got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+	dkCheckFiles(t, target, parts)
+}
+
+// TestDiskSeedServesImageToURLDeploy: the contract path end to end: a
+// disk image served by the real image server (one session for every
+// partition), /images.json saying it is a disk with its partitions, and
+// `ezio deploy http://SEEDER/images/NAME DISK` reading everything from
+// the server alone (no peer given).
+func TestDiskSeedServesImageToURLDeploy(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	files := map[string][]byte{"f": dkRandom(13, 700<<10)}
+	parts := []dkPart{{typ: "83", size: "20MiB", fs: "ext4", files: files}, {typ: "83", fs: "ext4", files: map[string][]byte{"g": dkRandom(14, 300<<10)}}}
+	src, _ := dkDisk(t, 48<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "room")
+	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seed.Stop)
+	if len(seed.Jobs) != 2 || seed.Jobs[0].PeerAddr() != seed.Jobs[1].PeerAddr() {
+		t.Fatalf("the partitions are not served by one client: %d jobs", len(seed.Jobs))
+	}
+	es, err := engine.ListImages(context.Background(), seed.Server.BaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Name != "room" || es[0].Kind != engine.KindDisk || len(es[0].Partitions) != 2 {
+		t.Fatalf("/images.json: %+v", es)
+	}
+	url := seed.Server.BaseURL() + "/images/room"
+	if !IsDiskImageSource(context.Background(), url) {
+		t.Fatal("the served disk image is not recognised")
+	}
+	target := dkBlank(t, 48<<20)
+	code, out, errOut, err := capCLI(t, "deploy", url, target, "--yes", "--json", "--listen", "127.0.0.1:0")
+	if code != 0 {
+		t.Fatalf("exit %d: %v\n%s\n%s", code, err, capTail(out), capTail(errOut))
 	}
 	if got, want := dkDump(t, target, true), dkDump(t, src, true); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)

@@ -205,7 +205,7 @@ carrying "result", "code" and "reason".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
-			if IsDiskImageSource(args[0]) {
+			if IsDiskImageSource(ctx, args[0]) {
 				// A whole-disk image: its own progress and result lines.
 				if err := checkThen(o.then); err != nil {
 					return refused(err)
@@ -435,7 +435,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			if err != nil {
 				return refused(err)
 			}
-			allow, err := engine.ParseAllow(o.allow)
+			allow, err := engine.ParseAllowList(o.allow)
 			if err != nil {
 				return refused(err)
 			}

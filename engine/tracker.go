@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// AnnounceInterval is short because clients on a LAN must find each other
+// within seconds, not the minutes public trackers ask for.
+const AnnounceInterval = 5 * time.Second
+
+const (
+	// PeerTTL is how long a client stays in the tracker without announcing.
+	// Three intervals forgive one lost announce and a slow second one.
+	PeerTTL = 3 * AnnounceInterval
+	// MaxPeersPerTorrent caps the entries of one torrent. Beyond it an
+	// announce is still answered (the seeder and a sample of peers) but
+	// not recorded, until entries expire: the fleet shows at most this many.
+	MaxPeersPerTorrent = 1000
+	// lostAfter is when a client that stopped announcing shows as lost.
+	lostAfter = 2 * AnnounceInterval
+	// witnessEvery bounds how often one entry's completion is checked.
+	witnessEvery = time.Second
+)
+
+// Evidence is what the seeder itself saw of a client over BitTorrent.
+type Evidence struct {
+	// Uploaded is the piece data the seeder sent to that client.
+	Uploaded int64
+	// Pieces is how many pieces a live BitTorrent connection from that
+	// client says it holds (its bitfield and have messages).
+	Pieces int
+}
+
+// Witness tells the tracker what the seeder saw of the client that
+// announces from peer (the client's address and its announced listen port).
+// It is called without the tracker's lock held.
+type Witness func(peer netip.AddrPort) Evidence
+
+// TorrentWitness is the Witness of a seeder's torrent. It watches the
+// torrent's BitTorrent connections (every 50 ms, and at each question,
+// until the torrent closes) and remembers, per client, the most pieces a
+// connection from it claimed and the most data the seeder sent it, so a
+// client that leaves right after its last piece is still vouched for. A
+// connection is matched by address and by either end of its port: the
+// client's listen port when the seeder dialled it, or the listen port it
+// sent in its extended handshake. A client that leaves within 50 ms of its
+// last have message can be missed: it then shows as "reported".
+func TorrentWitness(t *torrent.Torrent) Witness {
+	w := &connWitness{seen: map[netip.AddrPort]*Evidence{}}
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.Closed():
+				return
+			case <-tick.C:
+				w.sample(t)
+			}
+		}
+	}()
+	return func(peer netip.AddrPort) Evidence {
+		w.sample(t)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if ev := w.seen[netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())]; ev != nil {
+			return *ev
+		}
+		return Evidence{}
+	}
+}
+
+// connWitness is TorrentWitness's memory: at most maxWitnessed clients,
+// the oldest forgotten first.
+type connWitness struct {
+	mu    sync.Mutex
+	seen  map[netip.AddrPort]*Evidence
+	order []netip.AddrPort
+}
+
+const maxWitnessed = 4096
+
+func (w *connWitness) sample(t *torrent.Torrent) {
+	type obs struct {
+		keys [2]netip.AddrPort
+		ev   Evidence
+	}
+	var got []obs
+	for _, pc := range t.PeerConns() {
+		if pc.RemoteAddr == nil {
+			continue
+		}
+		ra, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+		if err != nil {
+			continue
+		}
+		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
+		o := obs{keys: [2]netip.AddrPort{ra, ra}}
+		if lp := pc.PeerListenPort; lp > 0 && lp < 65536 {
+			o.keys[1] = netip.AddrPortFrom(ra.Addr(), uint16(lp))
+		}
+		st := pc.Stats()
+		o.ev = Evidence{Uploaded: st.BytesWrittenData.Int64(), Pieces: st.RemotePieceCount}
+		got = append(got, o)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range got {
+		for _, k := range o.keys {
+			ev := w.seen[k]
+			if ev == nil {
+				if len(w.order) >= maxWitnessed {
+					delete(w.seen, w.order[0])
+					w.order = w.order[1:]
+				}
+				ev = &Evidence{}
+				w.seen[k] = ev
+				w.order = append(w.order, k)
+			}
+			ev.Uploaded = max(ev.Uploaded, o.ev.Uploaded)
+			ev.Pieces = max(ev.Pieces, o.ev.Pieces)
+		}
+	}
+}
+
+type swarm struct {
+	peers     map[string]*trackedPeer   // by peer id
+	byAddr    map[netip.AddrPort]string // announced address -> peer id
+	list      []*trackedPeer            // the same entries, for sampling
+	lastSweep time.Time
+	warnedCap bool
+	// counts of live entries as of the last sweep, for announce answers
+	nComplete, nIncomplete int
+
+	total   int64 // bytes of data, for completion evidence
+	pieces  int
+	witness Witness
+	health  func() []BadPieceInfo
+}
+
+type trackedPeer struct {
+	id        string
+	src       netip.Addr     // where its announces come from; the entry is bound to it
+	addr      netip.AddrPort // src and the announced port
+	left      int64
+	uploaded  int64
+	claimed   bool // it says it has everything
+	verified  bool // and the seeder saw it take the image
+	stopped   bool
+	first     time.Time
+	last      time.Time
+	rate      float64 // bytes/s between the last two announces
+	lastCheck time.Time
+	pending   bool // a delayed completion check is scheduled
+	idx       int  // position in swarm.list
+}
+
+func newSwarm() *swarm {
+	return &swarm{peers: map[string]*trackedPeer{}, byAddr: map[netip.AddrPort]string{}}
+}
+
+// SetWitness gives the tracker a way to check a completion claim for one
+// torrent (see TorrentWitness). Without one, a client that says it is
+// complete is shown as "reported", never as done.
+func (s *Server) SetWitness(ih metainfo.Hash, w Witness) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.swarmLocked(ih).witness = w
+}
+
+func (s *Server) swarmLocked(ih metainfo.Hash) *swarm {
+	sw := s.swarms[ih]
+	if sw == nil {
+		sw = newSwarm()
+		s.swarms[ih] = sw
+	}
+	return sw
+}
+
+// sweepLocked drops entries that stopped announcing, at most once a second.
+// Entries the seeder saw complete stay: the room's "k of N done" must not
+// shrink when finished machines leave.
+func (sw *swarm) sweepLocked(now time.Time, force bool) {
+	if !force && now.Sub(sw.lastSweep) < time.Second {
+		return
+	}
+	sw.lastSweep = now
+	sw.nComplete, sw.nIncomplete = 0, 0
+	for id, p := range sw.peers {
+		switch {
+		case !p.verified && now.Sub(p.last) > PeerTTL:
+			sw.dropLocked(id, p)
+		case p.stopped || now.Sub(p.last) > PeerTTL:
+		case p.verified:
+			sw.nComplete++
+		default:
+			sw.nIncomplete++
+		}
+	}
+}
+
+func (sw *swarm) addLocked(p *trackedPeer) {
+	sw.peers[p.id] = p
+	sw.byAddr[p.addr] = p.id
+	p.idx = len(sw.list)
+	sw.list = append(sw.list, p)
+}
+
+func (sw *swarm) dropLocked(id string, p *trackedPeer) {
+	delete(sw.peers, id)
+	if sw.byAddr[p.addr] == id {
+		delete(sw.byAddr, p.addr)
+	}
+	last := sw.list[len(sw.list)-1]
+	sw.list[p.idx], last.idx = last, p.idx
+	sw.list[len(sw.list)-1] = nil
+	sw.list = sw.list[:len(sw.list)-1]
+}
+
+// sampleLocked picks up to n live peers other than the asker, from a random
+// point of the list on: the cost follows n, not the size of the swarm.
+func (sw *swarm) sampleLocked(now time.Time, n int, askerID string, asker netip.AddrPort) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, min(n, len(sw.list)))
+	start := 0
+	if len(sw.list) > 0 {
+		start = rand.IntN(len(sw.list))
+	}
+	for k := 0; k < len(sw.list) && len(out) < n; k++ {
+		o := sw.list[(start+k)%len(sw.list)]
+		if o.stopped || now.Sub(o.last) > PeerTTL || o.id == askerID || o.addr == asker {
+			continue
+		}
+		out = append(out, o.addr)
+	}
+	rand.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+	return out
+}
+
+// believes says whether the evidence shows the client took the whole image.
+func (sw *swarm) believes(ev Evidence) bool {
+	return (sw.pieces > 0 && ev.Pieces >= sw.pieces) || (sw.total > 0 && ev.Uploaded >= sw.total)
+}
+
+func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ihs := q.Get("info_hash")
+	if len(ihs) != 20 {
+		trackerFailure(w, "info_hash must be 20 bytes")
+		return
+	}
+	var ih metainfo.Hash
+	copy(ih[:], ihs)
+	peerID := q.Get("peer_id")
+	port, err := strconv.Atoi(q.Get("port"))
+	if err != nil || port <= 0 || port > 65535 {
+		trackerFailure(w, "bad port")
+		return
+	}
+	// The address is the one the announce came from: an ip= naming any
+	// other machine would make every client dial it.
+	src := remoteIP(r)
+	if !src.IsValid() {
+		trackerFailure(w, "unknown source address")
+		return
+	}
+	if p, err := netip.ParseAddr(q.Get("ip")); err == nil && p.Unmap() != src {
+		s.log.Debug("ignored ip= in announce", "ip", p.String(), "from", src.String())
+	}
+	addr := netip.AddrPortFrom(src, uint16(port))
+	left, err := strconv.ParseInt(q.Get("left"), 10, 64)
+	if err != nil || left < 0 {
+		trackerFailure(w, "bad left")
+		return
+	}
+	uploaded, _ := strconv.ParseInt(q.Get("uploaded"), 10, 64)
+	numWant := 200
+	if n, err := strconv.Atoi(q.Get("numwant")); err == nil && n >= 0 && n < numWant {
+		numWant = n
+	}
+	event := q.Get("event")
+	if peerID == "" {
+		peerID = "addr:" + addr.String()
+	}
+	now := s.now()
+
+	s.mu.Lock()
+	sw := s.swarms[ih]
+	if sw == nil {
+		s.mu.Unlock()
+		trackerFailure(w, "this tracker does not serve that torrent")
+		return
+	}
+	seederPort := s.peerPorts[ih]
+	sw.sweepLocked(now, false)
+	p := sw.peers[peerID]
+	if p != nil && p.src != src {
+		// Someone else's peer id: answer, but leave the entry alone.
+		p = nil
+	} else if p == nil {
+		if oldID, ok := sw.byAddr[addr]; ok {
+			// The same machine and port under a new id: it restarted.
+			sw.dropLocked(oldID, sw.peers[oldID])
+		}
+		if len(sw.peers) < MaxPeersPerTorrent {
+			p = &trackedPeer{id: peerID, src: src, addr: addr, first: now, left: left}
+			sw.addLocked(p)
+			s.log.Debug("client joined", "addr", addr.String())
+		} else if !sw.warnedCap {
+			sw.warnedCap = true
+			s.log.Warn("tracker full: further clients are answered but not tracked", "limit", MaxPeersPerTorrent)
+		}
+	}
+	var check *trackedPeer
+	if p != nil {
+		if !p.last.IsZero() && now.Sub(p.last) > 500*time.Millisecond && left <= p.left {
+			p.rate = float64(p.left-left) / now.Sub(p.last).Seconds()
+		}
+		p.left, p.uploaded, p.last = left, uploaded, now
+		p.stopped = event == "stopped"
+		p.claimed = left == 0
+		if !p.claimed {
+			p.verified = false
+		}
+		if p.claimed && !p.verified && sw.witness != nil && now.Sub(p.lastCheck) >= witnessEvery {
+			p.lastCheck = now
+			check = p
+		}
+	}
+	// Peers to hand out: live ones but the asker, in random order.
+	others := sw.sampleLocked(now, numWant, peerID, addr)
+	complete, incomplete := sw.nComplete, sw.nIncomplete
+	witness := sw.witness
+	s.mu.Unlock()
+
+	if check != nil {
+		s.checkCompletion(ih, witness, check, addr, 0)
+	}
+	if seederPort > 0 {
+		if lip := localIP(r); lip.Is4() {
+			if seeder := netip.AddrPortFrom(lip, uint16(seederPort)); seeder != addr {
+				others = append([]netip.AddrPort{seeder}, others...)
+			}
+		}
+	}
+	var compact bytes.Buffer
+	for _, a := range others {
+		if !a.Addr().Is4() {
+			continue
+		}
+		b4 := a.Addr().As4()
+		compact.Write(b4[:])
+		compact.WriteByte(byte(a.Port() >> 8))
+		compact.WriteByte(byte(a.Port()))
+	}
+	resp := map[string]any{
+		"interval":     int(AnnounceInterval / time.Second),
+		"min interval": 1,
+		"complete":     complete + 1,
+		"incomplete":   incomplete,
+		"peers":        compact.String(),
+	}
+	b, err := bencode.Marshal(resp)
+	if err != nil {
+		trackerFailure(w, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write(b)
+}
+
+// checkCompletion asks the witness about a completion claim. A client's
+// last have message can reach the seeder after its announce, so an
+// unconfirmed claim is looked at again twice, shortly after.
+func (s *Server) checkCompletion(ih metainfo.Hash, witness Witness, p *trackedPeer, addr netip.AddrPort, attempt int) {
+	ev := witness(addr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sw := s.swarms[ih]
+	if sw == nil || sw.peers[p.id] != p || !p.claimed {
+		return
+	}
+	if sw.believes(ev) {
+		if !p.verified {
+			s.log.Debug("client completed", "addr", addr.String())
+		}
+		p.verified = true
+		return
+	}
+	if attempt >= 2 || p.pending || s.closed {
+		return
+	}
+	p.pending = true
+	time.AfterFunc(time.Duration(attempt+1)*700*time.Millisecond, func() {
+		s.mu.Lock()
+		p.pending = false
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			s.checkCompletion(ih, witness, p, addr, attempt+1)
+		}
+	})
+}
+
+// FleetMember is one client as the seeder sees it.
+type FleetMember struct {
+	Addr string  `json:"addr"`
+	Done float64 `json:"done"` // 0..1, from what it announced
+	// Completed is true only when the client said it is complete and the
+	// seeder saw it take the image (see Server.SetWitness).
+	Completed bool `json:"completed"`
+	// Reported is a completion the client claimed that the seeder could
+	// not confirm.
+	Reported bool `json:"reported,omitempty"`
+	// State is one of "downloading", "done", "reported", "left" (it said
+	// it stopped before it was done) and "lost" (silent for two intervals).
+	State    string  `json:"state"`
+	Active   bool    `json:"active"`
+	Rate     float64 `json:"rate"` // bytes/s, between its last two announces
+	LastSeen float64 `json:"last_seen_seconds"`
+}
+
+// Fleet states.
+const (
+	FleetDownloading = "downloading"
+	FleetDone        = "done"
+	FleetReported    = "reported"
+	FleetLeft        = "left"
+	FleetLost        = "lost"
+)
+
+// Fleet lists the clients that announced for an image.
+func (s *Server) Fleet(ih metainfo.Hash, total int64) []FleetMember {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sw := s.swarms[ih]
+	if sw == nil {
+		return nil
+	}
+	now := s.now()
+	sw.sweepLocked(now, false)
+	if total <= 0 {
+		total = sw.total
+	}
+	out := make([]FleetMember, 0, len(sw.peers))
+	for _, p := range sw.peers {
+		out = append(out, p.member(now, total))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Addr < out[b].Addr })
+	return out
+}
+
+func (p *trackedPeer) member(now time.Time, total int64) FleetMember {
+	m := FleetMember{Addr: p.addr.String(), Completed: p.verified, Reported: p.claimed && !p.verified, LastSeen: now.Sub(p.last).Seconds()}
+	m.Active = !p.stopped && now.Sub(p.last) < lostAfter
+	if total > 0 {
+		m.Done = float64(total-p.left) / float64(total)
+	}
+	switch {
+	case p.verified:
+		m.State, m.Done = FleetDone, 1
+	case p.claimed:
+		m.State = FleetReported
+	case p.stopped:
+		m.State = FleetLeft
+	case !m.Active:
+		m.State = FleetLost
+	default:
+		m.State = FleetDownloading
+		m.Rate = p.rate
+	}
+	return m
+}
+
+func localIP(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+func remoteIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func trackerFailure(w http.ResponseWriter, reason string) {
+	b, _ := bencode.Marshal(map[string]any{"failure reason": reason})
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write(b)
+}
