@@ -49,6 +49,7 @@ type Job struct {
 	revealS   *revealSeeder // piece reveal, seeder side
 	startDone int64         // bytes already complete when the job began
 	expect    int           // seeder: clients the room expects
+	haves     *haveWatch    // seeder: what each client says it holds, for the tracker
 	seeders   []string      // trusted sources (host:port), redialled while missing
 	peers     []string      // other sources given directly, likewise
 }
@@ -181,6 +182,10 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength, strat.RevealWindowMiB)
 			j.hooks = j.revealS.hooks(l.NumPieces)
 		}
+	}
+	if role == RoleSeed {
+		j.haves = newHaveWatch(l.NumPieces)
+		j.hooks = chain(j.hooks, j.haves.hooks())
 	}
 	st.setLimits(s.upLim, s.downLim)
 	if err := s.register(j); err != nil {

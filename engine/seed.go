@@ -95,7 +95,9 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		// The tracker believes a client's "completed" only when this
 		// seeder saw it take the image; the status page shows what the
 		// source check found.
-		s.srv.SetWitness(j.ih, TorrentWitness(j.t))
+		w := newTorrentWitness(j.t)
+		j.haves.setWitness(w)
+		s.srv.SetWitness(j.ih, w.ask)
 		s.srv.SetHealth(j.ih, j.health)
 		if o.Expect > 0 {
 			s.srv.SetExpect(o.Expect)

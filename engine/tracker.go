@@ -57,8 +57,10 @@ type Witness func(peer netip.AddrPort) Evidence
 // client's listen port when the seeder dialled it, or the listen port it
 // sent in its extended handshake. A client that leaves within 50 ms of its
 // last have message can be missed: it then shows as "reported".
-func TorrentWitness(t *torrent.Torrent) Witness {
-	w := &connWitness{seen: map[netip.AddrPort]*Evidence{}}
+func TorrentWitness(t *torrent.Torrent) Witness { return newTorrentWitness(t).ask }
+
+func newTorrentWitness(t *torrent.Torrent) *connWitness {
+	w := &connWitness{seen: map[netip.AddrPort]*Evidence{}, t: t}
 	go func() {
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
@@ -71,20 +73,23 @@ func TorrentWitness(t *torrent.Torrent) Witness {
 			}
 		}
 	}()
-	return func(peer netip.AddrPort) Evidence {
-		w.sample(t)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if ev := w.seen[netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())]; ev != nil {
-			return *ev
-		}
-		return Evidence{}
+	return w
+}
+
+func (w *connWitness) ask(peer netip.AddrPort) Evidence {
+	w.sample(w.t)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ev := w.seen[netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())]; ev != nil {
+		return *ev
 	}
+	return Evidence{}
 }
 
 // connWitness is TorrentWitness's memory: at most maxWitnessed clients,
 // the oldest forgotten first.
 type connWitness struct {
+	t     *torrent.Torrent
 	mu    sync.Mutex
 	seen  map[netip.AddrPort]*Evidence
 	order []netip.AddrPort
@@ -118,7 +123,20 @@ func (w *connWitness) sample(t *torrent.Torrent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, o := range got {
-		for _, k := range o.keys {
+		w.recordLocked(o.keys[:], o.ev)
+	}
+}
+
+// record adds what was seen of one client (under any of its keys).
+func (w *connWitness) record(keys []netip.AddrPort, ev Evidence) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.recordLocked(keys, ev)
+}
+
+func (w *connWitness) recordLocked(keys []netip.AddrPort, o Evidence) {
+	{
+		for _, k := range keys {
 			ev := w.seen[k]
 			if ev == nil {
 				if len(w.order) >= maxWitnessed {
@@ -129,8 +147,8 @@ func (w *connWitness) sample(t *torrent.Torrent) {
 				w.seen[k] = ev
 				w.order = append(w.order, k)
 			}
-			ev.Uploaded = max(ev.Uploaded, o.ev.Uploaded)
-			ev.Pieces = max(ev.Pieces, o.ev.Pieces)
+			ev.Uploaded = max(ev.Uploaded, o.Uploaded)
+			ev.Pieces = max(ev.Pieces, o.Pieces)
 		}
 	}
 }
