@@ -19,8 +19,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() { Register(newCaptureCmd) }
-
 // Capture modes and the manifest live with the capture itself.
 const (
 	ModeImage       = capture.ModeImage

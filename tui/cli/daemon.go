@@ -11,8 +11,6 @@ import (
 	"ezio/engine/daemon"
 )
 
-func init() { Register(newDaemonCmd) }
-
 func newDaemonCmd(a *App) *cobra.Command {
 	var o struct {
 		file       bool

@@ -8,8 +8,6 @@ import (
 	"ezio/disks"
 )
 
-func init() { Register(newDisksCmd) }
-
 func newDisksCmd(a *App) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

@@ -16,8 +16,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() { Register(newImportCmd) }
-
 func newImportCmd(a *App) *cobra.Command {
 	var o struct {
 		name     string

@@ -1,5 +1,7 @@
-// Package cli holds ezio's command line: every wizard action as a
-// subcommand with machine-readable output, for scripts and unattended rooms.
+// Package cli is ezio's composition root: the command line (every wizard
+// action as a subcommand with machine-readable output and exit codes, for
+// scripts and unattended rooms) and the wiring of the engine, the disks
+// and the wizard (package tui) behind it.
 package cli
 
 import (
@@ -145,17 +147,6 @@ func (a *App) isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// registry of subcommands defined across files of this package (and by
-// packages that plug into it).
-var registry []func(*App) *cobra.Command
-
-// Register adds a subcommand constructor.
-func Register(f func(*App) *cobra.Command) { registry = append(registry, f) }
-
-// Wizard runs the terminal UI; set by the tui package's init, kept as a
-// variable so the CLI does not import the UI.
-var Wizard func(ctx context.Context, a *App) error
-
 // NewRoot builds the command tree.
 func NewRoot(a *App) *cobra.Command {
 	root := &cobra.Command{
@@ -177,10 +168,10 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 		SilenceErrors: true,
 		Version:       engine.Version,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !a.isTerminal(a.Stdout) || Wizard == nil {
+			if !a.isTerminal(a.Stdout) {
 				return cmd.Help()
 			}
-			return Wizard(cmd.Context(), a)
+			return runWizard(cmd.Context(), a)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -224,7 +215,11 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
-	for _, f := range registry {
+	// Every subcommand, in the order `ezio --help` lists them.
+	for _, f := range []func(*App) *cobra.Command{
+		newDeployCmd, newSeedCmd, newCaptureCmd, newImportCmd, newServersCmd,
+		newTorrentCmd, newDaemonCmd, newStatusCmd, newDisksCmd, newDemoCmd, newVersionCmd,
+	} {
 		root.AddCommand(f(a))
 	}
 	// Usage mistakes exit 2, like every other refusal.

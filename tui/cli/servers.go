@@ -12,8 +12,6 @@ import (
 	"ezio/engine/discover"
 )
 
-func init() { Register(newServersCmd) }
-
 func newServersCmd(a *App) *cobra.Command {
 	var (
 		asJSON  bool

@@ -18,8 +18,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() { Register(newStatusCmd) }
-
 // StateName is how EZIO's tools name libtorrent's state numbers.
 func StateName(state int64, paused bool) string {
 	var s string

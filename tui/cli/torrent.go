@@ -14,8 +14,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() { Register(newTorrentCmd) }
-
 func newTorrentCmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "torrent",

@@ -23,11 +23,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() {
-	Register(newDeployCmd)
-	Register(newSeedCmd)
-}
-
 // progressMode is how a running job reports on standard output.
 type progressMode int
 

@@ -11,8 +11,6 @@ import (
 	"ezio/engine"
 )
 
-func init() { Register(newVersionCmd) }
-
 // commit is the source revision, for builds without Go's VCS stamp
 // (a tarball, -buildvcs=false): go build -ldflags "-X ezio/tui/cli.commit=abc123".
 var commit string

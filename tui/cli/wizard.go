@@ -15,11 +15,6 @@ import (
 	"ezio/tui/format"
 )
 
-func init() {
-	Wizard = runWizard
-	Register(newDemoCmd)
-}
-
 // wizardSetup is what the wizard and the demo share: logger to a file,
 // saved settings laid over the flags, and the demo's start and cleanup.
 func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, func(), error) {
