@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/engine"
+	"ezio/engine/demo"
 	"ezio/tui"
 	"ezio/tui/format"
 )
@@ -31,14 +32,14 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	deps.ConfigPath = cfgPath
 	var (
 		mu    sync.Mutex
-		demos []*tui.Demo
+		demos []*demo.Demo
 	)
 	deps.Demo = func(ctx context.Context) (*engine.Job, error) {
 		tu := a.Tuning
 		if tu.MaxUploadRate == 0 {
-			tu.MaxUploadRate = tui.DefaultDemoRate
+			tu.MaxUploadRate = demo.DefaultRate
 		}
-		d, err := tui.StartDemo(ctx, tui.DemoOptions{Logger: log, Tuning: tu})
+		d, err := demo.Start(ctx, demo.Options{Logger: log, Tuning: tu})
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +121,7 @@ outside the temporary directory is written, and it is removed on exit.`,
 			}
 			defer cleanup()
 			fmt.Fprintf(a.Stderr, "preparing a %s demo image for %d clients...\n", format.Bytes(n), clients)
-			d, err := tui.StartDemo(ctx, tui.DemoOptions{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: tu})
+			d, err := demo.Start(ctx, demo.Options{Clients: clients, Size: n, Stagger: stagger, Logger: deps.Logger, Tuning: tu})
 			if err != nil {
 				return err
 			}
