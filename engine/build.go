@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"ezio/engine/atomicfile"
 	"fmt"
 	"io"
 	"os"
@@ -217,11 +218,7 @@ func WriteTorrent(mi *metainfo.MetaInfo, path string) error {
 	if err := mi.Write(&buf); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
 
 // LoadTorrent reads a torrent from a file or an http(s) URL (the seeder's
