@@ -112,11 +112,19 @@ func sameExtents(t *testing.T, dir, target string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, _ := os.ReadDir(dir)
+	es, err := os.ReadDir(dir)
+	if err != nil || len(es) == 0 {
+		t.Fatalf("no extents to compare in %s: %v", dir, err)
+	}
 	for _, e := range es {
 		var off int64
-		fmt.Sscanf(e.Name(), "%x", &off)
-		want, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if _, err := fmt.Sscanf(e.Name(), "%x", &off); err != nil {
+			t.Fatalf("extent file %s: %v", e.Name(), err)
+		}
+		want, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if int64(len(got)) < off+int64(len(want)) || !bytes.Equal(got[off:off+int64(len(want))], want) {
 			t.Fatalf("extent %s differs on %s", e.Name(), target)
 		}
