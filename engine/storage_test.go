@@ -502,3 +502,38 @@ func TestSeederNeverServesABadPiece(t *testing.T) {
 		t.Fatalf("bad piece offset %d, want %d", bad[0].Offset, wantOff)
 	}
 }
+
+func TestIdentityOfFilesAndDirectories(t *testing.T) {
+	l := testLayout(t, 4)
+	dir := t.TempDir()
+	d, _, err := openExtentIO(dir, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := d.identity()
+	for i := range 50 {
+		os.WriteFile(filepath.Join(dir, FormatOffset(int64(i))), []byte("x"), 0o644)
+	}
+	if after := d.identity(); after != before || before == "" {
+		t.Fatalf("a directory's identity changed as files were added: %q -> %q", before, after)
+	}
+	d.close()
+
+	file := filepath.Join(t.TempDir(), "t.img")
+	f, _, err := openExtentIO(file, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1 := f.identity()
+	f.close()
+	// The same path, another file (another inode): another identity.
+	os.Rename(file, file+".old") // the old inode stays in use, so it cannot be reused
+	g, _, err := openExtentIO(file, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	if id2 := g.identity(); id2 == id1 || id1 == "" {
+		t.Fatalf("a replaced file kept its identity %q", id1)
+	}
+}
