@@ -529,8 +529,15 @@ func identityOf(f *os.File, path string) string {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return ""
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		// A directory's size changes as extent files appear: not part of it.
+		return fmt.Sprintf("dir dev=%d ino=%d", st.Dev, st.Ino)
+	case unix.S_IFREG:
 		return fmt.Sprintf("file dev=%d ino=%d size=%d", st.Dev, st.Ino, st.Size)
+	case unix.S_IFBLK:
+	default:
+		return ""
 	}
 	size, _ := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
 	id := fmt.Sprintf("block size=%d", size)

@@ -4,6 +4,8 @@ package engine
 // exclusive targets, write errors and the seeder's check before serving.
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -500,5 +502,115 @@ func TestSeederNeverServesABadPiece(t *testing.T) {
 	wantOff, _ := l.pieceWhere(badPiece)
 	if bad[0].Offset != wantOff {
 		t.Fatalf("bad piece offset %d, want %d", bad[0].Offset, wantOff)
+	}
+}
+
+func TestIdentityOfFilesAndDirectories(t *testing.T) {
+	l := testLayout(t, 4)
+	dir := t.TempDir()
+	d, _, err := openExtentIO(dir, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := d.identity()
+	for i := range 50 {
+		os.WriteFile(filepath.Join(dir, FormatOffset(int64(i))), []byte("x"), 0o644)
+	}
+	if after := d.identity(); after != before || before == "" {
+		t.Fatalf("a directory's identity changed as files were added: %q -> %q", before, after)
+	}
+	d.close()
+
+	file := filepath.Join(t.TempDir(), "t.img")
+	f, _, err := openExtentIO(file, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1 := f.identity()
+	f.close()
+	// The same path, another file (another inode): another identity.
+	os.Rename(file, file+".old") // the old inode stays in use, so it cannot be reused
+	g, _, err := openExtentIO(file, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	if id2 := g.identity(); id2 == id1 || id1 == "" {
+		t.Fatalf("a replaced file kept its identity %q", id1)
+	}
+}
+
+// TestStoppedDeployResumesIntoNewFileAndDirectory: a deploy into an image
+// file that did not exist, or into an empty extent directory, stopped
+// half-way, is accepted again and fetches only what it lacked, after
+// re-verifying what its record claims.
+func TestStoppedDeployResumesIntoNewFileAndDirectory(t *testing.T) {
+	im := makeImage(t, 12<<20, 4, 512<<10, 31)
+	seed := startSeed(t, im, im.dir)
+	for _, kind := range []string{"new file", "directory"} {
+		t.Run(strings.ReplaceAll(kind, " ", "_"), func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "t.img")
+			if kind == "directory" {
+				target = t.TempDir()
+			}
+			opts := DeployOptions{
+				Torrent: im.mi, Target: target, SkipSafetyChecks: true,
+				Seeders: []string{seed.PeerAddr()},
+				Tuning:  Tuning{ListenAddr: "127.0.0.1:0", MaxDownloadRate: 1 << 20},
+			}
+			j, err := Deploy(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snaps, _ := j.Subscribe()
+			deadline := time.After(time.Minute)
+			for s := (Snapshot{}); s.BytesTotal == 0 || s.BytesDone < s.BytesTotal/2; {
+				select {
+				case s = <-snaps.C():
+				case <-deadline:
+					t.Fatal("no progress within a minute")
+				}
+			}
+			time.Sleep(flushInterval + 500*time.Millisecond)
+			j.Stop()
+			j.Wait()
+			first := j.Snapshot()
+			if first.PiecesDone == first.PiecesTotal {
+				t.Fatal("finished before the stop")
+			}
+			opts.Tuning.MaxDownloadRate = 0
+			j2, err := Deploy(context.Background(), opts)
+			if err != nil {
+				t.Fatalf("the rerun was refused: %v", err)
+			}
+			if err := waitJob(t, j2, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			rv, rf := j2.ResumeCounts()
+			second := j2.Snapshot()
+			t.Logf("%s: first verified %d pieces; rerun re-verified %d, re-fetched %d, downloaded %d of %d bytes", kind, first.PiecesDone, rv, rf, second.BytesDownloaded, second.BytesTotal)
+			if rv == 0 || rf != 0 {
+				t.Errorf("rerun re-verified %d and re-fetched %d recorded pieces; want some and none", rv, rf)
+			}
+			if limit := first.BytesTotal - first.BytesDone + 4*(512<<10); second.BytesDownloaded > limit {
+				t.Errorf("rerun downloaded %d bytes, more than the %d missing: it did not resume", second.BytesDownloaded, limit)
+			}
+			if kind == "directory" {
+				_, l, _ := Summarize(im.mi)
+				for i := range im.extents {
+					got, err := os.ReadFile(filepath.Join(target, l.FileNames[i]))
+					if err != nil || !bytes.Equal(got, im.data[i]) {
+						t.Fatalf("extent %d differs in the directory (%v)", i, err)
+					}
+				}
+			} else {
+				got, _ := os.ReadFile(target)
+				for i, e := range im.extents {
+					if !bytes.Equal(got[e.Offset:e.End()], im.data[i]) {
+						t.Fatalf("extent %d differs", i)
+					}
+				}
+			}
+		})
 	}
 }
