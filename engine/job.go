@@ -263,6 +263,8 @@ func (j *Job) run(ctx context.Context, main func(context.Context) error) {
 	switch {
 	case errors.Is(err, errJobEnded):
 		err = nil
+	case errors.Is(err, errJobStopped) && j.role == RoleSeed:
+		err = nil // a seeder that is told to stop has done its job
 	case errors.Is(err, errJobStopped):
 		err = context.Canceled
 	case err == nil:

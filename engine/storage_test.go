@@ -562,7 +562,7 @@ func TestStoppedDeployResumesIntoNewFileAndDirectory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			snaps, _ := j.Subscribe()
+			snaps, _ := j.Subscribe(context.Background())
 			deadline := time.After(time.Minute)
 			for s := (Snapshot{}); s.BytesTotal == 0 || s.BytesDone < s.BytesTotal/2; {
 				select {
