@@ -164,7 +164,13 @@ func TestCorruptPeerIsSurvived(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTarget(t, im, target)
-	t.Logf("hash failures seen: %d", j.Snapshot().HashFailures)
+	// The lying peer's data did arrive, and was rejected: the target is
+	// right although bad pieces came in.
+	sent, failures := bad.Snapshot().BytesUploaded, j.Snapshot().HashFailures
+	t.Logf("the liar sent %d bytes; hash failures seen: %d", sent, failures)
+	if sent == 0 || failures == 0 {
+		t.Errorf("the lying peer was never exercised (it sent %d bytes, %d hash failures): the test proves nothing", sent, failures)
+	}
 }
 
 func TestResumeAfterStop(t *testing.T) {
