@@ -152,18 +152,19 @@ func NewRoot(a *App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ezio",
 		Short: "Image and deploy disks to many machines over BitTorrent",
-		Long: `ezio captures a partition with partclone, serves it to a LAN swarm over
-BitTorrent, and writes it straight onto the target disks of every machine
-at once: clients share pieces with each other, every piece is SHA-1
-verified, and nothing is written to a disk that is mounted, in use, or the
-one the system runs from.
+		Long: `ezio captures a whole disk (or one partition) with partclone, serves it
+to a LAN swarm over BitTorrent, and writes it straight onto the target
+disks of every machine at once: clients share pieces with each other,
+every piece is SHA-1 verified, and nothing is written to a disk that is
+mounted, in use, or the one the system runs from.
 
 Without a subcommand, on a terminal, ezio opens the wizard.`,
 		Example: `  ezio                                   # the wizard
   ezio demo --clients 4                  # watch a swarm on this machine
-  ezio disks
-  ezio seed sda1.torrent /dev/sda1
-  ezio deploy http://10.0.0.1:6969/torrents/sda1.torrent /dev/sda1 --yes`,
+  ezio capture /dev/sda /srv/images --name lab
+  ezio seed /srv/images/lab --expect 30 --exit-when-done
+  ezio deploy auto /dev/sda --yes --then poweroff     # on every client
+  ezio disks`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       engine.Version,
