@@ -82,12 +82,12 @@ func Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.single = true
 	j, err := s.deploy(ctx, o, l, kind)
 	if err != nil {
 		s.shutdown()
 		return nil, err
 	}
-	j.ownsSession = true
 	return j, nil
 }
 

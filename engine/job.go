@@ -25,13 +25,12 @@ type Job struct {
 	log    *slog.Logger
 	tu     Tuning
 
-	sess        *Session
-	ownsSession bool // the session was made for this job alone
-	t           *torrent.Torrent
-	st          *extentStorage
-	resume      *resumeState
-	hooks       peerHooks
-	smp         *sampler
+	sess   *Session
+	t      *torrent.Torrent
+	st     *extentStorage
+	resume *resumeState
+	hooks  peerHooks
+	smp    *sampler
 
 	b          broker
 	start      time.Time
@@ -316,7 +315,7 @@ func (j *Job) finish(err error) {
 	if cerr := j.st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("flushing the target: %w", cerr)
 	}
-	if j.ownsSession {
+	if j.sess.single {
 		if serr := j.sess.shutdown(); serr != nil {
 			j.log.Debug("closing the client", "err", serr)
 		}

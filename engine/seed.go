@@ -50,12 +50,12 @@ func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.single = true
 	j, err := s.Seed(ctx, o)
 	if err != nil {
 		s.shutdown()
 		return nil, err
 	}
-	j.ownsSession = true
 	return j, nil
 }
 

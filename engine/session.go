@@ -43,6 +43,10 @@ type Session struct {
 
 	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
 
+	// single: the session was made for one job (engine.Seed, engine.Deploy)
+	// and ends with it. Set before that job starts, never changed.
+	single bool
+
 	mu       sync.RWMutex
 	jobs     map[metainfo.Hash]*Job
 	closed   bool
