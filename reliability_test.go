@@ -6,10 +6,8 @@ package main
 // read. Real processes on loopback.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -111,34 +109,13 @@ type jsonRun struct {
 	lines chan map[string]any
 	last  map[string]any
 	raw   *syncBuffer
-	done  chan struct{}
 }
 
 func startJSON(t *testing.T, ctx context.Context, env []string, args ...string) *jsonRun {
 	t.Helper()
-	r := &jsonRun{cmd: ezio(ctx, args...), lines: make(chan map[string]any, 10000), raw: &syncBuffer{}, done: make(chan struct{})}
-	r.cmd.Env = append(r.cmd.Env, env...)
-	out, err := r.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cmd.Stderr = r.raw
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(r.lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				m["_at"] = time.Now()
-				r.lines <- m
-			}
-		}
-	}()
-	return r
+	cmd := ezio(ctx, args...)
+	cmd.Env = append(cmd.Env, env...)
+	return followJSON(t, cmd)
 }
 
 // wait returns the exit code and the result object.
