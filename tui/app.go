@@ -71,7 +71,8 @@ type Deps struct {
 	Deploy        func(ctx context.Context, o engine.DeployOptions) (*engine.Job, error)
 	Seed          func(ctx context.Context, o engine.SeedOptions) (*engine.Job, error)
 	// Demo starts the demo swarm and returns its seeder; nil hides it.
-	Demo func(ctx context.Context) (*engine.Job, error)
+	Demo     func(ctx context.Context) (*engine.Job, error)
+	DiskDeps // whole-disk images and the --then action (deploy_disk.go)
 }
 
 // RealDeps acts on this machine.

@@ -164,6 +164,11 @@ type Dashboard struct {
 
 	finished bool
 	err      error
+
+	// then is what to do after a verified deploy (and the seeding
+	// policy): exit, reboot, poweroff, shell; deps carries it out.
+	then string
+	deps *Deps
 }
 
 type fleetSample struct {
@@ -262,6 +267,19 @@ func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		d.finished, d.err = true, msg.err
 		r := d.result()
+		// Only a verified deploy goes on to reboot or power off.
+		if d.role == engine.RoleDeploy && r.Err == nil && !r.Stopped && d.then != "" && d.then != thenExit {
+			id, action := d.id, d.then
+			r.Then = action
+			return d, thenCmd(d.deps, action, func(err error) tea.Msg { return thenDoneMsg{id, action, err} })
+		}
+		return d, func() tea.Msg { return jobFinishedMsg{r} }
+	case thenDoneMsg:
+		if msg.id != d.id {
+			return d, nil
+		}
+		r := d.result()
+		r.Then, r.ThenErr, r.ThenDone = msg.action, msg.err, true
 		return d, func() tea.Msg { return jobFinishedMsg{r} }
 	case logSavedMsg:
 		if msg.id != d.id {

@@ -10,6 +10,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
+	"ezio/disks/diskdeploy"
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
 	"ezio/tui/format"
@@ -57,6 +59,14 @@ type DeployFlow struct {
 	targets  *TargetTable
 	target   targetRow
 	confirm  string
+	then     string // after a verified deploy: exit, reboot, poweroff, shell
+
+	// A whole-disk image (nil for a partition image), its checked plan,
+	// and what the chosen whole disk holds now.
+	disk    *diskdeploy.Image
+	plan    *diskimage.Plan
+	current *diskdeploy.Current
+	fits    *diskdeploy.CurrentPart // a partition image: the partition that takes it instead
 }
 
 // NewDeployFlow starts at the source step, with the last address used.
@@ -65,7 +75,7 @@ func NewDeployFlow(c *Common, deps *Deps, v *DeployValues) *DeployFlow {
 		v = &DeployValues{}
 	}
 	nextFlowID++
-	return &DeployFlow{c: c, deps: deps, v: v, id: nextFlowID, source: v.Source}
+	return &DeployFlow{c: c, deps: deps, v: v, id: nextFlowID, source: v.Source, then: thenExit}
 }
 
 // Init (re)builds the current step's form from the kept values: a form
@@ -116,8 +126,7 @@ func (f *DeployFlow) buildForm() {
 	case stepImage:
 		var opts []huh.Option[int]
 		for i, e := range f.images {
-			label := fmt.Sprintf("%-16s %10s  %5d pieces  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), e.Pieces, e.Clients, e.Done)
-			opts = append(opts, huh.NewOption(label, i))
+			opts = append(opts, huh.NewOption(imageLabel(e), i))
 		}
 		f.form, f.formID = newForm(f.c, huh.NewGroup(
 			huh.NewSelect[int]().Title("Which image?").
@@ -180,6 +189,13 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if f.busy != "" {
 			return f, nil
 		}
+		if f.step == stepConfirm && f.fits != nil && msg.String() == "ctrl+p" {
+			return f, f.useFits()
+		}
+		if f.step == stepConfirm && key.Matches(msg, f.c.Keys.Tab) {
+			f.then = nextThen(f.then, f.deps.Then != nil)
+			return f, nil
+		}
 		if f.step == stepTarget && f.targets != nil {
 			if key.Matches(msg, f.c.Keys.Rescan) {
 				return f, f.loadDisks()
@@ -228,7 +244,7 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return f, showError("This torrent is not an ezio disk image", err,
 				"Its files must be extents named by hex disk offsets (partclone -T layout).", f)
 		}
-		f.ft, f.sum = msg.ft, sum
+		f.ft, f.sum, f.disk = msg.ft, sum, nil
 		f.step = stepTarget
 		f.form = nil
 		return f, f.loadDisks()
@@ -244,7 +260,11 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if f.targets != nil {
 			sel = f.targets.Selected().path
 		}
-		f.targets = NewTargetTable(f.c, msg.disks, f.sum.HighestEnd)
+		if f.disk != nil {
+			f.targets = NewDiskTargetTable(f.c, msg.disks, f.disk.Need)
+		} else {
+			f.targets = NewTargetTable(f.c, msg.disks, f.sum.HighestEnd)
+		}
 		f.targets.Select(sel)
 		return f, nil
 	case preparedMsg:
@@ -255,7 +275,24 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if msg.err != nil {
 			return f, f.refuse(msg.target, msg.err)
 		}
+		f.plan, f.current, f.fits = msg.plan, msg.current, nil
+		if f.disk == nil && f.current != nil && len(f.current.Partitions) > 0 {
+			f.fits = f.current.Fits(f.sum.HighestEnd, "")
+		}
 		return f, f.goTo(stepConfirm)
+	case diskImageMsg:
+		if msg.flow != f.id || f.busy == "" {
+			return f, nil
+		}
+		f.busy = ""
+		if msg.err != nil {
+			return f, showError("Could not read the disk image", msg.err,
+				"Check that the server still serves it; a disk image is read from its /images/NAME.", f)
+		}
+		f.disk, f.ft, f.sum = msg.img, nil, nil
+		f.step = stepTarget
+		f.form = nil
+		return f, f.loadDisks()
 	case deployStartedMsg:
 		if msg.flow != f.id || f.busy == "" {
 			return f, nil
@@ -263,6 +300,9 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		f.busy = ""
 		if msg.err != nil {
 			return f, showError("Could not start the deploy", msg.err, "", f)
+		}
+		if msg.disk != nil {
+			return f, show(msg.disk)
 		}
 		return f, show(msg.dash)
 	}
@@ -297,10 +337,55 @@ func (f *DeployFlow) submitted() tea.Cmd {
 		}
 		return f.listImages()
 	case stepImage:
-		u := engine.TorrentURL(f.source, f.images[f.imageIdx])
+		e := f.images[f.imageIdx]
+		if e.Kind == engine.KindDisk {
+			u := engine.ImageURL(f.source, e)
+			return f.openDisk(u, "reading the disk image "+u)
+		}
+		u := engine.TorrentURL(f.source, e)
 		return f.fetchTorrent(u, "fetching "+u)
 	case stepConfirm:
 		return f.start()
 	}
 	return nil
+}
+
+// imageLabel is one row of the image list: what kind of image it is, so
+// that a whole disk is never mistaken for a partition.
+func imageLabel(e engine.ImageEntry) string {
+	if e.Kind == engine.KindDisk {
+		return fmt.Sprintf("disk %-16s %10s  %d partitions  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), len(e.Partitions), e.Clients, e.Done)
+	}
+	return fmt.Sprintf("part %-16s %10s  %5d pieces  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), e.Pieces, e.Clients, e.Done)
+}
+
+// useFits turns the target to the partition that takes a partition
+// image, instead of the whole disk under it.
+func (f *DeployFlow) useFits() tea.Cmd {
+	p := f.fits
+	r := targetRow{name: filepath.Base(p.Node), path: p.Node, fs: p.FS, label: p.Label, size: p.Size, part: true}
+	if f.targets != nil {
+		f.targets.Select(p.Node)
+		if s := f.targets.Selected(); s.path == p.Node {
+			r = s
+		}
+	}
+	f.step = stepTarget
+	f.form = nil
+	return f.choose(r)
+}
+
+// nextThen is the action after a verified deploy that follows a (tab on
+// the confirmation); reboot and poweroff only where they can be done.
+func nextThen(a string, power bool) string {
+	all := []string{thenExit, thenReboot, thenPoweroff, thenShell}
+	if !power {
+		all = []string{thenExit, thenShell}
+	}
+	for i, x := range all {
+		if x == a {
+			return all[(i+1)%len(all)]
+		}
+	}
+	return thenExit
 }

@@ -1,12 +1,15 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
 	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/disks"
+	"ezio/disks/diskdeploy"
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/tui/format"
 )
@@ -31,13 +34,21 @@ type (
 		err   error
 	}
 	preparedMsg struct {
-		flow   int
-		target string
-		err    error
+		flow    int
+		target  string
+		plan    *diskimage.Plan     // a disk image's checked plan
+		current *diskdeploy.Current // what the whole disk target holds now
+		err     error
+	}
+	diskImageMsg struct {
+		flow int
+		img  *diskdeploy.Image
+		err  error
 	}
 	deployStartedMsg struct {
 		flow int
 		dash *Dashboard
+		disk *DiskDashboard
 		err  error
 	}
 )
@@ -81,9 +92,46 @@ func (f *DeployFlow) choose(r targetRow) tea.Cmd {
 	}
 	f.target = r
 	f.busy = "checking " + r.path
-	id, mi, prep := f.id, f.ft.MetaInfo, f.deps.PrepareDeploy
+	ctx, id, describe := f.deps.Ctx, f.id, f.deps.DescribeDisk
+	// What a whole disk holds now, named in the summary before it is lost.
+	current := func() *diskdeploy.Current {
+		if r.part || describe == nil {
+			return nil
+		}
+		cur, err := describe(ctx, r.path)
+		if err != nil {
+			return nil
+		}
+		return cur
+	}
+	if f.disk != nil {
+		img, prep := f.disk, f.deps.PrepareDisk
+		return func() tea.Msg {
+			plan, err := prep(ctx, img, r.path)
+			if err != nil {
+				return preparedMsg{flow: id, target: r.path, err: err}
+			}
+			return preparedMsg{flow: id, target: r.path, plan: plan, current: current()}
+		}
+	}
+	mi, prep := f.ft.MetaInfo, f.deps.PrepareDeploy
 	return func() tea.Msg {
-		return preparedMsg{id, r.path, prep(mi, r.path)}
+		if err := prep(mi, r.path); err != nil {
+			return preparedMsg{flow: id, target: r.path, err: err}
+		}
+		return preparedMsg{flow: id, target: r.path, current: current()}
+	}
+}
+
+func (f *DeployFlow) openDisk(src, busy string) tea.Cmd {
+	f.busy = busy
+	ctx, id, open := f.deps.Ctx, f.id, f.deps.OpenDiskImage
+	return func() tea.Msg {
+		if open == nil {
+			return diskImageMsg{flow: id, err: errors.New("this build cannot deploy disk images")}
+		}
+		img, err := open(ctx, src)
+		return diskImageMsg{id, img, err}
 	}
 }
 
@@ -102,6 +150,9 @@ func deployListenAddr(configured string) string {
 // start opens the deploy in the background (engine.Deploy probes the
 // target and binds a port) and hands its dashboard back.
 func (f *DeployFlow) start() tea.Cmd {
+	if f.disk != nil {
+		return f.startDisk()
+	}
 	tu := f.deps.Tuning
 	tu.ListenAddr = deployListenAddr(tu.ListenAddr)
 	o := engine.DeployOptions{
@@ -109,13 +160,41 @@ func (f *DeployFlow) start() tea.Cmd {
 		Tuning: tu, Logger: f.deps.Logger,
 	}
 	f.busy = "starting the deploy onto " + f.target.path
-	ctx, id, deploy, c := f.deps.Ctx, f.id, f.deps.Deploy, f.c
+	ctx, id, deploy, c, then, deps := f.deps.Ctx, f.id, f.deps.Deploy, f.c, f.then, f.deps
 	label := fmt.Sprintf("deploy %s -> %s", format.Name(f.sum.Name), f.target.path)
 	return func() tea.Msg {
 		j, err := deploy(ctx, o)
 		if err != nil {
 			return deployStartedMsg{flow: id, err: err}
 		}
-		return deployStartedMsg{flow: id, dash: NewDashboard(c, engine.RoleDeploy, label, j)}
+		d := NewDashboard(c, engine.RoleDeploy, label, j)
+		d.then, d.deps = then, deps
+		return deployStartedMsg{flow: id, dash: d}
+	}
+}
+
+// startDisk writes the disk image's table and starts its partitions'
+// jobs (the plan was checked when the disk was chosen; WriteTable checks
+// once more), and opens the disk's dashboard.
+func (f *DeployFlow) startDisk() tea.Cmd {
+	tu := f.deps.Tuning
+	tu.ListenAddr = deployListenAddr(tu.ListenAddr)
+	img, plan := f.disk, f.plan
+	o := diskdeploy.Options{Trackers: img.Trackers, SeedAfter: engine.SeedUntilIdle, Logger: f.deps.Logger}
+	f.busy = "writing the partition table of " + f.target.path
+	ctx, id, deploy, c, then, deps := f.deps.Ctx, f.id, f.deps.DeployDisk, f.c, f.then, f.deps
+	label := fmt.Sprintf("deploy disk %s -> %s", format.Name(img.Manifest.Name), f.target.path)
+	return func() tea.Msg {
+		if deploy == nil {
+			return deployStartedMsg{flow: id, err: errors.New("this build cannot deploy disk images")}
+		}
+		o.Tuning = tu
+		run, err := deploy(ctx, img, plan, o)
+		if err != nil {
+			return deployStartedMsg{flow: id, err: err}
+		}
+		d := NewDiskDashboard(c, deps, label, run)
+		d.then = then
+		return deployStartedMsg{flow: id, disk: d}
 	}
 }

@@ -30,6 +30,10 @@ type Result struct {
 	Failures int
 	Fleet    string // "3 of 4 done" for a seeder
 	Peers    []contribution
+	// The action after a verified deploy, and how it went.
+	Then     string
+	ThenErr  error
+	ThenDone bool
 }
 
 func (d *Dashboard) result() *Result {
@@ -128,6 +132,14 @@ func (r *Result) View() string {
 		lines = append(lines, row("received", format.Bytes(r.Moved)), row("average rate", avg),
 			row("verified", fmt.Sprintf("%s, %d of %d pieces", format.Bytes(r.Verified), r.Pieces, r.Total)),
 			row("hash failures", fmt.Sprint(r.Failures)))
+	}
+	if r.Then != "" && r.Then != thenExit {
+		switch {
+		case r.ThenErr != nil:
+			lines = append(lines, row("then", "could not "+thenLabel(r.Then)+": "+r.ThenErr.Error()))
+		case r.ThenDone:
+			lines = append(lines, row("then", thenLabel(r.Then)+": done"))
+		}
 	}
 	lines = append(lines, "", " "+st.Heading.Render("Contribution per peer"))
 	lines = append(lines, st.Muted.Render(fmt.Sprintf("   %-21s %-14s %11s %11s", "ADDRESS", "CLIENT", "GAVE US", "WE SENT")))

@@ -15,6 +15,7 @@ type targetRow struct {
 	name, path, model, fs, label, mount, problem string
 	size                                         int64
 	part                                         bool
+	parts                                        int // partitions the kernel lists on a disk
 }
 
 // TargetTable lists every disk and partition, usable or not; a row that
@@ -28,8 +29,39 @@ type TargetTable struct {
 }
 
 func NewTargetTable(c *Common, ds []disks.Disk, need int64) *TargetTable {
+	return newTargetTable(c, ds, need, false)
+}
+
+// NewDiskTargetTable lists whole disks only, for a disk image: a disk
+// cannot be used when it, or any of its partitions, cannot be written,
+// or when it is smaller than the end of the image's last partition.
+func NewDiskTargetTable(c *Common, ds []disks.Disk, need int64) *TargetTable {
+	return newTargetTable(c, ds, need, true)
+}
+
+func newTargetTable(c *Common, ds []disks.Disk, need int64, wholeDisks bool) *TargetTable {
 	t := &TargetTable{c: c, need: need}
 	for _, d := range ds {
+		if wholeDisks {
+			model := d.Model
+			if d.BackingFile != "" {
+				model = d.BackingFile
+			}
+			r := targetRow{name: d.Name, path: d.Path, model: model, fs: d.FSType, label: d.Label, mount: d.MountPoint, problem: d.Problem, size: d.Size, parts: len(d.Partitions)}
+			for _, p := range d.Partitions {
+				if r.problem == "" && p.Problem != "" {
+					r.problem = "its partition " + p.Name + ": " + p.Problem
+				}
+				if r.mount == "" {
+					r.mount = p.MountPoint
+				}
+			}
+			if r.problem == "" && need > 0 && d.Size < need {
+				r.problem = fmt.Sprintf("it is too small: %s, the image needs %s", format.Bytes(d.Size), format.Bytes(need))
+			}
+			t.rows = append(t.rows, r)
+			continue
+		}
 		model := d.Model
 		if d.BackingFile != "" {
 			model = d.BackingFile

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,17 +9,15 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/tui/format"
@@ -36,23 +33,7 @@ type partitionJobs interface {
 // loadPartitionTorrent reads a partition's torrent out of an image
 // directory.
 func loadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo, error) {
-	f, err := fsys.Open(p.Torrent)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := engine.ReadTorrentLimited(f, -1)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
-	}
-	mi, err := engine.ParseTorrent(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
-	}
-	if _, _, err := engine.Summarize(mi); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
-	}
-	return mi, nil
+	return diskdeploy.LoadPartitionTorrent(fsys, p)
 }
 
 // DiskSeed is a disk image being served: one seed job per partition.
@@ -135,8 +116,11 @@ type DiskDeployOptions struct {
 	Peers, Seeders, Trackers []string
 	Yes                      bool
 	Recheck                  bool
-	Tuning                   engine.Tuning
-	Logger                   *slog.Logger
+	// SeedAfter: as engine.DeployOptions.SeedAfter, for every partition
+	// (0 leaves at once, engine.SeedUntilIdle serves while others need).
+	SeedAfter time.Duration
+	Tuning    engine.Tuning
+	Logger    *slog.Logger
 }
 
 // diskProgress is a --json line of a disk deploy.
@@ -165,6 +149,7 @@ type partitionProgress struct {
 	PiecesTotal int     `json:"pieces_total"`
 	Rate        float64 `json:"download_rate"`
 	Peers       int     `json:"peers"`
+	Uploaded    int64   `json:"bytes_uploaded"` // to other clients, while and after writing
 }
 
 // DeployDiskImage writes the disk image (manifest and files in fsys, e.g.
@@ -184,11 +169,7 @@ func (a *App) DeployDiskImage(ctx context.Context, fsys fs.FS, target string, as
 
 // diskSession is the one client that writes every partition of a disk.
 func diskSession(o DiskDeployOptions) (*engine.Session, error) {
-	tu := o.Tuning
-	if tu.ListenAddr == "" {
-		tu.ListenAddr = "0.0.0.0:0" // a free port: a seeder may be on this machine
-	}
-	sess, err := engine.NewSession(engine.SessionOptions{Tuning: tu, Logger: o.Logger})
+	sess, err := diskdeploy.NewSession(o.Tuning, o.Logger)
 	if err != nil {
 		return nil, deployError(err)
 	}
@@ -225,145 +206,116 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 		}
 		json.NewEncoder(a.Stdout).Encode(r)
 	}()
-	m, err = diskimage.Load(fsys)
+	img, err := diskdeploy.Load(fsys)
 	if err != nil {
 		return nil, refused(err)
 	}
-	plan, err := diskimage.PrepareDeploy(ctx, m, fsys, target)
+	m = img.Manifest
+	plan, err := img.Prepare(ctx, target)
 	if err != nil {
 		return nil, refused(err)
-	}
-	torrents := map[int]*metainfo.MetaInfo{}
-	for _, p := range m.Partitions {
-		if p.HasData() {
-			mi, err := loadPartitionTorrent(fsys, p)
-			if err != nil {
-				return nil, refused(err)
-			}
-			torrents[p.Number] = mi
-		}
 	}
 	if !o.Yes {
 		if err := a.confirmDisk(plan); err != nil {
 			return nil, err
 		}
 	}
-	if err := diskimage.WriteTable(ctx, plan); err != nil {
+	run, err := diskdeploy.Start(ctx, jobs, img, plan, diskdeploy.Options{
+		Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers, Recheck: o.Recheck, SeedAfter: o.SeedAfter, Logger: o.Logger,
+	})
+	if err != nil {
 		return nil, err
 	}
-	type running struct {
-		part diskimage.Partition
-		job  *engine.Job
-	}
-	var rs []running
-	stopAll := func() {
-		for _, r := range rs {
-			r.job.Stop()
-		}
-		for _, r := range rs {
-			<-r.job.Done()
-		}
-	}
-	for _, p := range m.Partitions {
-		mi := torrents[p.Number]
-		if mi == nil {
-			continue
-		}
-		j, err := startPartitionDeploy(ctx, jobs, plan, p, mi, o)
-		if err != nil {
-			stopAll()
-			return nil, fmt.Errorf("partition %d (%s): %w", p.Number, p.Name, err)
-		}
-		rs = append(rs, running{p, j})
-	}
-	snapshot := func() []partitionProgress {
-		out := make([]partitionProgress, len(rs))
-		for i, r := range rs {
-			s := r.job.Snapshot()
-			out[i] = partitionProgress{Number: r.part.Number, Name: r.part.Name, Phase: string(s.Phase), BytesDone: s.BytesDone, BytesTotal: s.BytesTotal,
-				PiecesDone: s.PiecesDone, PiecesTotal: s.PiecesTotal, Rate: s.DownloadRate, Peers: s.NumPeers}
-		}
-		return out
-	}
-	// Every job to its end; the first failure stops the others.
-	errs := make([]error, len(rs))
-	var wg sync.WaitGroup
-	failed := make(chan struct{}, len(rs))
-	for i, r := range rs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if errs[i] = r.job.Wait(); errs[i] != nil {
-				failed <- struct{}{}
-			}
-		}()
-	}
-	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPlain := time.Time{}
 	report := func(final bool) {
-		progress = snapshot()
-		var done, total int64
-		for _, p := range progress {
-			done += p.BytesDone
-			total += p.BytesTotal
+		pr := run.Progress()
+		progress = progress[:0]
+		for _, p := range pr.Parts {
+			if p.State == diskdeploy.StateNoData {
+				continue // as before: the JSON lists the partitions that carry data
+			}
+			progress = append(progress, partitionProgress{Number: p.Number, Name: p.Name, Phase: string(p.Phase), BytesDone: p.BytesDone, BytesTotal: p.BytesTotal,
+				PiecesDone: p.PiecesDone, PiecesTotal: p.PiecesTotal, Rate: p.Rate, Peers: p.Peers, Uploaded: p.Uploaded})
 		}
 		switch mode {
 		case progressJSON:
 			if !final {
-				json.NewEncoder(a.Stdout).Encode(diskProgress{Type: "progress", Target: target, Image: m.Name, Phase: "deploying", BytesDone: done, BytesTotal: total, Partitions: progress})
+				phase := "deploying"
+				if pr.Seeding {
+					phase = "seeding"
+				}
+				json.NewEncoder(a.Stdout).Encode(diskProgress{Type: "progress", Target: target, Image: m.Name, Phase: phase, BytesDone: pr.BytesDone, BytesTotal: pr.BytesTotal, Partitions: progress})
 			}
 		case progressLine, progressPlain:
 			if mode == progressPlain && !final && time.Since(lastPlain) < 5*time.Second {
 				return
 			}
 			lastPlain = time.Now()
-			var parts []string
-			for _, p := range progress {
-				parts = append(parts, fmt.Sprintf("%s %s", p.Name, format.Percent(p.BytesDone, p.BytesTotal)))
-			}
-			line := fmt.Sprintf("disk %s  %s/%s  %s", format.Percent(done, total), format.Bytes(done), format.Bytes(total), strings.Join(parts, "  "))
 			if mode == progressLine {
-				fmt.Fprint(a.Stdout, "\r"+line)
+				fmt.Fprint(a.Stdout, "\r"+DiskStatusLine(pr))
 				if final {
 					fmt.Fprintln(a.Stdout)
 				}
 			} else {
-				fmt.Fprintln(a.Stdout, line)
+				fmt.Fprintln(a.Stdout, DiskStatusLine(pr))
+				if final {
+					for _, p := range pr.Parts {
+						fmt.Fprintln(a.Stdout, DiskPartLine(p))
+					}
+				}
 			}
 		}
 	}
+	// Every job to its end; the first failure stops the others.
 loop:
 	for {
 		select {
 		case <-tick.C:
 			report(false)
-		case <-failed:
-			stopAll()
 		case <-ctx.Done():
-			stopAll()
-		case <-allDone:
+			run.Stop()
+			<-run.Done()
+			break loop
+		case <-run.Verified():
 			break loop
 		}
 	}
 	report(true)
 	if ctx.Err() != nil {
+		<-run.Done()
 		return nil, &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; run the same command again to resume")}
 	}
-	verified := map[int]int64{}
-	var bad []string
-	for i, r := range rs {
-		if errs[i] != nil {
-			bad = append(bad, fmt.Sprintf("partition %d (%s): %v", r.part.Number, r.part.Name, errs[i]))
+	if err := run.Err(); err != nil {
+		<-run.Done()
+		return nil, &ExitError{Code: ExitFailed, Err: err}
+	}
+	// Then, as a partition deploy does: serve the others while the
+	// seeding policy says so. The jobs hold the partitions' nodes open
+	// until they end, so the kernel is told about the table after.
+	select {
+	case <-run.Done():
+	default:
+		if mode != progressJSON {
+			fmt.Fprintln(a.Stderr, "verified; serving the other clients while they need pieces")
 		}
-		verified[r.part.Number] = r.job.Snapshot().BytesDone
+	seeding:
+		for {
+			select {
+			case <-tick.C:
+				report(false)
+			case <-ctx.Done():
+				run.Stop()
+			case <-run.Done():
+				break seeding
+			}
+		}
+		if mode == progressLine {
+			fmt.Fprintln(a.Stdout)
+		}
 	}
-	if len(bad) > 0 {
-		return nil, &ExitError{Code: ExitFailed, Err: errors.New(strings.Join(bad, "; "))}
-	}
-	rep, err = diskimage.Finish(ctx, plan, verified)
+	rep, err = run.Finish(ctx)
 	if mode != progressJSON && rep != nil {
 		printDiskReport(a.Stdout, rep)
 	}
@@ -373,19 +325,28 @@ loop:
 	return rep, nil
 }
 
-// startPartitionDeploy starts the job that writes one partition's data.
-// It is the one place that knows where a partition's extents go: before
-// DeployOptions.Base it writes through the partition's device node (made by
-// WriteTable); with Base it is Target: disk, Base: start (plan.DataTarget).
-func startPartitionDeploy(ctx context.Context, jobs partitionJobs, plan *diskimage.Plan, p diskimage.Partition, mi *metainfo.MetaInfo, o DiskDeployOptions) (*engine.Job, error) {
-	node, err := plan.PartitionNode(p.Number)
-	if err != nil {
-		return nil, err
+// DiskStatusLine is the one-line progress of a disk deploy: the totals,
+// then each partition's state.
+func DiskStatusLine(pr diskdeploy.Progress) string {
+	var parts []string
+	for _, p := range pr.Parts {
+		if p.State == diskdeploy.StateNoData {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", p.Name, format.Percent(p.BytesDone, p.BytesTotal)))
 	}
-	return jobs.Deploy(ctx, engine.DeployOptions{
-		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
-		Recheck: o.Recheck, Logger: o.Logger,
-	})
+	phase := "disk"
+	if pr.Seeding {
+		phase = "seeding"
+	}
+	return fmt.Sprintf("%s %s  %s/%s  down %s  up %s  peers %d  ETA %s  %s", phase, format.Percent(pr.BytesDone, pr.BytesTotal), format.Bytes(pr.BytesDone), format.Bytes(pr.BytesTotal),
+		format.Rate(pr.Rate), format.Rate(pr.UpRate), pr.Peers, format.ETA(pr.ETA), strings.Join(parts, "  "))
+}
+
+// DiskPartLine is one partition's row, as the wizard's dashboard shows it.
+func DiskPartLine(p diskdeploy.PartProgress) string {
+	return fmt.Sprintf("  %2d %-8s %-8s %5d/%-5d pieces %10s/%-10s %s", p.Number, p.Name, firstOf(p.FS, "-"), p.PiecesDone, p.PiecesTotal,
+		format.Bytes(p.BytesDone), format.Bytes(p.BytesTotal), p.State)
 }
 
 // confirmDisk shows what will be overwritten and asks for the disk's name.
@@ -507,16 +468,11 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 		return err
 	}
 	o.Logger, o.Tuning = log, a.Tuning
-	var fsys fs.FS
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		fsys = httpFS{ctx: ctx, base: strings.TrimRight(src, "/")}
-		// The seeder's own tracker, where its partitions' seed jobs and
-		// the other clients are.
-		if u, err := url.Parse(src); err == nil && len(o.Trackers) == 0 {
-			o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
-		}
-	} else {
-		fsys = os.DirFS(src)
+	fsys := diskdeploy.SourceFS(ctx, src)
+	// The seeder's own tracker, where its partitions' seed jobs and the
+	// other clients are.
+	if u, err := url.Parse(src); err == nil && diskdeploy.IsRemote(src) && len(o.Trackers) == 0 {
+		o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
 	}
 	_, err = a.DeployDiskImage(ctx, fsys, target, asJSON, o)
 	return err
@@ -530,7 +486,7 @@ func IsDiskImageSource(ctx context.Context, src string) bool {
 		if !strings.Contains(src, "/images/") {
 			return false
 		}
-		f, err := httpFS{ctx: ctx, base: strings.TrimRight(src, "/")}.Open(diskimage.ManifestFile)
+		f, err := diskdeploy.SourceFS(ctx, src).Open(diskimage.ManifestFile)
 		if err != nil {
 			return false
 		}
@@ -570,57 +526,3 @@ func diskImageFiles(dir string, m *diskimage.Manifest) (map[string][]byte, error
 	}
 	return files, nil
 }
-
-// httpFS reads an image directory's files from the seeder's HTTP server:
-// GET base/<name>.
-type httpFS struct {
-	ctx  context.Context
-	base string
-}
-
-func (h httpFS) Open(name string) (fs.File, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/"+name, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: h.base + "/" + name, Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e := fmt.Errorf("HTTP %s", resp.Status)
-		if resp.StatusCode == http.StatusNotFound {
-			e = fs.ErrNotExist
-		}
-		return nil, &fs.PathError{Op: "open", Path: h.base + "/" + name, Err: e}
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	return &memFile{name: name, Reader: bytes.NewReader(b), size: int64(len(b))}, nil
-}
-
-type memFile struct {
-	*bytes.Reader
-	name string
-	size int64
-}
-
-func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f}, nil }
-func (f *memFile) Close() error               { return nil }
-
-type memInfo struct{ f *memFile }
-
-func (i memInfo) Name() string       { return path.Base(i.f.name) }
-func (i memInfo) Size() int64        { return i.f.size }
-func (i memInfo) Mode() fs.FileMode  { return 0o444 }
-func (i memInfo) ModTime() time.Time { return time.Time{} }
-func (i memInfo) IsDir() bool        { return false }
-func (i memInfo) Sys() any           { return nil }

@@ -102,18 +102,25 @@ func (a *App) runThen(action string) error {
 		return c.Run()
 	}
 	fmt.Fprintf(a.Stderr, "deploy verified; %s now\n", action)
+	return powerAction(action, a.Stderr)
+}
+
+// powerAction reboots or powers off (action), or runs EZIO_POWER_COMMAND
+// with the action as its last argument when that is set; the command's
+// output goes to out. The wizard and the command line share it.
+func powerAction(action string, out io.Writer) error {
 	if prog := os.Getenv("EZIO_POWER_COMMAND"); prog != "" {
 		f := strings.Fields(prog)
 		c := exec.Command(f[0], append(f[1:], action)...)
-		c.Stdout, c.Stderr = a.Stderr, a.Stderr
+		c.Stdout, c.Stderr = out, out
 		return c.Run()
 	}
 	unix.Sync()
 	if p, err := exec.LookPath("systemctl"); err == nil {
-		if out, err := exec.Command(p, action).CombinedOutput(); err == nil {
+		if msg, err := exec.Command(p, action).CombinedOutput(); err == nil {
 			return nil
 		} else {
-			fmt.Fprintf(a.Stderr, "systemctl %s: %v %s; using the reboot system call\n", action, err, strings.TrimSpace(string(out)))
+			fmt.Fprintf(out, "systemctl %s: %v %s; using the reboot system call\n", action, err, strings.TrimSpace(string(msg)))
 		}
 	}
 	cmd := unix.LINUX_REBOOT_CMD_RESTART

@@ -209,7 +209,12 @@ carrying "result", "code" and "reason".`,
 				if o.tracker != "" {
 					trackers = []string{o.tracker}
 				}
-				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck}); err != nil {
+				// The same seeding policy as a partition image's deploy.
+				seedAfter := engine.SeedUntilIdle
+				if cmd.Flags().Changed("seed-after") {
+					seedAfter = o.seedAfter
+				}
+				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)

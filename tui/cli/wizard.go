@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ezio/disks/diskdeploy"
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/demo"
 	"ezio/tui"
@@ -30,6 +33,7 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	}
 	deps := tui.RealDeps(ctx, log, cfg.Over(a.Tuning, a.flagChanged))
 	deps.ConfigPath = cfgPath
+	deps.DiskDeps = a.wizardDiskDeps()
 	var (
 		mu    sync.Mutex
 		demos []*demo.Demo
@@ -137,4 +141,25 @@ outside the temporary directory is written, and it is removed on exit.`,
 	f.DurationVar(&stagger, "stagger", 3*time.Second, "time between client starts")
 	f.StringVar(&rate, "rate", "20MiB", "upload rate of each machine, like a LAN link (0 = as fast as loopback goes)")
 	return cmd
+}
+
+// wizardDiskDeps are the wizard's whole-disk deploys and its action after
+// a verified deploy: the same code as the command line's.
+func (a *App) wizardDiskDeps() tui.DiskDeps {
+	return tui.DiskDeps{
+		OpenDiskImage: diskdeploy.Open,
+		PrepareDisk: func(ctx context.Context, img *diskdeploy.Image, target string) (*diskimage.Plan, error) {
+			return img.Prepare(ctx, target)
+		},
+		DescribeDisk: diskdeploy.Describe,
+		DeployDisk: func(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (tui.DiskRun, error) {
+			return diskdeploy.Deploy(ctx, img, plan, o)
+		},
+		// Reboot and power-off only: the wizard runs a shell itself, on
+		// the terminal it owns. Output goes to the log, not over the
+		// screen.
+		Then: func(action string) error {
+			return powerAction(action, io.Discard)
+		},
+	}
 }

@@ -1,0 +1,534 @@
+// Package diskdeploy writes a whole-disk image onto a disk through the
+// engine: the partition table first, then one deploy job per partition in
+// one BitTorrent session, then the finishing touches of diskimage.Finish.
+// The headless CLI and the wizard both drive a deploy through it, so the
+// order of the steps and the safety checks are the same for both.
+package diskdeploy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"ezio/disks/diskimage"
+	"ezio/disks/table"
+	"ezio/engine"
+)
+
+// Jobs starts the deploy job of one partition: an *engine.Session, one
+// BitTorrent client for every partition of the disk.
+type Jobs interface {
+	Deploy(ctx context.Context, o engine.DeployOptions) (*engine.Job, error)
+}
+
+// Image is a disk image opened for deploying: its manifest, the files of
+// its metadata (a local directory or the seeder's over HTTP) and each
+// data partition's torrent, by partition number.
+type Image struct {
+	Source   string
+	FS       fs.FS
+	Manifest *diskimage.Manifest
+	Torrents map[int]*metainfo.MetaInfo
+	// Trackers are the seeder's own tracker when the image came from its
+	// HTTP server: where its seed jobs and the other clients are.
+	Trackers []string
+	// Need is the smallest disk that takes the image: the end of its last
+	// partition (and the backup GPT).
+	Need int64
+}
+
+// IsRemote says whether src is a seeder's URL rather than a directory.
+func IsRemote(src string) bool {
+	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")
+}
+
+// SourceFS is the files of the image at src: a local directory or the
+// seeder's http://HOST:PORT/images/NAME.
+func SourceFS(ctx context.Context, src string) fs.FS {
+	if IsRemote(src) {
+		return HTTPFS{Ctx: ctx, Base: strings.TrimRight(src, "/")}
+	}
+	return os.DirFS(src)
+}
+
+// Open reads the manifest and the torrents of the disk image at src.
+func Open(ctx context.Context, src string) (*Image, error) {
+	img, err := Load(SourceFS(ctx, src))
+	if err != nil {
+		return nil, err
+	}
+	img.Source = src
+	if IsRemote(src) {
+		if u, err := url.Parse(src); err == nil {
+			img.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
+		}
+	}
+	return img, nil
+}
+
+// Load reads the manifest and the torrents of a disk image from fsys.
+func Load(fsys fs.FS) (*Image, error) {
+	m, err := diskimage.Load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{FS: fsys, Manifest: m, Torrents: map[int]*metainfo.MetaInfo{}, Need: m.End()}
+	if b, err := fs.ReadFile(fsys, m.PartitionTable); err == nil {
+		if t, err := table.ParseDump(string(b)); err == nil {
+			img.Need = max(img.Need, t.Need())
+		}
+	}
+	for _, p := range m.Partitions {
+		if !p.HasData() {
+			continue
+		}
+		mi, err := LoadPartitionTorrent(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		img.Torrents[p.Number] = mi
+	}
+	return img, nil
+}
+
+// Prepare runs every check of a disk deploy onto target, writing nothing.
+func (img *Image) Prepare(ctx context.Context, target string) (*diskimage.Plan, error) {
+	return diskimage.PrepareDeploy(ctx, img.Manifest, img.FS, target)
+}
+
+// LoadPartitionTorrent reads a partition's torrent out of an image
+// directory.
+func LoadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo, error) {
+	f, err := fsys.Open(p.Torrent)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := engine.ReadTorrentLimited(f, -1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
+	}
+	mi, err := engine.ParseTorrent(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
+	}
+	if _, _, err := engine.Summarize(mi); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
+	}
+	return mi, nil
+}
+
+// Options describe where the partitions' data comes from and what a
+// client does once it has it.
+type Options struct {
+	Peers, Seeders, Trackers []string
+	Recheck                  bool
+	// SeedAfter is each partition job's engine.DeployOptions.SeedAfter:
+	// 0 leaves at once, engine.SeedUntilIdle serves the others while
+	// they need pieces.
+	SeedAfter time.Duration
+	Logger    *slog.Logger
+	// Tuning is the session's, for Deploy (Start uses the jobs given).
+	Tuning engine.Tuning
+}
+
+// Part is one partition of a running deploy.
+type Part struct {
+	Partition diskimage.Partition
+	Job       *engine.Job // nil for a partition without data (swap, extended)
+}
+
+// State is where a partition of a disk deploy is, as the dashboard and
+// the progress line name it.
+type State string
+
+const (
+	StateWaiting  State = "waiting"  // no piece written yet
+	StateWriting  State = "writing"  // pieces arriving
+	StateVerified State = "verified" // every piece verified and flushed
+	StateFailed   State = "failed"
+	StateNoData   State = "no data" // swap or extended: recreated, not copied
+)
+
+// PartProgress is one partition's row.
+type PartProgress struct {
+	Number      int
+	Name        string
+	FS          string
+	State       State
+	Phase       engine.Phase
+	BytesDone   int64
+	BytesTotal  int64
+	PiecesDone  int
+	PiecesTotal int
+	Rate        float64
+	UpRate      float64
+	Peers       int
+	Uploaded    int64
+}
+
+// Progress is the whole disk: totals and one row per partition.
+type Progress struct {
+	BytesDone, BytesTotal int64
+	Rate, UpRate          float64
+	Uploaded              int64
+	Peers                 int // the most any partition is connected to
+	ETA                   time.Duration
+	Parts                 []PartProgress
+	Seeding               bool // every partition verified, some serving others
+}
+
+// Run is a disk deploy whose table is written and whose partition jobs
+// run.
+type Run struct {
+	Plan  *diskimage.Plan
+	Parts []Part
+
+	verified chan struct{} // every job verified, or one failed
+	done     chan struct{} // every job ended
+	failed   []error       // by index in Parts, after verified
+	closer   func()
+	stopOnce sync.Once
+}
+
+// Start writes the plan's partition table and boot areas and starts one
+// deploy job per data partition in jobs. Nothing is written before it.
+func Start(ctx context.Context, jobs Jobs, img *Image, plan *diskimage.Plan, o Options) (*Run, error) {
+	if err := diskimage.WriteTable(ctx, plan); err != nil {
+		return nil, err
+	}
+	r := &Run{Plan: plan, verified: make(chan struct{}), done: make(chan struct{})}
+	for _, p := range plan.Manifest.Partitions {
+		mi := img.Torrents[p.Number]
+		if mi == nil {
+			r.Parts = append(r.Parts, Part{Partition: p})
+			continue
+		}
+		j, err := startPartition(ctx, jobs, plan, p, mi, o)
+		if err != nil {
+			r.stopJobs()
+			return nil, fmt.Errorf("partition %d (%s): %w", p.Number, p.Name, err)
+		}
+		r.Parts = append(r.Parts, Part{Partition: p, Job: j})
+	}
+	r.failed = make([]error, len(r.Parts))
+	go r.watch(ctx)
+	return r, nil
+}
+
+// Deploy is Start in a session of its own (a free port unless tu says),
+// closed when every job has ended.
+func Deploy(ctx context.Context, img *Image, plan *diskimage.Plan, o Options) (*Run, error) {
+	sess, err := NewSession(o.Tuning, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Start(ctx, sess, img, plan, o)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	r.closer = func() { sess.Close() }
+	return r, nil
+}
+
+// NewSession is the one client that writes every partition of a disk.
+func NewSession(tu engine.Tuning, log *slog.Logger) (*engine.Session, error) {
+	if tu.ListenAddr == "" {
+		tu.ListenAddr = "0.0.0.0:0" // a free port: a seeder may be on this machine
+	}
+	return engine.NewSession(engine.SessionOptions{Tuning: tu, Logger: log})
+}
+
+// startPartition starts the job that writes one partition's data. It is
+// the one place that knows where a partition's extents go: through the
+// partition's device node, made by WriteTable.
+func startPartition(ctx context.Context, jobs Jobs, plan *diskimage.Plan, p diskimage.Partition, mi *metainfo.MetaInfo, o Options) (*engine.Job, error) {
+	node, err := plan.PartitionNode(p.Number)
+	if err != nil {
+		return nil, err
+	}
+	return jobs.Deploy(ctx, engine.DeployOptions{
+		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
+		Recheck: o.Recheck, SeedAfter: o.SeedAfter, Logger: o.Logger,
+	})
+}
+
+// watch follows the jobs: verified when each is done or serving others;
+// the first failure (or ctx) stops them all.
+func (r *Run) watch(ctx context.Context) {
+	defer func() {
+		if r.closer != nil {
+			r.closer()
+		}
+		close(r.done)
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	isVerified := false
+	for {
+		ended, ok := 0, 0
+		bad := false
+		for i, p := range r.Parts {
+			if p.Job == nil {
+				ended++
+				ok++
+				continue
+			}
+			select {
+			case <-p.Job.Done():
+				ended++
+				if err := p.Job.Err(); err != nil {
+					if !isVerified {
+						r.failed[i] = err
+					}
+					bad = true
+				} else {
+					ok++
+				}
+				continue
+			default:
+			}
+			if p.Job.Snapshot().Phase == engine.PhaseSeeding {
+				ok++
+			}
+		}
+		if !isVerified && (bad || ok == len(r.Parts)) {
+			isVerified = true
+			if bad {
+				r.stopJobs()
+			}
+			close(r.verified)
+		}
+		if ended == len(r.Parts) {
+			if !isVerified {
+				close(r.verified)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.stopJobs()
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Run) stopJobs() {
+	for _, p := range r.Parts {
+		if p.Job != nil {
+			p.Job.Stop()
+		}
+	}
+}
+
+// Stop ends every job (what is written is kept: deploy again to resume).
+func (r *Run) Stop() { r.stopOnce.Do(r.stopJobs) }
+
+// Verified is closed when every partition is verified (the jobs may still
+// serve others) or one has failed.
+func (r *Run) Verified() <-chan struct{} { return r.verified }
+
+// Done is closed when every job has ended, serving included.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// Err is, once Verified, why the data is not all there: the failed
+// partitions, or nil.
+func (r *Run) Err() error {
+	<-r.verified
+	var bad []string
+	var first error
+	for i, p := range r.Parts {
+		if err := r.failed[i]; err != nil {
+			if first == nil {
+				first = err
+			}
+			bad = append(bad, fmt.Sprintf("partition %d (%s): %v", p.Partition.Number, p.Partition.Name, err))
+		}
+	}
+	if len(bad) == 0 {
+		for _, p := range r.Parts {
+			if p.Job == nil {
+				continue
+			}
+			select {
+			case <-p.Job.Done():
+				if err := p.Job.Err(); err != nil {
+					return &PartitionsError{Msg: fmt.Sprintf("partition %d (%s): %v", p.Partition.Number, p.Partition.Name, err), First: err}
+				}
+			default:
+			}
+		}
+		return nil
+	}
+	return &PartitionsError{Msg: strings.Join(bad, "; "), First: first}
+}
+
+// PartitionsError lists the partitions whose job failed.
+type PartitionsError struct {
+	Msg   string
+	First error
+}
+
+func (e *PartitionsError) Error() string { return e.Msg }
+func (e *PartitionsError) Unwrap() error { return e.First }
+
+// Finish waits until every job has ended (serving others included: they
+// hold the partitions' nodes open), then tells the kernel, recreates
+// swap, restores NTFS boot sectors and checks each filesystem
+// (diskimage.Finish).
+func (r *Run) Finish(ctx context.Context) (*diskimage.Report, error) {
+	<-r.done
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	return diskimage.Finish(ctx, r.Plan, r.VerifiedBytes())
+}
+
+// VerifiedBytes is what each partition's job has verified, by number.
+func (r *Run) VerifiedBytes() map[int]int64 {
+	out := map[int]int64{}
+	for _, p := range r.Parts {
+		if p.Job != nil {
+			out[p.Partition.Number] = p.Job.Snapshot().BytesDone
+		}
+	}
+	return out
+}
+
+// Progress is the disk's totals and one row per partition, data or not.
+func (r *Run) Progress() Progress {
+	var pr Progress
+	for i, p := range r.Parts {
+		row := PartProgress{Number: p.Partition.Number, Name: p.Partition.Name, FS: p.Partition.Filesystem, State: StateNoData}
+		if p.Job != nil {
+			s := p.Job.Snapshot()
+			row.Phase, row.BytesDone, row.BytesTotal = s.Phase, s.BytesDone, s.BytesTotal
+			row.PiecesDone, row.PiecesTotal = s.PiecesDone, s.PiecesTotal
+			row.Rate, row.UpRate, row.Peers, row.Uploaded = s.DownloadRate, s.UploadRate, s.NumPeers, s.BytesUploaded
+			row.State = partState(s, r.failedAt(i))
+			pr.BytesDone += s.BytesDone
+			pr.BytesTotal += s.BytesTotal
+			pr.Rate += s.DownloadRate
+			pr.UpRate += s.UploadRate
+			pr.Uploaded += s.BytesUploaded
+			pr.Peers = max(pr.Peers, s.NumPeers)
+		}
+		pr.Parts = append(pr.Parts, row)
+	}
+	pr.ETA = -1
+	if left := pr.BytesTotal - pr.BytesDone; left <= 0 {
+		pr.ETA = 0
+	} else if pr.Rate >= 1024 {
+		pr.ETA = time.Duration(float64(left) / pr.Rate * float64(time.Second))
+	}
+	select {
+	case <-r.verified:
+		if r.failedCount() == 0 {
+			for _, p := range pr.Parts {
+				pr.Seeding = pr.Seeding || p.Phase == engine.PhaseSeeding
+			}
+		}
+	default:
+	}
+	return pr
+}
+
+func (r *Run) failedAt(i int) bool {
+	select {
+	case <-r.verified:
+		return r.failed[i] != nil
+	default:
+		return false
+	}
+}
+
+func (r *Run) failedCount() int {
+	n := 0
+	for _, e := range r.failed {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func partState(s engine.Snapshot, failed bool) State {
+	switch {
+	case failed || s.Phase == engine.PhaseFailed:
+		return StateFailed
+	case s.Phase == engine.PhaseSeeding || s.Phase == engine.PhaseDone:
+		return StateVerified
+	case s.PiecesTotal > 0 && s.PiecesDone == s.PiecesTotal && s.Phase != engine.PhaseFlushing:
+		return StateVerified
+	case s.BytesDone > 0 || s.BytesWritten > 0 || s.Phase == engine.PhaseDownloading || s.Phase == engine.PhaseFlushing:
+		return StateWriting
+	}
+	return StateWaiting
+}
+
+// HTTPFS reads an image directory's files from the seeder's HTTP server:
+// GET Base/<name>.
+type HTTPFS struct {
+	Ctx  context.Context
+	Base string
+}
+
+func (h HTTPFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	ctx, cancel := context.WithTimeout(h.Ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+"/"+name, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: h.Base + "/" + name, Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := fmt.Errorf("HTTP %s", resp.Status)
+		if resp.StatusCode == http.StatusNotFound {
+			e = fs.ErrNotExist
+		}
+		return nil, &fs.PathError{Op: "open", Path: h.Base + "/" + name, Err: e}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return &memFile{name: name, Reader: bytes.NewReader(b), size: int64(len(b))}, nil
+}
+
+type memFile struct {
+	*bytes.Reader
+	name string
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f}, nil }
+func (f *memFile) Close() error               { return nil }
+
+type memInfo struct{ f *memFile }
+
+func (i memInfo) Name() string       { return path.Base(i.f.name) }
+func (i memInfo) Size() int64        { return i.f.size }
+func (i memInfo) Mode() fs.FileMode  { return 0o444 }
+func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) IsDir() bool        { return false }
+func (i memInfo) Sys() any           { return nil }

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"ezio/disks/disktest"
+	"ezio/engine"
+)
+
+// TestDiskDeploySeedsAfter: a disk deploy with default flags keeps serving
+// another client that still needs pieces (the second client's only peer
+// is the first, so it completes only with data the first uploaded, much of
+// it after the first was verified), and with --seed-after 0 the first
+// leaves as soon as it is verified, the second still short of data.
+func TestDiskDeploySeedsAfter(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	parts := []dkPart{
+		{typ: "83", size: "20MiB", fs: "ext4", files: map[string][]byte{"f": dkRandom(21, 1<<20)}},
+		{typ: "83", fs: "ext4", files: map[string][]byte{"g": dkRandom(22, 1<<20)}},
+	}
+	src, _ := dkDisk(t, 48<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "after")
+	// A slow seeder, so that the second client is still behind when the
+	// first one is verified.
+	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)),
+		Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0", MaxUploadRate: 2 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seed.Stop)
+	url := seed.Server.BaseURL() + "/images/after"
+
+	type result struct {
+		code     int
+		out, err string
+		at       time.Time
+	}
+	runBoth := func(t *testing.T, firstFlags ...string) (first, second result) {
+		targetA, targetB := dkBlank(t, 48<<20), dkBlank(t, 48<<20)
+		portA := disktest.FreePort(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		resA, resB := make(chan result, 1), make(chan result, 1)
+		go func() {
+			var out, errb capBuffer
+			args := append([]string{"deploy", url, targetA, "--yes", "--json", "--listen", fmt.Sprintf("127.0.0.1:%d", portA)}, firstFlags...)
+			code, _ := capExec(ctx, t, &out, &errb, args...)
+			resA <- result{code, out.String(), errb.String(), time.Now()}
+		}()
+		go func() {
+			// Behind the first client: the local directory only for its
+			// table and torrents, its data from the first client (and
+			// whatever peers it learns of from it).
+			time.Sleep(1500 * time.Millisecond)
+			var out, errb capBuffer
+			code, _ := capExec(ctx, t, &out, &errb, "deploy", dir, targetB, "--yes", "--json", "--listen", "127.0.0.1:0",
+				"--peer", fmt.Sprintf("127.0.0.1:%d", portA), "--seed-after", "0")
+			resB <- result{code, out.String(), errb.String(), time.Now()}
+		}()
+		first = <-resA
+		second = <-resB
+		cancel()
+		return first, second
+	}
+
+	t.Run("default keeps serving", func(t *testing.T) {
+		a, b := runBoth(t)
+		if a.code != 0 {
+			t.Fatalf("first client: exit %d\n%s\n%s", a.code, capTail(a.out), capTail(a.err))
+		}
+		if !strings.Contains(a.out, `"phase":"seeding"`) {
+			t.Errorf("the first client never reported serving others after it was verified:\n%s", capTail(a.out))
+		}
+		if b.code != 0 || !strings.Contains(b.out, `"result":"ok"`) {
+			t.Fatalf("second client (fed by the first only): exit %d\n%s\n%s", b.code, capTail(b.out), capTail(b.err))
+		}
+		if b.at.After(a.at) {
+			t.Errorf("the first client left (%s) before the second, which needed its pieces, was done (%s)", a.at.Format(time.StampMilli), b.at.Format(time.StampMilli))
+		}
+		if up := uploaded(t, a.out); up <= 0 {
+			t.Errorf("the first client uploaded nothing to the second:\n%s", capTail(a.out))
+		}
+	})
+	t.Run("seed-after 0 leaves at once", func(t *testing.T) {
+		a, b := runBoth(t, "--seed-after", "0")
+		if a.code != 0 {
+			t.Fatalf("first client: exit %d\n%s\n%s", a.code, capTail(a.out), capTail(a.err))
+		}
+		if strings.Contains(a.out, `"phase":"seeding"`) {
+			t.Errorf("--seed-after 0 served others after it was verified:\n%s", capTail(a.out))
+		}
+		if b.code != 0 {
+			t.Fatalf("second client: exit %d\n%s\n%s", b.code, capTail(b.out), capTail(b.err))
+		}
+		if !a.at.Before(b.at) {
+			t.Errorf("with --seed-after 0 the first client (left %s) waited for the second (done %s)", a.at.Format(time.StampMilli), b.at.Format(time.StampMilli))
+		}
+	})
+}
+
+// uploaded is what a --json disk deploy's result says its partitions sent
+// to other clients.
+func uploaded(t *testing.T, out string) int64 {
+	t.Helper()
+	var n int64
+	for _, l := range capJSONLines(t, out) {
+		if l["type"] != "result" {
+			continue
+		}
+		parts, _ := l["partitions"].([]any)
+		for _, p := range parts {
+			if m, ok := p.(map[string]any); ok {
+				f, _ := m["bytes_uploaded"].(float64)
+				n += int64(f)
+			}
+		}
+	}
+	return n
+}
