@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/themes"
 )
@@ -50,6 +51,42 @@ func screenStates(t *testing.T, c *Common, see func(name string, v string)) {
 	drive(t, m, keys("sda")...)
 	drive(t, m, enter)
 	see("deploy-confirm-wrong", m.View())
+
+	// Whole-disk images: the list of both kinds, the disk table, the
+	// summary naming what is lost, a partition image onto a partitioned
+	// disk, the disk's dashboard and its end.
+	w := &diskWorld{}
+	m = New(c, diskDeps(t, w), &Config{})
+	drive(t, m, key1("d"))
+	drive(t, m, keys("10.0.0.1")...)
+	drive(t, m, enter)
+	see("deploy-disk-images", m.View())
+	drive(t, m, enter)
+	see("deploy-disk-targets", m.View())
+	drive(t, m, enter)
+	see("deploy-disk-confirm", m.View())
+	drive(t, m, tab)
+	drive(t, m, keys("sdb")...)
+	drive(t, m, enter)
+	see("disk-dashboard", m.View())
+	if dd, ok := m.Current().(*DiskDashboard); ok {
+		close(w.run.verified)
+		close(w.run.done)
+		drive(t, m, diskDoneMsg{id: dd.id, rep: &diskimage.Report{Target: "/dev/sdb", Partitions: []diskimage.PartitionReport{{Number: 1, Node: "/dev/sdb1", Filesystem: "vfat"}}}})
+		see("disk-dashboard-done", m.View())
+	} else {
+		t.Errorf("the disk deploy opened %T", m.Current())
+	}
+	m = New(c, diskDeps(t, &diskWorld{}), &Config{})
+	drive(t, m, key1("d"))
+	drive(t, m, keys("10.0.0.1")...)
+	drive(t, m, enter)
+	drive(t, m, down, enter)
+	if f, ok := m.Current().(*DeployFlow); ok && f.targets != nil {
+		f.targets.Select("/dev/sdb")
+	}
+	drive(t, m, enter)
+	see("deploy-part-on-disk", m.View())
 
 	// Serve, both pages.
 	m = newM()
