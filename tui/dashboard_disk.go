@@ -74,7 +74,15 @@ func (d *DiskDashboard) Init() tea.Cmd {
 }
 
 func (d *DiskDashboard) Running() bool { return !d.finished }
-func (d *DiskDashboard) Stop()         { d.stopped = true; d.run.Stop() }
+
+// Stop ends the deploy; once the disk is verified it only ends serving
+// the others, and the deploy still counts as done.
+func (d *DiskDashboard) Stop() {
+	if !d.verified {
+		d.stopped = true
+	}
+	d.run.Stop()
+}
 func (d *DiskDashboard) StopQuestion() (string, string) {
 	if d.verified {
 		return "Stop serving the others?", "This disk is verified; clients still downloading lose this source."

@@ -260,3 +260,47 @@ var ctrlP = tea.KeyMsg{Type: tea.KeyCtrlP}
 
 func tea_home() tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyHome} }
 func tea_end() tea.KeyMsg  { return tea.KeyMsg{Type: tea.KeyEnd} }
+
+// TestPartitionDeployThen: a verified partition deploy runs the action
+// chosen on the summary, and its result says so; a failed one never runs
+// it.
+func TestPartitionDeployThen(t *testing.T) {
+	c := testCommon(80, 25, "linux")
+	var calls []string
+	deps := fakeDeps(t, &fakeWorld{})
+	deps.Then = func(a string) error { calls = append(calls, a); return nil }
+
+	d := newDashboard(c, engine.RoleDeploy, "deploy sda1 -> /dev/sdb1", &fakeJob{})
+	d.then, d.deps = thenPoweroff, deps
+	final := deploySnap(10)
+	final.Phase, final.PiecesDone, final.BytesDone = engine.PhaseDone, final.PiecesTotal, final.BytesTotal
+	var res *Result
+	for _, msg := range run(feed(t, d, jobDoneMsg{id: d.id, final: final})) {
+		_, cmd := d.Update(msg)
+		for _, m := range run(cmd) {
+			if jf, ok := m.(jobFinishedMsg); ok {
+				res = jf.result
+			}
+		}
+	}
+	if len(calls) != 1 || calls[0] != thenPoweroff || res == nil || !res.ThenDone || res.ThenErr != nil {
+		t.Fatalf("after a verified deploy: calls %v result %+v", calls, res)
+	}
+	res.c = c
+	if v := res.View(); !strings.Contains(v, "power this machine off: done") {
+		t.Errorf("result does not say the action ran:\n%s", v)
+	}
+
+	calls = nil
+	d = newDashboard(c, engine.RoleDeploy, "deploy sda1 -> /dev/sdb1", &fakeJob{})
+	d.then, d.deps = thenReboot, deps
+	msgs := run(feed(t, d, jobDoneMsg{id: d.id, final: deploySnap(10), err: errors.New("write /dev/sdb1: input/output error")}))
+	for _, msg := range msgs {
+		if _, ok := msg.(jobFinishedMsg); !ok {
+			t.Errorf("a failed deploy led to %T", msg)
+		}
+	}
+	if len(calls) != 0 {
+		t.Errorf("a failed deploy ran %v", calls)
+	}
+}

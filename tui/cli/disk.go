@@ -259,11 +259,11 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 					fmt.Fprintln(a.Stdout)
 				}
 			} else {
+				// In a log: the totals, then one row per partition, as the
+				// wizard's dashboard shows them.
 				fmt.Fprintln(a.Stdout, DiskStatusLine(pr))
-				if final {
-					for _, p := range pr.Parts {
-						fmt.Fprintln(a.Stdout, DiskPartLine(p))
-					}
+				for _, p := range pr.Parts {
+					fmt.Fprintln(a.Stdout, DiskPartLine(p))
 				}
 			}
 		}
@@ -300,13 +300,15 @@ loop:
 		if mode != progressJSON {
 			fmt.Fprintln(a.Stderr, "verified; serving the other clients while they need pieces")
 		}
+		stop := ctx.Done()
 	seeding:
 		for {
 			select {
 			case <-tick.C:
 				report(false)
-			case <-ctx.Done():
+			case <-stop:
 				run.Stop()
+				stop = nil
 			case <-run.Done():
 				break seeding
 			}
@@ -315,7 +317,15 @@ loop:
 			fmt.Fprintln(a.Stdout)
 		}
 	}
-	rep, err = run.Finish(ctx)
+	// Stopped while serving others: the data is verified, so the disk is
+	// still finished (kernel, swap, NTFS, fsck) before leaving.
+	fctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+	}
+	rep, err = run.Finish(fctx)
 	if mode != progressJSON && rep != nil {
 		printDiskReport(a.Stdout, rep)
 	}
