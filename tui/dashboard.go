@@ -164,6 +164,11 @@ type Dashboard struct {
 
 	finished bool
 	err      error
+
+	// A dashboard attached to a daemon (attach.go): its own keys for the
+	// footer, and what to say in place of the peer rows it cannot have.
+	keyMap    help.KeyMap
+	peersNote string
 }
 
 type fleetSample struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/engine"
+	"ezio/engine/daemon/client"
 	"ezio/engine/demo"
 	"ezio/tui"
 	"ezio/tui/format"
@@ -30,6 +31,8 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	}
 	deps := tui.RealDeps(ctx, log, cfg.Over(a.Tuning, a.flagChanged))
 	deps.ConfigPath = cfgPath
+	deps.DaemonAddr = client.DefaultAddr
+	deps.AttachDaemon = func(addr string) (tui.Daemon, error) { return client.Dial(addr) }
 	var (
 		mu    sync.Mutex
 		demos []*demo.Demo
