@@ -77,6 +77,9 @@ type Deps struct {
 	// DaemonAddr is the address the form starts with.
 	AttachDaemon func(addr string) (Daemon, error)
 	DaemonAddr   string
+	// Announce puts a seeder on the LAN's mDNS (discover.Announce); nil
+	// announces nothing.
+	Announce func(ctx context.Context, in discover.Info) (stop func(), err error)
 }
 
 // RealDeps acts on this machine.
@@ -90,7 +93,7 @@ func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
 			_, _, err := engine.PrepareDeploy(mi, target, false)
 			return err
 		},
-		Deploy: engine.Deploy, Seed: engine.Seed,
+		Deploy: engine.Deploy, Seed: engine.Seed, Announce: discover.Announce,
 	}
 }
 
