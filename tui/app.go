@@ -73,6 +73,14 @@ type Deps struct {
 	// Demo starts the demo swarm and returns its seeder; nil hides it.
 	Demo     func(ctx context.Context) (*engine.Job, error)
 	DiskDeps // whole-disk images and the --then action (deploy_disk.go)
+	// AttachDaemon connects to a control daemon (HOST:PORT or
+	// unix:/PATH); nil hides "Attach to a running ezio daemon".
+	// DaemonAddr is the address the form starts with.
+	AttachDaemon func(addr string) (Daemon, error)
+	DaemonAddr   string
+	// Announce puts a seeder on the LAN's mDNS (discover.Announce); nil
+	// announces nothing.
+	Announce func(ctx context.Context, in discover.Info) (stop func(), err error)
 }
 
 // RealDeps acts on this machine.
@@ -86,7 +94,7 @@ func RealDeps(ctx context.Context, log *slog.Logger, tu engine.Tuning) *Deps {
 			_, _, err := engine.PrepareDeploy(mi, target, false)
 			return err
 		},
-		Deploy: engine.Deploy, Seed: engine.Seed,
+		Deploy: engine.Deploy, Seed: engine.Seed, Announce: discover.Announce,
 	}
 }
 
@@ -103,6 +111,7 @@ type Model struct {
 	build   BuildValues
 	capture CaptureValues
 	deploy  DeployValues
+	attach  AttachValues
 }
 
 // New builds the wizard at its main menu.
@@ -111,7 +120,7 @@ func New(c *Common, deps *Deps, cfg *Config) *Model {
 		cfg = &Config{}
 	}
 	m := &Model{c: c, deps: deps, cfg: cfg}
-	m.menu = NewMenu(c, deps.Demo != nil)
+	m.menu = NewMenu(c, deps.Demo != nil, deps.AttachDaemon != nil)
 	m.cur = m.menu
 	return m
 }
@@ -168,7 +177,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.cur, m.help = msg.to, false
 		return m, m.cur.Init()
 	case backToMenuMsg:
-		m.menu = NewMenu(m.c, m.deps.Demo != nil)
+		m.menu = NewMenu(m.c, m.deps.Demo != nil, m.deps.AttachDaemon != nil)
 		m.cur, m.help = m.menu, false
 		return m, nil
 	case errorMsg:
@@ -193,14 +202,19 @@ func (m *Model) quitKeyIsFree() bool {
 		return true
 	case *Dashboard:
 		return !s.typing()
+	case *AttachDashboard:
+		return !s.typing()
 	}
 	return false
 }
 
 // ownsHelp: the dashboard shows its full key list in its own footer.
 func (m *Model) ownsHelp() bool {
-	_, ok := m.cur.(*Dashboard)
-	return ok
+	switch m.cur.(type) {
+	case *Dashboard, *AttachDashboard:
+		return true
+	}
+	return false
 }
 
 // helpPage lists every key of the current screen.
@@ -223,6 +237,8 @@ func (m *Model) open(c menuChoice) tea.Cmd {
 		return show(NewCaptureFlow(m.c, m.deps, &m.capture, &m.serve))
 	case choiceBuild:
 		return show(NewBuildFlow(m.c, m.deps, &m.build, &m.serve))
+	case choiceAttach:
+		return show(NewAttachFlow(m.c, m.deps, &m.attach))
 	case choiceDisks:
 		return show(NewDisksScreen(m.c, m.deps))
 	case choiceSettings:

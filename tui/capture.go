@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/huh"
 
+	"ezio/engine"
 	"ezio/partclone"
 	"ezio/partclone/capture"
 	"ezio/tui/format"
@@ -20,11 +24,21 @@ import (
 type CaptureValues struct {
 	Source, OutDir, Name string
 	TorrentOnly          bool
+	// Tracker is the server that will serve the image (HOST[:PORT] or
+	// its announce URL): its tracker goes into the torrent, so that the
+	// torrent deploys from a file. Filled in once from what the wizard
+	// knows; "" puts none in.
+	Tracker      string
+	trackerGuess bool // Tracker was filled in (the technician may clear it)
 }
 
 // NewCaptureFlow asks for a partition and saves it with partclone, builds
 // its torrent from partclone's hashes, and offers to serve it.
 func NewCaptureFlow(c *Common, deps *Deps, v *CaptureValues, serve *ServeValues) Screen {
+	if !v.trackerGuess {
+		v.trackerGuess = true
+		v.Tracker = servingAddr(serve)
+	}
 	return newTaskForm(c, deps, serve, "capture a partition", func() taskFunc { return captureTask(*v) },
 		func() *huh.Group { return captureGroup(v) }, func() { v.Source = "" })
 }
@@ -50,14 +64,85 @@ func captureGroup(v *CaptureValues) *huh.Group {
 			huh.NewOption("the torrent only (serve from the partition itself)", true),
 		).Value(&v.TorrentOnly),
 		huh.NewInput().Title("Image name").Description("empty: the partition's name, e.g. sda1").Value(&v.Name),
+		huh.NewInput().Title("Server that will serve it").
+			Description("its tracker goes into the torrent, so the torrent deploys from a file; empty: none").
+			Placeholder("10.0.0.1:6969").Value(&v.Tracker).Validate(func(s string) error {
+			_, err := trackerURL(s)
+			return err
+		}),
 	)
+}
+
+// servingAddr is where this machine would serve, as the Serve form has
+// it or would default it: HOST:PORT, "" when it has no LAN address.
+func servingAddr(serve *ServeValues) string {
+	host, port := "", strconv.Itoa(engine.DefaultTrackerPort)
+	if serve != nil {
+		host = serve.Host
+		if p := trimmed(serve.Port); p != "" {
+			port = p
+		}
+	}
+	if host == "" {
+		for _, a := range listLocalAddrs() {
+			if ip := net.ParseIP(a.ip); ip != nil && !ip.IsLoopback() {
+				host = a.ip
+				break
+			}
+		}
+	}
+	if host == "" {
+		return ""
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// trackerURL is the announce URL of a server typed as HOST[:PORT] or
+// http://HOST:PORT/ (ezio's tracker is at /announce), or an announce URL
+// as it is; "" for none.
+func trackerURL(s string) (string, error) {
+	s = trimmed(s)
+	if s == "" {
+		return "", nil
+	}
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.HasSuffix(u.Path, "/announce") {
+		return s, nil
+	}
+	base, err := engine.ParseServer(s)
+	if err != nil {
+		return "", errors.New("a server address like 10.0.0.1:6969, or empty for none")
+	}
+	return base + "/announce", nil
+}
+
+// serveValuesFor is the Serve form's start after a capture: the image,
+// and the address and port of the tracker the torrent names when it is
+// this machine's, so that serving it runs that very tracker.
+func serveValuesFor(torrent, source, tracker string) *ServeValues {
+	sv := &ServeValues{Torrent: torrent, Source: source}
+	u, err := url.Parse(tracker)
+	if tracker == "" || err != nil {
+		return sv
+	}
+	sv.Port = u.Port()
+	for _, a := range listLocalAddrs() {
+		if a.ip == u.Hostname() {
+			sv.Host = a.ip
+		}
+	}
+	return sv
 }
 
 func captureTask(v CaptureValues) taskFunc {
 	return func(ctx context.Context, report func(taskProgress)) taskResult {
 		src, out := trimmed(v.Source), filepath.Clean(trimmed(v.OutDir))
+		tracker, _ := trackerURL(v.Tracker)
+		var trackers []string
+		if tracker != "" {
+			trackers = []string{tracker}
+		}
 		report(taskProgress{frac: 0, what: "starting partclone on " + src})
-		r, err := capture.Capture(ctx, capture.Options{Source: src, OutDir: out, Name: trimmed(v.Name), TorrentOnly: v.TorrentOnly}, func(p partclone.Progress) {
+		r, err := capture.Capture(ctx, capture.Options{Source: src, OutDir: out, Name: trimmed(v.Name), TorrentOnly: v.TorrentOnly, Trackers: trackers}, func(p partclone.Progress) {
 			report(taskProgress{frac: p.Percent / 100, what: "partclone is reading " + src, rate: p.BytesPerSec, eta: p.Remaining})
 		})
 		if err != nil {
@@ -78,6 +163,11 @@ func captureTask(v CaptureValues) taskFunc {
 			"wrote " + r.Paths.Torrent + " and " + r.Paths.Manifest,
 			fmt.Sprintf("image %s: %s in %d extents, %d pieces", m.Name, format.Bytes(m.UsedBytes), m.Extents, m.Pieces),
 		}
-		return taskResult{lines: lines, serve: &ServeValues{Torrent: r.Paths.Torrent, Source: r.SeedFrom}}
+		if tracker != "" {
+			lines = append(lines, "the torrent's tracker: "+tracker+" (serve it there)")
+		} else {
+			lines = append(lines, "the torrent names no tracker: clients fetch it from the server that serves it")
+		}
+		return taskResult{lines: lines, serve: serveValuesFor(r.Paths.Torrent, r.SeedFrom, tracker)}
 	}
 }

@@ -169,6 +169,10 @@ type Dashboard struct {
 	// policy): exit, reboot, poweroff, shell; deps carries it out.
 	then string
 	deps *Deps
+	// A dashboard attached to a daemon (attach.go): its own keys for the
+	// footer, and what to say in place of the peer rows it cannot have.
+	keyMap    help.KeyMap
+	peersNote string
 }
 
 type fleetSample struct {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/lipgloss"
 
 	"ezio/engine"
@@ -198,6 +199,9 @@ func (d *Dashboard) peerLines(w int) []string {
 		return fmt.Sprintf("%-21s %10s %10s %5s", addr, down, up, share)
 	}
 	lines := []string{st.Muted.Render(row("ADDRESS", "CLIENT", "DOWN", "UP", "HAS"))}
+	if len(ps) == 0 && d.peersNote != "" {
+		return append(lines, st.Muted.Render(d.peersNote))
+	}
 	if len(ps) == 0 {
 		return append(lines, st.Muted.Render("no peers connected"))
 	}
@@ -375,5 +379,9 @@ func (d *Dashboard) footer() []string {
 	}
 	d.help.Width = d.c.Width - 1
 	d.help.ShowAll = d.fullHelp && !d.saving
-	return append(out, strings.Split(" "+strings.ReplaceAll(d.help.View(d), "\n", "\n "), "\n")...)
+	var km help.KeyMap = d
+	if d.keyMap != nil {
+		km = d.keyMap
+	}
+	return append(out, strings.Split(" "+strings.ReplaceAll(d.help.View(km), "\n", "\n "), "\n")...)
 }

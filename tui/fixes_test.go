@@ -77,6 +77,7 @@ func TestCaptureAfterErrorReplacesOldInput(t *testing.T) {
 	drive(t, m, enter) // output directory
 	drive(t, m, enter) // what to save
 	drive(t, m, enter) // name
+	drive(t, m, enter) // server that will serve it
 	waitFor(t, m, func(v string) bool { return strings.Contains(v, "failed") })
 	drive(t, m, esc)
 	if _, ok := m.Current().(*taskForm); !ok {

@@ -25,6 +25,7 @@ func TestBuildFlowWritesTorrent(t *testing.T) {
 	drive(t, m, enter) // data
 	drive(t, m, enter) // torrent path: default
 	drive(t, m, enter) // name: default
+	drive(t, m, enter) // server: this machine
 	drive(t, m, enter) // tracker: none
 	out := filepath.Join(filepath.Dir(dir), "sda7.torrent")
 	if !strings.Contains(m.View(), "wrote") {
@@ -60,6 +61,7 @@ func TestCaptureFlowShowsRefusal(t *testing.T) {
 	drive(t, m, enter) // output dir
 	drive(t, m, enter) // mode: image
 	drive(t, m, enter) // name: default
+	drive(t, m, enter) // server: this machine
 	v := m.View()
 	if !strings.Contains(v, "ezio-no-such-disk") {
 		t.Fatalf("the refusal does not name the source:\n%s", v)

@@ -12,6 +12,7 @@ const (
 	choiceServe
 	choiceCapture
 	choiceBuild
+	choiceAttach
 	choiceDisks
 	choiceSettings
 	choiceDemo
@@ -33,15 +34,20 @@ type Menu struct {
 	cursor int
 }
 
-func NewMenu(c *Common, demo bool) *Menu {
+func NewMenu(c *Common, demo, attach bool) *Menu {
 	items := []menuItem{
 		{choiceDeploy, "d", "Deploy this machine", "write an image from a server onto a disk here"},
 		{choiceServe, "s", "Serve an image", "seed an image to the machines on this LAN"},
 		{choiceCapture, "c", "Capture a partition", "partclone a partition, then make its torrent"},
 		{choiceBuild, "b", "Build a torrent", "from an image file or an extent directory"},
+	}
+	if attach {
+		items = append(items, menuItem{choiceAttach, "a", "Attach to a running ezio daemon", "watch its torrents live"})
+	}
+	items = append(items, []menuItem{
 		{choiceDisks, "i", "Disks", "what is here, and what ezio may write to"},
 		{choiceSettings, "t", "Settings", "theme, threads, cache, listen port"},
-	}
+	}...)
 	if demo {
 		items = append(items, menuItem{choiceDemo, "m", "Demo", "watch a swarm on this machine (temp files)"})
 	}
@@ -88,7 +94,8 @@ func (m *Menu) View() string {
 		} else {
 			title = " " + title + " "
 		}
-		line := "  " + cur + st.HelpKey.Render(it.key) + " " + fit(title, 24)
+		// A title longer than the column pushes its own description along.
+		line := "  " + cur + st.HelpKey.Render(it.key) + " " + fit(title, max(24, len(it.title)+3))
 		if c.Width >= 60 {
 			line += st.Muted.Render(it.desc)
 		}

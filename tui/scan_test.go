@@ -193,7 +193,7 @@ func TestScreenScanASCII(t *testing.T) {
 	}
 	// And the scan can fail: a UTF-8 terminal does get box drawing.
 	c := NewCommon(themes.MustLoad("default", themes.Env{Term: "xterm-256color", Locale: "en_US.UTF-8"}))
-	if v := NewMenu(c, false).View() + c.Styles.Glyphs.Border.Top; !strings.ContainsAny(v, "─╭▸") {
+	if v := NewMenu(c, false, false).View() + c.Styles.Glyphs.Border.Top; !strings.ContainsAny(v, "─╭▸") {
 		t.Error("a UTF-8 terminal lost its glyphs")
 	}
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
 
@@ -25,6 +27,10 @@ type ServeValues struct {
 	// Expect is how many clients the room has ("" or 0: not said);
 	// UploadLimit caps what this machine sends, like "50MiB" a second.
 	Expect, UploadLimit string
+	// NoAnnounce keeps the server off mDNS (clients then need its
+	// address); ExitWhenDone stops serving once the Expect clients are
+	// done and none still needs data, as `ezio seed --exit-when-done`.
+	NoAnnounce, ExitWhenDone bool
 }
 
 // ServeFlow asks for a torrent, its data and how to serve it, then opens
@@ -38,8 +44,12 @@ type ServeFlow struct {
 	formID int
 	busy   string
 	// tracker is the form's "run the tracker" answer (the opposite of
-	// v.NoTracker, so that the zero value of ServeValues runs it).
-	tracker bool
+	// v.NoTracker, so that the zero value of ServeValues runs it);
+	// announce likewise of v.NoAnnounce.
+	tracker, announce bool
+	// nameOf is the image name of the torrent last typed, for the client
+	// command shown on the form.
+	nameOf struct{ path, name string }
 }
 
 // serveStartedMsg carries the started seeder (or why it did not start).
@@ -94,6 +104,7 @@ func NewServeFlow(c *Common, deps *Deps, v *ServeValues) *ServeFlow {
 func (s *ServeFlow) build() {
 	v := s.v
 	s.tracker = !v.NoTracker
+	s.announce = !v.NoAnnounce
 	nonEmpty := func(what string) func(string) error {
 		return func(s string) error {
 			if strings.TrimSpace(s) == "" {
@@ -132,7 +143,27 @@ func (s *ServeFlow) build() {
 				return err
 			}),
 		),
+		// Finding the server and ending by itself need the tracker: it is
+		// what clients reach and what counts the room.
+		huh.NewGroup(
+			huh.NewConfirm().Title("Announce this server on the LAN?").
+				Description("yes: clients find it by themselves (mDNS), nobody types its address").
+				Affirmative("Yes").Negative("No").Value(&s.announce),
+		).WithHideFunc(func() bool { return !s.tracker }),
+		huh.NewGroup(
+			huh.NewConfirm().Title("Stop serving when the room is done?").
+				Description("once the expected clients are done and none still needs data").
+				Affirmative("Yes").Negative("No").Value(&v.ExitWhenDone),
+		).WithHideFunc(func() bool { return !s.tracker || expectOf(v.Expect) == 0 }),
 	)
+}
+
+func expectOf(s string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func optional(check func(string) error) func(string) error {
@@ -176,6 +207,7 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	case formDoneMsg:
 		if msg.id == s.formID {
 			s.v.NoTracker = !s.tracker
+			s.v.NoAnnounce = !s.announce
 			return s, s.start()
 		}
 		return s, nil
@@ -226,7 +258,7 @@ func (s *ServeFlow) start() tea.Cmd {
 		}
 		tu.ListenAddr = net.JoinHostPort(v.Host, port)
 	}
-	expect, _ := strconv.Atoi(strings.TrimSpace(v.Expect))
+	expect := expectOf(v.Expect)
 	s.busy = "reading " + trimmed(v.Torrent) + " and starting to serve"
 	ctx, deps, c, flow, host := s.deps.Ctx, s.deps, s.c, s, s.clientHost()
 	return func() tea.Msg {
@@ -244,6 +276,21 @@ func (s *ServeFlow) start() tea.Cmd {
 		d := NewDashboard(c, engine.RoleSeed, "seed "+format.Name(j.Name()), j)
 		d.expect = expect
 		d.howTo = clientInstructions(j.ServerURL(), host, j.Name())
+		// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up,
+		// as `ezio seed` does, until the job ends.
+		if u := j.ServerURL(); u != "" && !v.NoAnnounce && deps.Announce != nil {
+			inst := instanceName()
+			stop, err := deps.Announce(ctx, discover.Info{Name: inst, BaseURL: u, Listen: v.listen(), Images: []string{j.Name()}, Logger: deps.Logger})
+			if err != nil {
+				d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+withoutFlags(err.Error()))
+			} else {
+				go func() { <-j.Done(); stop() }()
+				d.howTo = roomInstructions(u, host, j.Name(), inst)
+			}
+		}
+		if v.ExitWhenDone && expect > 0 && !v.NoTracker {
+			go watchRoom(ctx, j, expect)
+		}
 		return serveStartedMsg{flow: flow, dash: d}
 	}
 }
@@ -271,6 +318,85 @@ func clientInstructions(serverURL, host, name string) []string {
 	}
 }
 
+// imageName is the name of the image in the torrent typed so far ("" if
+// it cannot be read yet); read once per path.
+func (s *ServeFlow) imageName() string {
+	p := trimmed(s.v.Torrent)
+	if p == "" {
+		return ""
+	}
+	if p != s.nameOf.path {
+		s.nameOf.path, s.nameOf.name = p, ""
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			if mi, err := engine.LoadTorrent(s.deps.Ctx, p); err == nil {
+				if info, err := mi.UnmarshalInfo(); err == nil {
+					s.nameOf.name = info.Name
+				}
+			}
+		}
+	}
+	return s.nameOf.name
+}
+
+// instanceName is the DNS-SD instance this machine announces: the name
+// `ezio servers` lists.
+func instanceName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "localhost"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return "ezio on " + h
+}
+
+// serviceName is an instance's full DNS-SD name.
+func serviceName(inst string) string {
+	return inst + "." + discover.Service + "." + discover.Domain
+}
+
+// roomInstructions is what to do on each client of an announced server:
+// nothing to type but the image's name first, then the same by address.
+func roomInstructions(serverURL, host, name, inst string) []string {
+	byAddr := clientInstructions(serverURL, host, name)
+	base := strings.TrimSuffix(strings.TrimPrefix(byAddr[1], "or: ezio deploy "), "/torrents/"+name+".torrent DISK")
+	return []string{
+		"on each client: ezio deploy auto:" + name + " /dev/sdX --yes",
+		"or: ezio deploy " + base + "/torrents/" + name + ".torrent /dev/sdX --yes",
+		"or in the wizard: Deploy this machine from " + strings.TrimPrefix(base, "http://") + " (or auto:" + name + ")",
+		"announced on the LAN as " + serviceName(inst),
+		byAddr[2],
+	}
+}
+
+// watchRoom stops a seeder once expect clients have completed and no
+// client that still needs data is connected (as `ezio seed
+// --exit-when-done` does).
+func watchRoom(ctx context.Context, j *engine.Job, expect int) {
+	snaps, _ := j.Subscribe(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-j.Done():
+			return
+		case s := <-snaps.C():
+			if s.FleetDone < expect {
+				continue
+			}
+			needy := 0
+			for _, p := range s.Peers {
+				if !p.Seeder {
+					needy++
+				}
+			}
+			if needy == 0 {
+				j.Stop()
+				return
+			}
+		}
+	}
+}
+
 func (s *ServeFlow) ShortHelp() []key.Binding {
 	if s.busy != "" {
 		return []key.Binding{as(s.c.Keys.ForceQuit, "quit")}
@@ -290,6 +416,11 @@ func (s *ServeFlow) View() string {
 	port := strings.TrimSpace(s.v.Port)
 	lines[1] = "  " + st.Muted.Render("clients deploy from ") + st.Text.Render(net.JoinHostPort(s.clientHost(), port)) +
 		st.Muted.Render("  status page ") + st.Text.Render("http://"+net.JoinHostPort(s.clientHost(), port)+"/")
+	if name := s.imageName(); name != "" && s.tracker && s.announce {
+		// Announced: the command every client can run, no address in it.
+		lines = append(lines, "  "+st.Muted.Render("or ")+st.Text.Render("ezio deploy auto:"+name+" /dev/sdX --yes")+
+			st.Muted.Render("  mDNS ")+st.Text.Render(instanceName()))
+	}
 	lines = append(lines, "")
 	lines = append(lines, indent(strings.Split(s.form.View(), "\n"), 1)...)
 	return c.page(lines, s)

@@ -14,6 +14,7 @@ import (
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/daemon/client"
 	"ezio/engine/demo"
 	"ezio/tui"
 	"ezio/tui/format"
@@ -34,6 +35,8 @@ func wizardSetup(ctx context.Context, a *App) (*tui.Deps, *tui.Config, string, f
 	deps := tui.RealDeps(ctx, log, cfg.Over(a.Tuning, a.flagChanged))
 	deps.ConfigPath = cfgPath
 	deps.DiskDeps = a.wizardDiskDeps()
+	deps.DaemonAddr = client.DefaultAddr
+	deps.AttachDaemon = func(addr string) (tui.Daemon, error) { return client.Dial(addr) }
 	var (
 		mu    sync.Mutex
 		demos []*demo.Demo
