@@ -112,6 +112,7 @@ func TestAttachFlowUpdate(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "Address of the daemon") || !strings.Contains(v, "127.0.0.1:50051") {
 		t.Fatalf("the address form lacks the default address:\n%s", v)
 	}
+	asciiScreen(t, m.View())
 	drive(t, m, enter)
 	if len(dialed) != 1 || dialed[0] != "127.0.0.1:50051" || !f.listing {
 		t.Fatalf("dialed %v, listing %v:\n%s", dialed, f.listing, m.View())
@@ -122,6 +123,7 @@ func TestAttachFlowUpdate(t *testing.T) {
 			t.Errorf("the list lacks %q:\n%s", want, v)
 		}
 	}
+	asciiScreen(t, v)
 	drive(t, m, down, enter)
 	a, ok := m.Current().(*AttachDashboard)
 	if !ok {
