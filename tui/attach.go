@@ -326,7 +326,7 @@ func (j *remoteJob) run(ctx context.Context, first client.Torrent) {
 	}()
 	j.log("info", fmt.Sprintf("attached to the daemon at %s: %s (%s), %s", j.addr, j.name, j.hash, first.State))
 	j.log("info", "the daemon's API gives no peer list and no piece map: peers are counted, not named")
-	state := first.State
+	state, last := first.State, first.Snapshot
 	var lostAt time.Time
 	tick := time.NewTicker(j.poll)
 	defer tick.Stop()
@@ -356,6 +356,11 @@ func (j *remoteJob) run(ctx context.Context, first client.Torrent) {
 				lostAt = time.Now()
 				j.log("warn", "the daemon does not answer: "+withoutFlags(err.Error()))
 			}
+			// The dashboard says it waits, with nothing moving.
+			w := last
+			w.Time, w.Phase, w.LostSeconds = time.Now(), engine.PhaseWaiting, max(0.001, time.Since(lostAt).Seconds())
+			w.DownloadRate, w.UploadRate = 0, 0
+			j.snaps.Put(w)
 			if time.Since(lostAt) >= j.lostMax {
 				j.end(fmt.Errorf("the daemon at %s has not answered for %s: %w", j.addr, format.Duration(j.lostMax), err))
 				return
@@ -376,7 +381,8 @@ func (j *remoteJob) run(ctx context.Context, first client.Torrent) {
 		j.mu.Lock()
 		j.paused = t.Snapshot.Paused
 		j.mu.Unlock()
-		j.snaps.Put(t.Snapshot)
+		last = t.Snapshot
+		j.snaps.Put(last)
 	}
 }
 

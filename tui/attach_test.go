@@ -112,6 +112,7 @@ func TestAttachFlowUpdate(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "Address of the daemon") || !strings.Contains(v, "127.0.0.1:50051") {
 		t.Fatalf("the address form lacks the default address:\n%s", v)
 	}
+	asciiScreen(t, m.View())
 	drive(t, m, enter)
 	if len(dialed) != 1 || dialed[0] != "127.0.0.1:50051" || !f.listing {
 		t.Fatalf("dialed %v, listing %v:\n%s", dialed, f.listing, m.View())
@@ -122,6 +123,7 @@ func TestAttachFlowUpdate(t *testing.T) {
 			t.Errorf("the list lacks %q:\n%s", want, v)
 		}
 	}
+	asciiScreen(t, v)
 	drive(t, m, down, enter)
 	a, ok := m.Current().(*AttachDashboard)
 	if !ok {
@@ -395,5 +397,44 @@ func TestAttachRealDaemon(t *testing.T) {
 	st, err := api.GetTorrentStatus(bg, &ezioapi.UpdateRequest{})
 	if err != nil || len(st.GetTorrents()) != 1 {
 		t.Fatalf("after detaching the daemon has %v (%v)", st.GetTorrents(), err)
+	}
+}
+
+// A daemon that stops answering: the dashboard says it waits, with
+// nothing moving, then gives up with an error named for it.
+func TestAttachDaemonLost(t *testing.T) {
+	oldPoll, oldLost := attachPoll, attachLostMax
+	attachPoll, attachLostMax = 10*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { attachPoll, attachLostMax = oldPoll, oldLost })
+	fd := &fakeDaemon{torrents: []client.Torrent{daemonTorrent("bb22", "sda2", 3, 32<<20, 128<<20, 2, 0)}}
+	c := testCommon(80, 25, "linux")
+	flow := NewAttachFlow(c, &Deps{Ctx: bg}, &AttachValues{Addr: "x:1"})
+	a := newAttachDashboard(c, bg, fd, "x:1", fd.torrents[0], flow)
+	fd.mu.Lock()
+	fd.err = &client.UnreachableError{Addr: "x:1", Err: fmt.Errorf("connection refused")}
+	fd.mu.Unlock()
+	deadline := time.After(5 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case s := <-a.snaps.C():
+			a.Update(snapMsg{id: a.id, s: s})
+			waiting = s.Phase == engine.PhaseWaiting
+		case <-deadline:
+			t.Fatalf("no waiting snapshot:\n%s", a.View())
+		}
+	}
+	v := a.View()
+	if !strings.Contains(v, "waiting for the server, lost") || !strings.Contains(v, "down 0 B/s") {
+		t.Errorf("the dashboard does not show the lost daemon:\n%s", v)
+	}
+	select {
+	case <-a.job.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the poll never gave up on a silent daemon")
+	}
+	_, cmd := a.Update(jobDoneMsg{id: a.id, err: a.job.Err()})
+	msgs := run(cmd)
+	if e, ok := msgs[0].(errorMsg); !ok || e.title != "The daemon stopped answering" || e.back != Screen(flow) {
+		t.Fatalf("got %#v", msgs[0])
 	}
 }

@@ -25,7 +25,6 @@ func TestBuildFlowWritesTorrent(t *testing.T) {
 	drive(t, m, enter) // data
 	drive(t, m, enter) // torrent path: default
 	drive(t, m, enter) // name: default
-	drive(t, m, enter) // server: this machine
 	drive(t, m, enter) // tracker: none
 	out := filepath.Join(filepath.Dir(dir), "sda7.torrent")
 	if !strings.Contains(m.View(), "wrote") {
