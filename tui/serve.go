@@ -372,29 +372,7 @@ func roomInstructions(serverURL, host, name, inst string) []string {
 // client that still needs data is connected (as `ezio seed
 // --exit-when-done` does).
 func watchRoom(ctx context.Context, j *engine.Job, expect int) {
-	snaps, _ := j.Subscribe(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-j.Done():
-			return
-		case s := <-snaps.C():
-			if s.FleetDone < expect {
-				continue
-			}
-			needy := 0
-			for _, p := range s.Peers {
-				if !p.Seeder {
-					needy++
-				}
-			}
-			if needy == 0 {
-				j.Stop()
-				return
-			}
-		}
-	}
+	engine.RoomWatch{Expect: expect}.Run(ctx, j)
 }
 
 func (s *ServeFlow) ShortHelp() []key.Binding {

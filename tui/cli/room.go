@@ -19,9 +19,7 @@ import (
 // expect and stops when they are done; each client reboots or powers off
 // once its deploy is verified.
 
-// roomWatch stops a seeder once expect clients have completed and no
-// client that still needs data is connected, or linger after the last of
-// them completed.
+// roomWatch is engine.RoomWatch as the seed command's flags set it.
 type roomWatch struct {
 	expect int
 	linger time.Duration // 0: wait for every needy client to leave
@@ -29,42 +27,18 @@ type roomWatch struct {
 }
 
 func (r *roomWatch) run(ctx context.Context, j *engine.Job, log io.Writer) {
-	if r.expect <= 0 {
-		return
+	w := engine.RoomWatch{
+		Expect:  r.expect,
+		Linger:  r.linger,
+		Reached: func(done int) { fmt.Fprintf(log, "%d of %d clients done\n", done, r.expect) },
+		Stopping: func(needy int) {
+			if needy > 0 {
+				fmt.Fprintf(log, "stopping after %s although %d client(s) still need data\n", r.linger, needy)
+			}
+			r.done.Store(true)
+		},
 	}
-	snaps, _ := j.Subscribe(ctx)
-	var reached time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-j.Done():
-			return
-		case s := <-snaps.C():
-			if s.FleetDone < r.expect {
-				continue
-			}
-			now := time.Now()
-			if reached.IsZero() {
-				reached = now
-				fmt.Fprintf(log, "%d of %d clients done\n", s.FleetDone, r.expect)
-			}
-			needy := 0
-			for _, p := range s.Peers {
-				if !p.Seeder {
-					needy++
-				}
-			}
-			if needy == 0 || (r.linger > 0 && now.Sub(reached) >= r.linger) {
-				if needy > 0 {
-					fmt.Fprintf(log, "stopping after %s although %d client(s) still need data\n", r.linger, needy)
-				}
-				r.done.Store(true)
-				j.Stop()
-				return
-			}
-		}
-	}
+	w.Run(ctx, j)
 }
 
 // Then actions after a verified deploy.

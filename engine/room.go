@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// RoomWatch is the rule a seeder of a room follows to stop by itself: once
+// Expect clients have completed and no connected client still needs data,
+// or Linger after the room was done even if one still does. The CLI's
+// --expect/--exit-when-done/--linger and the wizard's Serve step use it.
+type RoomWatch struct {
+	Expect int
+	Linger time.Duration // 0: wait for every needy client to leave
+	// Reached is called once, when Expect clients have completed;
+	// Stopping when the seeder is stopped, with how many clients still
+	// needed data (non-zero only after Linger). Either may be nil.
+	Reached  func(done int)
+	Stopping func(needy int)
+}
+
+// Run watches j until ctx ends, j ends, or the room is done; it reports
+// whether it stopped j because the room was done.
+func (r RoomWatch) Run(ctx context.Context, j *Job) bool {
+	if r.Expect <= 0 {
+		return false
+	}
+	snaps, _ := j.Subscribe(ctx)
+	var reached time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-j.Done():
+			return false
+		case s := <-snaps.C():
+			if s.FleetDone < r.Expect {
+				continue
+			}
+			now := time.Now()
+			if reached.IsZero() {
+				reached = now
+				if r.Reached != nil {
+					r.Reached(s.FleetDone)
+				}
+			}
+			needy := 0
+			for _, p := range s.Peers {
+				if !p.Seeder {
+					needy++
+				}
+			}
+			if needy == 0 || (r.Linger > 0 && now.Sub(reached) >= r.Linger) {
+				if r.Stopping != nil {
+					r.Stopping(needy)
+				}
+				j.Stop()
+				return true
+			}
+		}
+	}
+}
