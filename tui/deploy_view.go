@@ -130,7 +130,7 @@ func (f *DeployFlow) currentLines(verb string) []string {
 		if f.disk == nil {
 			return nil
 		}
-		return []string{"   " + st.Warn.Render("now: its partition table could not be read; everything on it is " + verb)}
+		return []string{"   " + st.Warn.Render("now: its partition table could not be read; everything on it is "+verb)}
 	}
 	if cur.Label == "" {
 		return []string{"   " + st.Text.Render("now: no partition table")}
