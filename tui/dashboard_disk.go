@@ -135,6 +135,9 @@ func (d *DiskDashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if d.finished && (key.Matches(msg, d.c.Keys.Enter) || key.Matches(msg, d.c.Keys.Back)) {
 			return d, func() tea.Msg { return backToMenuMsg{} }
 		}
+		if d.finished && key.Matches(msg, d.c.Keys.Quit) {
+			return d, tea.Quit
+		}
 	}
 	return d, nil
 }

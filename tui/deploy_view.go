@@ -127,7 +127,10 @@ func (f *DeployFlow) currentLines(verb string) []string {
 	st := f.c.Styles
 	cur := f.current
 	if cur == nil {
-		return nil
+		if f.disk == nil {
+			return nil
+		}
+		return []string{"   " + st.Warn.Render("now: its partition table could not be read; everything on it is "+verb)}
 	}
 	if cur.Label == "" {
 		return []string{"   " + st.Text.Render("now: no partition table")}

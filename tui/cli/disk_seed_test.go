@@ -66,7 +66,15 @@ func TestDiskDeploySeedsAfter(t *testing.T) {
 		return first, second
 	}
 
+	seederSent := func() int64 {
+		var n int64
+		for _, j := range seed.Jobs {
+			n += j.Snapshot().BytesUploaded
+		}
+		return n
+	}
 	t.Run("default keeps serving", func(t *testing.T) {
+		sent0 := seederSent()
 		a, b := runBoth(t)
 		if a.code != 0 {
 			t.Fatalf("first client: exit %d\n%s\n%s", a.code, capTail(a.out), capTail(a.err))
@@ -82,6 +90,15 @@ func TestDiskDeploySeedsAfter(t *testing.T) {
 		}
 		if up := uploaded(t, a.out); up <= 0 {
 			t.Errorf("the first client uploaded nothing to the second:\n%s", capTail(a.out))
+		}
+		// The seeder's side: it sent less than the two disks' data, so
+		// the rest came from the first client.
+		time.Sleep(time.Second) // its snapshots are sampled
+		total := resultTotal(t, a.out)
+		sent := seederSent() - sent0
+		t.Logf("seeder sent %d bytes, the first client %d, for two clients of %d", sent, uploaded(t, a.out), total)
+		if total <= 0 || sent >= 2*total {
+			t.Errorf("the seeder sent %d bytes for two clients of %d: the first client served nothing", sent, total)
 		}
 	})
 	t.Run("seed-after 0 leaves at once", func(t *testing.T) {
@@ -119,4 +136,16 @@ func uploaded(t *testing.T, out string) int64 {
 		}
 	}
 	return n
+}
+
+// resultTotal is the bytes_total of a --json disk deploy's result.
+func resultTotal(t *testing.T, out string) int64 {
+	t.Helper()
+	for _, l := range capJSONLines(t, out) {
+		if l["type"] == "result" {
+			f, _ := l["bytes_total"].(float64)
+			return int64(f)
+		}
+	}
+	return 0
 }
