@@ -139,7 +139,11 @@ type Options struct {
 	// 0 leaves at once, engine.SeedUntilIdle serves the others while
 	// they need pieces.
 	SeedAfter time.Duration
-	Logger    *slog.Logger
+	// Timeout is each partition job's engine.DeployOptions.Timeout: how
+	// long with no server reachable before it gives up (0: the engine's
+	// default, negative: never).
+	Timeout time.Duration
+	Logger  *slog.Logger
 	// Tuning is the session's, for Deploy (Start uses the jobs given).
 	Tuning engine.Tuning
 }
@@ -266,7 +270,7 @@ func startPartition(ctx context.Context, jobs Jobs, plan *diskimage.Plan, p disk
 	}
 	return jobs.Deploy(ctx, engine.DeployOptions{
 		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
-		Recheck: o.Recheck, SeedAfter: o.SeedAfter, Logger: o.Logger,
+		Recheck: o.Recheck, SeedAfter: o.SeedAfter, Timeout: o.Timeout, Logger: o.Logger,
 	})
 }
 

@@ -119,8 +119,10 @@ type DiskDeployOptions struct {
 	// SeedAfter: as engine.DeployOptions.SeedAfter, for every partition
 	// (0 leaves at once, engine.SeedUntilIdle serves while others need).
 	SeedAfter time.Duration
-	Tuning    engine.Tuning
-	Logger    *slog.Logger
+	// Timeout: as engine.DeployOptions.Timeout (negative: wait forever).
+	Timeout time.Duration
+	Tuning  engine.Tuning
+	Logger  *slog.Logger
 }
 
 // diskProgress is a --json line of a disk deploy.
@@ -192,17 +194,8 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 			r.BytesDone += p.BytesDone
 			r.BytesTotal += p.BytesTotal
 		}
-		var ee *ExitError
 		if err != nil {
-			r.Result, r.Error = "failed", err.Error()
-			if errors.As(err, &ee) {
-				switch ee.Code {
-				case ExitRefused:
-					r.Result = "refused"
-				case ExitInterrupted:
-					r.Result = "interrupted"
-				}
-			}
+			r.Result, r.Error = ResultWord(ExitCode(ctx, err)), err.Error()
 		}
 		json.NewEncoder(a.Stdout).Encode(r)
 	}()
@@ -221,7 +214,7 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 		}
 	}
 	run, err := diskdeploy.Start(ctx, jobs, img, plan, diskdeploy.Options{
-		Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers, Recheck: o.Recheck, SeedAfter: o.SeedAfter, Logger: o.Logger,
+		Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers, Recheck: o.Recheck, SeedAfter: o.SeedAfter, Timeout: o.Timeout, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -289,7 +282,13 @@ loop:
 	}
 	if err := run.Err(); err != nil {
 		<-run.Done()
-		return nil, &ExitError{Code: ExitFailed, Err: err}
+		// A partition whose server stayed unreachable makes the disk
+		// unreachable too (exit 3: retry later), anything else failed.
+		code := ExitFailed
+		if ExitCode(ctx, err) == ExitUnreachable {
+			code = ExitUnreachable
+		}
+		return nil, &ExitError{Code: code, Err: err}
 	}
 	// Then, as a partition deploy does: serve the others while the
 	// seeding policy says so. The jobs hold the partitions' nodes open

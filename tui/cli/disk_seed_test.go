@@ -149,3 +149,32 @@ func resultTotal(t *testing.T, out string) int64 {
 	}
 	return 0
 }
+
+// TestDiskDeployTimeout: a disk deploy whose only peer never answers gives
+// up after --timeout with exit 3 (retry later), as a partition deploy does,
+// instead of waiting for the engine's default of minutes.
+func TestDiskDeployTimeout(t *testing.T) {
+	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(31, 1<<20)}}}
+	src, _ := dkDisk(t, 32<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "lonely")
+	target := dkBlank(t, 32<<20)
+	// A port nothing listens on: the peer is never reachable.
+	dead := fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errb capBuffer
+	start := time.Now()
+	code, _ := capExec(ctx, t, &out, &errb, "deploy", dir, target, "--yes", "--json", "--listen", "127.0.0.1:0",
+		"--peer", dead, "--timeout", "3s")
+	took := time.Since(start)
+	if ctx.Err() != nil {
+		t.Fatalf("the deploy was still waiting after %s; --timeout 3s was not applied\nstderr:\n%s", took, errb.String())
+	}
+	if code != 3 {
+		t.Fatalf("exit %d, want 3 (unreachable)\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), `"result":"unreachable"`) {
+		t.Errorf("the JSON result does not say unreachable:\n%s", out.String())
+	}
+	t.Logf("gave up after %s", took.Round(100*time.Millisecond))
+}

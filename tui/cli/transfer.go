@@ -214,7 +214,11 @@ carrying "result", "code" and "reason".`,
 				if cmd.Flags().Changed("seed-after") {
 					seedAfter = o.seedAfter
 				}
-				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter}); err != nil {
+				timeout := o.timeout
+				if timeout <= 0 {
+					timeout = -1
+				}
+				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)
