@@ -90,6 +90,18 @@ func TestDaemonSwarm(t *testing.T) {
 	paused := a.waitFor(t, im.hash, "paused with rates at 0", 30*time.Second, func(tr *ezioapi.Torrent) bool {
 		return tr.GetIsPaused() && tr.GetDownloadRate() == 0 && tr.GetUploadRate() == 0
 	})
+	// Chunks already on the wire when the pause came still land (a pause
+	// stops requesting, it cannot recall what the seeder has sent): wait
+	// until A has been still for a second, then it must stay still.
+	var last *ezioapi.Torrent
+	var since time.Time
+	paused = a.waitFor(t, im.hash, "still after the pause", 30*time.Second, func(tr *ezioapi.Torrent) bool {
+		if last == nil || tr.GetTotalPayloadDownload() != last.GetTotalPayloadDownload() || tr.GetTotalDone() != last.GetTotalDone() {
+			last, since = tr, time.Now()
+			return false
+		}
+		return time.Since(since) >= time.Second
+	})
 	if paused.GetIsFinished() || paused.GetProgress() >= 1 {
 		t.Fatalf("client A finished before the pause took effect (seeder too fast?): %v", paused)
 	}
