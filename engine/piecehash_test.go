@@ -1,0 +1,327 @@
+package engine
+
+// The storage's hashing of pieces as they are written (piecehash.go):
+// whatever the order and concurrency of the writes, SelfHash must equal
+// the SHA-1 of what the target holds, and a piece whose downloaded data
+// failed goes back to the library's read-back (smart ban).
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	g "github.com/anacrolix/generics"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+const phChunk = 16 << 10
+
+// phSetup makes a client storage on a real image file: two extents with a
+// gap between them, 64 KiB pieces (the last one short, one piece across
+// the gap), and returns it with the torrent's data and info.
+func phSetup(t *testing.T) (*extentStorage, storage.TorrentImpl, *metainfo.Info, []byte) {
+	t.Helper()
+	const pl = 64 << 10
+	lens := []int64{3*pl + 20<<10, 2*pl + 8<<10} // 5 full pieces and 28 KiB
+	var total int64
+	for _, n := range lens {
+		total += n
+	}
+	data := make([]byte, total)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	info := &metainfo.Info{Name: "sda1", PieceLength: pl, Files: []metainfo.FileInfo{
+		{Path: []string{FormatOffset(4096)}, Length: lens[0]},
+		{Path: []string{FormatOffset(1 << 20)}, Length: lens[1]},
+	}}
+	for off := int64(0); off < total; off += pl {
+		s := sha1.Sum(data[off:min(off+pl, total)])
+		info.Pieces = append(info.Pieces, s[:]...)
+	}
+	l, err := NewLayout(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target.img")
+	xio, _, err := openExtentIO(target, l, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newExtentStorage(l, xio, false, nil, false, 4)
+	t.Cleanup(func() { s.Close() })
+	ti, err := s.OpenTorrent(context.Background(), info, testIH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ti, info, data
+}
+
+// libPiece is what the library gets for piece i.
+func libPiece(ti storage.TorrentImpl, info *metainfo.Info, i int) storage.PieceImpl {
+	return ti.PieceWithHash(info.Piece(i), g.Some(info.Pieces[i*20:i*20+20]))
+}
+
+// chunks lists piece i's chunk offsets (within the piece) and lengths.
+func chunks(info *metainfo.Info, i int) (offs []int64, lens []int64) {
+	n := info.Piece(i).Length()
+	for off := int64(0); off < n; off += phChunk {
+		offs = append(offs, off)
+		lens = append(lens, min(phChunk, n-off))
+	}
+	return
+}
+
+func writeChunk(t *testing.T, p storage.PieceImpl, b []byte, off int64) {
+	t.Helper()
+	if n, err := p.WriteAt(b, off); err != nil || n != len(b) {
+		t.Fatalf("WriteAt(%d bytes at %d) = %d, %v", len(b), off, n, err)
+	}
+}
+
+// selfHash checks that the library would self-hash piece i and returns
+// the sum.
+func selfHash(t *testing.T, ti storage.TorrentImpl, info *metainfo.Info, i int) metainfo.Hash {
+	t.Helper()
+	sh, ok := libPiece(ti, info, i).(storage.SelfHashing)
+	if !ok {
+		t.Fatalf("piece %d: the library gets no SelfHashing piece", i)
+	}
+	sum, err := sh.SelfHash()
+	if err != nil {
+		t.Fatalf("piece %d: SelfHash: %v", i, err)
+	}
+	return sum
+}
+
+// onTarget is the SHA-1 of piece i as the target holds it.
+func onTarget(t *testing.T, s *extentStorage, i int) metainfo.Hash {
+	t.Helper()
+	off, n := s.l.PieceSpan(i)
+	b := make([]byte, n)
+	if _, err := readRange(s.l, s.io, b, off); err != nil {
+		t.Fatal(err)
+	}
+	return sha1.Sum(b)
+}
+
+func wantHash(info *metainfo.Info, i int) metainfo.Hash {
+	var h metainfo.Hash
+	copy(h[:], info.Pieces[i*20:])
+	return h
+}
+
+func TestPieceHashInOrderNeedsNoReadBack(t *testing.T) {
+	s, ti, info, data := phSetup(t)
+	var total int64
+	for i := range info.NumPieces() {
+		p := libPiece(ti, info, i)
+		base := info.Piece(i).Offset()
+		offs, lens := chunks(info, i)
+		for k := range offs {
+			writeChunk(t, p, data[base+offs[k]:base+offs[k]+lens[k]], offs[k])
+		}
+		if got := selfHash(t, ti, info, i); got != wantHash(info, i) {
+			t.Fatalf("piece %d: SelfHash %x, want %x", i, got, wantHash(info, i))
+		}
+		p.MarkComplete()
+		total += info.Piece(i).Length()
+	}
+	w, r := s.hashes.counts()
+	if w != total || r != 0 {
+		t.Errorf("hashed %d bytes from writes and read back %d; want %d and 0", w, r, total)
+	}
+	if len(s.hashes.m) != 0 {
+		t.Errorf("%d piece states left after every piece completed", len(s.hashes.m))
+	}
+}
+
+func TestPieceHashOutOfOrder(t *testing.T) {
+	s, ti, info, data := phSetup(t)
+	i := 1
+	base := info.Piece(i).Offset()
+	offs, lens := chunks(info, i)
+	put := func(k int) {
+		writeChunk(t, libPiece(ti, info, i), data[base+offs[k]:base+offs[k]+lens[k]], offs[k])
+	}
+	// 1, 2, 3 come early; 0 completes the prefix and they are read back
+	// and hashed at once.
+	put(1)
+	put(2)
+	put(3)
+	if w, r := s.hashes.counts(); w != 0 || r != 0 {
+		t.Fatalf("early chunks were hashed (%d from writes, %d read back)", w, r)
+	}
+	put(0)
+	if w, r := s.hashes.counts(); w != phChunk || r != 3*phChunk {
+		t.Fatalf("after the first chunk: %d hashed from writes, %d read back; want %d and %d", w, r, phChunk, 3*phChunk)
+	}
+	if got := selfHash(t, ti, info, i); got != wantHash(info, i) {
+		t.Fatalf("SelfHash %x, want %x", got, wantHash(info, i))
+	}
+	libPiece(ti, info, i).MarkComplete()
+
+	// Every other piece in a random order, including the short last one
+	// and the one across the gap.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range info.NumPieces() {
+		if i == 1 {
+			continue
+		}
+		base := info.Piece(i).Offset()
+		offs, lens := chunks(info, i)
+		for _, k := range rng.Perm(len(offs)) {
+			writeChunk(t, libPiece(ti, info, i), data[base+offs[k]:base+offs[k]+lens[k]], offs[k])
+		}
+		if got := selfHash(t, ti, info, i); got != wantHash(info, i) {
+			t.Fatalf("piece %d: SelfHash %x, want %x", i, got, wantHash(info, i))
+		}
+		libPiece(ti, info, i).MarkComplete()
+	}
+}
+
+func TestPieceHashRewriteAfterFailure(t *testing.T) {
+	s, ti, info, data := phSetup(t)
+	i := 2
+	base := info.Piece(i).Offset()
+	offs, lens := chunks(info, i)
+	good := func(k int) []byte { return data[base+offs[k] : base+offs[k]+lens[k]] }
+
+	// A peer sends a bad chunk among good ones: the check fails.
+	for k := range offs {
+		b := good(k)
+		if k == 2 {
+			b = bytes.Repeat([]byte{0xAA}, len(b))
+		}
+		writeChunk(t, libPiece(ti, info, i), b, offs[k])
+	}
+	if got := selfHash(t, ti, info, i); got == wantHash(info, i) {
+		t.Fatal("a piece with a bad chunk passed")
+	}
+	libPiece(ti, info, i).MarkNotComplete()
+
+	// Downloaded data failed: the next check is the library's own
+	// read-back (its smart ban compares each peer's blocks there).
+	p := libPiece(ti, info, i)
+	if _, ok := p.(storage.SelfHashing); ok {
+		t.Fatal("a piece whose downloaded data failed is still self-hashed: the liar would never be found")
+	}
+	wt, ok := p.(io.WriterTo)
+	if !ok {
+		t.Fatal("the piece offers no WriterTo for the library's read-back")
+	}
+	for k := range offs {
+		writeChunk(t, libPiece(ti, info, i), good(k), offs[k])
+	}
+	h := sha1.New()
+	if _, err := wt.WriteTo(h); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(h.Sum(nil), wantHash(info, i).Bytes()) {
+		t.Fatalf("read-back after the rewrite: %x, want %x", h.Sum(nil), wantHash(info, i))
+	}
+	libPiece(ti, info, i).MarkComplete()
+	if _, ok := libPiece(ti, info, i).(storage.SelfHashing); !ok {
+		t.Fatal("a piece that passed is not self-hashed again")
+	}
+
+	// A piece that fails its check from the target alone (a resume
+	// record's claim, nothing downloaded) stays self-hashed: no peer to
+	// blame, so no read-back is needed for the ban.
+	j := 3
+	if got := selfHash(t, ti, info, j); got == wantHash(info, j) {
+		t.Fatal("a piece never written passed its check")
+	}
+	libPiece(ti, info, j).MarkNotComplete()
+	if _, ok := libPiece(ti, info, j).(storage.SelfHashing); !ok {
+		t.Fatal("a failed check of the target alone turned self-hashing off")
+	}
+
+	// The same chunk written twice (after being hashed): the state is
+	// spoiled and the sum comes from the target, right either way.
+	j = 4
+	base = info.Piece(j).Offset()
+	offs, lens = chunks(info, j)
+	for k := range offs {
+		writeChunk(t, libPiece(ti, info, j), bytes.Repeat([]byte{1}, int(lens[k])), offs[k])
+	}
+	for k := range offs {
+		writeChunk(t, libPiece(ti, info, j), data[base+offs[k]:base+offs[k]+lens[k]], offs[k])
+	}
+	if st := s.hashes.m[j]; st == nil || !st.spoiled {
+		t.Fatal("chunks written twice did not spoil the piece's state")
+	}
+	if got := selfHash(t, ti, info, j); got != wantHash(info, j) {
+		t.Fatalf("rewritten piece: SelfHash %x, want %x", got, wantHash(info, j))
+	}
+}
+
+// Many writers at once, chunks of one piece in any order, some chunks
+// written twice with different data by racing writers: SelfHash always
+// equals the SHA-1 of what the target ends up holding.
+func TestPieceHashConcurrentWrites(t *testing.T) {
+	s, ti, info, data := phSetup(t)
+	for round := range 20 {
+		i := round % info.NumPieces()
+		base := info.Piece(i).Offset()
+		offs, lens := chunks(info, i)
+		rng := rand.New(rand.NewPCG(uint64(round), 9))
+		dup := round%2 == 1 // odd rounds: two racing writers per chunk
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*len(offs))
+		for _, k := range rng.Perm(len(offs)) {
+			good := data[base+offs[k] : base+offs[k]+lens[k]]
+			writers := [][]byte{good}
+			if dup {
+				writers = append(writers, bytes.Repeat([]byte{byte(round)}, len(good)))
+			}
+			for _, b := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := libPiece(ti, info, i).WriteAt(b, offs[k]); err != nil {
+						errs <- err
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got, want := selfHash(t, ti, info, i), onTarget(t, s, i)
+		if got != want {
+			t.Fatalf("round %d, piece %d: SelfHash %x, target holds %x", round, i, got, want)
+		}
+		if !dup && got != wantHash(info, i) {
+			t.Fatalf("round %d, piece %d: good data hashed to %x, want %x", round, i, got, wantHash(info, i))
+		}
+		if got == wantHash(info, i) {
+			libPiece(ti, info, i).MarkComplete()
+		} else {
+			libPiece(ti, info, i).MarkNotComplete()
+			// Written again in order after the failure: right again.
+			for k := range offs {
+				writeChunk(t, libPiece(ti, info, i), data[base+offs[k]:base+offs[k]+lens[k]], offs[k])
+			}
+			p := libPiece(ti, info, i)
+			h := sha1.New()
+			p.(io.WriterTo).WriteTo(h)
+			if !bytes.Equal(h.Sum(nil), wantHash(info, i).Bytes()) {
+				t.Fatalf("round %d: rewrite after failure hashed %x", round, h.Sum(nil))
+			}
+			p.MarkComplete()
+		}
+	}
+	if len(s.hashes.m) != 0 {
+		t.Errorf("%d piece states left", len(s.hashes.m))
+	}
+}
