@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha1"
 	"hash"
+	"slices"
 	"sync"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -29,8 +30,21 @@ import (
 //   - MarkComplete and MarkNotComplete drop the state: a piece written
 //     again after a failed check starts from nothing.
 //
+// Pieces held in memory. The library asks for a piece's chunks in a random
+// order, so few chunks extend the prefix when they arrive. While the
+// buffer budget allows (--cache-size: the memory meant for unverified
+// pieces in flight), a piece's chunks are therefore copied into a buffer
+// of the piece's size instead of being written one by one: an early chunk
+// is hashed from there once the prefix reaches it, and at the check the
+// whole piece goes to the target in one write (one pwrite per piece and
+// extent instead of one per 16 KiB), before the sum is returned, so a
+// piece is on the target before the library marks it complete. Anything
+// that reads a held piece first writes it out. Past the budget, chunks are
+// written through and early ones are read back as above.
+//
 // Memory: a SHA-1 state and at most one offset per chunk for each piece
-// being written, which the unverified-bytes budget already bounds.
+// being written, which the unverified-bytes budget already bounds, plus
+// the held buffers (at most the budget, reused).
 //
 // Smart ban. The library's own hashing also compares each block with what
 // every peer sent for it (hashes of blocks it keeps), and bans a peer whose
@@ -45,9 +59,17 @@ type pieceHashes struct {
 	io  extentIO
 	aio chan struct{} // the storage's bound on disk operations in flight
 
+	// wroteOut counts bytes written to the target; failed reports a failed
+	// write (fatal to the job).
+	wroteOut func(n int)
+	failed   func(i int, err error)
+
 	mu       sync.Mutex
 	m        map[int]*pieceHash
 	readBack map[int]bool // downloaded data failed: the library hashes (smart ban)
+	budget   int64        // bytes of piece buffers allowed
+	used     int64        // bytes of piece buffers in use
+	bufs     sync.Pool    // *[]byte of PieceLength
 
 	// Counters for tests and profiles: bytes hashed from written buffers,
 	// and bytes read back from the target to hash.
@@ -60,10 +82,24 @@ type pieceHash struct {
 	next    int64           // bytes [0, next) of the piece are hashed
 	early   map[int64]int64 // written beyond next, not hashed yet: offset -> length
 	spoiled bool            // bytes already hashed were written again
+	// buf holds the piece until its check (nil: chunks are written
+	// through); held lists the chunks in it (offset -> length).
+	buf  []byte
+	held map[int64]int64
 }
 
 func newPieceHashes(l *Layout, xio extentIO, aio chan struct{}) *pieceHashes {
-	return &pieceHashes{l: l, io: xio, aio: aio, m: map[int]*pieceHash{}, readBack: map[int]bool{}}
+	ph := &pieceHashes{l: l, io: xio, aio: aio, m: map[int]*pieceHash{}, readBack: map[int]bool{},
+		wroteOut: func(int) {}, failed: func(int, error) {}}
+	ph.bufs.New = func() any { b := make([]byte, l.PieceLength); return &b }
+	return ph
+}
+
+// setBudget sets how many bytes of pieces may be held in memory.
+func (ph *pieceHashes) setBudget(n int64) {
+	ph.mu.Lock()
+	ph.budget = n
+	ph.mu.Unlock()
 }
 
 // hashBuf is the buffer for reading back what was not hashed on the way in.
@@ -87,9 +123,137 @@ func (ph *pieceHashes) state(i int) *pieceHash {
 	st := ph.m[i]
 	if st == nil {
 		st = &pieceHash{h: sha1.New()}
+		if _, n := ph.l.PieceSpan(i); ph.used+n <= ph.budget {
+			ph.used += n
+			st.buf = (*ph.bufs.Get().(*[]byte))[:n]
+			st.held = map[int64]int64{}
+		}
 		ph.m[i] = st
 	}
 	return st
+}
+
+// hold takes b, to be written at offset off of piece i, into the piece's
+// buffer. It returns false if the piece is not held: the caller writes b
+// to the target and then calls wrote.
+func (ph *pieceHashes) hold(i int, off int64, b []byte) bool {
+	st := ph.state(i)
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.buf == nil {
+		return false
+	}
+	n := int64(len(b))
+	copy(st.buf[off:], b)
+	st.held[off] = n
+	switch {
+	case st.spoiled:
+	case off < st.next:
+		st.spoil()
+	case off > st.next:
+		if old, ok := st.early[off]; ok && old != n {
+			st.spoil()
+			return true
+		}
+		if st.early == nil {
+			st.early = map[int64]int64{}
+		}
+		st.early[off] = n
+	default:
+		start := st.next
+		st.h.Write(st.buf[off : off+n])
+		st.next += n
+		for {
+			k, ok := st.early[st.next]
+			if !ok {
+				break
+			}
+			delete(st.early, st.next)
+			st.h.Write(st.buf[st.next : st.next+k])
+			st.next += k
+		}
+		ph.addFromWrites(st.next - start)
+	}
+	return true
+}
+
+// writeHeld writes a held piece's chunks to the target and returns
+// whether they covered the whole piece; the caller then releases the
+// buffer. Called with st.mu held.
+func (ph *pieceHashes) writeHeld(i int, st *pieceHash) (whole bool, err error) {
+	off, n := ph.l.PieceSpan(i)
+	offs := make([]int64, 0, len(st.held))
+	for o := range st.held {
+		offs = append(offs, o)
+	}
+	slices.Sort(offs)
+	// Contiguous runs, each written at once (the whole piece, usually).
+	var end int64
+	whole = true
+	for k := 0; k < len(offs) && err == nil; {
+		start := offs[k]
+		if start > end {
+			whole = false
+		}
+		stop := start + st.held[start]
+		for k++; k < len(offs) && offs[k] <= stop; k++ {
+			stop = max(stop, offs[k]+st.held[offs[k]])
+		}
+		ph.aio <- struct{}{}
+		var w int
+		w, err = writeRange(ph.l, ph.io, st.buf[start:stop], off+start)
+		<-ph.aio
+		ph.wroteOut(w)
+		end = max(end, stop)
+	}
+	if end < n {
+		whole = false
+	}
+	if err != nil {
+		ph.failed(i, err)
+	}
+	return whole, err
+}
+
+// release returns a held piece's buffer. Called with st.mu held.
+func (ph *pieceHashes) release(st *pieceHash) {
+	if st.buf == nil {
+		return
+	}
+	n := int64(len(st.buf))
+	b := st.buf[:cap(st.buf)]
+	st.buf, st.held = nil, nil
+	ph.mu.Lock()
+	ph.used -= n
+	ph.mu.Unlock()
+	ph.bufs.Put(&b)
+}
+
+// writeOut writes piece i to the target if it is held, before anything
+// reads it there.
+func (ph *pieceHashes) writeOut(i int) error {
+	ph.mu.Lock()
+	st := ph.m[i]
+	ph.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.buf == nil {
+		return nil
+	}
+	// Early chunks not hashed yet are now on the target, where catchUp
+	// and sum find them.
+	_, err := ph.writeHeld(i, st)
+	ph.release(st)
+	if err != nil {
+		st.spoil()
+	}
+	return err
 }
 
 // wrote is called after b was written, in full, at offset off of piece i.
@@ -102,6 +266,10 @@ func (ph *pieceHashes) wrote(i int, off int64, b []byte) {
 	defer st.mu.Unlock()
 	n := int64(len(b))
 	switch {
+	case st.buf != nil:
+		// Held piece (a state made after this write began): the chunk is
+		// on the target only; sum, seeing it missing from the buffer,
+		// hashes the target.
 	case st.spoiled:
 	case off < st.next:
 		st.spoil()
@@ -206,14 +374,38 @@ func (ph *pieceHashes) sum(i int) (metainfo.Hash, error) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	_, n := ph.l.PieceSpan(i)
+	var out metainfo.Hash
+	if st.buf != nil {
+		whole, err := ph.writeHeld(i, st)
+		if err != nil {
+			ph.release(st)
+			st.spoil()
+			return out, err
+		}
+		if whole {
+			if st.spoiled {
+				st.h.Reset()
+				st.next = 0
+				st.spoiled = false
+			}
+			st.h.Write(st.buf[st.next:n])
+			ph.addFromWrites(n - st.next)
+			ph.release(st)
+			st.next, st.early = n, nil
+			copy(out[:], st.h.Sum(nil))
+			return out, nil
+		}
+		// Not all of it came through this buffer: the target says.
+		ph.release(st)
+		st.spoil()
+	}
 	if st.spoiled {
 		st.h.Reset()
 		st.next = 0
 		st.spoiled = false
 	}
 	st.early = nil
-	_, n := ph.l.PieceSpan(i)
-	var out metainfo.Hash
 	if err := ph.hashFromTarget(i, st, n); err != nil {
 		// Start over next time: part of the state may be missing.
 		st.spoil()
@@ -229,8 +421,15 @@ func (ph *pieceHashes) sum(i int) (metainfo.Hash, error) {
 func (ph *pieceHashes) done(i int, failed bool) {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
-	_, written := ph.m[i]
+	st, written := ph.m[i]
 	delete(ph.m, i)
+	if st != nil {
+		ph.mu.Unlock()
+		st.mu.Lock()
+		ph.release(st)
+		st.mu.Unlock()
+		ph.mu.Lock()
+	}
 	switch {
 	case !failed:
 		delete(ph.readBack, i)

@@ -74,6 +74,10 @@ func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, 
 	}
 	s.book = newCompletionBook(l.NumPieces, state, recheck)
 	s.hashes = newPieceHashes(l, xio, s.aio)
+	s.hashes.wroteOut = func(n int) { s.bytesWritten.Add(int64(n)) }
+	s.hashes.failed = func(i int, err error) {
+		s.fatal(fmt.Errorf("writing piece %d to the target: %w", i, err))
+	}
 	s.book.onSettled = func(rv, rf int) {
 		if lg := s.log.Load(); lg != nil {
 			lg.Info(fmt.Sprintf("re-verified the %d recorded pieces from the target: %d good, %d did not match and are fetched again", rv+rf, rv, rf),
@@ -317,6 +321,9 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
+	if err := p.writeOut(); err != nil {
+		return 0, err
+	}
 	b = b[:min(int64(len(b)), p.n-off)]
 	// The library reads through ReadAt only to serve peers (hashing goes
 	// through WriteTo), so this is where uploads are paced.
@@ -338,6 +345,9 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 		return 0, errOutsidePiece
 	}
 	p.s.pace(p.s.downLim, len(b))
+	if p.s.hashes.hold(p.index, off, b) {
+		return len(b), nil // written with the whole piece, at its check
+	}
 	p.s.aio <- struct{}{}
 	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
@@ -351,6 +361,15 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
+// writeOut puts a piece held in memory on the target before it is read
+// there.
+func (p *extentPiece) writeOut() error {
+	if p.s.hashes == nil {
+		return nil
+	}
+	return p.s.hashes.writeOut(p.index)
+}
+
 // selfHashedPiece is a client's piece whose check uses the hash kept as
 // its chunks were written (storage.SelfHashing).
 type selfHashedPiece struct{ *extentPiece }
@@ -362,6 +381,9 @@ func (p selfHashedPiece) SelfHash() (metainfo.Hash, error) {
 // WriteTo streams the whole piece to w: the library hashes pieces this
 // way, so hashing is never paced as an upload.
 func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
+	if err := p.writeOut(); err != nil {
+		return 0, err
+	}
 	buf := make([]byte, min(p.n, 1<<20))
 	var done int64
 	for done < p.n {
