@@ -453,3 +453,101 @@ func TestPieceHashHeldWriteErrorIsFatal(t *testing.T) {
 		t.Fatal("a failed write of a held piece was not fatal")
 	}
 }
+
+// countReads counts the reads that reach a source.
+type countReads struct {
+	extentIO
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countReads) readExtent(ext int, p []byte, within int64) (int, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.extentIO.readExtent(ext, p, within)
+}
+
+// A seeder serves the chunks of a piece it has just checked from memory,
+// keeps at most its budget of pieces, and serves the right bytes while
+// pieces come and go under concurrent readers.
+func TestSeederKeepsCheckedPieces(t *testing.T) {
+	im := makeImage(t, 1<<20, 3, 64<<10, 12)
+	_, l, err := Summarize(im.mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := im.mi.UnmarshalInfo()
+	xio, _, err := openExtentIO(im.dir, l, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &countReads{extentIO: xio}
+	s := newExtentStorage(l, cr, true, nil, false, 4)
+	defer s.Close()
+	s.serve.io = cr
+	s.serve.setKeep(2 * l.PieceLength)
+	s.OpenTorrent(context.Background(), &info, im.mi.HashInfoBytes())
+	whole := bytes.Join(im.data, nil) // extents in order: the torrent's bytes
+	chunk := make([]byte, phChunk)
+	readAll := func(i int) {
+		_, n := l.PieceSpan(i)
+		for off := int64(0); off < n; off += phChunk {
+			b := chunk[:min(phChunk, n-off)]
+			if k, err := piece(s, i).ReadAt(b, off); err != nil || k != len(b) {
+				t.Fatalf("piece %d at %d: %d, %v", i, off, k, err)
+			}
+			po, _ := l.PieceSpan(i)
+			if !bytes.Equal(b, whole[po+off:po+off+int64(len(b))]) {
+				t.Fatalf("piece %d at %d: wrong bytes served", i, off)
+			}
+		}
+	}
+	before := cr.reads
+	readAll(0)
+	// One read for the check (two at most: a piece may span two extents);
+	// the chunks came from memory.
+	if r := cr.reads - before; r > 2 {
+		t.Fatalf("serving a checked piece took %d source reads, want the check's only", r)
+	}
+	readAll(1)
+	readAll(2)
+	if len(s.serve.kept) != 2 {
+		t.Fatalf("%d pieces kept, budget 2", len(s.serve.kept))
+	}
+	// Piece 0 was let go: its chunks are read from the source again.
+	before = cr.reads
+	readAll(0)
+	if cr.reads-before < 4 {
+		t.Fatalf("an evicted piece was served from memory (%d reads)", cr.reads-before)
+	}
+	// Many readers while pieces are checked, kept and evicted (a fresh
+	// seeder keeping one piece, so every check evicts).
+	s = newExtentStorage(l, xio, true, nil, false, 4)
+	defer s.Close()
+	s.serve.setKeep(1)
+	s.OpenTorrent(context.Background(), &info, im.mi.HashInfoBytes())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := make([]byte, phChunk)
+			for k := range 200 {
+				i := (g + k) % l.NumPieces
+				po, n := l.PieceSpan(i)
+				off := int64(k%4) * phChunk % n
+				b := b[:min(phChunk, n-off)]
+				if _, err := piece(s, i).ReadAt(b, off); err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(b, whole[po+off:po+off+int64(len(b))]) {
+					t.Errorf("piece %d at %d: wrong bytes under concurrency", i, off)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
