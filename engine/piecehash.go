@@ -67,8 +67,7 @@ type pieceHashes struct {
 	mu       sync.Mutex
 	m        map[int]*pieceHash
 	readBack map[int]bool // downloaded data failed: the library hashes (smart ban)
-	budget   int64        // bytes of piece buffers allowed
-	used     int64        // bytes of piece buffers in use
+	budget   *heldBudget  // bytes of piece buffers allowed and in use
 	bufs     sync.Pool    // *[]byte of PieceLength
 
 	// Counters for tests and profiles: bytes hashed from written buffers,
@@ -95,10 +94,45 @@ func newPieceHashes(l *Layout, xio extentIO, aio chan struct{}) *pieceHashes {
 	return ph
 }
 
-// setBudget sets how many bytes of pieces may be held in memory.
-func (ph *pieceHashes) setBudget(n int64) {
+// heldBudget bounds the bytes of pieces held in memory; a session's
+// deploy jobs share one.
+type heldBudget struct {
+	mu          sync.Mutex
+	limit, used int64
+}
+
+func (b *heldBudget) take(n int64) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *heldBudget) give(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+func (b *heldBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// setBudget sets how many bytes of pieces may be held in memory (a
+// budget of its own; useBudget shares one).
+func (ph *pieceHashes) setBudget(n int64) { ph.useBudget(&heldBudget{limit: n}) }
+
+func (ph *pieceHashes) useBudget(b *heldBudget) {
 	ph.mu.Lock()
-	ph.budget = n
+	ph.budget = b
 	ph.mu.Unlock()
 }
 
@@ -123,8 +157,7 @@ func (ph *pieceHashes) state(i int) *pieceHash {
 	st := ph.m[i]
 	if st == nil {
 		st = &pieceHash{h: sha1.New()}
-		if _, n := ph.l.PieceSpan(i); ph.used+n <= ph.budget {
-			ph.used += n
+		if _, n := ph.l.PieceSpan(i); ph.budget.take(n) {
 			st.buf = (*ph.bufs.Get().(*[]byte))[:n]
 			st.held = map[int64]int64{}
 		}
@@ -226,9 +259,7 @@ func (ph *pieceHashes) release(st *pieceHash) {
 	n := int64(len(st.buf))
 	b := st.buf[:cap(st.buf)]
 	st.buf, st.held = nil, nil
-	ph.mu.Lock()
-	ph.used -= n
-	ph.mu.Unlock()
+	ph.budget.give(n)
 	ph.bufs.Put(&b)
 }
 

@@ -403,8 +403,8 @@ func TestPieceHashHeldPiecesAreWrittenWhole(t *testing.T) {
 	}
 	libPiece(ti, info, 0).MarkComplete()
 	libPiece(ti, info, 1).MarkComplete()
-	if s.hashes.used != 0 {
-		t.Fatalf("%d bytes of buffers still counted as used", s.hashes.used)
+	if u := s.hashes.budget.inUse(); u != 0 {
+		t.Fatalf("%d bytes of buffers still counted as used", u)
 	}
 	// Piece 3 lies across the gap between the extents: two writes.
 	write(3, []int{3, 2, 1, 0})
