@@ -263,6 +263,23 @@ func (ph *pieceHashes) release(st *pieceHash) {
 	ph.bufs.Put(&b)
 }
 
+// releaseAll gives back the buffers of pieces still held (never checked)
+// when the storage closes, so the session's other deploys may use them.
+func (ph *pieceHashes) releaseAll() {
+	ph.mu.Lock()
+	sts := make([]*pieceHash, 0, len(ph.m))
+	for _, st := range ph.m {
+		sts = append(sts, st)
+	}
+	ph.m = map[int]*pieceHash{}
+	ph.mu.Unlock()
+	for _, st := range sts {
+		st.mu.Lock()
+		ph.release(st)
+		st.mu.Unlock()
+	}
+}
+
 // writeOut writes piece i to the target if it is held, before anything
 // reads it there.
 func (ph *pieceHashes) writeOut(i int) error {

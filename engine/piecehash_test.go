@@ -423,6 +423,16 @@ func TestPieceHashHeldPiecesAreWrittenWhole(t *testing.T) {
 	if got := selfHash(t, ti, info, 3); got != wantHash(info, 3) {
 		t.Fatalf("piece written out early: SelfHash %x", got)
 	}
+	// A piece still held when the storage closes gives its budget back
+	// (the session's other deploys share it).
+	write(4, []int{1, 0})
+	if s.hashes.budget.inUse() == 0 {
+		t.Fatal("piece 4 is not held")
+	}
+	s.Close()
+	if u := s.hashes.budget.inUse(); u != 0 {
+		t.Fatalf("%d bytes of the budget still in use after Close", u)
+	}
 }
 
 // A held piece's write fails at its check: SelfHash returns the error

@@ -265,6 +265,7 @@ func (s *extentStorage) Close() error {
 		}
 		s.closeErr = err
 		if s.hashes != nil {
+			s.hashes.releaseAll()
 			if lg := s.log.Load(); lg != nil {
 				w, r := s.hashes.counts()
 				lg.Debug("piece hashing", "hashed_from_writes", w, "hashed_from_target", r)
