@@ -63,6 +63,21 @@ type serveCheck struct {
 	bad      map[int]BadPiece
 	sem      chan struct{}
 	log      *atomic.Pointer[slog.Logger] // the storage's
+
+	// The last pieces checked stay in memory for the reads that follow
+	// (a peer asks for a piece's chunks right after the check): each
+	// chunk is then a copy instead of a pread.
+	keepMu  sync.Mutex
+	kept    map[int]*keptPiece
+	order   []int // kept pieces, oldest first
+	keepMax int   // pieces kept at most (0: none)
+	bufs    sync.Pool
+}
+
+type keptPiece struct {
+	buf  []byte
+	refs int  // readers copying from buf
+	gone bool // evicted while read: the last reader recycles buf
 }
 
 const (
@@ -72,11 +87,70 @@ const (
 )
 
 func newServeCheck(l *Layout, xio extentIO, log *atomic.Pointer[slog.Logger]) *serveCheck {
-	return &serveCheck{
+	c := &serveCheck{
 		l: l, io: xio, log: log, verdict: make([]uint8, l.NumPieces),
 		inflight: map[int]chan struct{}{}, bad: map[int]BadPiece{},
-		sem: make(chan struct{}, max(1, runtime.NumCPU())),
+		sem:  make(chan struct{}, max(1, runtime.NumCPU())),
+		kept: map[int]*keptPiece{},
 	}
+	c.bufs.New = func() any { b := make([]byte, l.PieceLength); return &b }
+	return c
+}
+
+// setKeep sets how many bytes of checked pieces stay in memory (at least
+// one piece, at most 32).
+func (c *serveCheck) setKeep(n int64) {
+	c.keepMu.Lock()
+	c.keepMax = clamp(int(n/c.l.PieceLength), 1, 32)
+	c.keepMu.Unlock()
+}
+
+// keep holds piece i's checked data; the oldest kept pieces go.
+func (c *serveCheck) keep(i int, buf []byte) {
+	c.keepMu.Lock()
+	defer c.keepMu.Unlock()
+	if c.keepMax == 0 || c.kept[i] != nil {
+		c.recycle(buf)
+		return
+	}
+	c.kept[i] = &keptPiece{buf: buf}
+	c.order = append(c.order, i)
+	for len(c.order) > c.keepMax {
+		old := c.order[0]
+		c.order = c.order[1:]
+		e := c.kept[old]
+		delete(c.kept, old)
+		if e.refs > 0 {
+			e.gone = true
+		} else {
+			c.recycle(e.buf)
+		}
+	}
+}
+
+func (c *serveCheck) recycle(buf []byte) {
+	b := buf[:cap(buf)]
+	c.bufs.Put(&b)
+}
+
+// read copies piece i's bytes at off into b if the piece is kept.
+func (c *serveCheck) read(i int, b []byte, off int64) bool {
+	c.keepMu.Lock()
+	e := c.kept[i]
+	if e == nil || off+int64(len(b)) > int64(len(e.buf)) {
+		c.keepMu.Unlock()
+		return false
+	}
+	e.refs++
+	c.keepMu.Unlock()
+	copy(b, e.buf[off:])
+	c.keepMu.Lock()
+	e.refs--
+	if e.gone && e.refs == 0 {
+		c.recycle(e.buf)
+	}
+	c.keepMu.Unlock()
+	return true
 }
 
 func (c *serveCheck) setHashes(p []byte) {
@@ -134,14 +208,17 @@ func (c *serveCheck) hash(i int, want []byte) (uint8, string) {
 	c.sem <- struct{}{}
 	defer func() { <-c.sem }()
 	off, n := c.l.PieceSpan(i)
-	buf := make([]byte, n)
+	buf := (*c.bufs.Get().(*[]byte))[:n]
 	if _, err := readRange(c.l, c.io, buf, off); err != nil {
+		c.recycle(buf)
 		return verdictBad, "unreadable: " + err.Error()
 	}
 	sum := sha1.Sum(buf)
 	if !bytes.Equal(sum[:], want) {
+		c.recycle(buf)
 		return verdictBad, "SHA-1 mismatch"
 	}
+	c.keep(i, buf)
 	return verdictGood, ""
 }
 

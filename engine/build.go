@@ -124,6 +124,9 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 	return newMetaInfo(info, opts.Trackers)
 }
 
+// hashReadSize is the smallest read when hashing a source.
+const hashReadSize = 8 << 20
+
 // hashPieces fills pieces with the SHA-1 of every piece, on all cores.
 func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, threads int, progress func(done, total int64)) error {
 	if threads <= 0 {
@@ -131,6 +134,10 @@ func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, thr
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Workers claim runs of consecutive pieces and read each run with one
+	// large sequential read (at least hashReadSize), so small pieces do not
+	// cost a read call each; every worker reuses its own buffer.
+	batch := max(1, int(hashReadSize/l.PieceLength))
 	var next atomic.Int64
 	var done atomic.Int64
 	var once sync.Once
@@ -140,20 +147,26 @@ func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, thr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, l.PieceLength)
+			buf := make([]byte, int64(batch)*l.PieceLength)
 			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= l.NumPieces {
+				first := int(next.Add(int64(batch)) - int64(batch))
+				if first >= l.NumPieces {
 					return
 				}
-				off, n := l.PieceSpan(i)
-				if _, err := readRange(l, xio, buf[:n], off); err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("reading piece %d: %w", i, err); cancel() })
+				last := min(first+batch, l.NumPieces) // exclusive
+				off, _ := l.PieceSpan(first)
+				lo, ln := l.PieceSpan(last - 1)
+				span := lo + ln - off
+				if _, err := readRange(l, xio, buf[:span], off); err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("reading pieces %d-%d: %w", first, last-1, err); cancel() })
 					return
 				}
-				sum := sha1.Sum(buf[:n])
-				copy(pieces[i*20:], sum[:])
-				done.Add(n)
+				for i := first; i < last; i++ {
+					po, pn := l.PieceSpan(i)
+					sum := sha1.Sum(buf[po-off : po-off+pn])
+					copy(pieces[i*20:], sum[:])
+				}
+				done.Add(span)
 			}
 		}()
 	}

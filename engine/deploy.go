@@ -120,6 +120,10 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind T
 	}
 	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces, xio.identity())
 	st := newExtentStorage(l, xio, false, state, o.Recheck, s.tu.AIOThreads)
+	// Pieces in flight are held in memory up to the cache size, shared by
+	// the session's deploys (see pieceHashes); the library's
+	// unverified-bytes budget bounds them too.
+	st.hashes.useBudget(s.held)
 	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()

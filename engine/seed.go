@@ -79,6 +79,11 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		return nil, fmt.Errorf("opening source %s: %w", o.Source, err)
 	}
 	st := newExtentStorage(l, xio, true, nil, false, s.tu.AIOThreads)
+	if st.serve != nil {
+		// A quarter of the cache (read-ahead on a seeder) keeps the last
+		// checked pieces for the chunk reads that follow their check.
+		st.serve.setKeep(int64(s.tu.CacheSizeMiB) << 20 / 4)
+	}
 	j, err := s.newJob(RoleSeed, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()

@@ -42,6 +42,7 @@ type Session struct {
 	srv *Server
 
 	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
+	held           *heldBudget   // memory for clients' pieces in flight (--cache-size)
 
 	// single: the session was made for one job (engine.Seed, engine.Deploy)
 	// and ends with it. Set before that job starts, never changed.
@@ -69,7 +70,8 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	tu := o.Tuning.withDefaults()
 	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{},
-		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate)}
+		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate),
+		held: &heldBudget{limit: int64(tu.CacheSizeMiB) << 20}}
 	cfg, err := clientConfig(tu, log)
 	if err != nil {
 		return nil, err

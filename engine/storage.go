@@ -25,8 +25,9 @@ type extentStorage struct {
 	io     extentIO
 	seeder bool // every piece is complete by definition
 
-	book  *completionBook // client side
-	serve *serveCheck     // seeder side: hash a piece before serving it
+	book   *completionBook // client side
+	hashes *pieceHashes    // client side: pieces hashed as they are written
+	serve  *serveCheck     // seeder side: hash a piece before serving it
 
 	flushMu      sync.Mutex // one flush (sync + record write) at a time
 	bytesWritten atomic.Int64
@@ -72,6 +73,11 @@ func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, 
 		return s
 	}
 	s.book = newCompletionBook(l.NumPieces, state, recheck)
+	s.hashes = newPieceHashes(l, xio, s.aio)
+	s.hashes.wroteOut = func(n int) { s.bytesWritten.Add(int64(n)) }
+	s.hashes.failed = func(i int, err error) {
+		s.fatal(fmt.Errorf("writing piece %d to the target: %w", i, err))
+	}
 	s.book.onSettled = func(rv, rf int) {
 		if lg := s.log.Load(); lg != nil {
 			lg.Info(fmt.Sprintf("re-verified the %d recorded pieces from the target: %d good, %d did not match and are fetched again", rv+rf, rv, rf),
@@ -258,6 +264,13 @@ func (s *extentStorage) Close() error {
 			err = cerr
 		}
 		s.closeErr = err
+		if s.hashes != nil {
+			s.hashes.releaseAll()
+			if lg := s.log.Load(); lg != nil {
+				w, r := s.hashes.counts()
+				lg.Debug("piece hashing", "hashed_from_writes", w, "hashed_from_target", r)
+			}
+		}
 	})
 	return s.closeErr
 }
@@ -276,7 +289,15 @@ func (s *extentStorage) OpenTorrent(_ context.Context, info *metainfo.Info, _ me
 	}
 	return storage.TorrentImpl{
 		PieceWithHash: func(p metainfo.Piece, _ g.Option[[]byte]) storage.PieceImpl {
-			return &extentPiece{s: s, index: p.Index(), off: p.Offset(), n: p.Length()}
+			ep := &extentPiece{s: s, index: p.Index(), off: p.Offset(), n: p.Length()}
+			if s.hashes != nil && s.hashes.selfHashing(ep.index) {
+				return selfHashedPiece{ep}
+			}
+			// A seeder's pieces are never checked by the library; a
+			// client's piece whose downloaded data failed is checked by
+			// the library's read-back, which also finds the peer that
+			// lied (see pieceHashes).
+			return ep
 		},
 		// The client owns the storage's lifetime: it is closed after the
 		// torrent is dropped, with a final flush.
@@ -301,10 +322,18 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
+	if err := p.writeOut(); err != nil {
+		return 0, err
+	}
 	b = b[:min(int64(len(b)), p.n-off)]
 	// The library reads through ReadAt only to serve peers (hashing goes
 	// through WriteTo), so this is where uploads are paced.
 	p.s.pace(p.s.upLim, len(b))
+	if p.s.serve != nil && p.s.serve.read(p.index, b, off) {
+		p.s.bytesRead.Add(int64(len(b)))
+		p.s.pieceReads[p.index].Add(int64(len(b)))
+		return len(b), nil
+	}
 	p.s.aio <- struct{}{}
 	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
@@ -322,19 +351,45 @@ func (p *extentPiece) WriteAt(b []byte, off int64) (int, error) {
 		return 0, errOutsidePiece
 	}
 	p.s.pace(p.s.downLim, len(b))
+	if p.s.hashes.hold(p.index, off, b) {
+		return len(b), nil // written with the whole piece, at its check
+	}
 	p.s.aio <- struct{}{}
 	n, err := writeRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
 	p.s.bytesWritten.Add(int64(n))
 	if err != nil {
+		p.s.hashes.spoilPiece(p.index)
 		p.s.fatal(fmt.Errorf("writing piece %d to the target: %w", p.index, err))
+		return n, err
 	}
+	p.s.hashes.wrote(p.index, off, b)
 	return n, err
+}
+
+// writeOut puts a piece held in memory on the target before it is read
+// there.
+func (p *extentPiece) writeOut() error {
+	if p.s.hashes == nil {
+		return nil
+	}
+	return p.s.hashes.writeOut(p.index)
+}
+
+// selfHashedPiece is a client's piece whose check uses the hash kept as
+// its chunks were written (storage.SelfHashing).
+type selfHashedPiece struct{ *extentPiece }
+
+func (p selfHashedPiece) SelfHash() (metainfo.Hash, error) {
+	return p.s.hashes.sum(p.index)
 }
 
 // WriteTo streams the whole piece to w: the library hashes pieces this
 // way, so hashing is never paced as an upload.
 func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
+	if err := p.writeOut(); err != nil {
+		return 0, err
+	}
 	buf := make([]byte, min(p.n, 1<<20))
 	var done int64
 	for done < p.n {
@@ -362,6 +417,7 @@ func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
 
 func (p *extentPiece) MarkComplete() error {
 	if p.s.book != nil {
+		p.s.hashes.done(p.index, false)
 		p.s.book.verified(p.index)
 	}
 	return nil
@@ -369,6 +425,7 @@ func (p *extentPiece) MarkComplete() error {
 
 func (p *extentPiece) MarkNotComplete() error {
 	if p.s.book != nil {
+		p.s.hashes.done(p.index, true)
 		p.s.book.failed(p.index)
 	}
 	return nil

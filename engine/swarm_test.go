@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/disks/disktest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +172,19 @@ func TestCorruptPeerIsSurvived(t *testing.T) {
 	t.Logf("the liar sent %d bytes; hash failures seen: %d", sent, failures)
 	if sent == 0 || failures == 0 {
 		t.Errorf("the lying peer was never exercised (it sent %d bytes, %d hash failures): the test proves nothing", sent, failures)
+	}
+	// And it was found out: the client banned its address (the library's
+	// ban after a failed piece it alone sent, or its smart ban once a
+	// piece it sent blocks of passes with good data from the seeder).
+	// The library keeps a ban in the form it found the address in
+	// (127.0.0.2 or ::ffff:127.0.0.2).
+	banned := j.sess.cl.BadPeerIPs()
+	t.Logf("banned: %v", banned)
+	if !slices.ContainsFunc(banned, func(ip string) bool {
+		a, err := netip.ParseAddr(ip)
+		return err == nil && a.Unmap() == netip.MustParseAddr("127.0.0.2")
+	}) {
+		t.Errorf("the lying peer at 127.0.0.2 was not banned (banned: %v)", banned)
 	}
 }
 
