@@ -186,13 +186,7 @@ func captureTask(v CaptureValues, log *slog.Logger) taskFunc {
 func captureDiskTask(ctx context.Context, o capture.DiskOptions, tracker string, report func(taskProgress)) taskResult {
 	start := time.Now()
 	report(taskProgress{frac: 0, what: "reading the partition table of " + o.Source})
-	r, err := capture.CaptureDisk(ctx, o, func(p capture.DiskProgress) {
-		what := fmt.Sprintf("partition %s, %d of %d: %.1f%%", p.Partition, p.Index, p.Count, p.Percent)
-		if p.Remaining > 0 {
-			what += ", " + format.Duration(p.Remaining) + " left"
-		}
-		report(taskProgress{frac: p.Overall / 100, what: what + "; the bar is the whole disk", rate: p.BytesPerSec})
-	})
+	r, err := capture.CaptureDisk(ctx, o, func(p capture.DiskProgress) { report(diskTaskProgress(p)) })
 	if err != nil {
 		hint := "Check the disk and the output directory, then try again."
 		var re *capture.RefusedError
@@ -207,17 +201,34 @@ func captureDiskTask(ctx context.Context, o capture.DiskOptions, tracker string,
 		}
 		return taskResult{err: err, hint: hint}
 	}
+	return diskTaskResult(o.Source, r, tracker, time.Since(start))
+}
+
+// diskTaskProgress is a disk capture's progress as the task screen shows
+// it: the partition at work (k of n, its percent) in words, the whole
+// disk in the bar.
+func diskTaskProgress(p capture.DiskProgress) taskProgress {
+	what := fmt.Sprintf("partition %s, %d of %d: %.1f%%", p.Partition, p.Index, p.Count, p.Percent)
+	if p.Remaining > 0 {
+		what += ", " + format.Duration(p.Remaining) + " left"
+	}
+	return taskProgress{frac: p.Overall / 100, what: what + "; the bar is the whole disk", rate: p.BytesPerSec}
+}
+
+// diskTaskResult is the end of a disk capture: each partition and how
+// it was saved, the image directory, and how to serve it.
+func diskTaskResult(source string, r *capture.DiskResult, tracker string, took time.Duration) taskResult {
 	m := r.Manifest
 	lines := []string{
-		fmt.Sprintf("%s captured whole in %s: %s disk of %s, %d partitions, %s of data",
-			o.Source, format.Duration(time.Since(start)), strings.ToUpper(m.Label), format.Bytes(m.SizeBytes), len(m.Partitions), format.Bytes(m.DataBytes())),
+		fmt.Sprintf("%s captured whole in %s: %s, %s, %d partitions, %s of data",
+			source, format.Duration(took), strings.ToUpper(m.Label), format.Bytes(m.SizeBytes), len(m.Partitions), format.Bytes(m.DataBytes())),
 	}
 	for _, p := range m.Partitions {
 		fs := p.Filesystem
 		if fs == "" {
 			fs = "-"
 		}
-		lines = append(lines, fmt.Sprintf("  %2d  %-10s %9s  %-8s %s", p.Number, p.Name, format.Bytes(p.Size), fs, savedAs(p)))
+		lines = append(lines, fmt.Sprintf("%3d  %-9s %9s  %-6s %s", p.Number, p.Name, format.Bytes(p.Size), fs, savedAs(p)))
 	}
 	lines = append(lines, "image directory: "+r.Dir)
 	if tracker != "" {

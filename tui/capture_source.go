@@ -231,7 +231,7 @@ func (f *sourceField) describe(path string, row int) (string, bool) {
 	switch f.kindOf(row) {
 	case sourceDisk:
 		r := f.table.rows[row]
-		return fmt.Sprintf("%s whole: its partition table, boot areas and %d partitions", path, r.parts), true
+		return fmt.Sprintf("%s whole: partition table, boot areas, %d partitions", path, r.parts), true
 	case sourcePartition:
 		return path + " as one partition, with partclone", true
 	}
@@ -323,13 +323,12 @@ func (f *sourceField) View() string {
 		b.WriteString(line + "\n")
 	}
 	text, good := f.describe(path, row)
+	style := c.Warn
 	if good {
-		text = "Enter captures " + text
-		b.WriteString(c.Good.Render(fit(text, w)) + "\n")
-	} else {
-		for _, l := range wrap(text, w) {
-			b.WriteString(c.Warn.Render(fit(l, w)) + "\n")
-		}
+		text, style = "Enter captures "+text, c.Good
+	}
+	for _, l := range wrap(text, w) {
+		b.WriteString(style.Render(fit(l, w)) + "\n")
 	}
 	f.input.PromptStyle = st.TextInput.Prompt
 	f.input.TextStyle = st.TextInput.Text
