@@ -230,13 +230,15 @@ func diskTaskResult(source string, r *capture.DiskResult, tracker string, took t
 		}
 		lines = append(lines, fmt.Sprintf("%3d  %-9s %9s  %-6s %s", p.Number, p.Name, format.Bytes(p.Size), fs, savedAs(p)))
 	}
-	lines = append(lines, "image directory: "+r.Dir)
+	// Paths are long: wrapped rather than cut at the screen's edge.
+	lines = append(lines, wrap("image directory: "+r.Dir, 74)...)
 	if tracker != "" {
 		lines = append(lines, "the torrents' tracker: "+tracker)
 	}
 	// The wizard's Serve takes one torrent and its data; a disk image is
 	// served by the command line, every partition in one process.
-	lines = append(lines, "serve it with: ezio seed "+r.Dir, "(the wizard's Serve takes partition images only, not disk images yet)")
+	lines = append(lines, wrap("serve it with: ezio seed "+r.Dir, 74)...)
+	lines = append(lines, "(the wizard's Serve takes partition images only, not disk images yet)")
 	return taskResult{lines: lines}
 }
 

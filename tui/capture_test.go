@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,5 +292,104 @@ func TestCaptureDiskScreens(t *testing.T) {
 	}
 	if r.serve != nil {
 		t.Errorf("a disk image is offered to Serve, which takes torrents: %+v", r.serve)
+	}
+}
+
+// TestCaptureWholeDiskThroughWizard: the wizard's Capture lists a real
+// GPT loop disk (two ext4 partitions, nodes made with partx: this kernel
+// parses no tables) as a whole disk, captures it through
+// capture.CaptureDisk, and its result lists both partitions; the image
+// directory's manifest has both, saved by partclone, and ezio's disk
+// image loader accepts it.
+func TestCaptureWholeDiskThroughWizard(t *testing.T) {
+	need(t, true, "losetup", "sfdisk", "sgdisk", "partx", "mkfs.ext4", "partclone.extfs", "blkid")
+	dev := disktest.NewLoop(t, 48<<20, nil)
+	t.Cleanup(func() { exec.Command("partx", "-d", dev).Run() })
+	sf := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", dev)
+	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=16MiB, type=0FC63DAF-8483-4772-8E79-3D69E4C47D47\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
+	if out, err := sf.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	disktest.Run(t, "partx", "-a", dev)
+	for i := 1; i <= 2; i++ {
+		disktest.Run(t, "mkfs.ext4", "-q", "-F", "-L", fmt.Sprintf("part%d", i), fmt.Sprintf("%sp%d", dev, i))
+	}
+	m := newApp(t, &fakeWorld{})
+	m.c.Height = 25
+	// This machine's real list, cut to the test's disk (other loops come
+	// and go on a shared machine).
+	m.deps.ListDisks = func() ([]disks.Disk, error) {
+		ds, err := disks.List()
+		for _, d := range ds {
+			if d.Path == dev {
+				return []disks.Disk{d}, err
+			}
+		}
+		return nil, fmt.Errorf("%s is not in the disk list (%v)", dev, err)
+	}
+	out := filepath.Join(t.TempDir(), "images")
+	drive(t, m, key1("c"))
+	if v := m.View(); !strings.Contains(v, "Enter captures "+dev+" whole") || !strings.Contains(v, "2 partitions") {
+		t.Fatalf("the loop disk is not offered whole:\n%s", v)
+	}
+	drive(t, m, enter)
+	if !m.capture.WholeDisk || m.capture.Source != dev {
+		t.Fatalf("after choosing the disk: %+v", m.capture)
+	}
+	drive(t, m, keys(out)...)
+	drive(t, m, enter) // output directory; What to save is skipped
+	drive(t, m, keys("wdisk")...)
+	drive(t, m, enter) // name
+	drive(t, m, enter) // server: the guess
+	ts, ok := m.Current().(*TaskScreen)
+	if !ok {
+		t.Fatalf("no task started:\n%s", m.View())
+	}
+	deadline := time.After(60 * time.Second)
+	for ts.res == nil {
+		msgc := make(chan tea.Msg, 1)
+		go func() { msgc <- ts.wait()() }()
+		select {
+		case msg := <-msgc:
+			m.Update(msg)
+		case <-deadline:
+			t.Fatalf("the capture did not end in 60 s:\n%s", m.View())
+		}
+	}
+	v := m.View()
+	if ts.res.err != nil {
+		t.Fatalf("capture failed: %v\n%s", ts.res.err, v)
+	}
+	dir := filepath.Join(out, "wdisk")
+	base := filepath.Base(dev)
+	for _, s := range []string{"captured whole", "1  " + base + "p1", "2  " + base + "p2", "ext4   partclone, used blocks (partclone.extfs)", "image directory:", "ezio seed"} {
+		if !strings.Contains(v, s) {
+			t.Errorf("the result lacks %q:\n%s", s, v)
+		}
+	}
+	// The paths, wrapped on screen, are whole in the result.
+	if all := strings.Join(ts.res.lines, ""); strings.Count(all, dir) != 2 {
+		t.Errorf("the result does not name %s twice (image, seed command):\n%s", dir, strings.Join(ts.res.lines, "\n"))
+	}
+	if ts.res.serve != nil {
+		t.Errorf("the disk image is offered to Serve, which cannot serve it: %+v", ts.res.serve)
+	}
+	mf, err := diskimage.LoadDir(dir)
+	if err != nil {
+		t.Fatalf("ezio's disk image loader refuses the capture: %v", err)
+	}
+	if mf.Label != "gpt" || len(mf.Partitions) != 2 {
+		t.Fatalf("manifest: label %q, %d partitions", mf.Label, len(mf.Partitions))
+	}
+	for i, p := range mf.Partitions {
+		if p.Number != i+1 || p.Filesystem != "ext4" || p.Label != fmt.Sprintf("part%d", i+1) || p.Saved != diskimage.SavedPartclone || !p.HasData() {
+			t.Errorf("partition %d in the manifest: %+v", i+1, p)
+		}
+		mi, err := engine.LoadTorrent(bg, filepath.Join(dir, p.Torrent))
+		if err != nil {
+			t.Errorf("partition %d's torrent: %v", p.Number, err)
+		} else if mi.Announce != "http://10.0.0.5:6969/announce" {
+			t.Errorf("partition %d's torrent announces to %q", p.Number, mi.Announce)
+		}
 	}
 }
