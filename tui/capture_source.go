@@ -166,9 +166,14 @@ func (f *sourceField) kindOf(row int) sourceKind {
 func (f *sourceField) Init() tea.Cmd { return nil }
 
 func (f *sourceField) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	k, ok := msg.(tea.KeyMsg)
-	if !ok || !f.focused {
+	if !f.focused {
 		return f, nil
+	}
+	k, ok := msg.(tea.KeyMsg)
+	if !ok {
+		var cmd tea.Cmd
+		f.input, cmd = f.input.Update(msg) // the cursor's blink
+		return f, cmd
 	}
 	f.err = nil
 	switch {
