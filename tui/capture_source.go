@@ -191,7 +191,7 @@ func (f *sourceField) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		f.v.Source, f.v.WholeDisk = path, f.kindOf(row) == sourceDisk
 		return f, huh.NextField
-	case k.Type != tea.KeyRunes && k.Type != tea.KeySpace && (key.Matches(k, f.up) || key.Matches(k, f.down)):
+	case key.Matches(k, f.up, f.down): // no letters: they go to the path
 		// Choosing a row drops what was typed: Enter takes the row.
 		f.input.SetValue("")
 		n := len(f.table.rows)
