@@ -104,6 +104,7 @@ func screenStates(t *testing.T, c *Common, see func(name string, v string)) {
 	drive(t, m, key1("c"))
 	see("capture-form", m.View())
 	drive(t, m, esc)
+	captureDiskScreens(t, c, see)
 	drive(t, m, key1("b"))
 	see("build-form", m.View())
 	ts := newTask(c, m.deps, "build a torrent", &m.serve, nil, nil)
