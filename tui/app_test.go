@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 	tea "github.com/charmbracelet/bubbletea"
@@ -251,9 +252,7 @@ func TestSettingsSaves(t *testing.T) {
 	}
 	// Theme select: move to "mono", then accept every field.
 	drive(t, m, down, enter, enter, enter, enter, enter) // default -> mono
-	if s.saved == "" {
-		t.Fatalf("not saved:\n%s", m.View())
-	}
+	settle(t, m, 30*time.Second, "settings saved", func() bool { return s.saved != "" })
 	cfg, err := LoadConfig(m.deps.ConfigPath)
 	if err != nil || cfg.Theme != "mono" || cfg.AIOThreads != 4 || cfg.ListenPort != 6881 {
 		t.Fatalf("saved %+v, %v", cfg, err)

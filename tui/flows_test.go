@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ezio/engine"
 )
@@ -27,9 +28,7 @@ func TestBuildFlowWritesTorrent(t *testing.T) {
 	drive(t, m, enter) // name: default
 	drive(t, m, enter) // tracker: none
 	out := filepath.Join(filepath.Dir(dir), "sda7.torrent")
-	if !strings.Contains(m.View(), "wrote") {
-		t.Fatalf("no result on screen:\n%s", m.View())
-	}
+	settle(t, m, 30*time.Second, "the build's result on screen", func() bool { return strings.Contains(m.View(), "wrote") })
 	mi, err := engine.LoadTorrent(context.Background(), out)
 	if err != nil {
 		t.Fatalf("the built torrent: %v", err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,8 +81,56 @@ func run(cmd tea.Cmd) []tea.Msg {
 	select {
 	case msg = <-ch:
 	case <-time.After(50 * time.Millisecond):
+		lateMu.Lock()
+		late = append(late, ch)
+		lateMu.Unlock()
 		return nil
 	}
+	return expand(msg)
+}
+
+// late holds the commands run gave up on: most are timers, but on a
+// loaded machine a command doing real work (hashing, writing a file) can
+// take longer than run waits. settle delivers what they answer later.
+var (
+	lateMu sync.Mutex
+	late   []chan tea.Msg
+)
+
+// settle feeds m the late answers of dropped commands (and whatever
+// their messages start) until done reports true, or fails after timeout.
+// Tests whose step does real work in a command use it instead of
+// expecting the answer within run's 50 ms.
+func settle(t *testing.T, m tea.Model, timeout time.Duration, what string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; screen:\n%s", what, timeout, m.View())
+		}
+		lateMu.Lock()
+		pending := late
+		late = nil
+		lateMu.Unlock()
+		for _, ch := range pending {
+			select {
+			case msg := <-ch:
+				for _, msg := range expand(msg) {
+					drive(t, m, msg)
+				}
+			default:
+				lateMu.Lock()
+				late = append(late, ch)
+				lateMu.Unlock()
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expand flattens a command's answer: batches and sequences run their
+// commands, nil is nothing.
+func expand(msg tea.Msg) []tea.Msg {
 	if msg == nil {
 		return nil
 	}

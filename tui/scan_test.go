@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
@@ -68,6 +69,7 @@ func screenStates(t *testing.T, c *Common, see func(name string, v string)) {
 	drive(t, m, tab)
 	drive(t, m, keys("sdb")...)
 	drive(t, m, enter)
+	settle(t, m, 30*time.Second, "the disk dashboard", func() bool { _, ok := m.Current().(*DiskDashboard); return ok })
 	see("disk-dashboard", m.View())
 	if dd, ok := m.Current().(*DiskDashboard); ok {
 		close(w.run.verified)
