@@ -293,9 +293,10 @@ def plot_links(rows, t0, n, rate, png, title, events=None):
     tmax = max((r[-1][0] for r in rates.values() if r), default=1)
     ymax = (rate * 1.15) if rate else max((max(x[1], x[2]) for r in rates.values() for x in r), default=1) * 1.1
     ph = 150 if n <= 8 else (95 if n <= 16 else 70)
-    g = ["set terminal pngcairo size 1100,%d font 'DejaVu Sans,9'" % (ph * (n + 1) + 60),
+    g = ["set terminal pngcairo size 1100,%d font 'DejaVu Sans,9'" % (ph * (n + 1) + 90),
          "set output '%s'" % png,
-         "set multiplot layout %d,1 title '%s'" % (n + 1, title.replace("'", "")),
+         "set multiplot layout %d,1 title \"%s\\nMbit/s per host link over seconds since the first client started "
+         "(green dashes: client start, black dots: client done)\" font ',9'" % (n + 1, title.replace('"', "")),
          "set lmargin 9; set rmargin 2; set tmargin 0.6; set bmargin %s" % ("1.2" if n > 8 else "1.6"),
          "set xrange [0:%.1f]; set yrange [0:%.1f]" % (tmax, ymax),
          "set ytics %d; set grid ytics xtics" % (max(1, int(ymax / 3 / 10) * 10) if ymax > 30 else max(1, int(ymax / 3))),
@@ -312,9 +313,8 @@ def plot_links(rows, t0, n, rate, png, title, events=None):
                 g.append("set arrow from %.2f,0 to %.2f,%.1f nohead lc rgb '#000000' dt 3" % (dn, dn, ymax))
         g.append("set ylabel 'Mbit/s' font ',8'" if i == 0 else "unset ylabel")
         g.append("set format x %s" % ("''" if i < n else "'%g'"))
-        if i == n:
-            g.append("set bmargin 2.6")
-            g.append("set xlabel 'seconds since the clients started (green: client start, dotted: client done)' font ',8'")
+        if i == 1:
+            g.append("unset key")
         g.append("plot '%s' index %d using 1:2 with lines lw 1.2 lc rgb '#1f77b4' title 'rx (down)', "
                  "'' index %d using 1:3 with lines lw 1.2 lc rgb '#d62728' title 'tx (up)'" % (dat, i, i))
     g.append("unset multiplot")
