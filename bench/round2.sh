@@ -1,0 +1,52 @@
+#!/bin/bash
+# round2.sh — the issue-14 benchmark set, one lan.sh/loopback.sh run after
+# the other, each under the lab's lock (the namespaces have fixed names):
+#
+#   sudo bench/round2.sh [EZIO] [STEP...]
+#
+# EZIO: the binary to measure (default: /work/wt/notes/ezio-perf when it
+# exists, with its commit in ezio-perf.commit, else lan.sh builds the
+# checkout). It is copied once, so a binary replaced meanwhile does not mix
+# builds within the set. STEPs (default all, in this order):
+#   main     N = 1,2,4,8 at 100 Mbit/s, 3 runs, ezio/libtorrent/multicast/unicast
+#   stagger  N = 8 started 3 s apart, 3 runs, ezio (default flags) and unicast
+#   large    N = 8, 16 MiB pieces, 1086 MiB image (68 pieces), 200 Mbit/s, 1 run
+#   disk     whole-disk image (3 partitions), N = 4, 100 Mbit/s, 1 run
+#   n16      N = 16 at 25 Mbit/s, 128 MiB image, 1 run
+#   n32      N = 32 at 10 Mbit/s, 64 MiB image, 1 run (no multicast: see docs)
+#   loopback 1 GiB, 16 and 1 MiB pieces, 3 runs
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+lock=/tmp/ezio-bench.lock
+src=${1:-}
+[ -n "$src" ] && [ -x "$src" ] && shift || src=""
+[ -z "$src" ] && [ -x /work/wt/notes/ezio-perf ] && src=/work/wt/notes/ezio-perf
+ez=()
+if [ -n "$src" ]; then
+    mkdir -p /tmp/ezio-bench-round2
+    cp "$src" /tmp/ezio-bench-round2/ezio
+    if [ -f "$src.commit" ]; then cp "$src.commit" /tmp/ezio-bench-round2/ezio.commit
+    else rm -f /tmp/ezio-bench-round2/ezio.commit; fi
+    ez=(--ezio /tmp/ezio-bench-round2/ezio)
+fi
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(main stagger large disk n16 n32 loopback)
+run() { echo "round2: $(date -u +%H:%M:%S) $*" >&2; flock "$lock" "$@" || echo "round2: failed: $*" >&2; }
+for s in "${steps[@]}"; do
+    case $s in
+        main) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 1,2,4,8 --runs 3 --unicast-copies 1 ;;
+        stagger) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 8 --runs 3 --stagger 3 --methods unicast,ezio \
+                     --unicast-copies 1 ;;
+        large) free -g >&2
+               run "$here/lan.sh" "${ez[@]}" --rates 200 --clients 8 --runs 1 --piece-mib 16 --image-mib 1024 \
+                   --unicast-copies 1
+               rm -rf /dev/shm/ezio-bench/img1024 /dev/shm/ezio-bench/run ;;
+        disk) run "$here/lan.sh" "${ez[@]}" --disk --rates 100 --clients 4 --runs 1 --methods unicast,ezio,multicast \
+                  --unicast-copies 1 ;;
+        n16) run "$here/lan.sh" "${ez[@]}" --rates 25 --clients 16 --runs 1 --image-mib 128 --unicast-copies 1 ;;
+        n32) run "$here/lan.sh" "${ez[@]}" --rates 10 --clients 32 --runs 1 --image-mib 64 --unicast-copies 1 \
+                 --methods unicast,ezio,libtorrent ;;
+        loopback) run "$here/loopback.sh" "${ez[@]}" --runs 3 ;;
+        *) echo "round2: unknown step $s" >&2 ;;
+    esac
+done
