@@ -5,9 +5,8 @@
 #   sudo bench/round2.sh [EZIO] [STEP...]
 #
 # EZIO: the binary to measure (default: /work/wt/notes/ezio-perf when it
-# exists, with its commit in ezio-perf.commit, else lan.sh builds the
-# checkout). It is copied once, so a binary replaced meanwhile does not mix
-# builds within the set. STEPs (default all, in this order):
+# exists at the start of a step, with its commit in ezio-perf.commit, else
+# lan.sh builds the checkout). STEPs (default all, in this order):
 #   main     N = 1,2,4,8 at 100 Mbit/s, 3 runs, ezio/libtorrent/multicast/unicast
 #   stagger  N = 8 started 3 s apart, 3 runs, ezio (default flags) and unicast
 #   large    N = 8, 16 MiB pieces, 1086 MiB image (68 pieces), 200 Mbit/s, 1 run
@@ -20,19 +19,26 @@ here=$(cd "$(dirname "$0")" && pwd)
 lock=/tmp/ezio-bench.lock
 src=${1:-}
 [ -n "$src" ] && [ -x "$src" ] && shift || src=""
-[ -z "$src" ] && [ -x /work/wt/notes/ezio-perf ] && src=/work/wt/notes/ezio-perf
 ez=()
-if [ -n "$src" ]; then
+# The binary is chosen again before every step (the perf build may appear
+# meanwhile) and copied, so one run never mixes builds; each section in
+# docs/benchmarks.md names the commit it measured.
+pick() {
+    local b=$src
+    [ -z "$b" ] && [ -x /work/wt/notes/ezio-perf ] && b=/work/wt/notes/ezio-perf
+    ez=()
+    [ -n "$b" ] || return 0
     mkdir -p /tmp/ezio-bench-round2
-    cp "$src" /tmp/ezio-bench-round2/ezio
-    if [ -f "$src.commit" ]; then cp "$src.commit" /tmp/ezio-bench-round2/ezio.commit
+    cp "$b" /tmp/ezio-bench-round2/ezio
+    if [ -f "$b.commit" ]; then cp "$b.commit" /tmp/ezio-bench-round2/ezio.commit
     else rm -f /tmp/ezio-bench-round2/ezio.commit; fi
     ez=(--ezio /tmp/ezio-bench-round2/ezio)
-fi
+}
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(main stagger large disk n16 n32 loopback)
 run() { echo "round2: $(date -u +%H:%M:%S) $*" >&2; flock "$lock" "$@" || echo "round2: failed: $*" >&2; }
 for s in "${steps[@]}"; do
+    pick
     case $s in
         main) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 1,2,4,8 --runs 3 --unicast-copies 1 ;;
         stagger) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 8 --runs 3 --stagger 3 --methods unicast,ezio \
