@@ -622,22 +622,28 @@ def detach(dev):
     subprocess.run(["losetup", "-d", dev], capture_output=True)
 
 
-def m_ezio(c):
+def m_ezio_b(c):
+    """The same as ezio with the --ezio-b binary: two builds side by side in one run."""
+    return m_ezio(c, c.a.ezio_b)
+
+
+def m_ezio(c, binary=None):
     """ezio seed on h0, ezio deploy on every client (at once, or --stagger
     seconds apart with deploy's default flags). In --disk mode the seeder
     serves the whole-disk image directory and clients deploy it onto blank
     loop disks."""
     a = c.a
-    d = c.dir("ezio")
+    ezio = binary or a.ezio
+    d = c.dir("ezio-b" if binary else "ezio")
     disk = c.img.disk
     if disk:
-        seeder = Proc(0, [a.ezio, "seed", c.img.extdir, "--json", "--no-announce",
+        seeder = Proc(0, [ezio, "seed", c.img.extdir, "--json", "--no-announce",
                           "--listen", "%s:%d" % (ip_of(0), BT_PORT),
                           "--tracker-listen", "%s:%d" % (ip_of(0), TRACKER_PORT)], c.log("seeder.log"))
         src = "http://%s:%d/images/%s" % (ip_of(0), TRACKER_PORT, c.img.name)
     else:
         tor = c.torrents["ezio"]
-        seeder = Proc(0, [a.ezio, "seed", tor, c.img.extdir, "--json", "--listen", "%s:%d" % (ip_of(0), BT_PORT),
+        seeder = Proc(0, [ezio, "seed", tor, c.img.extdir, "--json", "--listen", "%s:%d" % (ip_of(0), BT_PORT),
                           "--tracker-listen", "%s:%d" % (ip_of(0), TRACKER_PORT)],
                       c.log("seeder.log"))
         src = tor
@@ -684,7 +690,7 @@ def m_ezio(c):
                 extra = []
                 for x in a.ezio_deploy_arg or []:
                     extra += x.split()
-                clients.append(Proc(i, [a.ezio, "deploy", src, targets[i - 1], "--yes", "--json"] +
+                clients.append(Proc(i, [ezio, "deploy", src, targets[i - 1], "--yes", "--json"] +
                                     seed_after + extra, c.log("h%d.log" % i)))
             deadline = t0 + c.timeout + (c.n - 1) * stagger
             ok = wait_all(clients, lambda p: done_t(p) is not None or p.rc is not None, deadline)
@@ -728,7 +734,8 @@ def m_ezio(c):
                     client_rcs=[p.rc for p in clients], **extra, **proc_stats(seeder, clients))
 
 
-METHODS = {"unicast": m_unicast, "multicast": m_multicast, "libtorrent": m_libtorrent, "ezio": m_ezio}
+METHODS = {"unicast": m_unicast, "multicast": m_multicast, "libtorrent": m_libtorrent, "ezio": m_ezio,
+           "ezio-b": m_ezio_b}
 
 
 # ---------------------------------------------------------------- torrents
@@ -782,6 +789,10 @@ def summarize(results, methods):
         row["fb"] = med(fb)
         row["ezio_fb"] = med(r["ezio"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
                              if "ezio" in r and "unicast" in r and r["ezio"]["time_s"] and r["unicast"]["one_copy_s"])
+        row["ezb_fb"] = med(r["ezio-b"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
+                            if "ezio-b" in r and "unicast" in r and r["ezio-b"]["time_s"] and r["unicast"]["one_copy_s"])
+        row["ezb_ez"] = med(r["ezio-b"]["time_s"] / r["ezio"]["time_s"] for r in rs
+                            if "ezio-b" in r and "ezio" in r and r["ezio-b"]["time_s"] and r["ezio"]["time_s"])
         row["ezio_lt"] = med(r["ezio"]["time_s"] / r["libtorrent"]["time_s"] for r in rs
                              if "ezio" in r and "libtorrent" in r and r["ezio"]["time_s"] and r["libtorrent"]["time_s"])
         row["lt_fb"] = med(r["libtorrent"]["time_s"] / r["unicast"]["one_copy_s"] for r in rs
@@ -816,6 +827,14 @@ def tables(rows, methods, img_bytes):
                 r["n"], cell("unicast"), cell("ezio"), cell("libtorrent"), cell("multicast"),
                 fmt(r["fb"]), fmt(r["ezio_fb"], 2), fmt(r["ezio_lt"], 2), fmt(r["lt_fb"], 2), fmt(r["mc_fb"], 2)))
         out.append("")
+        if "ezio-b" in methods:
+            out.append("Second build side by side (`--ezio-b`), same runs:\n")
+            out.append("| N | ezio | ezio-b | ezio/(F/B) | ezio-b/(F/B) | ezio-b/ezio (median of per-run ratios) |")
+            out.append("|---|---|---|---|---|---|")
+            for r in rs:
+                out.append("| %d | %s | %s | %s | %s | %s |" % (r["n"], fmt(r.get("ezio")), fmt(r.get("ezio-b")),
+                                                            fmt(r["ezio_fb"], 2), fmt(r["ezb_fb"], 2), fmt(r["ezb_ez"], 2)))
+            out.append("")
         out.append("Per method (medians): seeder interface bytes sent as a multiple of the image "
                    "(h0 eth0 tx counter, headers included) / machine CPU busy % over the run (2 cores) / "
                    "seeder CPU s / mean client CPU s / peak client RSS MiB.\n")
@@ -857,13 +876,14 @@ def netlab(*args):
     subprocess.run([NETLAB] + [str(x) for x in args], check=True, stdout=sys.stderr)
 
 
-def ezio_version(a):
-    if not a.ezio:
+def ezio_version(a, path=None):
+    path = path or a.ezio
+    if not path:
         return "ezio: not built"
-    r = subprocess.run([a.ezio, "--version"], capture_output=True, text=True)
+    r = subprocess.run([path, "--version"], capture_output=True, text=True)
     v = (r.stdout or r.stderr).strip().splitlines()
     # lan.sh notes the commit it built from; otherwise the checkout's HEAD now
-    note = a.ezio + ".commit"
+    note = path + ".commit"
     commit = open(note).read().strip() if os.path.exists(note) else subprocess.run(
         ["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
         capture_output=True, text=True).stdout.strip()
@@ -890,6 +910,8 @@ def main():
     ap.add_argument("--ezio-deploy-arg", action="append", help="extra args for ezio deploy")
     ap.add_argument("--mcast-bitrate", type=float, default=0.0,
                     help="udp-sender --max-bitrate as a fraction of the link rate (0 = udpcast's own flow control)")
+    ap.add_argument("--ezio-b", default="",
+                    help="a second ezio binary, run as method ezio-b beside ezio in the same runs")
     ap.add_argument("--stagger", type=float, default=0.0,
                     help="start the clients this many seconds apart; ezio clients then run with deploy's "
                          "default flags (no --seed-after)")
@@ -914,6 +936,8 @@ def main():
     for m in methods:
         if m not in METHODS:
             sys.exit("unknown method %s" % m)
+    if a.ezio_b and "ezio-b" not in methods:
+        methods.insert(methods.index("ezio") + 1 if "ezio" in methods else len(methods), "ezio-b")
     if "ezio" in methods and not a.ezio:
         log("no ezio binary given: the ezio column is skipped")
         methods.remove("ezio")
@@ -935,6 +959,8 @@ def main():
     log("image: %d bytes in %d extents (device %d bytes)" % (img.bytes, len(img.extents), img.device_bytes))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     ezio_ver = ezio_version(a)
+    if a.ezio_b:
+        ezio_ver += "; ezio-b: %s = %s" % (a.ezio_b, ezio_version(a, a.ezio_b))
     outdir = a.outdir = os.path.join(HERE, "out", stamp)
     os.makedirs(outdir, exist_ok=True)
     work = os.path.join(a.work, "run")

@@ -14,6 +14,8 @@
 #   n16      N = 16 at 25 Mbit/s, 128 MiB image, 1 run
 #   n32      N = 32 at 10 Mbit/s, 64 MiB image, 1 run (no multicast: see docs)
 #   loopback 1 GiB, 16 and 1 MiB pieces, 3 runs
+#   ab       (not in the default set) N = 8, 3 runs: the checkout's build as ezio
+#            and the perf build as ezio-b, side by side
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lock=/tmp/ezio-bench.lock
@@ -53,6 +55,10 @@ for s in "${steps[@]}"; do
         n32) run "$here/lan.sh" "${ez[@]}" --rates 10 --clients 32 --runs 1 --image-mib 64 --unicast-copies 1 \
                  --methods unicast,ezio,libtorrent ;;
         loopback) run "$here/loopback.sh" "${ez[@]}" --runs 3 ;;
+        ab) # main's build (lan.sh builds the checkout into /tmp/ezio-bench/ezio) vs the perf build, same runs
+            if [ ! -x /work/wt/notes/ezio-perf ]; then echo "round2: ab: no perf build" >&2; continue; fi
+            run "$here/lan.sh" --rates 100 --clients 8 --runs 3 --methods unicast,ezio,ezio-b --unicast-copies 1 \
+                --ezio-b /tmp/ezio-bench-round2/ezio ;;
         *) echo "round2: unknown step $s" >&2 ;;
     esac
 done
