@@ -8,6 +8,7 @@
 # exists at the start of a step, with its commit in ezio-perf.commit, else
 # lan.sh builds the checkout). STEPs (default all, in this order):
 #   main     N = 1,2,4,8 at 100 Mbit/s, 3 runs, ezio/libtorrent/multicast/unicast
+#            (and main's build as ezio-b when EZIO is another build)
 #   stagger  N = 8 started 3 s apart, 3 runs, ezio (default flags) and unicast
 #   large    N = 8, 16 MiB pieces, 1086 MiB image (68 pieces), 200 Mbit/s, 1 run
 #   disk     whole-disk image (3 partitions), N = 4, 100 Mbit/s, 1 run
@@ -37,12 +38,16 @@ pick() {
     ez=(--ezio /tmp/ezio-bench-round2/ezio)
 }
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(main stagger large disk n16 n32 loopback)
+[ ${#steps[@]} -gt 0 ] || steps=(main stagger large disk n16 loopback n32)
 run() { echo "round2: $(date -u +%H:%M:%S) $*" >&2; flock "$lock" "$@" || echo "round2: failed: $*" >&2; }
 for s in "${steps[@]}"; do
     pick
     case $s in
-        main) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 1,2,4,8 --runs 3 --unicast-copies 1 ;;
+        main) # with the perf build as ezio, main's build ($EZIO_MAIN, default /tmp/ezio-bench-main/ezio) runs beside it as ezio-b
+              b=()
+              main_bin=${EZIO_MAIN:-/tmp/ezio-bench-main/ezio}
+              [ ${#ez[@]} -gt 0 ] && [ -x "$main_bin" ] && b=(--ezio-b "$main_bin")
+              run "$here/lan.sh" "${ez[@]}" "${b[@]}" --rates 100 --clients 1,2,4,8 --runs 3 --unicast-copies 1 ;;
         stagger) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 8 --runs 3 --stagger 3 --methods unicast,ezio \
                      --unicast-copies 1 ;;
         large) free -g >&2
