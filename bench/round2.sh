@@ -17,6 +17,8 @@
 #   loopback 1 GiB, 16 and 1 MiB pieces, 3 runs
 #   ab       (not in the default set) N = 8, 3 runs: the checkout's build as ezio
 #            and the perf build as ezio-b, side by side
+# R2_RUNS (default 3) sets the runs of stagger and loopback, R2_N16_MIB
+# (default 128) the image of n16, for a set that must be shorter.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lock=/tmp/ezio-bench.lock
@@ -48,7 +50,7 @@ for s in "${steps[@]}"; do
               main_bin=${EZIO_MAIN:-/tmp/ezio-bench-main/ezio}
               [ ${#ez[@]} -gt 0 ] && [ -x "$main_bin" ] && b=(--ezio-b "$main_bin")
               run "$here/lan.sh" "${ez[@]}" "${b[@]}" --rates 100 --clients 1,2,4,8 --runs 3 --unicast-copies 1 ;;
-        stagger) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 8 --runs 3 --stagger 3 --methods unicast,ezio \
+        stagger) run "$here/lan.sh" "${ez[@]}" --rates 100 --clients 8 --runs "${R2_RUNS:-3}" --stagger 3 --methods unicast,ezio \
                      --unicast-copies 1 ;;
         large) free -g >&2
                run "$here/lan.sh" "${ez[@]}" --rates 200 --clients 8 --runs 1 --piece-mib 16 --image-mib 1024 \
@@ -56,10 +58,10 @@ for s in "${steps[@]}"; do
                rm -rf /dev/shm/ezio-bench/img1024 /dev/shm/ezio-bench/run ;;
         disk) run "$here/lan.sh" "${ez[@]}" --disk --rates 100 --clients 4 --runs 1 --methods unicast,ezio,multicast \
                   --unicast-copies 1 ;;
-        n16) run "$here/lan.sh" "${ez[@]}" --rates 25 --clients 16 --runs 1 --image-mib 128 --unicast-copies 1 ;;
+        n16) run "$here/lan.sh" "${ez[@]}" --rates 25 --clients 16 --runs 1 --image-mib "${R2_N16_MIB:-128}" --unicast-copies 1 ;;
         n32) run "$here/lan.sh" "${ez[@]}" --rates 10 --clients 32 --runs 1 --image-mib 64 --unicast-copies 1 \
                  --methods unicast,ezio,libtorrent ;;
-        loopback) run "$here/loopback.sh" "${ez[@]}" --runs 3 ;;
+        loopback) run "$here/loopback.sh" "${ez[@]}" --runs "${R2_RUNS:-3}" ;;
         ab) # main's build (lan.sh builds the checkout into /tmp/ezio-bench/ezio) vs the perf build, same runs
             if [ ! -x /work/wt/notes/ezio-perf ]; then echo "round2: ab: no perf build" >&2; continue; fi
             run "$here/lan.sh" --rates 100 --clients 8 --runs 3 --methods unicast,ezio,ezio-b --unicast-copies 1 \
