@@ -651,6 +651,11 @@ def m_ezio(c, binary=None):
             src = "http://%s:%d/torrents/%s" % (ip_of(0), TRACKER_PORT, a.ezio_url_name or c.img.name + ".torrent")
     if not (wait_listen(0, BT_PORT) and wait_listen(0, TRACKER_PORT)) or seeder.poll() is not None:
         seeder.stop(); raise RuntimeError("ezio seeder did not start: see %s" % seeder.logpath)
+    # The seeder's HTTP port can listen before its torrent is served (a client
+    # then gets "not found", exit 3): start clients once it reports seeding.
+    wait_all([seeder], lambda p: p.rc is not None or any(j.get("phase") == "seeding" for _, j in p.json_lines()),
+             time.time() + 15)
+    time.sleep(0.3)
     clients = []
     targets, loops = [], []
     try:
