@@ -224,12 +224,12 @@ class LinkRec:
                     pass
 
     def _sample(self):
-        t = time.time()
         for i, fd in self._fds.items():
             try:
                 text = os.pread(fd, 65536, 0).decode()
             except OSError:
                 continue
+            t = time.time()         # per host: a stall within one sweep does not skew the others
             for line in text.splitlines():
                 if line.strip().startswith("eth0:"):
                     f = line.split(":", 1)[1].split()
