@@ -9,6 +9,9 @@ command -v tc >/dev/null && command -v ss >/dev/null && command -v bridge >/dev/
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v nft >/dev/null || need+=(nftables)
 command -v aria2c >/dev/null || need+=(aria2)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v sfdisk >/dev/null || need+=(fdisk)
+command -v partx >/dev/null || need+=(util-linux)
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps: installing ${need[*]}" >&2
