@@ -36,7 +36,17 @@ type Server struct {
 	swarms    map[metainfo.Hash]*swarm
 	peerPorts map[metainfo.Hash]int // the seeder's BitTorrent port per torrent
 	expect    int
+
+	// ready is closed once the server answers requests: a seeder holds
+	// it (WithHold) until its images are registered, so that a client
+	// asking at that moment waits instead of being told "not found".
+	ready     chan struct{}
+	readyOnce sync.Once
 }
+
+// holdLimit is how long a request waits for a held server before it is
+// answered 503 (try again).
+const holdLimit = 60 * time.Second
 
 // Image kinds.
 const (
@@ -96,6 +106,14 @@ type ServerOption func(*Server)
 // list; others get 403 and are not tracked.
 func WithAllow(l AllowList) ServerOption { return func(s *Server) { s.allow = l } }
 
+// WithHold makes the server accept connections but answer nothing until
+// Open: a seeder registers its images first.
+func WithHold() ServerOption { return func(s *Server) { s.ready = make(chan struct{}) } }
+
+// Open lets a held server answer; requests that waited are answered now.
+// It is safe to call more than once, and on a server never held.
+func (s *Server) Open() { s.readyOnce.Do(func() { close(s.ready) }) }
+
 // ServerListenError is a server that could not listen on its address.
 type ServerListenError struct {
 	Addr string
@@ -130,8 +148,11 @@ func NewServer(addr string, log *slog.Logger, opts ...ServerOption) (*Server, er
 }
 
 func newServer(log *slog.Logger) *Server {
+	ready := make(chan struct{})
+	close(ready)
 	return &Server{
-		log: log.With("component", "tracker"), now: time.Now,
+		ready: ready,
+		log:   log.With("component", "tracker"), now: time.Now,
 		images: map[string]*servedImage{}, torrents: map[string]*servedTorrent{},
 		swarms: map[metainfo.Hash]*swarm{}, peerPorts: map[metainfo.Hash]int{},
 	}
@@ -153,6 +174,15 @@ func (s *Server) Handler() http.Handler {
 		if src := remoteIP(r); !s.allow.Contains(src) {
 			s.log.Debug("refused a request from outside the allowed networks", "from", src.String(), "path", r.URL.Path)
 			http.Error(w, "this server does not serve your network", http.StatusForbidden)
+			return
+		}
+		select {
+		case <-s.ready:
+		case <-r.Context().Done():
+			return
+		case <-time.After(holdLimit):
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "this server is still starting", http.StatusServiceUnavailable)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -214,5 +215,58 @@ func TestServerListenErrorIsTyped(t *testing.T) {
 	var le *ServerListenError
 	if !errors.As(err, &le) || le.Addr != s.Addr() || strings.Contains(err.Error(), "--") {
 		t.Errorf("second server on %s: %v, want a ServerListenError without flag names", s.Addr(), err)
+	}
+}
+
+// TestHeldServerAnswersOnceOpen: a client that asks a seeder's server
+// while its images are still being added waits, then gets the image (it
+// was told "not found" and gave up, exit 3, when a room started at once).
+func TestHeldServerAnswersOnceOpen(t *testing.T) {
+	s, err := NewServer("127.0.0.1:0", nil, WithHold())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	type answer struct {
+		code int
+		at   time.Time
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(s.BaseURL() + "/torrents/sda1.torrent")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		got <- answer{code: resp.StatusCode, at: time.Now()}
+	}()
+	select {
+	case a := <-got:
+		t.Fatalf("a held server answered before Open: %d %v", a.code, a.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := s.AddImage(fakeTorrent(t, "sda1", 4, 1<<20), 6881); err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Now()
+	s.Open()
+	s.Open() // twice is harmless
+	select {
+	case a := <-got:
+		if a.err != nil || a.code != http.StatusOK {
+			t.Fatalf("after Open: %d %v, want 200", a.code, a.err)
+		}
+		if a.at.Before(opened) {
+			t.Errorf("answered at %v, before Open at %v", a.at, opened)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after Open")
+	}
+	// A server never held answers at once.
+	ls := newLabServer(t)
+	if resp, _ := getBody(t, ls.s.BaseURL()+"/images.json"); resp.StatusCode != http.StatusOK {
+		t.Errorf("an unheld server answered %d", resp.StatusCode)
 	}
 }

@@ -46,7 +46,7 @@ func CheckSource(l *Layout, source string) (TargetKind, error) {
 // called. Unless NoTracker, the session runs the embedded tracker and
 // torrent server.
 func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
-	s, err := NewSession(SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, Allow: o.Allow})
+	s, err := NewSession(SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, Allow: o.Allow, HoldServer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +56,8 @@ func Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		s.shutdown()
 		return nil, err
 	}
+	// The image is listed now: clients that asked meanwhile get it.
+	s.OpenServer()
 	return j, nil
 }
 

@@ -24,6 +24,10 @@ type SessionOptions struct {
 	// ("" means ":6969").
 	Serve        bool
 	ServerListen string
+	// HoldServer: the server accepts connections at once but answers
+	// only after Session.OpenServer, once the seeder's images are all
+	// registered (a one-job Seed session opens it by itself).
+	HoldServer bool
 	// MaxUnverifiedBytes bounds the piece data requested and not yet
 	// verified, per torrent (0: the cache size).
 	MaxUnverifiedBytes int64
@@ -94,7 +98,11 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	s.cl = cl
 	if o.Serve {
-		srv, err := NewServer(o.ServerListen, log, WithAllow(AllowList(o.Allow)))
+		opts := []ServerOption{WithAllow(AllowList(o.Allow))}
+		if o.HoldServer {
+			opts = append(opts, WithHold())
+		}
+		srv, err := NewServer(o.ServerListen, log, opts...)
 		if err != nil {
 			cl.Close()
 			return nil, err
@@ -162,6 +170,13 @@ func (s *Session) Job(infoHash string) *Job {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.jobs[ih]
+}
+
+// OpenServer lets a held server (SessionOptions.HoldServer) answer.
+func (s *Session) OpenServer() {
+	if s.srv != nil {
+		s.srv.Open()
+	}
 }
 
 // Server is the embedded tracker and image server, or nil.

@@ -66,7 +66,9 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 	if err != nil {
 		return nil, refused(err)
 	}
-	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen})
+	// Held: a client asking for the image while its partitions are being
+	// added waits for them instead of hearing "not found".
+	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, HoldServer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +110,7 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 			return nil, err
 		}
 	}
+	sess.OpenServer()
 	return s, nil
 }
 
