@@ -167,6 +167,23 @@ func newDeployCmd(a *App) *cobra.Command {
 		recheck        bool
 		then           string
 	}
+	// policy is what the flags say of trackers, seeding after the deploy
+	// (default: serve while others need pieces) and giving up (0: never),
+	// for partition and disk images alike.
+	policy := func(cmd *cobra.Command) (trackers []string, seedAfter, timeout time.Duration) {
+		if o.tracker != "" {
+			trackers = []string{o.tracker}
+		}
+		seedAfter = engine.SeedUntilIdle
+		if cmd.Flags().Changed("seed-after") {
+			seedAfter = o.seedAfter
+		}
+		timeout = o.timeout
+		if timeout <= 0 {
+			timeout = -1
+		}
+		return trackers, seedAfter, timeout
+	}
 	cmd := &cobra.Command{
 		Use:   "deploy FILE.torrent|URL|SERVER|auto[:NAME]|IMAGE-DIR TARGET",
 		Short: "Receive an image from the swarm and write it onto a disk, partition or file",
@@ -205,19 +222,9 @@ carrying "result", "code" and "reason".`,
 				if err := checkThen(o.then); err != nil {
 					return refused(err)
 				}
-				var trackers []string
-				if o.tracker != "" {
-					trackers = []string{o.tracker}
-				}
-				// The same seeding policy as a partition image's deploy.
-				seedAfter := engine.SeedUntilIdle
-				if cmd.Flags().Changed("seed-after") {
-					seedAfter = o.seedAfter
-				}
-				timeout := o.timeout
-				if timeout <= 0 {
-					timeout = -1
-				}
+				// The same peers, seeding policy and timeout as a partition
+				// image's deploy.
+				trackers, seedAfter, timeout := policy(cmd)
 				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
 					return err
 				}
@@ -264,18 +271,7 @@ carrying "result", "code" and "reason".`,
 						return refused(errors.New("not confirmed; nothing was written"))
 					}
 				}
-				var trackers []string
-				if o.tracker != "" {
-					trackers = []string{o.tracker}
-				}
-				seedAfter := engine.SeedUntilIdle
-				if cmd.Flags().Changed("seed-after") {
-					seedAfter = o.seedAfter
-				}
-				timeout := o.timeout
-				if timeout <= 0 {
-					timeout = -1
-				}
+				trackers, seedAfter, timeout := policy(cmd)
 				do := engine.DeployOptions{
 					Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
 					Trackers: trackers, SeedAfter: seedAfter, Timeout: timeout, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
