@@ -195,7 +195,9 @@ func TestResumeAfterStop(t *testing.T) {
 	opts := DeployOptions{
 		Torrent: im.mi, Target: target, SkipSafetyChecks: true,
 		Seeders: []string{seed.PeerAddr()},
-		Tuning:  Tuning{ListenAddr: "127.0.0.1:0", MaxDownloadRate: 8 << 20},
+		// Slow enough that the stop at half way lands seconds before the
+		// end even on a loaded machine (at 8 MiB/s it once came too late).
+		Tuning: Tuning{ListenAddr: "127.0.0.1:0", MaxDownloadRate: 3 << 20},
 	}
 	j, err := Deploy(context.Background(), opts)
 	if err != nil {
