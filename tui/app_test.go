@@ -252,7 +252,8 @@ func TestSettingsSaves(t *testing.T) {
 	}
 	// Theme select: move to "mono", then accept every field.
 	drive(t, m, down, enter, enter, enter, enter, enter) // default -> mono
-	settle(t, m, 30*time.Second, "settings saved", func() bool { return s.saved != "" })
+	// "being saved to" shows at once; the file is written when "saved to" does.
+	settle(t, m, 30*time.Second, "settings saved", func() bool { return strings.HasPrefix(s.saved, "saved to") })
 	cfg, err := LoadConfig(m.deps.ConfigPath)
 	if err != nil || cfg.Theme != "mono" || cfg.AIOThreads != 4 || cfg.ListenPort != 6881 {
 		t.Fatalf("saved %+v, %v", cfg, err)
