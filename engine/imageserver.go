@@ -561,3 +561,16 @@ func (s *Server) imageFleetLocked(im *servedImage) []FleetMember {
 	sort.Slice(out, func(a, b int) bool { return out[a].Addr < out[b].Addr })
 	return out
 }
+
+// ImageFleet lists the clients of the image called name (for a disk
+// image one member per client, summed over its partitions), or nil when
+// no such image is served.
+func (s *Server) ImageFleet(name string) []FleetMember {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	im := s.images[name]
+	if im == nil {
+		return nil
+	}
+	return s.imageFleetLocked(im)
+}

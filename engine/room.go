@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// roomPoll is how often RunImage looks at the fleet.
+const roomPoll = time.Second
+
 // RoomWatch is the rule a seeder of a room follows to stop by itself: once
 // Expect clients have completed and no connected client still needs data,
 // or Linger after the room was done even if one still does. The CLI's
@@ -57,6 +60,57 @@ func (r RoomWatch) Run(ctx context.Context, j *Job) bool {
 				j.Stop()
 				return true
 			}
+		}
+	}
+}
+
+// RunImage is Run for an image of several torrents (a disk image): it
+// watches the fleet of the image called name on srv, one member per
+// client summed over the partitions, and calls stop once the room is
+// done. done ends the watch early (the seeder stopped for another
+// reason). A client counts as needing data while the tracker has it
+// downloading.
+func (r RoomWatch) RunImage(ctx context.Context, srv *Server, name string, done <-chan struct{}, stop func()) bool {
+	if r.Expect <= 0 || srv == nil {
+		return false
+	}
+	tick := time.NewTicker(roomPoll)
+	defer tick.Stop()
+	var reached time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-done:
+			return false
+		case <-tick.C:
+		}
+		fleet := srv.ImageFleet(name)
+		completed, needy := 0, 0
+		for _, m := range fleet {
+			switch {
+			case m.Completed:
+				completed++
+			case m.State == FleetDownloading:
+				needy++
+			}
+		}
+		if completed < r.Expect {
+			continue
+		}
+		now := time.Now()
+		if reached.IsZero() {
+			reached = now
+			if r.Reached != nil {
+				r.Reached(completed)
+			}
+		}
+		if needy == 0 || (r.Linger > 0 && now.Sub(reached) >= r.Linger) {
+			if r.Stopping != nil {
+				r.Stopping(needy)
+			}
+			stop()
+			return true
 		}
 	}
 }
