@@ -113,7 +113,9 @@ func Resolve(ctx context.Context, spec string, timeout time.Duration) (baseURL, 
 // FetchTorrent loads the torrent a deploy names, in every form the wizard
 // accepts: auto or auto:NAME (searched on the LAN for timeout), a torrent's
 // URL, a .torrent file, or a server's address (HOST, HOST:PORT,
-// http://HOST:PORT/), which must then serve exactly one image.
+// http://HOST:PORT/), which must then serve exactly one image. An image
+// found that way which is a whole disk gives an *engine.DiskImageError
+// carrying its /images/NAME URL.
 func FetchTorrent(ctx context.Context, src string, timeout time.Duration) (*engine.FetchedTorrent, error) {
 	src = strings.TrimSpace(src)
 	if IsAuto(src) {
@@ -146,6 +148,11 @@ func fetchImage(ctx context.Context, base, name string) (*engine.FetchedTorrent,
 	var names []string
 	for _, e := range es {
 		if e.Name == name || name == "" && len(es) == 1 {
+			if e.Kind == engine.KindDisk {
+				// Several torrents: the caller deploys it as a disk
+				// image from its /images/NAME.
+				return nil, &engine.DiskImageError{URL: engine.ImageURL(base, e)}
+			}
 			return engine.FetchTorrent(ctx, engine.TorrentURL(base, e))
 		}
 		names = append(names, e.Name)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/tui/format"
 )
 
@@ -55,8 +57,14 @@ func (s *DiskSeed) Stop() {
 type DiskSeedOptions struct {
 	TrackerListen string // "" = :6969
 	NoTracker     bool
-	Tuning        engine.Tuning
-	Logger        *slog.Logger
+	// Allow, when not empty, limits peers, the tracker and the image
+	// server to these networks (loopback always).
+	Allow []netip.Prefix
+	// Expect is how many clients make the room (0: not said): the status
+	// page and /images.json show "k of N".
+	Expect int
+	Tuning engine.Tuning
+	Logger *slog.Logger
 }
 
 // SeedDiskImage serves every partition of the disk image in dir, with one
@@ -68,7 +76,7 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 	}
 	// Held: a client asking for the image while its partitions are being
 	// added waits for them instead of hearing "not found".
-	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, HoldServer: true})
+	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, Allow: o.Allow, HoldServer: true})
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +113,9 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 			if !p.HasData() {
 				parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem})
 			}
+		}
+		if o.Expect > 0 {
+			s.Server.SetExpect(o.Expect)
 		}
 		if err := s.Server.AddDiskImage(engine.DiskImage{Name: m.Name, Manifest: files[diskimage.ManifestFile], Parts: parts, PeerPort: sess.PeerPort(), Files: files}); err != nil {
 			return nil, err
@@ -410,28 +421,72 @@ func firstOf(ss ...string) string {
 	return ""
 }
 
+// diskSeedFlags are the seed command's flags a disk image uses.
+type diskSeedFlags struct {
+	trackerListen                 string
+	noTracker, noAnnounce, asJSON bool
+	exitWhenDone                  bool
+	allow                         []netip.Prefix
+	room                          *roomWatch
+}
+
+// diskSeedLine is a --json progress line of a disk image's seeder.
+type diskSeedLine struct {
+	Type       string               `json:"type"`
+	Image      string               `json:"image"`
+	UploadRate float64              `json:"upload_rate"`
+	Uploaded   int64                `json:"bytes_uploaded"`
+	Expected   int                  `json:"expected,omitempty"`
+	FleetDone  int                  `json:"fleet_done"`
+	Fleet      []engine.FleetMember `json:"fleet"`
+	Partitions []engine.Snapshot    `json:"partitions"`
+}
+
 // SeedDiskCommand is `ezio seed DIR` for a disk image directory: it serves
-// every partition until ctx ends, printing where clients find it.
-func (a *App) SeedDiskCommand(ctx context.Context, dir, trackerListen string, noTracker, asJSON bool) error {
+// every partition, announced on the LAN, until ctx ends or (with
+// --exit-when-done) the room is done, printing where clients find it.
+func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) error {
 	log, err := a.Logger(true)
 	if err != nil {
 		return err
 	}
-	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: trackerListen, NoTracker: noTracker, Tuning: a.Tuning, Logger: log})
+	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: o.trackerListen, NoTracker: o.noTracker, Allow: o.allow, Expect: o.room.expect, Tuning: a.Tuning, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer s.Stop()
-	if !asJSON {
-		fmt.Fprintf(a.Stderr, "seeding disk image %s (%s, %d partitions) from %s\n", s.Manifest.Name, strings.ToUpper(s.Manifest.Label), len(s.Manifest.Partitions), dir)
+	name := s.Manifest.Name
+	if !o.asJSON {
+		fmt.Fprintf(a.Stderr, "seeding disk image %s (%s, %d partitions) from %s\n", name, strings.ToUpper(s.Manifest.Label), len(s.Manifest.Partitions), dir)
 		for _, j := range s.Jobs {
 			fmt.Fprintf(a.Stderr, "  %s (%s): peers connect to %s\n", j.Name(), j.InfoHash(), j.PeerAddr())
 		}
 		if s.Server != nil {
-			fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/images/%s TARGET-DISK\n", s.Server.BaseURL(), s.Manifest.Name)
+			fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/images/%s TARGET-DISK\n", s.Server.BaseURL(), name)
 		}
 	}
-	mode := a.progressMode(asJSON)
+	if s.Server != nil && !o.noAnnounce {
+		stop, err := discover.Announce(ctx, discover.Info{BaseURL: s.Server.BaseURL(), Listen: o.trackerListen, Images: []string{name}, Logger: log})
+		if err != nil {
+			log.Warn("not announced on the LAN; clients need this server's address", "err", err)
+		} else {
+			defer stop()
+			if !o.asJSON {
+				fmt.Fprintf(a.Stderr, "announced on the LAN; clients can also use: ezio deploy auto:%s TARGET-DISK\n", name)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.exitWhenDone {
+		go engine.RoomWatch{
+			Expect:   o.room.expect,
+			Linger:   o.room.linger,
+			Reached:  func(done int) { fmt.Fprintf(a.Stderr, "%d of %d clients done\n", done, o.room.expect) },
+			Stopping: o.room.stopping(a.Stderr),
+		}.RunImage(ctx, s.Server, name, nil, cancel)
+	}
+	mode := a.progressMode(o.asJSON)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	enc := json.NewEncoder(a.Stdout)
@@ -439,33 +494,42 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir, trackerListen string, no
 	for {
 		select {
 		case <-ctx.Done():
+			if o.room.done.Load() {
+				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
+			}
 			return nil // stopping a seeder is its normal end
 		case <-tick.C:
 		}
-		var up float64
-		var sent int64
-		var rows []engine.Snapshot
+		line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []engine.FleetMember{}}
 		for _, j := range s.Jobs {
 			sn := j.Snapshot()
-			up += sn.UploadRate
-			sent += sn.BytesUploaded
-			rows = append(rows, sn)
+			line.UploadRate += sn.UploadRate
+			line.Uploaded += sn.BytesUploaded
+			line.Partitions = append(line.Partitions, sn)
+		}
+		if s.Server != nil {
+			if f := s.Server.ImageFleet(name); f != nil {
+				line.Fleet = f
+			}
+			for _, m := range line.Fleet {
+				if m.Completed {
+					line.FleetDone++
+				}
+			}
+		}
+		room := ""
+		if o.room.expect > 0 {
+			room = fmt.Sprintf("  %d of %d clients done", line.FleetDone, o.room.expect)
 		}
 		switch mode {
 		case progressJSON:
-			enc.Encode(struct {
-				Type       string            `json:"type"`
-				Image      string            `json:"image"`
-				UploadRate float64           `json:"upload_rate"`
-				Uploaded   int64             `json:"bytes_uploaded"`
-				Partitions []engine.Snapshot `json:"partitions"`
-			}{"progress", s.Manifest.Name, up, sent, rows})
+			enc.Encode(line)
 		case progressLine:
-			fmt.Fprintf(a.Stdout, "\rseeding %s  up %s  sent %s   ", s.Manifest.Name, format.Rate(up), format.Bytes(sent))
+			fmt.Fprintf(a.Stdout, "\rseeding %s  up %s  sent %s%s   ", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
 		case progressPlain:
 			if time.Since(last) >= 5*time.Second {
 				last = time.Now()
-				fmt.Fprintf(a.Stdout, "seeding %s  up %s  sent %s\n", s.Manifest.Name, format.Rate(up), format.Bytes(sent))
+				fmt.Fprintf(a.Stdout, "seeding %s  up %s  sent %s%s\n", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,81 @@ func TestDiskDeployTimeout(t *testing.T) {
 		t.Errorf("the JSON result does not say unreachable:\n%s", out.String())
 	}
 	t.Logf("gave up after %s", took.Round(100*time.Millisecond))
+}
+
+// TestDiskRoomEndsByItself: `ezio seed IMAGE-DIR --expect 2
+// --exit-when-done` stops by itself once two clients have deployed the
+// disk image, and the clients name the server only by its address (HOST:PORT
+// and http://HOST:PORT/): the one image it serves is found to be a whole
+// disk and deployed as one.
+func TestDiskRoomEndsByItself(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(41, 1<<20)}}}
+	src, _ := dkDisk(t, 32<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "room")
+
+	// Refused before anything starts: no tracker, no room to count.
+	if code, _, _, err := capCLI(t, "seed", dir, "--no-tracker", "--no-announce", "--expect", "2", "--exit-when-done"); code != ExitRefused || err == nil || !strings.Contains(err.Error(), "--no-tracker") {
+		t.Errorf("--exit-when-done with --no-tracker: exit %d, want 2 naming --no-tracker: %v", code, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	addr := fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t))
+	type result struct {
+		code     int
+		out, err string
+	}
+	seeder := make(chan result, 1)
+	go func() {
+		var out, errb capBuffer
+		code, _ := capExec(ctx, t, &out, &errb, "seed", dir, "--tracker-listen", addr, "--listen", "127.0.0.1:0",
+			"--no-announce", "--expect", "2", "--exit-when-done", "--json")
+		seeder <- result{code, out.String(), errb.String()}
+	}()
+	up := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get("http://" + addr + "/images.json")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(up) {
+			t.Fatalf("the seeder's server never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	targets := []string{dkBlank(t, 32<<20), dkBlank(t, 32<<20)}
+	servers := []string{addr, "http://" + addr + "/"}
+	clients := make(chan result, 2)
+	for i := range targets {
+		go func() {
+			var out, errb capBuffer
+			code, _ := capExec(ctx, t, &out, &errb, "deploy", servers[i], targets[i], "--yes", "--json", "--listen", "127.0.0.1:0", "--seed-after", "0")
+			clients <- result{code, out.String(), errb.String()}
+		}()
+	}
+	for range targets {
+		r := <-clients
+		if r.code != 0 || !strings.Contains(r.out, `"result":"ok"`) || !strings.Contains(r.out, `"partitions":[{"number":1`) {
+			t.Fatalf("client: exit %d, want 0 with a disk result\n%s\n%s", r.code, capTail(r.out), capTail(r.err))
+		}
+	}
+	var s result
+	select {
+	case s = <-seeder:
+	case <-time.After(time.Minute):
+		t.Fatal("the seeder did not stop within a minute of its two clients being done")
+	}
+	if ctx.Err() != nil || s.code != 0 || !strings.Contains(s.err, "the room is done: 2 clients completed") {
+		t.Fatalf("seeder: exit %d (ctx %v), want 0 saying the room is done\n%s", s.code, ctx.Err(), capTail(s.err))
+	}
+	if !strings.Contains(s.out, `"fleet_done":2`) || !strings.Contains(s.out, `"expected":2`) {
+		t.Errorf("the seeder's JSON never showed 2 of 2 done:\n%s", capTail(s.out))
+	}
+	for _, target := range targets {
+		dkCheckFiles(t, target, parts)
+	}
 }

@@ -28,17 +28,23 @@ type roomWatch struct {
 
 func (r *roomWatch) run(ctx context.Context, j *engine.Job, log io.Writer) {
 	w := engine.RoomWatch{
-		Expect:  r.expect,
-		Linger:  r.linger,
-		Reached: func(done int) { fmt.Fprintf(log, "%d of %d clients done\n", done, r.expect) },
-		Stopping: func(needy int) {
-			if needy > 0 {
-				fmt.Fprintf(log, "stopping after %s although %d client(s) still need data\n", r.linger, needy)
-			}
-			r.done.Store(true)
-		},
+		Expect:   r.expect,
+		Linger:   r.linger,
+		Reached:  func(done int) { fmt.Fprintf(log, "%d of %d clients done\n", done, r.expect) },
+		Stopping: r.stopping(log),
 	}
 	w.Run(ctx, j)
+}
+
+// stopping is the RoomWatch.Stopping of the seed command: it says why a
+// room was left with clients still needing data, and marks the room done.
+func (r *roomWatch) stopping(log io.Writer) func(needy int) {
+	return func(needy int) {
+		if needy > 0 {
+			fmt.Fprintf(log, "stopping after %s although %d client(s) still need data\n", r.linger, needy)
+		}
+		r.done.Store(true)
+	}
 }
 
 // Then actions after a verified deploy.

@@ -217,7 +217,7 @@ carrying "result", "code" and "reason".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
-			if IsDiskImageSource(ctx, args[0]) {
+			deployDisk := func(src string) error {
 				// A whole-disk image: its own progress and result lines.
 				if err := checkThen(o.then); err != nil {
 					return refused(err)
@@ -225,12 +225,18 @@ carrying "result", "code" and "reason".`,
 				// The same peers, seeding policy and timeout as a partition
 				// image's deploy.
 				trackers, seedAfter, timeout := policy(cmd)
-				if err := a.DeployDiskCommand(ctx, args[0], args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
+				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)
 			}
+			if IsDiskImageSource(ctx, args[0]) {
+				return deployDisk(args[0])
+			}
 			var job *engine.Job
+			// diskURL is set when the image found on the LAN (auto) or
+			// on a server given by its address is a whole disk.
+			var diskURL string
 			err := func() error {
 				src, target := args[0], args[1]
 				if err := checkThen(o.then); err != nil {
@@ -241,6 +247,11 @@ carrying "result", "code" and "reason".`,
 					return err
 				}
 				ft, err := discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
+				var de *engine.DiskImageError
+				if errors.As(err, &de) && IsDiskImageSource(ctx, de.URL) {
+					diskURL = de.URL
+					return nil
+				}
 				if err != nil {
 					return fetchError(err)
 				}
@@ -283,6 +294,12 @@ carrying "result", "code" and "reason".`,
 				job = j
 				return followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), nil)
 			}()
+			if diskURL != "" {
+				if !o.asJSON {
+					fmt.Fprintf(a.Stderr, "%s is a whole-disk image\n", diskURL)
+				}
+				return deployDisk(diskURL)
+			}
 			if o.asJSON {
 				var s engine.Snapshot
 				if job != nil {
@@ -421,21 +438,30 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if o.exitWhenDone {
+				if o.room.expect <= 0 {
+					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
+				}
+				if o.noTracker {
+					return refused(errors.New("--exit-when-done counts the clients through this seeder's tracker; it cannot be used with --no-tracker"))
+				}
+			}
+			allow, err := engine.ParseAllowList(o.allow)
+			if err != nil {
+				return refused(err)
+			}
 			if len(args) == 1 {
 				if !diskimage.IsDiskImage(args[0]) {
 					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
 				}
-				return a.SeedDiskCommand(ctx, args[0], o.trackerListen, o.noTracker, o.asJSON)
+				return a.SeedDiskCommand(ctx, args[0], diskSeedFlags{trackerListen: o.trackerListen, noTracker: o.noTracker, noAnnounce: o.noAnnounce,
+					asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room})
 			}
 			log, err := a.Logger(true)
 			if err != nil {
 				return err
 			}
 			mi, err := engine.LoadTorrent(ctx, args[0])
-			if err != nil {
-				return refused(err)
-			}
-			allow, err := engine.ParseAllowList(o.allow)
 			if err != nil {
 				return refused(err)
 			}
@@ -454,9 +480,6 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 				}
 			}
 			if o.exitWhenDone {
-				if o.room.expect <= 0 {
-					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
-				}
 				go o.room.run(ctx, j, a.Stderr)
 			}
 			// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up.
