@@ -550,8 +550,44 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	if u, err := url.Parse(src); err == nil && diskdeploy.IsRemote(src) && len(o.Trackers) == 0 {
 		o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
 	}
+	if !diskdeploy.IsRemote(src) {
+		alone := len(o.Peers) == 0 && len(o.Seeders) == 0 && len(o.Trackers) == 0
+		seeders, stop, err := LocalDiskSeeders(ctx, src, a.Tuning, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		o.Seeders = append(o.Seeders, seeders...)
+		if alone && o.SeedAfter == engine.SeedUntilIdle {
+			// Nobody else was named: a deploy from a stick is alone,
+			// and waiting for others to ask would only delay the end.
+			o.SeedAfter = 0
+		}
+	}
 	_, err = a.DeployDiskImage(ctx, fsys, target, asJSON, o)
 	return err
+}
+
+// LocalDiskSeeders serves a local disk image directory (a USB stick, an
+// image store) to this machine's own deploy, over loopback, with no
+// tracker: the deploy reads it as a trusted seeder, every piece still
+// hashed before it is sent and again when it arrives, and any other peer
+// it was given adds to it. stop ends the serving.
+func LocalDiskSeeders(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger) (seeders []string, stop func(), err error) {
+	tu.ListenAddr = "127.0.0.1:0"
+	tu.MaxUploadRate = 0
+	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{NoTracker: true, Tuning: tu, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	for _, j := range s.Jobs {
+		if a := j.PeerAddr(); !seen[a] {
+			seen[a] = true
+			seeders = append(seeders, a)
+		}
+	}
+	return seeders, s.Stop, nil
 }
 
 // IsDiskImageSource says whether a deploy source is a disk image: a local

@@ -259,3 +259,29 @@ func TestDiskRoomEndsByItself(t *testing.T) {
 		dkCheckFiles(t, target, parts)
 	}
 }
+
+// TestDiskDeployFromLocalDir: `ezio deploy IMAGE-DIR DISK` with no server,
+// peer or tracker (an image on a USB stick) writes the disk from the
+// directory itself and ends once verified, without waiting for other
+// clients to ask for pieces.
+func TestDiskDeployFromLocalDir(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(51, 2<<20)}}}
+	src, _ := dkDisk(t, 32<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "stick")
+	target := dkBlank(t, 32<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb capBuffer
+	start := time.Now()
+	code, err := capExec(ctx, t, &out, &errb, "deploy", dir, target, "--yes", "--json", "--listen", "127.0.0.1:0")
+	took := time.Since(start)
+	if code != 0 || !strings.Contains(out.String(), `"result":"ok"`) {
+		t.Fatalf("deploy from the directory: exit %d (%v), want 0\n%s\n%s", code, err, capTail(out.String()), capTail(errb.String()))
+	}
+	// The room policy would serve for a minute of idleness first.
+	if took > 50*time.Second {
+		t.Errorf("the deploy took %s: it waited for clients that nobody named", took)
+	}
+	dkCheckFiles(t, target, parts)
+}
