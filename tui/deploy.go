@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func (f *DeployFlow) buildForm() {
 	case stepSource:
 		f.form, f.formID = newForm(f.c, huh.NewGroup(
 			huh.NewInput().Title("Where is the image?").
-				Description("The server's address (10.0.0.1 or 10.0.0.1:6969),\nor the path or URL of a .torrent file.").
+				Description("The server's address (10.0.0.1 or 10.0.0.1:6969), auto to find it,\na .torrent file or URL, or a disk image directory (a USB stick).").
 				Placeholder("10.0.0.1:6969").
 				Value(&f.source).
 				Validate(func(s string) error {
@@ -235,6 +236,12 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return f, nil
 		}
 		f.busy = ""
+		var de *engine.DiskImageError
+		if errors.As(msg.err, &de) {
+			// Found on the LAN or on a server by its address: the image
+			// is a whole disk, read from its /images/NAME.
+			return f, f.openDisk(de.URL, "reading the disk image "+de.URL)
+		}
 		if msg.err != nil {
 			return f, showError("Could not read the torrent", msg.err,
 				"Check the path or the URL; a torrent made by Capture or Build a torrent, or served by a seeder, works.", f)
@@ -286,8 +293,11 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		f.busy = ""
 		if msg.err != nil {
-			return f, showError("Could not read the disk image", msg.err,
-				"Check that the server still serves it; a disk image is read from its /images/NAME.", f)
+			hint := "Check that the server still serves it; a disk image is read from its /images/NAME."
+			if !diskdeploy.IsRemote(f.source) {
+				hint = "The directory must hold " + diskimage.ManifestFile + " and the partitions' torrents and extents, as Capture writes them."
+			}
+			return f, showError("Could not read the disk image", msg.err, hint, f)
 		}
 		f.disk, f.ft, f.sum = msg.img, nil, nil
 		f.step = stepTarget
@@ -331,6 +341,9 @@ func (f *DeployFlow) submitted() tea.Cmd {
 	case stepSource:
 		f.source = strings.TrimSpace(f.source)
 		f.v.Source = f.source
+		if diskimage.IsDiskImage(f.source) {
+			return f.openDisk(f.source, "reading the disk image in "+f.source)
+		}
 		if isTorrentSource(f.source) {
 			f.images = nil
 			return f.fetchTorrent(f.source, "reading "+f.source)

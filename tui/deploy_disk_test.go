@@ -3,9 +3,13 @@ package tui
 import (
 	"context"
 	"errors"
-	tea "github.com/charmbracelet/bubbletea"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/disks"
 	"ezio/disks/diskdeploy"
@@ -302,5 +306,45 @@ func TestPartitionDeployThen(t *testing.T) {
 	}
 	if len(calls) != 0 {
 		t.Errorf("a failed deploy ran %v", calls)
+	}
+}
+
+// TestDeployDiskFromDirOrFound: a disk image directory typed as the source
+// (an image on a USB stick) and a disk image that auto (or a server's
+// address) finds both open as disk images, with whole disks as targets,
+// instead of being read as torrents.
+func TestDeployDiskFromDirOrFound(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, diskimage.ManifestFile), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	found := "http://10.0.0.1:6969/images/lab-2026"
+	for _, tc := range []struct{ typed, opened string }{{dir, dir}, {"auto:lab-2026", found}} {
+		w := &diskWorld{}
+		d := diskDeps(t, w)
+		var opened []string
+		open := d.DiskDeps.OpenDiskImage
+		d.DiskDeps.OpenDiskImage = func(ctx context.Context, src string) (*diskdeploy.Image, error) {
+			opened = append(opened, src)
+			return open(ctx, found)
+		}
+		d.FetchTorrent = func(ctx context.Context, src string) (*engine.FetchedTorrent, error) {
+			if src != "auto:lab-2026" {
+				return nil, errors.New("fetched " + src)
+			}
+			return nil, &engine.DiskImageError{URL: found}
+		}
+		m := New(testCommon(80, 25, "linux"), d, &Config{})
+		drive(t, m, key1("d"))
+		f := m.Current().(*DeployFlow)
+		drive(t, m, keys(tc.typed)...)
+		drive(t, m, enter)
+		settle(t, m, 10*time.Second, "the disk image opened", func() bool { return f.disk != nil })
+		if len(opened) != 1 || opened[0] != tc.opened {
+			t.Errorf("%s: opened %q, want %q", tc.typed, opened, tc.opened)
+		}
+		if f.step != stepTarget || !strings.Contains(m.View(), "Which whole disk") {
+			t.Errorf("%s: not at the whole-disk targets:\n%s", tc.typed, m.View())
+		}
 	}
 }

@@ -568,6 +568,33 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	return err
 }
 
+// deployDiskLocal is the wizard's disk deploy: diskdeploy.Deploy, with a
+// local image directory served to it as DeployDiskCommand does.
+func deployDiskLocal(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (*diskdeploy.Run, error) {
+	if diskdeploy.IsRemote(img.Source) || img.Source == "" {
+		return diskdeploy.Deploy(ctx, img, plan, o)
+	}
+	alone := len(o.Peers) == 0 && len(o.Seeders) == 0 && len(o.Trackers) == 0
+	seeders, stop, err := LocalDiskSeeders(ctx, img.Source, o.Tuning, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	o.Seeders = append(o.Seeders, seeders...)
+	if alone && o.SeedAfter == engine.SeedUntilIdle {
+		o.SeedAfter = 0
+	}
+	run, err := diskdeploy.Deploy(ctx, img, plan, o)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	go func() {
+		<-run.Done()
+		stop()
+	}()
+	return run, nil
+}
+
 // LocalDiskSeeders serves a local disk image directory (a USB stick, an
 // image store) to this machine's own deploy, over loopback, with no
 // tracker: the deploy reads it as a trusted seeder, every piece still

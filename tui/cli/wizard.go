@@ -156,7 +156,7 @@ func (a *App) wizardDiskDeps() tui.DiskDeps {
 		},
 		DescribeDisk: diskdeploy.Describe,
 		DeployDisk: func(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (tui.DiskRun, error) {
-			return diskdeploy.Deploy(ctx, img, plan, o)
+			return deployDiskLocal(ctx, img, plan, o)
 		},
 		// Reboot and power-off only: the wizard runs a shell itself, on
 		// the terminal it owns. Output goes to the log, not over the
