@@ -162,6 +162,8 @@ func (d *DiskDashboard) phase() string {
 		return "done"
 	case d.pr.Seeding:
 		return "verified, serving others"
+	case d.pr.Lost > 0:
+		return "waiting"
 	case d.verified:
 		return "checking"
 	}
@@ -173,17 +175,23 @@ func (d *DiskDashboard) View() string {
 	pr := d.pr
 	lines := []string{c.titleBar(d.label, d.phase()), ""}
 	frac := 0.0
+	// Bytes received count (verified or not): the bar moves while a 16
+	// MiB piece arrives; the rows' pieces say what is verified.
 	if pr.BytesTotal > 0 {
-		frac = float64(pr.BytesDone) / float64(pr.BytesTotal)
+		frac = float64(pr.BytesGot) / float64(pr.BytesTotal)
 	}
 	bw := max(10, c.Width-12)
-	lines = append(lines, " "+c.bar(frac, bw)+" "+st.Text.Render(fmt.Sprintf("%6s", format.Percent(pr.BytesDone, pr.BytesTotal))))
+	lines = append(lines, " "+c.bar(frac, bw)+" "+st.Text.Render(fmt.Sprintf("%6s", format.Percent(pr.BytesGot, pr.BytesTotal))))
 	lines = append(lines, " "+st.Text.Render(fmt.Sprintf("%s of %s   down %s   up %s   peers %d   ETA %s",
-		format.Bytes(pr.BytesDone), format.Bytes(pr.BytesTotal), format.Rate(pr.Rate), format.Rate(pr.UpRate), pr.Peers, format.ETA(pr.ETA))), "")
+		format.Bytes(pr.BytesGot), format.Bytes(pr.BytesTotal), format.Rate(pr.Rate), format.Rate(pr.UpRate), pr.Peers, format.ETA(pr.ETA))))
+	if pr.Lost > 0 && !d.finished {
+		lines = append(lines, " "+st.Warn.Render("waiting for the server, lost "+lostFor(pr.Lost)+" ago; it resumes when the server is back"))
+	}
+	lines = append(lines, "")
 	lines = append(lines, st.Muted.Render(fmt.Sprintf(" %3s %-12s %-8s %13s %21s  %s", "#", "PARTITION", "FS", "PIECES", "BYTES", "STATE")))
 	for _, p := range pr.Parts {
 		pieces := fmt.Sprintf("%d/%d", p.PiecesDone, p.PiecesTotal)
-		bytes := fmt.Sprintf("%s/%s", format.Bytes(p.BytesDone), format.Bytes(p.BytesTotal))
+		bytes := fmt.Sprintf("%s/%s", format.Bytes(p.BytesGot), format.Bytes(p.BytesTotal))
 		if p.State == diskdeploy.StateNoData {
 			pieces, bytes = "-", "-"
 		}

@@ -37,10 +37,20 @@ func newFakeDiskRun() *fakeDiskRun {
 		}}}
 }
 
-func (r *fakeDiskRun) Progress() diskdeploy.Progress { return r.pr }
-func (r *fakeDiskRun) Stop()                         { r.stopped = true }
-func (r *fakeDiskRun) Verified() <-chan struct{}     { return r.verified }
-func (r *fakeDiskRun) Done() <-chan struct{}         { return r.done }
+// Progress is what the test set; bytes received are at least those
+// verified, as in a real run.
+func (r *fakeDiskRun) Progress() diskdeploy.Progress {
+	pr := r.pr
+	pr.Parts = append([]diskdeploy.PartProgress(nil), r.pr.Parts...)
+	pr.BytesGot = max(pr.BytesGot, pr.BytesDone)
+	for i := range pr.Parts {
+		pr.Parts[i].BytesGot = max(pr.Parts[i].BytesGot, pr.Parts[i].BytesDone)
+	}
+	return pr
+}
+func (r *fakeDiskRun) Stop()                     { r.stopped = true }
+func (r *fakeDiskRun) Verified() <-chan struct{} { return r.verified }
+func (r *fakeDiskRun) Done() <-chan struct{}     { return r.done }
 func (r *fakeDiskRun) Finish(ctx context.Context) (*diskimage.Report, error) {
 	<-r.done
 	return nil, nil
@@ -345,6 +355,26 @@ func TestDeployDiskFromDirOrFound(t *testing.T) {
 		}
 		if f.step != stepTarget || !strings.Contains(m.View(), "Which whole disk") {
 			t.Errorf("%s: not at the whole-disk targets:\n%s", tc.typed, m.View())
+		}
+	}
+}
+
+// TestDiskDashboardCountsReceivedBytes: the disk dashboard's bar and
+// totals move with bytes received before a 16 MiB piece is whole, and
+// the lost server is named.
+func TestDiskDashboardCountsReceivedBytes(t *testing.T) {
+	run := newFakeDiskRun()
+	run.pr.BytesGot = 200 << 20
+	run.pr.Parts[2].BytesGot = 50 << 20
+	run.pr.Lost = 12 * time.Second
+	c := testCommon(80, 25, "linux")
+	d := NewDiskDashboard(c, nil, "deploy disk lab-2026 -> /dev/sdb", run)
+	d.Update(diskTickMsg{id: d.id})
+	v := d.View()
+	checkSize(t, v, 80, 25)
+	for _, want := range []string{"200 MiB of 400 MiB", " 50.0%", "50.0 MiB/120 MiB", "waiting for the server, lost 12 s ago", "waiting"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("dashboard lacks %q:\n%s", want, v)
 		}
 	}
 }

@@ -177,21 +177,29 @@ type PartProgress struct {
 	BytesTotal  int64
 	PiecesDone  int
 	PiecesTotal int
-	Rate        float64
-	UpRate      float64
-	Peers       int
-	Uploaded    int64
+	// BytesGot counts bytes received but not yet verified too (a 16 MiB
+	// piece takes a while to complete), so a bar moves as data flows:
+	// never below BytesDone, never above BytesTotal, never backwards.
+	BytesGot int64
+	Rate     float64
+	UpRate   float64
+	Peers    int
+	Uploaded int64
 }
 
 // Progress is the whole disk: totals and one row per partition.
 type Progress struct {
 	BytesDone, BytesTotal int64
+	BytesGot              int64 // as PartProgress.BytesGot, summed
 	Rate, UpRate          float64
 	Uploaded              int64
 	Peers                 int // the most any partition is connected to
 	ETA                   time.Duration
-	Parts                 []PartProgress
-	Seeding               bool // every partition verified, some serving others
+	// Lost is how long ago the last source of a partition still waiting
+	// for one was lost (the longest such wait), 0 while none waits.
+	Lost    time.Duration
+	Parts   []PartProgress
+	Seeding bool // every partition verified, some serving others
 }
 
 // Run is a disk deploy whose table is written and whose partition jobs
@@ -205,6 +213,26 @@ type Run struct {
 	failed   []error       // by index in Parts, after verified
 	closer   func()
 	stopOnce sync.Once
+
+	gotMu sync.Mutex
+	// base is what each partition had verified before any byte arrived
+	// (a resumed deploy), got the most BytesGot shown, by index in Parts.
+	base, got []int64
+}
+
+// received is partition i's BytesGot for snapshot s (see PartProgress).
+func (r *Run) received(i int, s engine.Snapshot) int64 {
+	r.gotMu.Lock()
+	defer r.gotMu.Unlock()
+	if r.base == nil {
+		r.base, r.got = make([]int64, len(r.Parts)), make([]int64, len(r.Parts))
+	}
+	if s.BytesDownloaded == 0 {
+		r.base[i] = max(r.base[i], s.BytesDone)
+	}
+	g := max(s.BytesDone, min(s.BytesTotal, r.base[i]+s.BytesDownloaded))
+	r.got[i] = max(r.got[i], g)
+	return r.got[i]
 }
 
 // Start writes the plan's partition table and boot areas and starts one
@@ -416,6 +444,8 @@ func (r *Run) Progress() Progress {
 		if p.Job != nil {
 			s := p.Job.Snapshot()
 			row.Phase, row.BytesDone, row.BytesTotal = s.Phase, s.BytesDone, s.BytesTotal
+			row.BytesGot = r.received(i, s)
+			pr.BytesGot += row.BytesGot
 			row.PiecesDone, row.PiecesTotal = s.PiecesDone, s.PiecesTotal
 			row.Rate, row.UpRate, row.Peers, row.Uploaded = s.DownloadRate, s.UploadRate, s.NumPeers, s.BytesUploaded
 			row.State = partState(s, r.failedAt(i))
@@ -425,11 +455,14 @@ func (r *Run) Progress() Progress {
 			pr.UpRate += s.UploadRate
 			pr.Uploaded += s.BytesUploaded
 			pr.Peers = max(pr.Peers, s.NumPeers)
+			if s.Phase == engine.PhaseWaiting {
+				pr.Lost = max(pr.Lost, time.Duration(s.LostSeconds*float64(time.Second)))
+			}
 		}
 		pr.Parts = append(pr.Parts, row)
 	}
 	pr.ETA = -1
-	if left := pr.BytesTotal - pr.BytesDone; left <= 0 {
+	if left := pr.BytesTotal - pr.BytesGot; left <= 0 {
 		pr.ETA = 0
 	} else if pr.Rate >= 1024 {
 		pr.ETA = time.Duration(float64(left) / pr.Rate * float64(time.Second))

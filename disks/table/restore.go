@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,10 +180,17 @@ func allZero(b []byte) bool {
 // partx does (the BLKPG ioctl): the old ones are removed and the table's
 // added. It waits until every partition of t has its device node.
 func TellKernel(ctx context.Context, disk string, t *Table) error {
-	if len(existing(disk)) > 0 {
-		if _, stderr, err := run(ctx, nil, "partx", "-d", disk); err != nil && len(existing(disk)) > 0 {
-			return fmt.Errorf("partx -d %s: %w: %s", disk, err, stderr)
+	// A partition that something has open for a moment (udev or a blkid
+	// probing new nodes) cannot be deleted: try again for a few seconds.
+	for attempt := 1; len(existing(disk)) > 0; attempt++ {
+		_, stderr, err := run(ctx, nil, "partx", "-d", disk)
+		if err == nil || len(existing(disk)) == 0 {
+			break
 		}
+		if attempt == 15 || ctx.Err() != nil {
+			return fmt.Errorf("partx -d %s: %w: %s (is a partition of it open?)", disk, err, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if t == nil || len(t.Partitions) == 0 {
 		return nil

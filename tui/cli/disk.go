@@ -63,8 +63,11 @@ type DiskSeedOptions struct {
 	// Expect is how many clients make the room (0: not said): the status
 	// page and /images.json show "k of N".
 	Expect int
-	Tuning engine.Tuning
-	Logger *slog.Logger
+	// SkipMissing leaves out partitions whose extent directory is absent
+	// (a copy of an image's metadata only) instead of refusing.
+	SkipMissing bool
+	Tuning      engine.Tuning
+	Logger      *slog.Logger
 }
 
 // SeedDiskImage serves every partition of the disk image in dir, with one
@@ -91,6 +94,11 @@ func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskS
 	for _, p := range m.Partitions {
 		if !p.HasData() {
 			continue
+		}
+		if o.SkipMissing {
+			if _, err := os.Stat(filepath.Join(dir, p.ImageDir)); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
 		}
 		mi, err := loadPartitionTorrent(fsys, p)
 		if err != nil {
@@ -141,13 +149,19 @@ type DiskDeployOptions struct {
 
 // diskProgress is a --json line of a disk deploy.
 type diskProgress struct {
-	Type       string              `json:"type"` // "progress" or "result"
-	Target     string              `json:"target"`
-	Image      string              `json:"image"`
-	Phase      string              `json:"phase"`
-	BytesDone  int64               `json:"bytes_done"`
-	BytesTotal int64               `json:"bytes_total"`
-	Partitions []partitionProgress `json:"partitions"`
+	Type       string `json:"type"` // "progress" or "result"
+	Target     string `json:"target"`
+	Image      string `json:"image"`
+	Phase      string `json:"phase"`
+	BytesDone  int64  `json:"bytes_done"` // verified
+	BytesTotal int64  `json:"bytes_total"`
+	// BytesReceived counts bytes not yet verified too (they move while
+	// a 16 MiB piece arrives).
+	BytesReceived int64               `json:"bytes_received"`
+	Partitions    []partitionProgress `json:"partitions"`
+	// LostSeconds: how long a partition has been waiting for a source
+	// since the last was lost (the server is gone); absent otherwise.
+	LostSeconds float64 `json:"lost_seconds,omitempty"`
 	// result only
 	Result  string            `json:"result,omitempty"`
 	Error   string            `json:"error,omitempty"`
@@ -161,6 +175,7 @@ type partitionProgress struct {
 	Phase       string  `json:"phase"`
 	BytesDone   int64   `json:"bytes_done"`
 	BytesTotal  int64   `json:"bytes_total"`
+	Received    int64   `json:"bytes_received"`
 	PiecesDone  int     `json:"pieces_done"`
 	PiecesTotal int     `json:"pieces_total"`
 	Rate        float64 `json:"download_rate"`
@@ -207,6 +222,7 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 		for _, p := range progress {
 			r.BytesDone += p.BytesDone
 			r.BytesTotal += p.BytesTotal
+			r.BytesReceived += p.Received
 		}
 		if err != nil {
 			r.Result, r.Error = ResultWord(ExitCode(ctx, err)), err.Error()
@@ -243,7 +259,7 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 			if p.State == diskdeploy.StateNoData {
 				continue // as before: the JSON lists the partitions that carry data
 			}
-			progress = append(progress, partitionProgress{Number: p.Number, Name: p.Name, Phase: string(p.Phase), BytesDone: p.BytesDone, BytesTotal: p.BytesTotal,
+			progress = append(progress, partitionProgress{Number: p.Number, Name: p.Name, Phase: string(p.Phase), BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Received: p.BytesGot,
 				PiecesDone: p.PiecesDone, PiecesTotal: p.PiecesTotal, Rate: p.Rate, Peers: p.Peers, Uploaded: p.Uploaded})
 		}
 		switch mode {
@@ -253,7 +269,10 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 				if pr.Seeding {
 					phase = "seeding"
 				}
-				json.NewEncoder(a.Stdout).Encode(diskProgress{Type: "progress", Target: target, Image: m.Name, Phase: phase, BytesDone: pr.BytesDone, BytesTotal: pr.BytesTotal, Partitions: progress})
+				if pr.Lost > 0 {
+					phase = string(engine.PhaseWaiting)
+				}
+				json.NewEncoder(a.Stdout).Encode(diskProgress{Type: "progress", Target: target, Image: m.Name, Phase: phase, BytesDone: pr.BytesDone, BytesTotal: pr.BytesTotal, BytesReceived: pr.BytesGot, Partitions: progress, LostSeconds: pr.Lost.Seconds()})
 			}
 		case progressLine, progressPlain:
 			if mode == progressPlain && !final && time.Since(lastPlain) < 5*time.Second {
@@ -356,13 +375,16 @@ func DiskStatusLine(pr diskdeploy.Progress) string {
 		if p.State == diskdeploy.StateNoData {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %s", p.Name, format.Percent(p.BytesDone, p.BytesTotal)))
+		parts = append(parts, fmt.Sprintf("%s %s", p.Name, format.Percent(p.BytesGot, p.BytesTotal)))
 	}
 	phase := "disk"
 	if pr.Seeding {
 		phase = "seeding"
 	}
-	return fmt.Sprintf("%s %s  %s/%s  down %s  up %s  peers %d  ETA %s  %s", phase, format.Percent(pr.BytesDone, pr.BytesTotal), format.Bytes(pr.BytesDone), format.Bytes(pr.BytesTotal),
+	if pr.Lost > 0 {
+		phase = fmt.Sprintf("waiting for the server, lost %s ago; disk", pr.Lost.Round(time.Second))
+	}
+	return fmt.Sprintf("%s %s  %s/%s  down %s  up %s  peers %d  ETA %s  %s", phase, format.Percent(pr.BytesGot, pr.BytesTotal), format.Bytes(pr.BytesGot), format.Bytes(pr.BytesTotal),
 		format.Rate(pr.Rate), format.Rate(pr.UpRate), pr.Peers, format.ETA(pr.ETA), strings.Join(parts, "  "))
 }
 
@@ -599,11 +621,13 @@ func deployDiskLocal(ctx context.Context, img *diskdeploy.Image, plan *diskimage
 // image store) to this machine's own deploy, over loopback, with no
 // tracker: the deploy reads it as a trusted seeder, every piece still
 // hashed before it is sent and again when it arrives, and any other peer
-// it was given adds to it. stop ends the serving.
+// it was given adds to it. A partition whose extents the directory lacks
+// (a copy of the metadata only) comes from those peers alone. stop ends
+// the serving.
 func LocalDiskSeeders(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger) (seeders []string, stop func(), err error) {
 	tu.ListenAddr = "127.0.0.1:0"
 	tu.MaxUploadRate = 0
-	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{NoTracker: true, Tuning: tu, Logger: log})
+	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{NoTracker: true, SkipMissing: true, Tuning: tu, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

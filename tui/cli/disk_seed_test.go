@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +37,7 @@ func TestDiskDeploySeedsAfter(t *testing.T) {
 	}
 	t.Cleanup(seed.Stop)
 	url := seed.Server.BaseURL() + "/images/after"
+	meta := dkMetadataOnly(t, dir)
 
 	type result struct {
 		code     int
@@ -52,12 +56,13 @@ func TestDiskDeploySeedsAfter(t *testing.T) {
 			resA <- result{code, out.String(), errb.String(), time.Now()}
 		}()
 		go func() {
-			// Behind the first client: the local directory only for its
-			// table and torrents, its data from the first client (and
+			// Behind the first client: a copy of the image without its
+			// extents for the table and torrents, its data from the
+			// first client (and
 			// whatever peers it learns of from it).
 			time.Sleep(1500 * time.Millisecond)
 			var out, errb capBuffer
-			code, _ := capExec(ctx, t, &out, &errb, "deploy", dir, targetB, "--yes", "--json", "--listen", "127.0.0.1:0",
+			code, _ := capExec(ctx, t, &out, &errb, "deploy", meta, targetB, "--yes", "--json", "--listen", "127.0.0.1:0",
 				"--peer", fmt.Sprintf("127.0.0.1:%d", portA), "--seed-after", "0")
 			resB <- result{code, out.String(), errb.String(), time.Now()}
 		}()
@@ -160,7 +165,8 @@ func resultTotal(t *testing.T, out string) int64 {
 func TestDiskDeployTimeout(t *testing.T) {
 	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(31, 1<<20)}}}
 	src, _ := dkDisk(t, 32<<20, "dos", parts)
-	dir := dkCaptureDisk(t, src, t.TempDir(), "lonely")
+	// The image's table and torrents, none of its data.
+	dir := dkMetadataOnly(t, dkCaptureDisk(t, src, t.TempDir(), "lonely"))
 	target := dkBlank(t, 32<<20)
 	// A port nothing listens on: the peer is never reachable.
 	dead := fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t))
@@ -284,4 +290,99 @@ func TestDiskDeployFromLocalDir(t *testing.T) {
 		t.Errorf("the deploy took %s: it waited for clients that nobody named", took)
 	}
 	dkCheckFiles(t, target, parts)
+}
+
+// TestDiskDeployShowsLostServer: when the seeder of a disk image goes away
+// mid-deploy, the progress says so (phase "waiting", lost_seconds) instead
+// of showing a deploy that merely stalls.
+func TestDiskDeployShowsLostServer(t *testing.T) {
+	dkNeed(t, "debugfs:e2fsprogs")
+	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(61, 12<<20)}}}
+	src, _ := dkDisk(t, 32<<20, "dos", parts)
+	dir := dkCaptureDisk(t, src, t.TempDir(), "gone")
+	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)),
+		Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0", MaxUploadRate: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			seed.Stop()
+		}
+	})
+	url := seed.Server.BaseURL() + "/images/gone"
+	target := dkBlank(t, 32<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, errb capBuffer
+	done := make(chan int, 1)
+	go func() {
+		code, _ := capExec(ctx, t, &out, &errb, "deploy", url, target, "--yes", "--json", "--listen", "127.0.0.1:0", "--timeout", "60s")
+		done <- code
+	}()
+	// Some data first (received, the one 16 MiB piece not yet whole),
+	// then the seeder goes.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var l struct {
+			Received int64 `json:"bytes_received"`
+		}
+		if json.Unmarshal([]byte(lastLine(out.String())), &l) == nil && l.Received > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress within a minute:\n%s\n%s", capTail(out.String()), capTail(errb.String()))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	seed.Stop()
+	stopped = true
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		l := lastLine(out.String())
+		if strings.Contains(l, `"phase":"waiting"`) && strings.Contains(l, `"lost_seconds":`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lost server never showed:\n%s", capTail(out.String()))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+// lastLine is the last complete line of out.
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
+}
+
+// dkMetadataOnly copies an image directory's files (manifest, table, boot
+// areas, torrents) without its extent directories: a deploy from it must
+// get every byte of data from peers.
+func dkMetadataOnly(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(dir))
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
