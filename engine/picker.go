@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/types"
 )
 
@@ -27,14 +28,14 @@ import (
 //
 // Ties are broken by a per-client random rank, never by index.
 type picker struct {
-	j         *Job
-	rarest    bool
-	rank      []int // random rank of each piece
-	prio      []types.PiecePriority
-	set       bool // priorities have been applied once
-	lastNudge time.Time
-	kPeer     int
-	kSeed     int
+	j      *Job
+	rarest bool
+	rank   []int // random rank of each piece
+	prio   []types.PiecePriority
+	set    bool // priorities have been applied once
+	sw     starveWatch
+	kPeer  int
+	kSeed  int
 }
 
 func newPicker(j *Job, tu Tuning) *picker {
@@ -82,26 +83,36 @@ func (p *picker) run(ctx context.Context) error {
 func (p *picker) update() {
 	n := p.j.layout.NumPieces
 	t := p.j.t
-	// A client was once seen to stop asking for pieces while its peers had
-	// them (bench/stallrepro.sh). Setting every priority again makes the
-	// library recompute its requests; do it when nothing has arrived for a
-	// few seconds.
-	if p.set && time.Since(p.j.progressTime()) > 5*time.Second && time.Since(p.lastNudge) > 5*time.Second {
-		p.set = false
-		p.lastNudge = time.Now()
+	now := time.Now()
+	var refused map[*torrent.PeerConn]map[int]bool
+	if p.j.refused != nil {
+		refused = p.j.refused.refusedRecently(now)
 	}
 	// Who has what: fullHave counts every connected peer, peerHave only
-	// those that are not complete seeders.
+	// those that are not complete seeders. holders and refusers count
+	// every peer that has a piece, and those of them that refused it.
 	peerHave := make([]int, n)
 	anyHave := make([]bool, n)
+	holders := make([]int, n)
+	refusers := make([]int, n)
 	fullSeeders := 0
-	for _, pc := range t.PeerConns() {
+	conns := t.PeerConns()
+	for _, pc := range conns {
 		bm := pc.PeerPieces()
+		it := bm.Iterator()
+		for it.HasNext() {
+			if i := int(it.Next()); i < n {
+				holders[i]++
+				if refused[pc][i] {
+					refusers[i]++
+				}
+			}
+		}
 		if int(bm.GetCardinality()) >= n {
 			fullSeeders++
 			continue
 		}
-		it := bm.Iterator()
+		it = bm.Iterator()
 		for it.HasNext() {
 			i := int(it.Next())
 			if i < n {
@@ -113,6 +124,7 @@ func (p *picker) update() {
 	var fromPeers, fromSeed []int
 	sentinel := -1
 	want := make([]types.PiecePriority, n)
+	partial := make([]bool, n)
 	idx := 0
 	for _, r := range t.PieceStateRuns() {
 		for k := 0; k < r.Length; k++ {
@@ -120,7 +132,12 @@ func (p *picker) update() {
 			switch {
 			case r.Complete:
 				want[i] = types.PiecePriorityNone
+			case holders[i] > 0 && refusers[i] == holders[i]:
+				// Every peer that has it refused it lately (bad on
+				// their source): ask again after refuseCooldown.
+				want[i] = types.PiecePriorityNone
 			case r.Partial:
+				partial[i] = true
 				want[i] = types.PiecePriorityHigh // finish what was started
 			case peerHave[i] > 0:
 				want[i] = types.PiecePriorityNormal
@@ -171,4 +188,54 @@ func (p *picker) update() {
 		}
 	}
 	p.set = true
+	p.wake(conns, want, partial, refused, now)
+}
+
+// wake makes the library update the requests of connections that could
+// send a wanted piece, do not choke us, and either answered their last
+// request with a reject or have sent nothing for starveAfter (refuse.go):
+// for each, one wanted piece it holds leaves the wanted set and comes
+// back, which updates the requests of every connection holding it that
+// has none outstanding.
+func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority, partial []bool, refused map[*torrent.PeerConn]map[int]bool, now time.Time) {
+	p.sw.prune(conns)
+	if p.j.refused == nil {
+		return
+	}
+	toggle := map[int]bool{}
+	silent := 0
+	for _, pc := range conns {
+		m := p.sw.mark(pc, now)
+		unchoked, rejectedLast := p.j.refused.state(pc, now)
+		if !unchoked {
+			continue
+		}
+		since := now.Sub(m.woke)
+		if !(rejectedLast && since >= rejectSettle) && !(now.Sub(m.at) >= starveAfter && since >= starveAfter) {
+			continue
+		}
+		bm := pc.PeerPieces()
+		best := -1
+		for i := range want {
+			if want[i] == types.PiecePriorityNone || refused[pc][i] || !bm.Contains(uint32(i)) {
+				continue
+			}
+			// Prefer a piece not started: it has no requests out to
+			// other peers that leaving the wanted set would cancel.
+			if best < 0 || partial[best] && !partial[i] {
+				best = i
+			}
+		}
+		if best >= 0 {
+			toggle[best] = true
+			m.woke = now
+			silent++
+		}
+	}
+	for i := range toggle {
+		p.j.log.Debug("waking connections that hold a wanted piece and sent nothing", "piece", i, "connections", silent)
+		piece := p.j.t.Piece(i)
+		piece.SetPriority(types.PiecePriorityNone)
+		piece.SetPriority(want[i])
+	}
 }

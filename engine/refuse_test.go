@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A seeder that refuses most of its pieces (bad on its source) must still
+// deliver the good ones. The library adds no request after a reject that
+// leaves a connection without requests, and has no timer to retry: a
+// client whose last request to a peer was refused used to wait forever.
+func TestRefusedPiecesDoNotStarveTheConnection(t *testing.T) {
+	const pl = 256 << 10
+	for _, tc := range []struct {
+		name   string
+		reveal bool
+	}{{"reveal", true}, {"ordinary", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := makeImage(t, 8*pl-12345, 1, pl, 31)
+			_, l, err := Summarize(im.mi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.NumPieces != 8 {
+				t.Fatalf("%d pieces, want 8", l.NumPieces)
+			}
+			// Pieces 0..6 are bad on the seeder's source, piece 7 is good.
+			f, err := os.OpenFile(filepath.Join(im.dir, l.FileNames[0]), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range int64(7) {
+				f.WriteAt([]byte{^im.data[0][k*pl+100]}, k*pl+100)
+			}
+			f.Close()
+			strat := Strategy{RevealOff: !tc.reveal}
+			seed, err := Seed(context.Background(), SeedOptions{
+				Torrent: im.mi, Source: im.dir, NoTracker: true,
+				Tuning: Tuning{ListenAddr: "127.0.0.1:0", Strategy: strat},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { seed.Stop(); seed.Wait() })
+			target := makeTargetFile(t, im.size)
+			j, err := Deploy(context.Background(), DeployOptions{
+				Torrent: im.mi, Target: target, SkipSafetyChecks: true,
+				Seeders: []string{seed.PeerAddr()},
+				Tuning:  Tuning{ListenAddr: "127.0.0.1:0", Strategy: strat},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { j.Stop(); j.Wait() })
+			// Well before the reveal's own fallback (15 s without
+			// progress), which would hide a starved connection.
+			deadline := time.Now().Add(12 * time.Second)
+			for j.Snapshot().PiecesDone < 1 {
+				if time.Now().After(deadline) {
+					s := j.Snapshot()
+					t.Fatalf("the good piece never came: %d/%d pieces, %d bytes downloaded, %d peers", s.PiecesDone, s.PiecesTotal, s.BytesDownloaded, s.NumPeers)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if s := j.Snapshot(); s.HashFailures != 0 {
+				t.Errorf("%d hash failures: bad data was served", s.HashFailures)
+			}
+		})
+	}
+}
