@@ -83,36 +83,19 @@ func (p *picker) run(ctx context.Context) error {
 func (p *picker) update() {
 	n := p.j.layout.NumPieces
 	t := p.j.t
-	now := time.Now()
-	var refused map[*torrent.PeerConn]map[int]bool
-	if p.j.refused != nil {
-		refused = p.j.refused.refusedRecently(now)
-	}
 	// Who has what: fullHave counts every connected peer, peerHave only
-	// those that are not complete seeders. holders and refusers count
-	// every peer that has a piece, and those of them that refused it.
+	// those that are not complete seeders.
 	peerHave := make([]int, n)
 	anyHave := make([]bool, n)
-	holders := make([]int, n)
-	refusers := make([]int, n)
 	fullSeeders := 0
 	conns := t.PeerConns()
 	for _, pc := range conns {
 		bm := pc.PeerPieces()
-		it := bm.Iterator()
-		for it.HasNext() {
-			if i := int(it.Next()); i < n {
-				holders[i]++
-				if refused[pc][i] {
-					refusers[i]++
-				}
-			}
-		}
 		if int(bm.GetCardinality()) >= n {
 			fullSeeders++
 			continue
 		}
-		it = bm.Iterator()
+		it := bm.Iterator()
 		for it.HasNext() {
 			i := int(it.Next())
 			if i < n {
@@ -124,7 +107,6 @@ func (p *picker) update() {
 	var fromPeers, fromSeed []int
 	sentinel := -1
 	want := make([]types.PiecePriority, n)
-	partial := make([]bool, n)
 	idx := 0
 	for _, r := range t.PieceStateRuns() {
 		for k := 0; k < r.Length; k++ {
@@ -132,12 +114,7 @@ func (p *picker) update() {
 			switch {
 			case r.Complete:
 				want[i] = types.PiecePriorityNone
-			case holders[i] > 0 && refusers[i] == holders[i]:
-				// Every peer that has it refused it lately (bad on
-				// their source): ask again after refuseCooldown.
-				want[i] = types.PiecePriorityNone
 			case r.Partial:
-				partial[i] = true
 				want[i] = types.PiecePriorityHigh // finish what was started
 			case peerHave[i] > 0:
 				want[i] = types.PiecePriorityNormal
@@ -188,25 +165,31 @@ func (p *picker) update() {
 		}
 	}
 	p.set = true
-	p.wake(conns, want, partial, refused, now)
+	p.wake(conns, want)
 }
 
-// wake makes the library update the requests of connections that could
-// send a wanted piece, do not choke us, and either answered their last
-// request with a reject or have sent nothing for starveAfter (refuse.go):
-// for each, one wanted piece it holds leaves the wanted set and comes
-// back, which updates the requests of every connection holding it that
-// has none outstanding.
-func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority, partial []bool, refused map[*torrent.PeerConn]map[int]bool, now time.Time) {
+// wake makes the library update the requests of connections that hold a
+// wanted piece, do not choke us, and either answered their last request
+// with a reject or have sent nothing for starveAfter (refuse.go). For
+// each, one wanted piece it holds and has not refused leaves the wanted
+// set and comes back: that updates the requests of every connection
+// holding it that has none outstanding. It comes back above every other
+// piece until the next update, so that a woken connection's first
+// request (the library starts again from one) goes to it, not to a piece
+// the peer refuses.
+func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority) {
 	p.sw.prune(conns)
-	if p.j.refused == nil {
+	rf := p.j.refused
+	if rf == nil {
 		return
 	}
+	now := time.Now()
+	refused := rf.refusedRecently(now)
 	toggle := map[int]bool{}
-	silent := 0
+	woken := 0
 	for _, pc := range conns {
 		m := p.sw.mark(pc, now)
-		unchoked, rejectedLast := p.j.refused.state(pc, now)
+		unchoked, rejectedLast := rf.state(pc, now)
 		if !unchoked {
 			continue
 		}
@@ -220,22 +203,21 @@ func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority, par
 			if want[i] == types.PiecePriorityNone || refused[pc][i] || !bm.Contains(uint32(i)) {
 				continue
 			}
-			// Prefer a piece not started: it has no requests out to
-			// other peers that leaving the wanted set would cancel.
-			if best < 0 || partial[best] && !partial[i] {
+			if best < 0 || want[i] > want[best] || want[i] == want[best] && p.rank[i] < p.rank[best] {
 				best = i
 			}
 		}
 		if best >= 0 {
 			toggle[best] = true
 			m.woke = now
-			silent++
+			woken++
 		}
 	}
 	for i := range toggle {
-		p.j.log.Debug("waking connections that hold a wanted piece and sent nothing", "piece", i, "connections", silent)
+		p.j.log.Debug("waking idle connections that hold a wanted piece", "piece", i, "connections", woken)
 		piece := p.j.t.Piece(i)
 		piece.SetPriority(types.PiecePriorityNone)
-		piece.SetPriority(want[i])
+		piece.SetPriority(types.PiecePriorityNext)
+		p.prio[i] = types.PiecePriorityNext // back to want[i] at the next update
 	}
 }

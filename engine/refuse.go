@@ -10,31 +10,36 @@ import (
 
 // Refused pieces and starved connections (client side).
 //
-// An ezio seeder refuses (BEP 6 Reject) every request for a piece that is
-// bad on its source, while still holding it in the protocol's sense. The
-// library (v1.61.0, requesting.go applyRequestState) adds no request in
-// the update that follows a reject, and it refills a connection's requests
-// only when the last one is answered: when that last answer is a reject,
-// the connection is left with no request and nothing ever asks it again
-// (its update timer is compiled out). The deploy then stalls for good with
-// the seeder's other pieces still to fetch. A new connection is no cure:
-// it starts with one request, and if that goes to the refused piece, it
-// starves the same way.
+// The library (v1.61.0, requesting.go applyRequestState) adds no request
+// in the update that follows a reject, refills a connection's requests
+// only once the last one is answered, and has its update timer compiled
+// out. So when a reject is the last answer on a connection, the
+// connection is left with no request and nothing ever asks it again.
+// Two ways that happens:
+//   - an ezio seeder refuses every request for a piece that is bad on its
+//     source while still holding it in the protocol's sense: the deploy
+//     stalled for good with the seeder's other pieces still to fetch
+//     (TestCorruptExtentOnTheSeeder, at 16 and at 2 of 32 pieces);
+//   - with the fast extension a peer answers each of our cancels with a
+//     reject, so a connection whose requests were all cancelled (stolen by
+//     another connection, say) starves the same way.
+// A new connection is no cure: it starts with one request, and if that
+// goes to a refused piece, it starves at once.
 //
-// So the client remembers which peer refused which piece, the picker does
-// not want a piece for a while once every connected holder has refused it
-// (the library's first request on a woken connection would go to it
-// again), and a connection that holds wanted pieces, does not choke us,
-// and has sent nothing for a while is woken: a priority change that adds a
-// piece to the wanted set is the one public way to make the library update
-// a connection's requests.
+// So the client notes rejects and chokes as they are read, and the picker
+// wakes a connection that does not choke us, holds a wanted piece, and
+// either answered last with a reject or has sent nothing for a while: a
+// priority change that adds a piece to the wanted set is the one public
+// way to make the library update a connection's requests. The piece
+// chosen is one the peer has not refused lately (a reject may also be a
+// cancel's acknowledgement, so a refusal only steers that choice).
 
 const (
-	// refuseCooldown is how long a piece every holder refused stays
-	// unwanted before it is asked for again.
+	// refuseCooldown is how long a piece a peer refused is not used to
+	// wake that peer.
 	refuseCooldown = 5 * time.Second
 	// starveAfter is how long a connection that could send a wanted piece
-	// may stay silent before it is woken.
+	// may stay silent before it is woken (and at most how often).
 	starveAfter = 2 * time.Second
 	// rejectSettle is how long after a reject that was a connection's
 	// last answer it is woken (and at most how often, while that lasts):

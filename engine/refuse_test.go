@@ -68,6 +68,41 @@ func TestRefusedPiecesDoNotStarveTheConnection(t *testing.T) {
 			if s := j.Snapshot(); s.HashFailures != 0 {
 				t.Errorf("%d hash failures: bad data was served", s.HashFailures)
 			}
+			if !tc.reveal {
+				return
+			}
+			// Once the seeder knows the bad pieces, it reveals them to no
+			// one: a second client is never refused anything.
+			for len(seed.BadPieces()) < 7 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the seeder found %d bad pieces, want 7", len(seed.BadPieces()))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			j2, err := Deploy(context.Background(), DeployOptions{
+				Torrent: im.mi, Target: makeTargetFile(t, im.size), SkipSafetyChecks: true,
+				Seeders: []string{seed.PeerAddr()},
+				Tuning:  Tuning{ListenAddr: "127.0.0.1:0", Strategy: strat},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { j2.Stop(); j2.Wait() })
+			for j2.Snapshot().PiecesDone < 1 {
+				if time.Now().After(deadline.Add(10 * time.Second)) {
+					t.Fatal("the second client never got the good piece")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			// The seeder's connection shows what it revealed.
+			for _, pc := range j2.t.PeerConns() {
+				if pc.RemoteAddr.String() != seed.PeerAddr() {
+					continue
+				}
+				if bm := pc.PeerPieces(); !bm.IsEmpty() && bm.Minimum() < 7 {
+					t.Errorf("the seeder revealed %v to a second client, with pieces 0-6 it knows are bad", bm)
+				}
+			}
 		})
 	}
 }
