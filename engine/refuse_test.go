@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
 // A seeder that refuses most of its pieces (bad on its source) must still
@@ -104,5 +107,49 @@ func TestRefusedPiecesDoNotStarveTheConnection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRefusalsCountOnlyRejectsWhileUnchoked(t *testing.T) {
+	r := newRefusals()
+	pc := &torrent.PeerConn{}
+	msg := func(m pp.Message) { r.read(pc, &m) }
+	later := func() time.Time { return time.Now().Add(rejectSettle) }
+	// A keep-alive has the zero type, which is Choke's.
+	msg(pp.Message{Type: pp.Unchoke})
+	msg(pp.Message{Keepalive: true})
+	if u, _ := r.state(pc, later()); !u {
+		t.Fatal("a keep-alive was read as a choke")
+	}
+	msg(pp.Message{Type: pp.Choke})
+	msg(pp.Message{Type: pp.Reject, Index: 4})
+	if u, last := r.state(pc, later()); u || last || len(r.refusedRecently(time.Now())) != 0 {
+		t.Fatal("a reject after a choke (fast extension: the queue is dropped) counted as a refusal")
+	}
+	msg(pp.Message{Type: pp.Unchoke})
+	msg(pp.Message{Type: pp.Reject, Index: 3})
+	if u, last := r.state(pc, time.Now()); !u || last {
+		t.Fatalf("state just after a reject: unchoked %v, reject last %v; want true, false (not settled)", u, last)
+	}
+	if _, last := r.state(pc, later()); !last {
+		t.Fatal("a reject that was the last answer is not seen as such once settled")
+	}
+	if got := r.refusedRecently(time.Now()); !got[pc][3] || len(got[pc]) != 1 {
+		t.Fatalf("refused %v, want piece 3", got)
+	}
+	msg(pp.Message{Type: pp.Piece, Index: 3})
+	if _, last := r.state(pc, later()); last {
+		t.Fatal("a block after the reject still counts the reject as the last answer")
+	}
+	if got := r.refusedRecently(time.Now()); got[pc][3] {
+		t.Fatal("a piece the peer sent a block of is still refused")
+	}
+	msg(pp.Message{Type: pp.Reject, Index: 5})
+	if got := r.refusedRecently(time.Now().Add(refuseCooldown)); len(got) != 0 {
+		t.Fatalf("a refusal older than refuseCooldown is kept: %v", got)
+	}
+	r.closed(pc)
+	if u, _ := r.state(pc, later()); u || len(r.conns) != 0 {
+		t.Fatal("a closed connection is remembered")
 	}
 }
