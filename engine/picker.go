@@ -170,7 +170,8 @@ func (p *picker) update() {
 
 // wake makes the library update the requests of connections that hold a
 // wanted piece, do not choke us, and either answered their last request
-// with a reject or have sent nothing for starveAfter (refuse.go). For
+// with a reject or have sent nothing for starveAfter while nothing came
+// from anywhere (refuse.go). For
 // each, one wanted piece it holds and has not refused leaves the wanted
 // set and comes back: that updates the requests of every connection
 // holding it that has none outstanding. It comes back above every other
@@ -185,6 +186,7 @@ func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority) {
 	}
 	now := time.Now()
 	refused := rf.refusedRecently(now)
+	stalled := now.Sub(p.j.progressTime()) >= starveAfter
 	toggle := map[int]bool{}
 	woken := 0
 	for _, pc := range conns {
@@ -193,8 +195,12 @@ func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority) {
 		if !unchoked {
 			continue
 		}
+		// A connection silent while others deliver is no concern (the
+		// picker may just want its pieces from them); woken only while
+		// nothing arrives at all, it cannot upset a healthy swarm.
 		since := now.Sub(m.woke)
-		if !(rejectedLast && since >= rejectSettle) && !(now.Sub(m.at) >= starveAfter && since >= starveAfter) {
+		silent := now.Sub(m.at) >= starveAfter && stalled && since >= starveAfter
+		if !(rejectedLast && since >= rejectSettle) && !silent {
 			continue
 		}
 		bm := pc.PeerPieces()

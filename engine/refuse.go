@@ -28,7 +28,8 @@ import (
 //
 // So the client notes rejects and chokes as they are read, and the picker
 // wakes a connection that does not choke us, holds a wanted piece, and
-// either answered last with a reject or has sent nothing for a while: a
+// either answered last with a reject or has sent nothing for a while when
+// nothing arrives from anywhere: a
 // priority change that adds a piece to the wanted set is the one public
 // way to make the library update a connection's requests. The piece
 // chosen is one the peer has not refused lately (a reject may also be a
@@ -39,8 +40,9 @@ const (
 	// wake that peer.
 	refuseCooldown = 5 * time.Second
 	// starveAfter is how long a connection that could send a wanted piece
-	// may stay silent before it is woken (and at most how often).
-	starveAfter = 2 * time.Second
+	// may stay silent, while the deploy gets nothing from anywhere, before
+	// it is woken (and at most how often).
+	starveAfter = 3 * time.Second
 	// rejectSettle is how long after a reject that was a connection's
 	// last answer it is woken (and at most how often, while that lasts):
 	// a connection still busy with other requests sends a block by then.
