@@ -49,6 +49,7 @@ type Job struct {
 	startDone int64         // bytes already complete when the job began
 	expect    int           // seeder: clients the room expects
 	haves     *haveWatch    // seeder: what each client says it holds, for the tracker
+	refused   *refusals     // client: pieces peers refused, and who chokes us (refuse.go)
 	seeders   []string      // trusted sources (host:port), redialled while missing
 	peers     []string      // other sources given directly, likewise
 }
@@ -181,6 +182,10 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength, strat.RevealWindowMiB)
 			j.hooks = j.revealS.hooks(l.NumPieces)
 		}
+	}
+	if role == RoleDeploy {
+		j.refused = newRefusals()
+		j.hooks = chain(j.hooks, j.refused.hooks())
 	}
 	if role == RoleSeed {
 		j.haves = newHaveWatch(l.NumPieces)

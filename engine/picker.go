@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/types"
 )
 
@@ -27,14 +28,14 @@ import (
 //
 // Ties are broken by a per-client random rank, never by index.
 type picker struct {
-	j         *Job
-	rarest    bool
-	rank      []int // random rank of each piece
-	prio      []types.PiecePriority
-	set       bool // priorities have been applied once
-	lastNudge time.Time
-	kPeer     int
-	kSeed     int
+	j      *Job
+	rarest bool
+	rank   []int // random rank of each piece
+	prio   []types.PiecePriority
+	set    bool // priorities have been applied once
+	sw     starveWatch
+	kPeer  int
+	kSeed  int
 }
 
 func newPicker(j *Job, tu Tuning) *picker {
@@ -82,20 +83,13 @@ func (p *picker) run(ctx context.Context) error {
 func (p *picker) update() {
 	n := p.j.layout.NumPieces
 	t := p.j.t
-	// A client was once seen to stop asking for pieces while its peers had
-	// them (bench/stallrepro.sh). Setting every priority again makes the
-	// library recompute its requests; do it when nothing has arrived for a
-	// few seconds.
-	if p.set && time.Since(p.j.progressTime()) > 5*time.Second && time.Since(p.lastNudge) > 5*time.Second {
-		p.set = false
-		p.lastNudge = time.Now()
-	}
 	// Who has what: fullHave counts every connected peer, peerHave only
 	// those that are not complete seeders.
 	peerHave := make([]int, n)
 	anyHave := make([]bool, n)
 	fullSeeders := 0
-	for _, pc := range t.PeerConns() {
+	conns := t.PeerConns()
+	for _, pc := range conns {
 		bm := pc.PeerPieces()
 		if int(bm.GetCardinality()) >= n {
 			fullSeeders++
@@ -171,4 +165,65 @@ func (p *picker) update() {
 		}
 	}
 	p.set = true
+	p.wake(conns, want)
+}
+
+// wake makes the library update the requests of connections that hold a
+// wanted piece, do not choke us, and either answered their last request
+// with a reject or have sent nothing for starveAfter while nothing came
+// from anywhere (refuse.go). For
+// each, one wanted piece it holds and has not refused leaves the wanted
+// set and comes back: that updates the requests of every connection
+// holding it that has none outstanding. It comes back above every other
+// piece until the next update, so that a woken connection's first
+// request (the library starts again from one) goes to it, not to a piece
+// the peer refuses.
+func (p *picker) wake(conns []*torrent.PeerConn, want []types.PiecePriority) {
+	p.sw.prune(conns)
+	rf := p.j.refused
+	if rf == nil {
+		return
+	}
+	now := time.Now()
+	refused := rf.refusedRecently(now)
+	stalled := now.Sub(p.j.progressTime()) >= starveAfter
+	toggle := map[int]bool{}
+	woken := 0
+	for _, pc := range conns {
+		m := p.sw.mark(pc, now)
+		unchoked, rejectedLast := rf.state(pc, now)
+		if !unchoked {
+			continue
+		}
+		// A connection silent while others deliver is no concern (the
+		// picker may just want its pieces from them); woken only while
+		// nothing arrives at all, it cannot upset a healthy swarm.
+		since := now.Sub(m.woke)
+		silent := now.Sub(m.at) >= starveAfter && stalled && since >= starveAfter
+		if !(rejectedLast && since >= rejectSettle) && !silent {
+			continue
+		}
+		bm := pc.PeerPieces()
+		best := -1
+		for i := range want {
+			if want[i] == types.PiecePriorityNone || refused[pc][i] || !bm.Contains(uint32(i)) {
+				continue
+			}
+			if best < 0 || want[i] > want[best] || want[i] == want[best] && p.rank[i] < p.rank[best] {
+				best = i
+			}
+		}
+		if best >= 0 {
+			toggle[best] = true
+			m.woke = now
+			woken++
+		}
+	}
+	for i := range toggle {
+		p.j.log.Debug("waking idle connections that hold a wanted piece", "piece", i, "connections", woken)
+		piece := p.j.t.Piece(i)
+		piece.SetPriority(types.PiecePriorityNone)
+		piece.SetPriority(types.PiecePriorityNext)
+		p.prio[i] = types.PiecePriorityNext // back to want[i] at the next update
+	}
 }

@@ -167,6 +167,10 @@ type revealSeeder struct {
 	maxWindow int
 	rng       *rand.Rand
 	kick      chan struct{} // a client reported a new piece
+	// bad lists the pieces found not to match the torrent on the source
+	// (nil: none known): they are never served, so never revealed, and a
+	// client's refused piece takes no place in its window.
+	bad func() []BadPiece
 }
 
 type revealState struct {
@@ -278,6 +282,12 @@ func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
 		piece int
 	}
 	var out []reveal
+	bad := map[int]bool{}
+	if rs.bad != nil {
+		for _, b := range rs.bad() {
+			bad[b.Index] = true
+		}
+	}
 	rs.mu.Lock()
 	for _, pc := range conns {
 		st := rs.clients[pc]
@@ -287,7 +297,7 @@ func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
 		}
 		pending := 0
 		for i, r := range st.revealed {
-			if r && !h[i] {
+			if r && !h[i] && !bad[i] {
 				pending++
 			}
 		}
@@ -302,7 +312,7 @@ func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
 			start := rs.rng.IntN(n)
 			for k := range n {
 				i := (start + k) % n
-				if h[i] || st.revealed[i] {
+				if h[i] || st.revealed[i] || bad[i] {
 					continue
 				}
 				if best < 0 || holders[i] < bestH || holders[i] == bestH && rs.counts[i] < bestC {

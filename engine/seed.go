@@ -92,6 +92,9 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		return nil, err
 	}
 	j.expect = o.Expect
+	if j.revealS != nil && st.serve != nil {
+		j.revealS.bad = st.serve.badPieces
+	}
 	if s.srv != nil {
 		if !o.Unlisted {
 			if err := s.srv.AddImage(o.Torrent, s.PeerPort()); err != nil {
