@@ -202,6 +202,8 @@ func (m *Model) quitKeyIsFree() bool {
 		return true
 	case *Dashboard:
 		return !s.typing()
+	case *DiskSeedDashboard:
+		return !s.typing()
 	case *AttachDashboard:
 		return !s.typing()
 	}
@@ -211,7 +213,7 @@ func (m *Model) quitKeyIsFree() bool {
 // ownsHelp: the dashboard shows its full key list in its own footer.
 func (m *Model) ownsHelp() bool {
 	switch m.cur.(type) {
-	case *Dashboard, *AttachDashboard:
+	case *Dashboard, *DiskSeedDashboard, *AttachDashboard:
 		return true
 	}
 	return false

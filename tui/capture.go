@@ -235,11 +235,9 @@ func diskTaskResult(source string, r *capture.DiskResult, tracker string, took t
 	if tracker != "" {
 		lines = append(lines, "the torrents' tracker: "+tracker)
 	}
-	// The wizard's Serve takes one torrent and its data; a disk image is
-	// served by the command line, every partition in one process.
-	lines = append(lines, wrap("serve it with: ezio seed "+r.Dir, 74)...)
-	lines = append(lines, "(the wizard's Serve takes partition images only, not disk images yet)")
-	return taskResult{lines: lines}
+	// Serve takes the directory as it is; so does the command line.
+	lines = append(lines, wrap("serve it now, or later with: ezio seed "+r.Dir, 74)...)
+	return taskResult{lines: lines, serve: serveValuesFor(r.Dir, "", tracker)}
 }
 
 // savedAs says how a partition of a disk image was saved.

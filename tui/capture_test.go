@@ -278,7 +278,7 @@ func TestCaptureDiskScreens(t *testing.T) {
 	}
 	// The progress says which partition, k of n, its percent; the bar is
 	// the disk's; the result lists each partition and how it was saved,
-	// and offers no Serve it cannot do.
+	// and offers it to Serve.
 	p := diskTaskProgress(capture.DiskProgress{Partition: "sdb2", Index: 2, Count: 3, Percent: 40, Overall: 55, Progress: partclone.Progress{BytesPerSec: 80e6}})
 	if !strings.Contains(p.what, "partition sdb2, 2 of 3: 40.0%") || p.frac != 0.55 || p.rate != 80e6 {
 		t.Errorf("progress: %+v", p)
@@ -290,8 +290,8 @@ func TestCaptureDiskScreens(t *testing.T) {
 			t.Errorf("result lacks %q:\n%s", s, all)
 		}
 	}
-	if r.serve != nil {
-		t.Errorf("a disk image is offered to Serve, which takes torrents: %+v", r.serve)
+	if r.serve == nil || r.serve.Torrent != "/srv/img/pc1" || r.serve.Source != "" {
+		t.Errorf("the disk image is not offered to Serve as its directory: %+v", r.serve)
 	}
 }
 
@@ -371,8 +371,13 @@ func TestCaptureWholeDiskThroughWizard(t *testing.T) {
 	if all := strings.Join(ts.res.lines, ""); strings.Count(all, dir) != 2 {
 		t.Errorf("the result does not name %s twice (image, seed command):\n%s", dir, strings.Join(ts.res.lines, "\n"))
 	}
-	if ts.res.serve != nil {
-		t.Errorf("the disk image is offered to Serve, which cannot serve it: %+v", ts.res.serve)
+	// Offered to Serve, as a partition's capture is, with the server
+	// its torrents name (this machine's address, pinned by the tests).
+	if s := ts.res.serve; s == nil || s.Torrent != dir || s.Host != "10.0.0.5" || s.Port != "6969" {
+		t.Errorf("the disk image is not offered to Serve: %+v", ts.res.serve)
+	}
+	if !strings.Contains(v, "s serve it now") {
+		t.Errorf("the result does not offer to serve it:\n%s", v)
 	}
 	mf, err := diskimage.LoadDir(dir)
 	if err != nil {

@@ -76,10 +76,11 @@ const (
 	paneFleet
 	panePieces
 	paneLog
+	paneParts
 )
 
 func (p pane) String() string {
-	return [...]string{"Peers", "Fleet", "Pieces", "Log"}[p]
+	return [...]string{"Peers", "Fleet", "Pieces", "Log", "Partitions"}[p]
 }
 
 type logLine struct {
@@ -153,6 +154,14 @@ type Dashboard struct {
 	// do on each client.
 	expect int
 	howTo  []string
+	// howToRows is how many of howTo the header shows (0: the first).
+	howToRows int
+
+	// A seeder of several torrents (a disk image, serve_disk.go) puts its
+	// own box where the peers are, has no piece map, and its own panes.
+	top      func(w, body int) []string
+	noPieces bool
+	paneSet  []pane
 
 	// The log, full screen, and saving it to a file.
 	logFull   bool
@@ -232,6 +241,9 @@ func (d *Dashboard) Stop() {
 }
 
 func (d *Dashboard) panes() []pane {
+	if d.paneSet != nil {
+		return d.paneSet
+	}
 	if d.role == engine.RoleSeed {
 		if d.c.Width >= 110 {
 			return []pane{panePeers, paneFleet, panePieces, paneLog}

@@ -150,8 +150,12 @@ func (d *Dashboard) header() []string {
 		rates += "  " + sp + st.Muted.Render(" 60s peak "+format.Rate(peak))
 	}
 	lines = append(lines, rates)
-	if len(d.howTo) > 0 {
-		lines = append(lines, " "+st.Muted.Render("clients: ")+st.Text.Render(strings.TrimPrefix(d.howTo[0], "on each client: ")))
+	for i, h := range d.howTo[:min(len(d.howTo), max(1, d.howToRows))] {
+		if i == 0 {
+			lines = append(lines, " "+st.Muted.Render("clients: ")+st.Text.Render(strings.TrimPrefix(h, "on each client: ")))
+		} else {
+			lines = append(lines, "          "+st.Text.Render(h))
+		}
 	}
 	return lines
 }
@@ -327,13 +331,31 @@ func (d *Dashboard) View() string {
 		lines = append(lines, foot...)
 		return c.screen(lines)
 	}
+	top := d.peersBox
+	if d.top != nil {
+		top = d.top
+	}
+	box := top(w, body)
+	lines = append(lines, box...)
+	lines = append(lines, d.lowerRow(w, body-len(box))...)
+	lines = append(lines, foot...)
+	return c.screen(lines)
+}
+
+// peersBox is the table of connected peers at the top of the body.
+func (d *Dashboard) peersBox(w, body int) []string {
 	peersH := min(max(5, len(d.snap.Peers)+3), max(5, body*2/5))
-	rest := body - peersH
+	return d.c.box("Peers", d.window(panePeers, d.peerLines(w-2), peersH-2, true, false), w, peersH, d.focus == panePeers)
+}
+
+// lowerRow is the boxes below the top one, rest lines high: a seeder's
+// fleet and log (and piece map when wide), a client's piece map and log.
+func (d *Dashboard) lowerRow(w, rest int) []string {
+	c := d.c
 	focused := func(p pane) bool { return d.focus == p }
-	lines = append(lines, c.box("Peers", d.window(panePeers, d.peerLines(w-2), peersH-2, true, false), w, peersH, focused(panePeers))...)
 	var row [][]string
 	if d.role == engine.RoleSeed {
-		if w >= 110 {
+		if w >= 110 && !d.noPieces {
 			fw, pw := w*2/5, w/4
 			lw := w - fw - pw
 			row = append(row,
@@ -352,9 +374,7 @@ func (d *Dashboard) View() string {
 			d.piecesBox(pw, rest, focused(panePieces)),
 			c.box("Log", d.window(paneLog, d.logLines(), rest-2, false, true), w-pw, rest, focused(paneLog)))
 	}
-	lines = append(lines, joinH(row...)...)
-	lines = append(lines, foot...)
-	return c.screen(lines)
+	return joinH(row...)
 }
 
 // piecesBox draws the map; its title says how many pieces a cell holds.

@@ -26,6 +26,10 @@ type DiskDeps struct {
 	// DeployDisk writes the table and starts every partition's job, in a
 	// session of its own that ends with the last job.
 	DeployDisk func(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (DiskRun, error)
+	// SeedDisk serves a disk image directory, every partition in one
+	// session with one tracker and image server (the command line's
+	// SeedDiskImage); nil: Serve takes torrents only.
+	SeedDisk func(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeeding, error)
 	// Then carries out reboot or poweroff after a verified deploy (the
 	// command line's, with EZIO_POWER_COMMAND to replace it).
 	Then func(action string) error

@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 	lipgloss.SetHasDarkBackground(true)
 	// The Serve screen lists this machine's addresses: the same in every run.
 	listLocalAddrs = func() []localAddr { return []localAddr{{"eth0", "10.0.0.5"}, {"lo", "127.0.0.1"}} }
+	// And the name it announces itself by.
+	hostName = func() (string, error) { return "lab", nil }
 	os.Exit(m.Run())
 }
 

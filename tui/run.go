@@ -51,7 +51,8 @@ func (t *jobTracker) stopAll(wait time.Duration) {
 	}
 }
 
-// Track wraps deps' Deploy and Seed so that Run stops their jobs on exit.
+// Track wraps deps' Deploy, Seed and SeedDisk so that Run stops their
+// jobs on exit.
 func (d *Deps) track() *jobTracker {
 	t := &jobTracker{}
 	deploy, seed := d.Deploy, d.Seed
@@ -68,6 +69,17 @@ func (d *Deps) track() *jobTracker {
 			t.add(j)
 		}
 		return j, err
+	}
+	if seedDisk := d.SeedDisk; seedDisk != nil {
+		d.SeedDisk = func(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeeding, error) {
+			sd, err := seedDisk(ctx, dir, o)
+			if sd != nil {
+				for _, j := range sd.Jobs {
+					t.add(j)
+				}
+			}
+			return sd, err
+		}
 	}
 	return t
 }

@@ -90,16 +90,21 @@ func screenStates(t *testing.T, c *Common, see func(name string, v string)) {
 	drive(t, m, enter)
 	see("deploy-part-on-disk", m.View())
 
-	// Serve, both pages.
+	// Serve, both pages, for a torrent and for a disk image.
 	m = newM()
 	drive(t, m, key1("s"))
 	see("serve-what", m.View())
-	m.serve.Torrent, m.serve.Source = "/", "/"
+	tor := filepath.Join(t.TempDir(), "sda1.torrent")
+	if err := engine.WriteTorrent(testTorrent(t), tor); err != nil {
+		t.Fatal(err)
+	}
+	m.serve.Torrent, m.serve.Source = tor, "/"
 	drive(t, m, esc)
 	drive(t, m, key1("s"))
 	drive(t, m, enter)
 	drive(t, m, enter)
 	see("serve-how", m.View())
+	diskServeScreens(t, c, see)
 
 	// Capture and Build forms, a task running and done.
 	m = newM()

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
 
+	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
 	"ezio/tui/format"
@@ -19,6 +21,8 @@ import (
 
 // ServeValues are what the Serve form asks; kept between visits.
 type ServeValues struct {
+	// Torrent is a torrent file, whose data is Source, or a disk image
+	// directory (ezio-disk.json and each partition's data: no Source).
 	Torrent, Source string
 	// Host is the address to serve on ("" = every interface), Port the
 	// tracker and image server's port.
@@ -33,8 +37,8 @@ type ServeValues struct {
 	NoAnnounce, ExitWhenDone bool
 }
 
-// ServeFlow asks for a torrent, its data and how to serve it, then opens
-// the seeder's dashboard.
+// ServeFlow asks for a torrent and its data, or a disk image directory,
+// and how to serve it, then opens the seeder's dashboard.
 type ServeFlow struct {
 	c      *Common
 	deps   *Deps
@@ -47,25 +51,32 @@ type ServeFlow struct {
 	// v.NoTracker, so that the zero value of ServeValues runs it);
 	// announce likewise of v.NoAnnounce.
 	tracker, announce bool
-	// nameOf is the image name of the torrent last typed, for the client
-	// command shown on the form.
-	nameOf struct{ path, name string }
+	// nameOf is the image name of the torrent or disk image last typed,
+	// for the client command shown on the form, and whether it is a disk.
+	nameOf struct {
+		path, name string
+		disk       bool
+	}
 }
 
 // serveStartedMsg carries the started seeder (or why it did not start).
 type serveStartedMsg struct {
 	flow   *ServeFlow
-	dash   *Dashboard
+	dash   Screen
 	err    error
 	doing  string
+	hint   string
 	expect int
 }
 
 // localAddr is one address of this machine a server may listen on.
 type localAddr struct{ iface, ip string }
 
-// listLocalAddrs is localAddrs; tests pin it.
-var listLocalAddrs = localAddrs
+// listLocalAddrs is localAddrs, hostName os.Hostname; tests pin them.
+var (
+	listLocalAddrs = localAddrs
+	hostName       = os.Hostname
+)
 
 // localAddrs lists this machine's IPv4 addresses, loopback last.
 func localAddrs() []localAddr {
@@ -122,21 +133,44 @@ func (s *ServeFlow) build() {
 		}
 		return nil
 	}
+	// A directory is a disk image or nothing this form can serve.
+	served := func(p string) error {
+		if err := exists(p); err != nil {
+			return err
+		}
+		fi, _ := os.Stat(trimmed(p))
+		switch _, disk := s.image(); {
+		case !fi.IsDir():
+			return nil
+		case !disk:
+			return fmt.Errorf("this directory is not a disk image (no %s in it)", diskimage.ManifestFile)
+		case s.deps.SeedDisk == nil:
+			return errors.New("disk images cannot be served from here")
+		}
+		return nil
+	}
+	disk := func() bool { _, d := s.image(); return d }
 	hosts := []huh.Option[string]{huh.NewOption("every interface", "")}
 	for _, h := range s.hosts {
 		hosts = append(hosts, huh.NewOption(h.ip+" ("+h.iface+")", h.ip))
 	}
 	s.form, s.formID = newForm(s.c,
 		huh.NewGroup(
-			huh.NewInput().Title("Torrent file").Description("made by Capture or Build a torrent").Value(&v.Torrent).Validate(exists),
-			huh.NewInput().Title("Image data").Description("the extent directory, image file or partition the torrent describes").Value(&v.Source).Validate(exists),
+			huh.NewInput().Title("Torrent file or disk image").Description("a torrent made by Capture or Build a torrent, or a disk image directory").Value(&v.Torrent).Validate(served),
+			&skippedFor{Field: huh.NewInput().Title("Image data").Description("the extent directory, image file or partition the torrent describes").Value(&v.Source).Validate(func(p string) error {
+				if disk() {
+					return nil
+				}
+				return exists(p)
+			}), skip: disk, title: "Image data", note: "in the disk image directory: each partition's torrent and data"},
 		),
 		huh.NewGroup(
 			huh.NewSelect[string]().Title("Serve on").Inline(true).Options(hosts...).Value(&v.Host),
 			huh.NewInput().Title("Port of the image server").Value(&v.Port).Validate(positive(1, 65535)),
-			huh.NewConfirm().Title("Run the tracker here?").
+			&skippedFor{Field: huh.NewConfirm().Title("Run the tracker here?").
 				Description("yes: clients need only this address; no: the torrent's own").
-				Affirmative("Yes").Negative("No").Value(&s.tracker),
+				Affirmative("Yes").Negative("No").Value(&s.tracker), skip: disk, title: "Run the tracker here?",
+				note: "yes, for a disk image: clients get its table and torrents here"},
 			huh.NewInput().Title("Clients expected").Description("how many machines the room has; empty: not said").Value(&v.Expect).Validate(optional(positive(1, 100000))),
 			huh.NewInput().Title("Upload limit per second").Description("e.g. 50MiB, to leave room on the LAN; empty: none").Value(&v.UploadLimit).Validate(func(s string) error {
 				_, err := parseRate(s)
@@ -149,13 +183,20 @@ func (s *ServeFlow) build() {
 			huh.NewConfirm().Title("Announce this server on the LAN?").
 				Description("yes: clients find it by themselves (mDNS), nobody types its address").
 				Affirmative("Yes").Negative("No").Value(&s.announce),
-		).WithHideFunc(func() bool { return !s.tracker }),
+		).WithHideFunc(func() bool { return !s.serves() }),
 		huh.NewGroup(
 			huh.NewConfirm().Title("Stop serving when the room is done?").
 				Description("once the expected clients are done and none still needs data").
 				Affirmative("Yes").Negative("No").Value(&v.ExitWhenDone),
-		).WithHideFunc(func() bool { return !s.tracker || expectOf(v.Expect) == 0 }),
+		).WithHideFunc(func() bool { return !s.serves() || expectOf(v.Expect) == 0 }),
 	)
+}
+
+// serves tells whether the tracker and image server will run: as
+// answered for a torrent, always for a disk image.
+func (s *ServeFlow) serves() bool {
+	_, disk := s.image()
+	return s.tracker || disk
 }
 
 func expectOf(s string) int {
@@ -208,6 +249,10 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if msg.id == s.formID {
 			s.v.NoTracker = !s.tracker
 			s.v.NoAnnounce = !s.announce
+			if _, disk := s.image(); disk {
+				s.v.NoTracker = false // a disk image is served with it
+				return s, s.startDisk()
+			}
 			return s, s.start()
 		}
 		return s, nil
@@ -217,7 +262,11 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		s.busy = ""
 		if msg.err != nil {
-			return s, showError("Could not "+msg.doing, msg.err, "Check that the data matches the torrent; Capture or Build a torrent make both.", s)
+			hint := msg.hint
+			if hint == "" {
+				hint = "Check that the data matches the torrent; Capture or Build a torrent make both."
+			}
+			return s, showError("Could not "+msg.doing, msg.err, hint, s)
 		}
 		return s, show(msg.dash)
 	}
@@ -242,10 +291,10 @@ func (s *ServeFlow) clientHost() string {
 	return "127.0.0.1"
 }
 
-// start loads the torrent and starts the seeder in the background.
-func (s *ServeFlow) start() tea.Cmd {
-	v := *s.v
-	tu := s.deps.Tuning
+// tuning is the wizard's tuning with the form's upload limit, and
+// BitTorrent on the address served on.
+func (s *ServeFlow) tuning() engine.Tuning {
+	v, tu := s.v, s.deps.Tuning
 	rate, _ := parseRate(v.UploadLimit)
 	if rate > 0 {
 		tu.MaxUploadRate = rate
@@ -258,6 +307,12 @@ func (s *ServeFlow) start() tea.Cmd {
 		}
 		tu.ListenAddr = net.JoinHostPort(v.Host, port)
 	}
+	return tu
+}
+
+// start loads the torrent and starts the seeder in the background.
+func (s *ServeFlow) start() tea.Cmd {
+	v, tu := *s.v, s.tuning()
 	expect := expectOf(v.Expect)
 	s.busy = "reading " + trimmed(v.Torrent) + " and starting to serve"
 	ctx, deps, c, flow, host := s.deps.Ctx, s.deps, s.c, s, s.clientHost()
@@ -276,15 +331,10 @@ func (s *ServeFlow) start() tea.Cmd {
 		d := NewDashboard(c, engine.RoleSeed, "seed "+format.Name(j.Name()), j)
 		d.expect = expect
 		d.howTo = clientInstructions(j.ServerURL(), host, j.Name())
-		// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up,
-		// as `ezio seed` does, until the job ends.
-		if u := j.ServerURL(); u != "" && !v.NoAnnounce && deps.Announce != nil {
-			inst := instanceName()
-			stop, err := deps.Announce(ctx, discover.Info{Name: inst, BaseURL: u, Listen: v.listen(), Images: []string{j.Name()}, Logger: deps.Logger})
-			if err != nil {
+		if u := j.ServerURL(); u != "" {
+			if inst, err := announce(ctx, deps, &v, u, j.Name(), j.Done()); err != nil {
 				d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+withoutFlags(err.Error()))
-			} else {
-				go func() { <-j.Done(); stop() }()
+			} else if inst != "" {
 				d.howTo = roomInstructions(u, host, j.Name(), inst)
 			}
 		}
@@ -295,21 +345,43 @@ func (s *ServeFlow) start() tea.Cmd {
 	}
 }
 
+// announce puts the server at serverURL on the LAN (DNS-SD _ezio._tcp)
+// with its one image, as `ezio seed` does, until done closes; it returns
+// the instance name, "" when the form said not to announce.
+func announce(ctx context.Context, deps *Deps, v *ServeValues, serverURL, image string, done <-chan struct{}) (string, error) {
+	if v.NoAnnounce || deps.Announce == nil {
+		return "", nil
+	}
+	inst := instanceName()
+	stop, err := deps.Announce(ctx, discover.Info{Name: inst, BaseURL: serverURL, Listen: v.listen(), Images: []string{image}, Logger: deps.Logger})
+	if err != nil {
+		return "", err
+	}
+	go func() { <-done; stop() }()
+	return inst, nil
+}
+
+// clientBase is the server's base URL as clients type it: this machine's
+// address in place of a loopback or unspecified one.
+func clientBase(serverURL, host string) string {
+	if h := strings.TrimPrefix(serverURL, "http://"); h != serverURL {
+		if sh, port, err := net.SplitHostPort(h); err == nil {
+			if ip := net.ParseIP(sh); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) && host != "" {
+				sh = host
+			}
+			return "http://" + net.JoinHostPort(sh, port)
+		}
+	}
+	return serverURL
+}
+
 // clientInstructions is what to do on each client, exactly: the address
 // to give the wizard's Deploy, and the command line.
 func clientInstructions(serverURL, host, name string) []string {
 	if serverURL == "" {
 		return []string{"no image server here: clients use the torrent's own tracker"}
 	}
-	base := serverURL
-	if h := strings.TrimPrefix(serverURL, "http://"); h != serverURL {
-		if sh, port, err := net.SplitHostPort(h); err == nil {
-			if ip := net.ParseIP(sh); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) && host != "" {
-				sh = host
-			}
-			base = "http://" + net.JoinHostPort(sh, port)
-		}
-	}
+	base := clientBase(serverURL, host)
 	addr := strings.TrimPrefix(base, "http://")
 	return []string{
 		"on each client: Deploy this machine from " + addr,
@@ -318,16 +390,24 @@ func clientInstructions(serverURL, host, name string) []string {
 	}
 }
 
-// imageName is the name of the image in the torrent typed so far ("" if
-// it cannot be read yet); read once per path.
-func (s *ServeFlow) imageName() string {
+// image is the name of the image typed so far ("" if it cannot be read
+// yet) and whether it is a disk image directory; read once per path.
+func (s *ServeFlow) image() (name string, disk bool) {
 	p := trimmed(s.v.Torrent)
 	if p == "" {
-		return ""
+		return "", false
 	}
 	if p != s.nameOf.path {
-		s.nameOf.path, s.nameOf.name = p, ""
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		s.nameOf.path, s.nameOf.name, s.nameOf.disk = p, "", false
+		fi, err := os.Stat(p)
+		switch {
+		case err != nil:
+		case fi.IsDir() && diskimage.IsDiskImage(p):
+			s.nameOf.disk = true
+			if m, err := diskimage.LoadDir(p); err == nil {
+				s.nameOf.name = m.Name
+			}
+		case fi.Mode().IsRegular():
 			if mi, err := engine.LoadTorrent(s.deps.Ctx, p); err == nil {
 				if info, err := mi.UnmarshalInfo(); err == nil {
 					s.nameOf.name = info.Name
@@ -335,13 +415,13 @@ func (s *ServeFlow) imageName() string {
 			}
 		}
 	}
-	return s.nameOf.name
+	return s.nameOf.name, s.nameOf.disk
 }
 
 // instanceName is the DNS-SD instance this machine announces: the name
 // `ezio servers` lists.
 func instanceName() string {
-	h, err := os.Hostname()
+	h, err := hostName()
 	if err != nil || h == "" {
 		h = "localhost"
 	}
@@ -394,12 +474,20 @@ func (s *ServeFlow) View() string {
 	port := strings.TrimSpace(s.v.Port)
 	lines[1] = "  " + st.Muted.Render("clients deploy from ") + st.Text.Render(net.JoinHostPort(s.clientHost(), port)) +
 		st.Muted.Render("  status page ") + st.Text.Render("http://"+net.JoinHostPort(s.clientHost(), port)+"/")
-	if name := s.imageName(); name != "" && s.tracker && s.announce {
-		// Announced: the command every client can run, no address in it.
-		lines = append(lines, "  "+st.Muted.Render("or ")+st.Text.Render("ezio deploy auto:"+name+" /dev/sdX --yes")+
-			st.Muted.Render("  mDNS ")+st.Text.Render(instanceName()))
+	name, disk := s.image()
+	target := "/dev/sdX --yes"
+	if disk {
+		target = diskTarget
 	}
-	lines = append(lines, "")
+	if name != "" && s.serves() && s.announce {
+		// Announced: the command every client can run, no address in it;
+		// in place of the blank line, so that the form's last line (its
+		// error) stays on screen.
+		lines = append(lines, "  "+st.Muted.Render("or ")+st.Text.Render("ezio deploy auto:"+name+" "+target)+
+			st.Muted.Render("  mDNS ")+st.Text.Render(instanceName()))
+	} else {
+		lines = append(lines, "")
+	}
 	lines = append(lines, indent(strings.Split(s.form.View(), "\n"), 1)...)
 	return c.page(lines, s)
 }

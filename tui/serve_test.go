@@ -104,7 +104,7 @@ func TestServeAnnouncesAndSaysHowToDeploy(t *testing.T) {
 	if !ok || msg.err != nil {
 		t.Fatalf("start: %+v", msg)
 	}
-	d := msg.dash
+	d := msg.dash.(*Dashboard)
 	want := []string{
 		"on each client: ezio deploy auto:sdq1 /dev/sdX --yes",
 		"or: ezio deploy http://127.0.0.1:" + port + "/torrents/sdq1.torrent /dev/sdX --yes",

@@ -146,8 +146,8 @@ outside the temporary directory is written, and it is removed on exit.`,
 	return cmd
 }
 
-// wizardDiskDeps are the wizard's whole-disk deploys and its action after
-// a verified deploy: the same code as the command line's.
+// wizardDiskDeps are the wizard's whole-disk deploys and serving, and its
+// action after a verified deploy: the same code as the command line's.
 func (a *App) wizardDiskDeps() tui.DiskDeps {
 	return tui.DiskDeps{
 		OpenDiskImage: diskdeploy.Open,
@@ -157,6 +157,15 @@ func (a *App) wizardDiskDeps() tui.DiskDeps {
 		DescribeDisk: diskdeploy.Describe,
 		DeployDisk: func(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (tui.DiskRun, error) {
 			return deployDiskLocal(ctx, img, plan, o)
+		},
+		// Serve's disk images: what `ezio seed DIR` runs, always with the
+		// tracker and image server.
+		SeedDisk: func(ctx context.Context, dir string, o tui.DiskSeedOptions) (*tui.DiskSeeding, error) {
+			s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: o.TrackerListen, Tuning: o.Tuning, Logger: o.Logger})
+			if err != nil {
+				return nil, err
+			}
+			return &tui.DiskSeeding{Manifest: s.Manifest, Jobs: s.Jobs, Server: s.Server, Stop: s.Stop}, nil
 		},
 		// Reboot and power-off only: the wizard runs a shell itself, on
 		// the terminal it owns. Output goes to the log, not over the
