@@ -196,7 +196,12 @@ func TestDiskDeployTimeout(t *testing.T) {
 // disk and deployed as one.
 func TestDiskRoomEndsByItself(t *testing.T) {
 	dkNeed(t, "debugfs:e2fsprogs")
-	parts := []dkPart{{typ: "83", fs: "ext4", files: map[string][]byte{"f": dkRandom(41, 1<<20)}}}
+	// Two partitions of one 16 MiB piece each; the clients keep the
+	// default seeding policy (serve while anyone needs pieces).
+	parts := []dkPart{
+		{typ: "83", size: "12MiB", fs: "ext4", files: map[string][]byte{"f": dkRandom(41, 1<<20)}},
+		{typ: "83", fs: "ext4", files: map[string][]byte{"g": dkRandom(42, 1<<20)}},
+	}
 	src, _ := dkDisk(t, 32<<20, "dos", parts)
 	dir := dkCaptureDisk(t, src, t.TempDir(), "room")
 
@@ -239,7 +244,7 @@ func TestDiskRoomEndsByItself(t *testing.T) {
 	for i := range targets {
 		go func() {
 			var out, errb capBuffer
-			code, _ := capExec(ctx, t, &out, &errb, "deploy", servers[i], targets[i], "--yes", "--json", "--listen", "127.0.0.1:0", "--seed-after", "0")
+			code, _ := capExec(ctx, t, &out, &errb, "deploy", servers[i], targets[i], "--yes", "--json", "--listen", "127.0.0.1:0")
 			clients <- result{code, out.String(), errb.String()}
 		}()
 	}
@@ -253,7 +258,9 @@ func TestDiskRoomEndsByItself(t *testing.T) {
 	select {
 	case s = <-seeder:
 	case <-time.After(time.Minute):
-		t.Fatal("the seeder did not stop within a minute of its two clients being done")
+		cancel()
+		s = <-seeder
+		t.Fatalf("the seeder did not stop within a minute of its two clients being done:\n%s", lastLine(s.out))
 	}
 	if ctx.Err() != nil || s.code != 0 || !strings.Contains(s.err, "the room is done: 2 clients completed") {
 		t.Fatalf("seeder: exit %d (ctx %v), want 0 saying the room is done\n%s", s.code, ctx.Err(), capTail(s.err))
