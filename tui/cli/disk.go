@@ -513,15 +513,9 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 	defer tick.Stop()
 	enc := json.NewEncoder(a.Stdout)
 	last := time.Time{}
-	for {
-		select {
-		case <-ctx.Done():
-			if o.room.done.Load() {
-				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
-			}
-			return nil // stopping a seeder is its normal end
-		case <-tick.C:
-		}
+	// report prints the state each second; final is the last line, as
+	// the seeder stops (a room that ended between two ticks is seen).
+	report := func(final bool) {
 		line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []engine.FleetMember{}}
 		for _, j := range s.Jobs {
 			sn := j.Snapshot()
@@ -548,11 +542,26 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			enc.Encode(line)
 		case progressLine:
 			fmt.Fprintf(a.Stdout, "\rseeding %s  up %s  sent %s%s   ", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
+			if final {
+				fmt.Fprintln(a.Stdout)
+			}
 		case progressPlain:
-			if time.Since(last) >= 5*time.Second {
+			if final || time.Since(last) >= 5*time.Second {
 				last = time.Now()
 				fmt.Fprintf(a.Stdout, "seeding %s  up %s  sent %s%s\n", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
 			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			report(true)
+			if o.room.done.Load() {
+				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
+			}
+			return nil // stopping a seeder is its normal end
+		case <-tick.C:
+			report(false)
 		}
 	}
 }
