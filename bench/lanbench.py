@@ -677,6 +677,12 @@ def m_ezio(c, binary=None):
                     # when it starts serving the others after it)
                     if j.get("type") == "result" and j.get("result") == "ok":
                         return t
+                    # with --seed-after the result line comes only after
+                    # serving the others: every partition verified and
+                    # serving is done too
+                    if (j.get("type") == "progress" and j.get("phase") == "seeding" and j.get("bytes_total")
+                            and j.get("bytes_done") == j.get("bytes_total")):
+                        return t
                     continue
                 if j.get("phase") in finished and j.get("bytes_total") and j.get("bytes_done") == j.get("bytes_total"):
                     return t
@@ -1031,7 +1037,7 @@ def main():
     if a.disk:
         head.insert(-2, "- whole disk: GPT, 3 ext4 partitions (`bench/mkdisk.sh`), `ezio capture` (16 MiB pieces), "
                         "`ezio seed IMAGE-DIR`, clients `ezio deploy http://10.77.0.1:6969/images/%s LOOPDISK --yes --json%s` "
-                        "onto blank loop disks of %d MiB on tmpfs; a client is done at its `result: ok` line; "
+                        "onto blank loop disks of %d MiB on tmpfs; a client is done at its `result: ok` line or its first progress line with every partition verified and serving (`--seed-after`); "
                         "F_total = the partitions' extent bytes; every client disk is checked partition by partition" % (
                             img.name, "" if (a.stagger or a.ezio_default_flags) else " --seed-after " + a.ezio_seed_after,
                             img.device_bytes >> 20))
