@@ -954,7 +954,7 @@ def main():
         methods.remove("ezio")
 
     if a.disk:
-        methods = [m for m in methods if m in ("unicast", "ezio", "multicast")]
+        methods = [m for m in methods if m in ("unicast", "ezio", "ezio-b", "multicast")]
         if not a.ezio:
             sys.exit("--disk needs an ezio binary (ezio capture makes the image)")
         imgdir = os.path.join(a.work, "disk%d" % a.image_mib)

@@ -87,7 +87,7 @@ func (g *revealGroup) run(ctx context.Context, rs *revealSeeder, t *torrent.Torr
 
 const revealTick = 100 * time.Millisecond
 
-// candidate is one connection of a client in one torrent, during a step.
+// revealConn is one connection of a client in one torrent, during a step.
 type revealConn struct {
 	rs   *revealSeeder
 	pc   *torrent.PeerConn
@@ -180,10 +180,21 @@ func (g *revealGroup) step(kicked bool) {
 		}
 	}
 
-	type reveal struct {
-		pc    *torrent.PeerConn
-		piece int
+	var b [4]byte
+	for _, r := range g.plan(byClient, initial, maxWin, total) {
+		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
+		r.pc.WriteExtendedMessage(extReveal, b[:])
 	}
+}
+
+type reveal struct {
+	pc    *torrent.PeerConn
+	piece int
+}
+
+// plan tops up each client's window (bytes, initial at first, up to
+// maxWin; up to total for a lone client) and says what to reveal to whom.
+func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, maxWin, total int64) []reveal {
 	var out []reveal
 	lone := len(byClient) == 1
 	for id, cs := range byClient {
@@ -224,11 +235,7 @@ func (g *revealGroup) step(kicked bool) {
 			out = append(out, reveal{c.pc, i})
 		}
 	}
-	var b [4]byte
-	for _, r := range out {
-		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
-		r.pc.WriteExtendedMessage(extReveal, b[:])
-	}
+	return out
 }
 
 // pick chooses the next piece to reveal to a client over its connections:
