@@ -43,11 +43,13 @@ type Strategy struct {
 	PickerSeedMiB   int  // MiB of seeder-only pieces a client asks for at once (default 2)
 	PickerPeerDiv   int  // a client wants cache/PeerDiv of pieces peers hold (default 2)
 	RevealWindowMiB int  // MiB revealed and not yet fetched per client at first (default 8)
+	RevealRampOff   bool // clients holding nothing all get their first pieces from the seeder at once
 }
 
 // StrategyFromEnv reads the benchmark's environment variables
 // (EZIO_PICKER=off, EZIO_REVEAL=off, EZIO_PICKER_RAREST=0,
-// EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB).
+// EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB,
+// EZIO_REVEAL_RAMP=off).
 // Only the command line calls it; the engine never reads the environment.
 func StrategyFromEnv() Strategy {
 	num := func(k string) int {
@@ -61,6 +63,7 @@ func StrategyFromEnv() Strategy {
 		PickerSeedMiB:   num("EZIO_PICKER_SEED_MIB"),
 		PickerPeerDiv:   num("EZIO_PICKER_PEER_DIV"),
 		RevealWindowMiB: num("EZIO_REVEAL_WINDOW_MIB"),
+		RevealRampOff:   os.Getenv("EZIO_REVEAL_RAMP") == "off",
 	}
 }
 

@@ -31,6 +31,15 @@ import (
 // equals one in the torrent it is already fetching from the seeder: pieces
 // of one torrent come one after another on one connection, so the first
 // completes soonest.
+//
+// Ramp-up: clients that hold nothing yet get their first pieces from the
+// seeder one client at a time (the next one once the previous holds a
+// piece, or rampWait after its first reveal). Revealed to all at once, the
+// first pieces of N clients share the seeder's uplink and all complete at
+// N piece-times, and until then nobody can serve anybody (5-8 s of 16 MiB
+// pieces at the start of every run, docs/benchmarks.md); one at a time,
+// the first client holds a piece after one piece-time at the full rate and
+// serves the others while the seeder serves the next.
 type revealGroup struct {
 	mu      sync.Mutex // members
 	members map[*revealSeeder]*torrent.Torrent
@@ -38,15 +47,24 @@ type revealGroup struct {
 	stepMu  sync.Mutex // one step at a time; what follows too
 	last    time.Time
 	windows map[torrent.PeerID]int64 // bytes revealed and not yet held, per client
+	firstAt map[torrent.PeerID]time.Time
 	rng     *rand.Rand
+	ramp    bool
 
 	kick chan struct{}
 }
 
-func newRevealGroup() *revealGroup {
+// rampWait is how long a client's first reveal holds back the first
+// reveal of the next client that holds nothing (a slow client must not
+// keep the others from the seeder).
+const rampWait = 2 * time.Second
+
+func newRevealGroup(ramp bool) *revealGroup {
 	return &revealGroup{
+		ramp:    ramp,
 		members: map[*revealSeeder]*torrent.Torrent{},
 		windows: map[torrent.PeerID]int64{},
+		firstAt: map[torrent.PeerID]time.Time{},
 		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		kick:    make(chan struct{}, 1),
 	}
@@ -54,7 +72,7 @@ func newRevealGroup() *revealGroup {
 
 // revealGroup is the session's reveal, made on first use.
 func (s *Session) revealGroup() *revealGroup {
-	s.revealOnce.Do(func() { s.reveal = newRevealGroup() })
+	s.revealOnce.Do(func() { s.reveal = newRevealGroup(!s.tu.Strategy.RevealRampOff) })
 	return s.reveal
 }
 
@@ -177,11 +195,12 @@ func (g *revealGroup) step(kicked bool) {
 	for id := range g.windows {
 		if _, ok := byClient[id]; !ok {
 			delete(g.windows, id)
+			delete(g.firstAt, id)
 		}
 	}
 
 	var b [4]byte
-	for _, r := range g.plan(byClient, initial, maxWin, total) {
+	for _, r := range g.plan(byClient, initial, maxWin, total, time.Now()) {
 		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
 		r.pc.WriteExtendedMessage(extReveal, b[:])
 	}
@@ -194,10 +213,39 @@ type reveal struct {
 
 // plan tops up each client's window (bytes, initial at first, up to
 // maxWin; up to total for a lone client) and says what to reveal to whom.
-func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, maxWin, total int64) []reveal {
+func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, maxWin, total int64, now time.Time) []reveal {
 	var out []reveal
 	lone := len(byClient) == 1
+	// Clients holding nothing, and whether one of them is on its first
+	// pieces from the seeder (and not for long).
+	empty := map[torrent.PeerID]bool{}
+	ramping := false
 	for id, cs := range byClient {
+		e, pending := true, false
+		for _, c := range cs {
+			pending = pending || c.pending > 0
+			for _, h := range c.have {
+				if h {
+					e = false
+					break
+				}
+			}
+		}
+		empty[id] = e
+		if t, ok := g.firstAt[id]; e && pending && ok && now.Sub(t) < rampWait {
+			ramping = true
+		}
+	}
+	for id, cs := range byClient {
+		if g.ramp && !lone && empty[id] {
+			if _, ok := g.firstAt[id]; !ok {
+				if ramping {
+					continue // its turn comes
+				}
+				ramping = true
+				g.firstAt[id] = now
+			}
+		}
 		win, ok := g.windows[id]
 		if !ok {
 			win = initial

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent"
 )
@@ -12,7 +13,7 @@ import (
 // no piece goes out twice while another has not gone out at all.
 func TestRevealGroupOneWindowOverEveryTorrent(t *testing.T) {
 	const plen = 16 << 20
-	g := newRevealGroup()
+	g := newRevealGroup(false)
 	sizes := []int{8, 5, 8} // pieces per torrent, as the bench's disk
 	var seeders []*revealSeeder
 	var total int64
@@ -67,7 +68,7 @@ func TestRevealGroupOneWindowOverEveryTorrent(t *testing.T) {
 				by[pc.PeerID] = append(by[pc.PeerID], rc)
 			}
 		}
-		return g.plan(by, initial, maxWin, total)
+		return g.plan(by, initial, maxWin, total, time.Now())
 	}
 	have := map[torrent.PeerID][][]bool{}
 	for _, c := range clients {
@@ -147,7 +148,7 @@ func TestRevealGroupOneWindowOverEveryTorrent(t *testing.T) {
 // there is no one to duplicate.
 func TestRevealGroupLoneClientGetsEverything(t *testing.T) {
 	const plen = 1 << 20
-	g := newRevealGroup()
+	g := newRevealGroup(false)
 	a := newRevealSeeder(g, 40, plen, 40*plen, 8)
 	b := newRevealSeeder(g, 30, plen, 30*plen, 8)
 	var id torrent.PeerID
@@ -163,7 +164,7 @@ func TestRevealGroupLoneClientGetsEverything(t *testing.T) {
 	total := int64(70 * plen)
 	got := 0
 	for range 10 {
-		got += len(g.plan(map[torrent.PeerID][]*revealConn{id: conns}, 8*plen, 256*plen, total))
+		got += len(g.plan(map[torrent.PeerID][]*revealConn{id: conns}, 8*plen, 256*plen, total, time.Now()))
 		for _, c := range conns {
 			c.pending, c.pendingBytes = 0, 0
 			for _, r := range c.st.revealed {
@@ -176,5 +177,92 @@ func TestRevealGroupLoneClientGetsEverything(t *testing.T) {
 	}
 	if got != 70 {
 		t.Errorf("lone client got %d of 70 pieces revealed after 10 steps", got)
+	}
+}
+
+// Clients that hold nothing get their first pieces one client at a time:
+// the next once the previous holds a piece, or rampWait after its first
+// reveal; a client that already holds pieces is never held back.
+func TestRevealGroupRampOneFreshClientAtATime(t *testing.T) {
+	const plen = 16 << 20
+	g := newRevealGroup(true)
+	rs := newRevealSeeder(g, 20, plen, 20*plen, 8)
+	type cl struct {
+		pc *torrent.PeerConn
+		st *revealState
+		h  []bool
+	}
+	var cls []*cl
+	for k := range 4 {
+		var id torrent.PeerID
+		id[0] = byte(k + 1)
+		c := &cl{pc: &torrent.PeerConn{PeerID: id}, st: &revealState{revealed: make([]bool, 20)}, h: make([]bool, 20)}
+		rs.clients[c.pc] = c.st
+		cls = append(cls, c)
+	}
+	plan := func(now time.Time) map[torrent.PeerID]int {
+		hold := make([]int32, 20)
+		for _, c := range cls {
+			for i, h := range c.h {
+				if h {
+					hold[i]++
+				}
+			}
+		}
+		by := map[torrent.PeerID][]*revealConn{}
+		for _, c := range cls {
+			rc := &revealConn{rs: rs, pc: c.pc, st: c.st, have: c.h, hold: hold, plen: plen, last: plen, n: 20}
+			for i, r := range c.st.revealed {
+				if r && !c.h[i] {
+					rc.pending++
+					rc.pendingBytes += plen
+				}
+			}
+			by[c.pc.PeerID] = []*revealConn{rc}
+		}
+		got := map[torrent.PeerID]int{}
+		for _, r := range g.plan(by, 2*plen, 16*plen, 20*plen, now) {
+			got[r.pc.PeerID]++
+		}
+		return got
+	}
+	t0 := time.Now()
+	first := plan(t0)
+	if len(first) != 1 {
+		t.Fatalf("first step revealed to %d fresh clients, want 1: %v", len(first), first)
+	}
+	if more := plan(t0.Add(100 * time.Millisecond)); len(more) != 0 {
+		t.Errorf("a second fresh client got pieces while the first had none yet: %v", more)
+	}
+	// The first client completes one piece: the next fresh client's turn.
+	var a *cl
+	for _, c := range cls {
+		if first[c.pc.PeerID] > 0 {
+			a = c
+		}
+	}
+	for i, r := range a.st.revealed {
+		if r {
+			a.h[i] = true
+			break
+		}
+	}
+	next := plan(t0.Add(200 * time.Millisecond))
+	fresh := 0
+	for id, n := range next {
+		if id == a.pc.PeerID {
+			if n != 1 {
+				t.Errorf("the client holding a piece got %d new reveals, want 1 (its window of 2 topped up)", n)
+			}
+			continue
+		}
+		fresh++
+	}
+	if fresh != 1 {
+		t.Errorf("after the first client's first piece, %d fresh clients got pieces, want 1: %v", fresh, next)
+	}
+	// Nobody completes anything for rampWait: one more fresh client goes.
+	if late := plan(t0.Add(200*time.Millisecond + rampWait + time.Millisecond)); len(late) != 1 {
+		t.Errorf("after rampWait without a completed piece, %d clients got pieces, want 1 fresh one: %v", len(late), late)
 	}
 }
