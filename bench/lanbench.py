@@ -528,14 +528,13 @@ def m_unicast(c):
 
 
 def m_multicast(c):
-    """udpcast: udp-sender on h0, udp-receiver on every client at once."""
+    """udpcast: udp-sender on h0, then udp-receiver on every client at once.
+    The sender first: each side says hello once at its start and never
+    again, so receivers started before the sender listens (and too late
+    for its one hello) wait forever: with 32 receivers neither side ever
+    heard the other."""
     d = c.dir("multicast")
     recv = []
-    for i in range(1, c.n + 1):
-        recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
-                             "--file", os.path.join(d, "h%d.img" % i)],
-                         c.log("h%d.log" % i)))
-    time.sleep(0.5)
     with Measure(c) as m:
         t0 = time.time()
         args = ["udp-sender", "--nokbd", "--interface", "eth0", "--file", c.img.concat,
@@ -543,6 +542,11 @@ def m_multicast(c):
         if c.a.mcast_bitrate and c.rate:
             args += ["--max-bitrate", "%dm" % int(c.rate * c.a.mcast_bitrate)]
         snd = Proc(0, args, c.log("sender.log"))
+        time.sleep(0.3)
+        for i in range(1, c.n + 1):
+            recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
+                                 "--file", os.path.join(d, "h%d.img" % i)],
+                             c.log("h%d.log" % i)))
         ok = wait_all(recv + [snd], lambda p: p.rc is not None, t0 + c.timeout)
         t = max(p.t_exit for p in recv) - t0 if ok else None
     for i, p in enumerate(recv):
