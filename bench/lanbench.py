@@ -528,14 +528,13 @@ def m_unicast(c):
 
 
 def m_multicast(c):
-    """udpcast: udp-sender on h0, udp-receiver on every client at once."""
+    """udpcast: udp-sender on h0, then udp-receiver on every client at once.
+    The sender first: each side says hello once at its start and never
+    again, so receivers started before the sender listens (and too late
+    for its one hello) wait forever: with 32 receivers neither side ever
+    heard the other."""
     d = c.dir("multicast")
     recv = []
-    for i in range(1, c.n + 1):
-        recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
-                             "--file", os.path.join(d, "h%d.img" % i)],
-                         c.log("h%d.log" % i)))
-    time.sleep(0.5)
     with Measure(c) as m:
         t0 = time.time()
         args = ["udp-sender", "--nokbd", "--interface", "eth0", "--file", c.img.concat,
@@ -543,6 +542,11 @@ def m_multicast(c):
         if c.a.mcast_bitrate and c.rate:
             args += ["--max-bitrate", "%dm" % int(c.rate * c.a.mcast_bitrate)]
         snd = Proc(0, args, c.log("sender.log"))
+        time.sleep(0.3)
+        for i in range(1, c.n + 1):
+            recv.append(Proc(i, ["udp-receiver", "--nokbd", "--interface", "eth0",
+                                 "--file", os.path.join(d, "h%d.img" % i)],
+                             c.log("h%d.log" % i)))
         ok = wait_all(recv + [snd], lambda p: p.rc is not None, t0 + c.timeout)
         t = max(p.t_exit for p in recv) - t0 if ok else None
     for i, p in enumerate(recv):
@@ -676,6 +680,12 @@ def m_ezio(c, binary=None):
                     # a whole-disk deploy is done at its result line (or
                     # when it starts serving the others after it)
                     if j.get("type") == "result" and j.get("result") == "ok":
+                        return t
+                    # with --seed-after the result line comes only after
+                    # serving the others: every partition verified and
+                    # serving is done too
+                    if (j.get("type") == "progress" and j.get("phase") == "seeding" and j.get("bytes_total")
+                            and j.get("bytes_done") == j.get("bytes_total")):
                         return t
                     continue
                 if j.get("phase") in finished and j.get("bytes_total") and j.get("bytes_done") == j.get("bytes_total"):
@@ -948,7 +958,7 @@ def main():
         methods.remove("ezio")
 
     if a.disk:
-        methods = [m for m in methods if m in ("unicast", "ezio", "multicast")]
+        methods = [m for m in methods if m in ("unicast", "ezio", "ezio-b", "multicast")]
         if not a.ezio:
             sys.exit("--disk needs an ezio binary (ezio capture makes the image)")
         imgdir = os.path.join(a.work, "disk%d" % a.image_mib)
@@ -1031,7 +1041,7 @@ def main():
     if a.disk:
         head.insert(-2, "- whole disk: GPT, 3 ext4 partitions (`bench/mkdisk.sh`), `ezio capture` (16 MiB pieces), "
                         "`ezio seed IMAGE-DIR`, clients `ezio deploy http://10.77.0.1:6969/images/%s LOOPDISK --yes --json%s` "
-                        "onto blank loop disks of %d MiB on tmpfs; a client is done at its `result: ok` line; "
+                        "onto blank loop disks of %d MiB on tmpfs; a client is done at its `result: ok` line or its first progress line with every partition verified and serving (`--seed-after`); "
                         "F_total = the partitions' extent bytes; every client disk is checked partition by partition" % (
                             img.name, "" if (a.stagger or a.ezio_default_flags) else " --seed-after " + a.ezio_seed_after,
                             img.device_bytes >> 20))

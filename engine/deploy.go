@@ -223,7 +223,17 @@ func (j *Job) checkRevealStall() {
 	if rc == nil || rc.disabled.Load() || len(rc.gatedConns()) == 0 {
 		return
 	}
-	if time.Since(time.Unix(0, rc.lastReveal.Load())) > revealStall && time.Since(j.progressTime()) > revealStall {
+	// The seeder's window covers every torrent of this session (a disk's
+	// partitions, revealgroup.go): while it feeds one partition another
+	// may hear nothing, so the session's latest reveal and progress count.
+	lastReveal, progress := rc.lastReveal.Load(), j.progressAt.Load()
+	for _, o := range j.sess.Jobs() {
+		if o.role == RoleDeploy && o.revealC != nil && !o.revealC.disabled.Load() {
+			lastReveal = max(lastReveal, o.revealC.lastReveal.Load())
+			progress = max(progress, o.progressAt.Load())
+		}
+	}
+	if time.Since(time.Unix(0, lastReveal)) > revealStall && time.Since(time.Unix(0, progress)) > revealStall {
 		j.log.Warn("the seeder revealed no pieces and nothing arrived for a while; fetching from it the ordinary way")
 		// The connections close and the redial loop opens new, ordinary ones.
 		rc.giveUp()

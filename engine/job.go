@@ -179,7 +179,7 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 			j.revealC = newRevealClient()
 			j.hooks = j.revealC.hooks()
 		case RoleSeed:
-			j.revealS = newRevealSeeder(l.NumPieces, l.PieceLength, strat.RevealWindowMiB)
+			j.revealS = newRevealSeeder(s.revealGroup(), l.NumPieces, l.PieceLength, l.Total, strat.RevealWindowMiB)
 			j.hooks = j.revealS.hooks(l.NumPieces)
 		}
 	}
@@ -252,7 +252,7 @@ func (j *Job) run(ctx context.Context, main func(context.Context) error) {
 		g.Go(func() error { return newPicker(j, j.tu).run(gctx) })
 	}
 	if j.revealS != nil {
-		g.Go(func() error { return j.revealS.run(gctx, j.t, j.layout.NumPieces) })
+		g.Go(func() error { return j.sess.revealGroup().run(gctx, j.revealS, j.t) })
 	}
 	if j.role == RoleDeploy {
 		g.Go(func() error { return j.redial(gctx) })

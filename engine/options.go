@@ -37,17 +37,19 @@ type Tuning struct {
 
 // Strategy holds the piece picker's and the piece reveal's settings.
 type Strategy struct {
-	PickerOff       bool // let the library order pieces (baseline for benchmarks)
-	RevealOff       bool // seeders serve every piece to everyone
-	PickerNoRarest  bool // among pieces peers hold, ignore how many hold them
-	PickerSeedMiB   int  // MiB of seeder-only pieces a client asks for at once (default 2)
-	PickerPeerDiv   int  // a client wants cache/PeerDiv of pieces peers hold (default 2)
-	RevealWindowMiB int  // MiB revealed and not yet fetched per client at first (default 8)
+	PickerOff         bool // let the library order pieces (baseline for benchmarks)
+	RevealOff         bool // seeders serve every piece to everyone
+	PickerNoRarest    bool // among pieces peers hold, ignore how many hold them
+	PickerSeedMiB     int  // MiB of seeder-only pieces a client asks for at once (default 2)
+	PickerPeerDiv     int  // a client wants cache/PeerDiv of pieces peers hold (default 2)
+	RevealWindowMiB   int  // MiB revealed and not yet fetched per client at first (default 8)
+	RevealFirstOneOff bool // a client holding nothing gets a whole window, not one piece
 }
 
 // StrategyFromEnv reads the benchmark's environment variables
 // (EZIO_PICKER=off, EZIO_REVEAL=off, EZIO_PICKER_RAREST=0,
-// EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB).
+// EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB,
+// EZIO_REVEAL_FIRST_ONE=off).
 // Only the command line calls it; the engine never reads the environment.
 func StrategyFromEnv() Strategy {
 	num := func(k string) int {
@@ -55,12 +57,13 @@ func StrategyFromEnv() Strategy {
 		return v
 	}
 	return Strategy{
-		PickerOff:       os.Getenv("EZIO_PICKER") == "off",
-		RevealOff:       os.Getenv("EZIO_REVEAL") == "off",
-		PickerNoRarest:  os.Getenv("EZIO_PICKER_RAREST") == "0",
-		PickerSeedMiB:   num("EZIO_PICKER_SEED_MIB"),
-		PickerPeerDiv:   num("EZIO_PICKER_PEER_DIV"),
-		RevealWindowMiB: num("EZIO_REVEAL_WINDOW_MIB"),
+		PickerOff:         os.Getenv("EZIO_PICKER") == "off",
+		RevealOff:         os.Getenv("EZIO_REVEAL") == "off",
+		PickerNoRarest:    os.Getenv("EZIO_PICKER_RAREST") == "0",
+		PickerSeedMiB:     num("EZIO_PICKER_SEED_MIB"),
+		PickerPeerDiv:     num("EZIO_PICKER_PEER_DIV"),
+		RevealWindowMiB:   num("EZIO_REVEAL_WINDOW_MIB"),
+		RevealFirstOneOff: os.Getenv("EZIO_REVEAL_FIRST_ONE") == "off",
 	}
 }
 

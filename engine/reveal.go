@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"context"
 	"encoding/binary"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -165,8 +163,9 @@ type revealSeeder struct {
 	counts    []int32 // times each piece was revealed
 	window    int     // initial pieces revealed and not yet held, per client
 	maxWindow int
-	rng       *rand.Rand
-	kick      chan struct{} // a client reported a new piece
+	// pieceLength and total size the windows in bytes (revealgroup.go).
+	pieceLength, total int64
+	kick               chan struct{} // a client reported a new piece: the session's group steps
 	// bad lists the pieces found not to match the torrent on the source
 	// (nil: none known): they are never served, so never revealed, and a
 	// client's refused piece takes no place in its window.
@@ -175,20 +174,17 @@ type revealSeeder struct {
 
 type revealState struct {
 	revealed []bool
-	// window grows (doubling, up to maxWindow) each time the client is
-	// found with nothing left to fetch, and at every step while it is the
-	// only client: on a fast link a few pieces drain faster than reveals
-	// come back, and a lone client can duplicate nothing.
-	window int
 }
 
-func newRevealSeeder(numPieces int, pieceLength int64, windowMiB int) *revealSeeder {
+// newRevealSeeder is the reveal of one seed job, stepped by the session's
+// group g (revealgroup.go).
+func newRevealSeeder(g *revealGroup, numPieces int, pieceLength, total int64, windowMiB int) *revealSeeder {
 	rs := &revealSeeder{
-		clients: map[*torrent.PeerConn]*revealState{},
-		counts:  make([]int32, numPieces),
-		window:  clamp(int((int64(windowMiB)<<20)/pieceLength), 2, 64),
-		rng:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		kick:    make(chan struct{}, 1),
+		clients:     map[*torrent.PeerConn]*revealState{},
+		counts:      make([]int32, numPieces),
+		window:      clamp(int((int64(windowMiB)<<20)/pieceLength), 2, 64),
+		pieceLength: pieceLength, total: total,
+		kick: g.kick,
 	}
 	rs.maxWindow = max(rs.window, clamp(int((256<<20)/pieceLength), 2, 1024))
 	return rs
@@ -204,7 +200,7 @@ func (rs *revealSeeder) hooks(numPieces int) peerHooks {
 				return
 			}
 			rs.mu.Lock()
-			rs.clients[pc] = &revealState{revealed: make([]bool, numPieces), window: rs.window}
+			rs.clients[pc] = &revealState{revealed: make([]bool, numPieces)}
 			rs.mu.Unlock()
 		},
 		closed: func(pc *torrent.PeerConn) {
@@ -232,107 +228,4 @@ func anyRevealed(st *revealState) bool {
 		}
 	}
 	return false
-}
-
-// run tops up every client's window of revealed pieces until ctx ends.
-func (rs *revealSeeder) run(ctx context.Context, t *torrent.Torrent, n int) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-rs.kick:
-		}
-		rs.step(t, n)
-	}
-}
-
-func (rs *revealSeeder) step(t *torrent.Torrent, n int) {
-	rs.mu.Lock()
-	if len(rs.clients) == 0 {
-		rs.mu.Unlock()
-		return
-	}
-	conns := make([]*torrent.PeerConn, 0, len(rs.clients))
-	for pc := range rs.clients {
-		conns = append(conns, pc)
-	}
-	rs.mu.Unlock()
-
-	// What every connected peer holds (gated clients report what they
-	// really have; others may be full seeders).
-	holders := make([]int32, n)
-	have := map[*torrent.PeerConn][]bool{}
-	for _, pc := range t.PeerConns() {
-		bm := pc.PeerPieces()
-		h := make([]bool, n)
-		it := bm.Iterator()
-		for it.HasNext() {
-			if i := int(it.Next()); i < n {
-				h[i] = true
-				holders[i]++
-			}
-		}
-		have[pc] = h
-	}
-	type reveal struct {
-		pc    *torrent.PeerConn
-		piece int
-	}
-	var out []reveal
-	bad := map[int]bool{}
-	if rs.bad != nil {
-		for _, b := range rs.bad() {
-			bad[b.Index] = true
-		}
-	}
-	rs.mu.Lock()
-	for _, pc := range conns {
-		st := rs.clients[pc]
-		h := have[pc]
-		if st == nil || h == nil {
-			continue
-		}
-		pending := 0
-		for i, r := range st.revealed {
-			if r && !h[i] && !bad[i] {
-				pending++
-			}
-		}
-		if pending == 0 && st.window < rs.maxWindow && anyRevealed(st) {
-			st.window = min(2*st.window, rs.maxWindow)
-		}
-		if len(conns) == 1 {
-			st.window = min(2*st.window, n)
-		}
-		for pending < st.window {
-			best, bestH, bestC := -1, int32(0), int32(0)
-			start := rs.rng.IntN(n)
-			for k := range n {
-				i := (start + k) % n
-				if h[i] || st.revealed[i] || bad[i] {
-					continue
-				}
-				if best < 0 || holders[i] < bestH || holders[i] == bestH && rs.counts[i] < bestC {
-					best, bestH, bestC = i, holders[i], rs.counts[i]
-				}
-			}
-			if best < 0 {
-				break
-			}
-			st.revealed[best] = true
-			rs.counts[best]++
-			holders[best]++ // it is on its way to a peer
-			pending++
-			out = append(out, reveal{pc, best})
-		}
-	}
-	rs.mu.Unlock()
-	var b [4]byte
-	for _, r := range out {
-		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
-		r.pc.WriteExtendedMessage(extReveal, b[:])
-	}
 }

@@ -48,6 +48,10 @@ type Session struct {
 	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
 	held           *heldBudget   // memory for clients' pieces in flight (--cache-size)
 
+	// reveal: the piece reveal of every seed job (revealgroup.go).
+	revealOnce sync.Once
+	reveal     *revealGroup
+
 	// single: the session was made for one job (engine.Seed, engine.Deploy)
 	// and ends with it. Set before that job starts, never changed.
 	single bool

@@ -91,6 +91,24 @@ func ReadBootAreas(ctx context.Context, dev string, t *Table) (*BootAreas, error
 	return &b, nil
 }
 
+// zapTables zeroes an old MBR and GPT (header and a 128-entry table) at
+// both ends of the disk.
+func zapTables(target string, size, sectorSize int64) error {
+	if sectorSize <= 0 {
+		sectorSize = 512
+	}
+	n := 2*sectorSize + 128*128 // MBR, GPT header, its entries
+	if size < 2*n {
+		return fmt.Errorf("%s holds only %d bytes", target, size)
+	}
+	zero := make([]byte, n)
+	if err := WriteAt(target, 0, zero); err != nil {
+		return err
+	}
+	// the backup: its entries, then its header in the last sector
+	return WriteAt(target, size-(n-sectorSize), zero[:n-sectorSize])
+}
+
 // Restore writes table t and the boot areas onto the whole disk target,
 // whose size is targetSize bytes and whose old table, if any, goes. On a
 // GPT disk larger than the source the backup header and table move to the
@@ -113,16 +131,18 @@ func Restore(ctx context.Context, target string, targetSize int64, t *Table, b *
 		if err := os.WriteFile(file, b.GPT, 0o600); err != nil {
 			return err
 		}
-		if _, stderr, err := run(ctx, nil, "sgdisk", "--zap-all", target); err != nil {
-			return fmt.Errorf("sgdisk --zap-all %s: %w: %s", target, err, stderr)
+		// The old table goes first (what sgdisk --zap-all does, without
+		// its run: every sgdisk run syncs and sleeps a second, and the
+		// clients of a disk deploy wait on it before any data moves).
+		if err := zapTables(target, targetSize, t.SectorSize); err != nil {
+			return err
 		}
-		if out, stderr, err := run(ctx, nil, "sgdisk", "--load-backup="+file, target); err != nil {
-			return fmt.Errorf("sgdisk --load-backup %s: %w: %s %s", target, err, out, stderr)
-		}
+		args := []string{"--load-backup=" + file}
 		if !sameSize {
-			if out, stderr, err := run(ctx, nil, "sgdisk", "-e", target); err != nil {
-				return fmt.Errorf("sgdisk -e %s: %w: %s %s", target, err, out, stderr)
-			}
+			args = append(args, "-e") // in the same run: applied after the load
+		}
+		if out, stderr, err := run(ctx, nil, "sgdisk", append(args, target)...); err != nil {
+			return fmt.Errorf("sgdisk %s %s: %w: %s %s", strings.Join(args, " "), target, err, out, stderr)
 		}
 	default:
 		script := restoreScript(t.Text, sameSize)
