@@ -35,14 +35,7 @@ func TestDiskRoomAutoInNamespaces(t *testing.T) {
 	work := t.TempDir()
 
 	// A 32 MiB MBR disk with one ext4 partition holding a file.
-	src := disktest.NewLoop(t, 32<<20, nil)
-	t.Cleanup(func() { exec.Command("partx", "-d", src).Run() })
-	sf := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", src)
-	sf.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
-	if out, err := sf.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
-	disktest.Run(t, "partx", "-a", src)
+	src := disktest.PartitionedLoop(t, 32<<20, "label: dos\nstart=2048, type=83\n")
 	node, err := table.PartitionNode(src, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -246,3 +246,19 @@ func (b *broker) close() {
 		close(ch)
 	}
 }
+
+// Received follows how much of an image has arrived, for progress bars:
+// the verified pieces, or more when bytes received but not yet verified
+// are counted (a 16 MiB piece takes a while to complete), never above the
+// total and never backwards. What was verified before any byte arrived
+// (a resumed deploy) is the base received bytes add to.
+type Received struct{ base, got int64 }
+
+// Update takes the job's latest snapshot and returns the bytes arrived.
+func (r *Received) Update(s Snapshot) int64 {
+	if s.BytesDownloaded == 0 {
+		r.base = max(r.base, s.BytesDone)
+	}
+	r.got = max(r.got, s.BytesDone, min(s.BytesTotal, r.base+s.BytesDownloaded))
+	return r.got
+}

@@ -37,26 +37,13 @@ func (r RoomWatch) Run(ctx context.Context, j *Job) bool {
 		case <-j.Done():
 			return false
 		case s := <-snaps.C():
-			if s.FleetDone < r.Expect {
-				continue
-			}
-			now := time.Now()
-			if reached.IsZero() {
-				reached = now
-				if r.Reached != nil {
-					r.Reached(s.FleetDone)
-				}
-			}
 			needy := 0
 			for _, p := range s.Peers {
 				if !p.Seeder {
 					needy++
 				}
 			}
-			if needy == 0 || (r.Linger > 0 && now.Sub(reached) >= r.Linger) {
-				if r.Stopping != nil {
-					r.Stopping(needy)
-				}
+			if r.done(&reached, s.FleetDone, needy) {
 				j.Stop()
 				return true
 			}
@@ -95,22 +82,32 @@ func (r RoomWatch) RunImage(ctx context.Context, srv *Server, name string, done 
 				needy++
 			}
 		}
-		if completed < r.Expect {
-			continue
-		}
-		now := time.Now()
-		if reached.IsZero() {
-			reached = now
-			if r.Reached != nil {
-				r.Reached(completed)
-			}
-		}
-		if needy == 0 || (r.Linger > 0 && now.Sub(reached) >= r.Linger) {
-			if r.Stopping != nil {
-				r.Stopping(needy)
-			}
+		if r.done(&reached, completed, needy) {
 			stop()
 			return true
 		}
 	}
+}
+
+// done applies the rule to one look at the room: completed clients, and
+// those still needing data; reached is when Expect were first complete
+// (zero until then).
+func (r RoomWatch) done(reached *time.Time, completed, needy int) bool {
+	if completed < r.Expect {
+		return false
+	}
+	now := time.Now()
+	if reached.IsZero() {
+		*reached = now
+		if r.Reached != nil {
+			r.Reached(completed)
+		}
+	}
+	if needy == 0 || (r.Linger > 0 && now.Sub(*reached) >= r.Linger) {
+		if r.Stopping != nil {
+			r.Stopping(needy)
+		}
+		return true
+	}
+	return false
 }

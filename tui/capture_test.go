@@ -74,22 +74,7 @@ func TestCaptureTorrentNamesTheServersTracker(t *testing.T) {
 	drive(t, m, keys("sdc7")...)
 	drive(t, m, enter) // name
 	drive(t, m, enter) // server: the guess
-	// Follow the task to its end (every message, none dropped).
-	ts, ok := m.Current().(*TaskScreen)
-	if !ok {
-		t.Fatalf("no task started:\n%s", m.View())
-	}
-	deadline := time.After(60 * time.Second)
-	for ts.res == nil {
-		msgc := make(chan tea.Msg, 1)
-		go func() { msgc <- ts.wait()() }()
-		select {
-		case msg := <-msgc:
-			m.Update(msg)
-		case <-deadline:
-			t.Fatalf("the capture did not end in 60 s:\n%s", m.View())
-		}
-	}
+	ts := followTask(t, m)
 	if v := m.View(); !strings.Contains(v, "http://10.0.0.5:7070/announce") {
 		t.Fatalf("the result does not name the tracker:\n%s", v)
 	}
@@ -303,14 +288,7 @@ func TestCaptureDiskScreens(t *testing.T) {
 // image loader accepts it.
 func TestCaptureWholeDiskThroughWizard(t *testing.T) {
 	need(t, true, "losetup", "sfdisk", "sgdisk", "partx", "mkfs.ext4", "partclone.extfs", "blkid")
-	dev := disktest.NewLoop(t, 48<<20, nil)
-	t.Cleanup(func() { exec.Command("partx", "-d", dev).Run() })
-	sf := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", dev)
-	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=16MiB, type=0FC63DAF-8483-4772-8E79-3D69E4C47D47\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
-	if out, err := sf.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
-	disktest.Run(t, "partx", "-a", dev)
+	dev := disktest.PartitionedLoop(t, 48<<20, "label: gpt\nstart=2048, size=16MiB, type=0FC63DAF-8483-4772-8E79-3D69E4C47D47\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
 	for i := 1; i <= 2; i++ {
 		disktest.Run(t, "mkfs.ext4", "-q", "-F", "-L", fmt.Sprintf("part%d", i), fmt.Sprintf("%sp%d", dev, i))
 	}
@@ -341,21 +319,7 @@ func TestCaptureWholeDiskThroughWizard(t *testing.T) {
 	drive(t, m, keys("wdisk")...)
 	drive(t, m, enter) // name
 	drive(t, m, enter) // server: the guess
-	ts, ok := m.Current().(*TaskScreen)
-	if !ok {
-		t.Fatalf("no task started:\n%s", m.View())
-	}
-	deadline := time.After(60 * time.Second)
-	for ts.res == nil {
-		msgc := make(chan tea.Msg, 1)
-		go func() { msgc <- ts.wait()() }()
-		select {
-		case msg := <-msgc:
-			m.Update(msg)
-		case <-deadline:
-			t.Fatalf("the capture did not end in 60 s:\n%s", m.View())
-		}
-	}
+	ts := followTask(t, m)
 	v := m.View()
 	if ts.res.err != nil {
 		t.Fatalf("capture failed: %v\n%s", ts.res.err, v)
@@ -397,4 +361,26 @@ func TestCaptureWholeDiskThroughWizard(t *testing.T) {
 			t.Errorf("partition %d's torrent announces to %q", p.Number, mi.Announce)
 		}
 	}
+}
+
+// followTask follows the task just started to its end (every message,
+// none dropped), for at most a minute.
+func followTask(t *testing.T, m *Model) *TaskScreen {
+	t.Helper()
+	ts, ok := m.Current().(*TaskScreen)
+	if !ok {
+		t.Fatalf("no task started:\n%s", m.View())
+	}
+	deadline := time.After(60 * time.Second)
+	for ts.res == nil {
+		msgc := make(chan tea.Msg, 1)
+		go func() { msgc <- ts.wait()() }()
+		select {
+		case msg := <-msgc:
+			m.Update(msg)
+		case <-deadline:
+			t.Fatalf("the capture did not end in 60 s:\n%s", m.View())
+		}
+	}
+	return ts
 }

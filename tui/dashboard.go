@@ -143,8 +143,8 @@ type Dashboard struct {
 	fullHelp bool
 	help     help.Model
 
-	// Progress as bytes received, not only verified (see progress).
-	base     int64 // verified before anything arrived (a resumed deploy)
+	// Progress as bytes received, not only verified.
+	recv     engine.Received
 	got      int64
 	eta      time.Duration // <0 unknown
 	etaAt    time.Time
@@ -347,22 +347,6 @@ func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	return d, nil
 }
 
-// progress is how much of the image has arrived: the verified pieces, or
-// more when bytes received but not yet verified are counted (a 16 MiB
-// piece takes a while to complete), never above the total and never
-// backwards. base is what was verified before any byte arrived (a
-// resumed deploy), so received bytes add to it.
-func (d *Dashboard) progress(s engine.Snapshot) int64 {
-	if s.BytesDownloaded == 0 {
-		d.base = max(d.base, s.BytesDone)
-	}
-	got := max(s.BytesDone, min(s.BytesTotal, d.base+s.BytesDownloaded))
-	if s.Phase == engine.PhaseDone || s.Phase == engine.PhaseSeeding || s.Phase == engine.PhaseFlushing {
-		got = max(got, s.BytesDone)
-	}
-	return max(d.got, got)
-}
-
 // etaFor is the time left at the current rate. At a steady rate it never
 // rises: a new estimate a little above the last one (the rate's
 // sampling noise) is replaced by the last one minus the time passed;
@@ -403,7 +387,7 @@ func (d *Dashboard) apply(s engine.Snapshot) {
 		}
 	}
 	if d.role == engine.RoleDeploy {
-		d.got = d.progress(s)
+		d.got = d.recv.Update(s)
 		d.eta, d.etaAt = d.etaFor(s), s.Time
 	}
 	d.lostSeen = lostSince(s)

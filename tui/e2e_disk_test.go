@@ -28,14 +28,7 @@ func TestE2EDeployDiskImage(t *testing.T) {
 	work := t.TempDir()
 
 	// The source disk: GPT, two ext4 partitions with files.
-	src := disktest.NewLoop(t, 64<<20, nil)
-	t.Cleanup(func() { exec.Command("partx", "-d", src).Run() })
-	sf := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", src)
-	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=24MiB, type=0FC63DAF-8483-4772-8E79-3D69E4C47D47\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
-	if out, err := sf.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
-	disktest.Run(t, "partx", "-a", src)
+	src := disktest.PartitionedLoop(t, 64<<20, "label: gpt\nstart=2048, size=24MiB, type=0FC63DAF-8483-4772-8E79-3D69E4C47D47\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
 	files := []map[string][]byte{{"a.bin": make([]byte, 700<<10), "a.txt": []byte("first\n")}, {"b.bin": make([]byte, 1<<20+77)}}
 	for i, fs := range files {
 		dir := t.TempDir()

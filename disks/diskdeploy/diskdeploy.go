@@ -214,25 +214,18 @@ type Run struct {
 	closer   func()
 	stopOnce sync.Once
 
-	gotMu sync.Mutex
-	// base is what each partition had verified before any byte arrived
-	// (a resumed deploy), got the most BytesGot shown, by index in Parts.
-	base, got []int64
+	recvMu sync.Mutex
+	recv   []engine.Received // each partition's bytes arrived, by index in Parts
 }
 
 // received is partition i's BytesGot for snapshot s (see PartProgress).
 func (r *Run) received(i int, s engine.Snapshot) int64 {
-	r.gotMu.Lock()
-	defer r.gotMu.Unlock()
-	if r.base == nil {
-		r.base, r.got = make([]int64, len(r.Parts)), make([]int64, len(r.Parts))
+	r.recvMu.Lock()
+	defer r.recvMu.Unlock()
+	if r.recv == nil {
+		r.recv = make([]engine.Received, len(r.Parts))
 	}
-	if s.BytesDownloaded == 0 {
-		r.base[i] = max(r.base[i], s.BytesDone)
-	}
-	g := max(s.BytesDone, min(s.BytesTotal, r.base[i]+s.BytesDownloaded))
-	r.got[i] = max(r.got[i], g)
-	return r.got[i]
+	return r.recv[i].Update(s)
 }
 
 // Start writes the plan's partition table and boot areas and starts one

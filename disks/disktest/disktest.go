@@ -73,6 +73,22 @@ func NewLoop(t testing.TB, size int64, fill func(w io.Writer)) string {
 	return Attach(t, path)
 }
 
+// PartitionedLoop is a loop disk of size bytes with the partition table
+// the sfdisk script describes, and its partition nodes (DEVpN) made with
+// partx, since the kernel here parses no tables; they go at the end.
+func PartitionedLoop(t testing.TB, size int64, script string) string {
+	t.Helper()
+	dev := NewLoop(t, size, nil)
+	t.Cleanup(func() { exec.Command("partx", "-d", dev).Run() })
+	sf := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", dev)
+	sf.Stdin = strings.NewReader(script)
+	if out, err := sf.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk %s: %v\n%s\n%s", dev, err, script, out)
+	}
+	Run(t, "partx", "-a", dev)
+	return dev
+}
+
 // Sum is the SHA-256 of a whole file or device.
 func Sum(t testing.TB, path string) [32]byte {
 	t.Helper()

@@ -582,18 +582,11 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 		o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
 	}
 	if !diskdeploy.IsRemote(src) {
-		alone := len(o.Peers) == 0 && len(o.Seeders) == 0 && len(o.Trackers) == 0
-		seeders, stop, err := LocalDiskSeeders(ctx, src, a.Tuning, log)
+		stop, err := serveLocalImage(ctx, src, a.Tuning, log, len(o.Peers) == 0 && len(o.Trackers) == 0, &o.Seeders, &o.SeedAfter)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		o.Seeders = append(o.Seeders, seeders...)
-		if alone && o.SeedAfter == engine.SeedUntilIdle {
-			// Nobody else was named: a deploy from a stick is alone,
-			// and waiting for others to ask would only delay the end.
-			o.SeedAfter = 0
-		}
 	}
 	_, err = a.DeployDiskImage(ctx, fsys, target, asJSON, o)
 	return err
@@ -605,14 +598,9 @@ func deployDiskLocal(ctx context.Context, img *diskdeploy.Image, plan *diskimage
 	if diskdeploy.IsRemote(img.Source) || img.Source == "" {
 		return diskdeploy.Deploy(ctx, img, plan, o)
 	}
-	alone := len(o.Peers) == 0 && len(o.Seeders) == 0 && len(o.Trackers) == 0
-	seeders, stop, err := LocalDiskSeeders(ctx, img.Source, o.Tuning, o.Logger)
+	stop, err := serveLocalImage(ctx, img.Source, o.Tuning, o.Logger, len(o.Peers) == 0 && len(o.Trackers) == 0, &o.Seeders, &o.SeedAfter)
 	if err != nil {
 		return nil, err
-	}
-	o.Seeders = append(o.Seeders, seeders...)
-	if alone && o.SeedAfter == engine.SeedUntilIdle {
-		o.SeedAfter = 0
 	}
 	run, err := diskdeploy.Deploy(ctx, img, plan, o)
 	if err != nil {
@@ -624,6 +612,24 @@ func deployDiskLocal(ctx context.Context, img *diskdeploy.Image, plan *diskimage
 		stop()
 	}()
 	return run, nil
+}
+
+// serveLocalImage serves the local image directory dir to this machine's
+// deploy (LocalDiskSeeders), adding it to seeders. When no peer, seeder
+// or tracker was named (noOthers and no seeders yet), the deploy is alone
+// and a default seeding policy becomes "leave once verified": waiting for
+// others to ask would only delay the end.
+func serveLocalImage(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger, noOthers bool, seeders *[]string, seedAfter *time.Duration) (stop func(), err error) {
+	alone := noOthers && len(*seeders) == 0
+	local, stop, err := LocalDiskSeeders(ctx, dir, tu, log)
+	if err != nil {
+		return nil, err
+	}
+	*seeders = append(*seeders, local...)
+	if alone && *seedAfter == engine.SeedUntilIdle {
+		*seedAfter = 0
+	}
+	return stop, nil
 }
 
 // LocalDiskSeeders serves a local disk image directory (a USB stick, an

@@ -172,8 +172,6 @@ func dkNeed(t *testing.T, tools ...string) {
 // nodes. The nodes are removed (partx -d) before the disk is detached.
 func dkDisk(t *testing.T, size int64, label string, parts []dkPart) (string, []string) {
 	t.Helper()
-	dev := disktest.NewLoop(t, size, nil)
-	t.Cleanup(func() { exec.Command("partx", "-d", dev).Run() })
 	var script strings.Builder
 	fmt.Fprintf(&script, "label: %s\n", label)
 	for i, p := range parts {
@@ -187,12 +185,7 @@ func dkDisk(t *testing.T, size int64, label string, parts []dkPart) (string, []s
 		line += "type=" + p.typ
 		script.WriteString(line + "\n")
 	}
-	cmd := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", dev)
-	cmd.Stdin = strings.NewReader(script.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk %s: %v\n%s\n%s", dev, err, script.String(), out)
-	}
-	disktest.Run(t, "partx", "-a", dev)
+	dev := disktest.PartitionedLoop(t, size, script.String())
 	tb, err := table.Dump(context.Background(), dev)
 	if err != nil {
 		t.Fatal(err)
