@@ -6,7 +6,6 @@ package tui
 // with the reason; with CI=true a missing prerequisite fails.
 
 import (
-	"bytes"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -283,20 +282,7 @@ func TestE2EDeployLoopDevices(t *testing.T) {
 		t.Errorf("result does not count the pieces:\n%s", scr)
 	}
 	// The device holds the image at its offsets.
-	dev, err := os.Open(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	for off, data := range extents {
-		got := make([]byte, len(data))
-		if _, err := dev.ReadAt(got, off); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Errorf("extent at %#x differs on %s", off, target)
-		}
-	}
+	sameBytes(t, "the wizard's deploy", target, extents)
 	s.send("Enter")
 	s.waitText("What do you want to do?", 10*time.Second)
 	s.send("q")
