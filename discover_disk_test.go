@@ -23,14 +23,7 @@ import (
 
 func TestDiskRoomAutoInNamespaces(t *testing.T) {
 	lantest.Need(t)
-	for _, tool := range []string{"sfdisk", "partx", "mkfs.ext4", "debugfs", "partclone.extfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing (CI must install it)", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	disktest.Need(t, true, "sfdisk", "partx", "mkfs.ext4", "debugfs", "partclone.extfs")
 	seederNS, clientNS := lantest.Pair(t)
 	work := t.TempDir()
 

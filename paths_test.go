@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"ezio/disks/disktest"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,18 +16,7 @@ import (
 // ever created there. /dev is a fresh tmpfs in the test's own mount
 // namespace, so the machine's /dev is never at risk.
 func TestDanglingSymlinkIntoDevIsRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but this test needs root (a mount namespace)")
-		}
-		t.Skip("needs root (a mount namespace)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but unshare (util-linux) is missing")
-		}
-		t.Skip("needs unshare")
-	}
+	disktest.Need(t, true, "unshare")
 	dir, _ := makeExtentDir(t, 1<<20, 2)
 	tf := filepath.Join(t.TempDir(), "x.torrent")
 	mustRun(t, ezio(context.Background(), "torrent", "create", dir, "-o", tf, "--piece-length", "64KiB"))

@@ -6,7 +6,6 @@ package main
 // read. Real processes on loopback.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,22 +32,8 @@ type seeder struct {
 	waitDone chan struct{}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output while the test reads it.
+type syncBuffer = disktest.SyncBuffer
 
 func newSeeder(t *testing.T, tf, src string, extra ...string) *seeder {
 	bt, tr := disktest.FreePort(t), disktest.FreePort(t)

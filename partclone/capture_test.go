@@ -21,10 +21,7 @@ import (
 // where a missing prerequisite is a failure.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	disktest.SkipOrFail(t, format, args...)
 }
 
 // needRootAndTools skips (or, in CI, fails) unless the test runs as root

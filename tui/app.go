@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
 
 	"ezio/disks"
 	"ezio/engine"
@@ -309,7 +310,10 @@ func (e *ErrorScreen) View() string {
 	c, st := e.c, e.c.Styles
 	w := min(c.Width-4, 76)
 	var body []string
-	body = append(body, st.Bad.Render(e.title), "")
+	for _, l := range wrap(e.title, w-4) {
+		body = append(body, st.Bad.Render(l))
+	}
+	body = append(body, "")
 	body = append(body, wrap(e.what, w-4)...)
 	if e.hint != "" {
 		body = append(body, "", st.Heading.Render("What to do"))
@@ -328,7 +332,8 @@ func indent(ls []string, n int) []string {
 	return ls
 }
 
-// wrap breaks text into lines of at most w cells at spaces.
+// wrap breaks text into lines of at most w cells at spaces; a word wider
+// than a line (a long path) is cut between characters, never inside one.
 func wrap(s string, w int) []string {
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
@@ -337,15 +342,16 @@ func wrap(s string, w int) []string {
 			switch {
 			case line == "":
 				line = word
-			case len(line)+1+len(word) <= w:
+			case ansi.StringWidth(line)+1+ansi.StringWidth(word) <= w:
 				line += " " + word
 			default:
 				out = append(out, line)
 				line = word
 			}
-			for len(line) > w && w > 0 {
-				out = append(out, line[:w])
-				line = line[w:]
+			for w > 0 && ansi.StringWidth(line) > w {
+				head := ansi.Truncate(line, w, "")
+				out = append(out, head)
+				line = line[len(head):]
 			}
 		}
 		out = append(out, line)

@@ -54,7 +54,7 @@ func fakeDeps(t *testing.T, w *fakeWorld) *Deps {
 				{Name: "sda", Path: "/dev/sda", Size: 256 << 30, Model: "Samsung SSD 870", Type: "disk", Problem: "it holds the running system (/ is on /dev/sda2)",
 					Partitions: []disks.Partition{{Name: "sda1", Path: "/dev/sda1", Size: 512 << 20, FSType: "vfat", MountPoint: "/boot/efi", Problem: "it is mounted on /boot/efi"}}},
 				{Name: "sdb", Path: "/dev/sdb", Size: 500 << 30, Model: "WDC WD5000", Type: "disk", FSType: "ext4", Label: "old"},
-				{Name: "loop0", Path: "/dev/loop0", Size: 64 << 20, Type: "loop", FSType: "ext4", MountPoint: "/mnt/x", Problem: "it is mounted on /mnt/x"},
+				{Name: "fakeloop", Path: "/dev/fakeloop", Size: 64 << 20, Type: "loop", FSType: "ext4", MountPoint: "/mnt/x", Problem: "it is mounted on /mnt/x"},
 			}, nil
 		},
 		PrepareDeploy: func(mi *metainfo.MetaInfo, target string) error {
@@ -148,7 +148,7 @@ func TestDeployFlow(t *testing.T) {
 		t.Fatalf("choosing a mounted device gave %T", m.Current())
 	}
 	v = m.View()
-	if !strings.Contains(v, "Refused: /dev/loop0") || !strings.Contains(v, "mounted on /mnt/x") {
+	if !strings.Contains(v, "Refused: /dev/fakeloop") || !strings.Contains(v, "mounted on /mnt/x") {
 		t.Errorf("refusal screen:\n%s", v)
 	}
 	golden(t, "deploy-refused-80x24", v)
@@ -156,9 +156,9 @@ func TestDeployFlow(t *testing.T) {
 	if len(w.prepared) != 0 {
 		t.Error("a refused row reached PrepareDeploy")
 	}
-	// Esc returns to the table, still on loop0.
+	// Esc returns to the table, still on fakeloop.
 	drive(t, m, esc)
-	if m.Current() != Screen(f) || f.targets.Selected().path != "/dev/loop0" {
+	if m.Current() != Screen(f) || f.targets.Selected().path != "/dev/fakeloop" {
 		t.Fatalf("back from the refusal: %T on %s", m.Current(), f.targets.Selected().path)
 	}
 	drive(t, m, up, enter)

@@ -191,7 +191,6 @@ type fleetSample struct {
 	lastSeen float64
 }
 
-var nextDashboardID int
 
 // NewDashboard watches job. label says what it is doing.
 func NewDashboard(c *Common, role engine.Role, label string, job *engine.Job) *Dashboard {
@@ -202,9 +201,8 @@ func NewDashboard(c *Common, role engine.Role, label string, job *engine.Job) *D
 }
 
 func newDashboard(c *Common, role engine.Role, label string, job JobControl) *Dashboard {
-	nextDashboardID++
 	d := &Dashboard{
-		c: c, id: nextDashboardID, role: role, label: label, job: job,
+		c: c, id: newID(), role: role, label: label, job: job,
 		contrib: map[string]*contribution{}, fleetAt: map[string]fleetSample{},
 		scroll: map[pane]int{}, help: c.helpModel(), eta: -1,
 	}

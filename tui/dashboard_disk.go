@@ -48,8 +48,7 @@ type (
 
 // NewDiskDashboard follows run.
 func NewDiskDashboard(c *Common, deps *Deps, label string, run DiskRun) *DiskDashboard {
-	nextDashboardID++
-	d := &DiskDashboard{c: c, deps: deps, id: nextDashboardID, label: label, run: run, then: thenExit}
+	d := &DiskDashboard{c: c, deps: deps, id: newID(), label: label, run: run, then: thenExit}
 	d.pr = run.Progress()
 	return d
 }

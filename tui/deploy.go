@@ -36,7 +36,6 @@ type DeployValues struct {
 	Source string
 }
 
-var nextFlowID int
 
 // DeployFlow asks where the image is, which one, onto which disk, and for
 // a typed confirmation; then it opens the dashboard.
@@ -75,8 +74,7 @@ func NewDeployFlow(c *Common, deps *Deps, v *DeployValues) *DeployFlow {
 	if v == nil {
 		v = &DeployValues{}
 	}
-	nextFlowID++
-	return &DeployFlow{c: c, deps: deps, v: v, id: nextFlowID, source: v.Source, then: thenExit}
+	return &DeployFlow{c: c, deps: deps, v: v, id: newID(), source: v.Source, then: thenExit}
 }
 
 // Init (re)builds the current step's form from the kept values: a form
@@ -241,6 +239,10 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			// Found on the LAN or on a server by its address: the image
 			// is a whole disk, read from its /images/NAME.
 			return f, f.openDisk(de.URL, "reading the disk image "+de.URL)
+		}
+		if errors.Is(msg.err, discover.ErrNoServer) {
+			return f, showError("No ezio server found on this network", msg.err,
+				"Start one (Serve, or ezio seed on the server) on this network, or type its address instead of auto.", f)
 		}
 		if msg.err != nil {
 			return f, showError("Could not read the torrent", msg.err,

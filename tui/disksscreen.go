@@ -16,8 +16,7 @@ type DisksScreen struct {
 }
 
 func NewDisksScreen(c *Common, deps *Deps) *DisksScreen {
-	nextFlowID++
-	return &DisksScreen{c: c, deps: deps, id: nextFlowID}
+	return &DisksScreen{c: c, deps: deps, id: newID()}
 }
 
 func (s *DisksScreen) Init() tea.Cmd {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,56 +21,13 @@ import (
 
 func need(t *testing.T, root bool, tools ...string) {
 	t.Helper()
-	var missing []string
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
+	disktest.Need(t, root, tools...)
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
 	}
-	reason := ""
-	switch {
-	case len(missing) > 0:
-		reason = "needs " + strings.Join(missing, ", ")
-	case root && os.Geteuid() != 0:
-		reason = "needs root (loop devices)"
-	case testing.Short():
-		reason = "end-to-end test skipped in -short mode"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(reason)
-	}
-	t.Skip(reason)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// ezioBinary builds the binary once for all end-to-end tests.
-func ezioBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ezio-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ezio")
-		out, err := exec.Command("go", "build", "-o", binPath, "ezio").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func ezioBinary(t *testing.T) string { return disktest.EzioBinary(t) }
 
 // tmuxSession is one detached session this test created.
 type tmuxSession struct {

@@ -75,7 +75,7 @@ func TestDisksScreen(t *testing.T) {
 	m := newApp(t, &fakeWorld{})
 	drive(t, m, key1("i"))
 	v := m.View()
-	for _, want := range []string{"sdb", "loop0", "mounted"} {
+	for _, want := range []string{"sdb", "fakeloop", "mounted"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("disks screen lacks %q:\n%s", want, v)
 		}

@@ -12,13 +12,11 @@ import (
 // formDoneMsg says the form of step id was completed.
 type formDoneMsg struct{ id int }
 
-var nextFormID int
 
 // newForm builds a fresh huh form for one question step, themed and
 // sized for the screen. Esc and Ctrl-C stay with the wizard.
 func newForm(c *Common, groups ...*huh.Group) (*huh.Form, int) {
-	nextFormID++
-	id := nextFormID
+	id := newID()
 	km := huh.NewDefaultKeyMap()
 	km.Quit = key.NewBinding(key.WithDisabled())
 	// Lists here are short: no filter, and "back" is the wizard's Esc.

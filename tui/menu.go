@@ -38,7 +38,7 @@ func NewMenu(c *Common, demo, attach bool) *Menu {
 	items := []menuItem{
 		{choiceDeploy, "d", "Deploy this machine", "write an image from a server onto a disk here"},
 		{choiceServe, "s", "Serve an image", "seed an image to the machines on this LAN"},
-		{choiceCapture, "c", "Capture a partition", "partclone a partition, then make its torrent"},
+		{choiceCapture, "c", "Capture a disk", "a whole disk or one partition, used blocks only"},
 		{choiceBuild, "b", "Build a torrent", "from an image file or an extent directory"},
 	}
 	if attach {

@@ -61,8 +61,7 @@ type TaskScreen struct {
 }
 
 func newTask(c *Common, deps *Deps, title string, serve *ServeValues, run func(ctx context.Context, report func(taskProgress)) taskResult, back Screen) *TaskScreen {
-	nextFlowID++
-	return &TaskScreen{c: c, deps: deps, id: nextFlowID, title: title, run: run, serve: serve, back: back, last: taskProgress{frac: -1, what: "starting"}}
+	return &TaskScreen{c: c, deps: deps, id: newID(), title: title, run: run, serve: serve, back: back, last: taskProgress{frac: -1, what: "starting"}}
 }
 
 func (t *TaskScreen) Init() tea.Cmd {

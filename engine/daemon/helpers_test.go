@@ -4,14 +4,12 @@ package daemon_test
 // loopback, images made of extent files, an embedded tracker.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,14 +22,9 @@ import (
 	"ezio/engine/ezioapi"
 )
 
-var inCI = os.Getenv("CI") == "true"
-
 func skipOrFail(t *testing.T, why string) {
 	t.Helper()
-	if inCI {
-		t.Fatalf("CI=true but %s", why)
-	}
-	t.Skip(why)
+	disktest.SkipOrFail(t, "%s", why)
 }
 
 func requireRoot(t *testing.T) {
@@ -41,50 +34,10 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+func ezioBinary(t *testing.T) string { return disktest.EzioBinary(t) }
 
-// ezioBinary builds the ezio command once for every test of the package.
-func ezioBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ezio-daemon-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ezio")
-		out, err := exec.Command("go", "build", "-o", binPath, "ezio").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// syncBuffer is a log buffer written by a child process and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output while the test reads it.
+type syncBuffer = disktest.SyncBuffer
 
 // runningDaemon is one `ezio daemon` process this test started.
 type runningDaemon struct {

@@ -38,10 +38,7 @@ import (
 // where a missing prerequisite is a failure.
 func capSkipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	disktest.SkipOrFail(t, format, args...)
 }
 
 // capNeed skips (or, in CI, fails) unless the named programs are on PATH;
