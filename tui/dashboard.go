@@ -191,7 +191,6 @@ type fleetSample struct {
 	lastSeen float64
 }
 
-
 // NewDashboard watches job. label says what it is doing.
 func NewDashboard(c *Common, role engine.Role, label string, job *engine.Job) *Dashboard {
 	d := newDashboard(c, role, label, job)

@@ -36,7 +36,6 @@ type DeployValues struct {
 	Source string
 }
 
-
 // DeployFlow asks where the image is, which one, onto which disk, and for
 // a typed confirmation; then it opens the dashboard.
 type DeployFlow struct {

@@ -12,7 +12,6 @@ import (
 // formDoneMsg says the form of step id was completed.
 type formDoneMsg struct{ id int }
 
-
 // newForm builds a fresh huh form for one question step, themed and
 // sized for the screen. Esc and Ctrl-C stay with the wizard.
 func newForm(c *Common, groups ...*huh.Group) (*huh.Form, int) {
