@@ -4,6 +4,7 @@
 package disks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,7 @@ func List() ([]Disk, error) {
 			d.Model = n.attr("device/model")
 		}
 		if d.Serial == "" {
-			d.Serial = firstOf(n.attr("device/serial"), n.attr("serial"))
+			d.Serial = cmp.Or(n.attr("device/serial"), n.attr("serial"))
 		}
 		sig := signatureOf(n)
 		d.FSType, d.Label, d.UUID = sig.Type, sig.Label, sig.UUID
@@ -227,15 +228,6 @@ func known(s string) string {
 		return ""
 	}
 	return strings.TrimSpace(s)
-}
-
-func firstOf(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // naturalLess orders names with their digit runs compared as numbers.

@@ -2,6 +2,7 @@ package disks
 
 import (
 	"bytes"
+	"ezio/disks/mountinfo"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,21 +51,21 @@ garbage line
 `
 
 func TestParseMountinfo(t *testing.T) {
-	ms, err := parseMountinfo(strings.NewReader(sampleMountinfo))
+	ms, err := mountinfo.Parse(strings.NewReader(sampleMountinfo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) != 5 {
 		t.Fatalf("got %d mounts, want 5: %+v", len(ms), ms)
 	}
-	if m := ms[1]; m.dev != unix.Mkdev(254, 0) || m.mountPoint != "/" || m.fsType != "ext4" || m.source != "/dev/vda" {
+	if m := ms[1]; m.Dev != unix.Mkdev(254, 0) || m.MountPoint != "/" || m.FSType != "ext4" || m.Source != "/dev/vda" {
 		t.Errorf("root mount = %+v", m)
 	}
-	if m := ms[2]; m.mountPoint != "/mnt/my disk" || m.dev != unix.Mkdev(8, 17) || m.source != "/dev/sdb1" {
+	if m := ms[2]; m.MountPoint != "/mnt/my disk" || m.Dev != unix.Mkdev(8, 17) || m.Source != "/dev/sdb1" {
 		t.Errorf("optional fields or escapes mishandled: %+v", m)
 	}
 	want := []string{"/run/live/rootfs/a.squashfs", "/lower2", "/run/live/overlay/rw"}
-	if got := overlayDirs(ms[4].superOpts); !reflect.DeepEqual(got, want) {
+	if got := overlayDirs(ms[4].SuperOptions); !reflect.DeepEqual(got, want) {
 		t.Errorf("overlayDirs = %v, want %v", got, want)
 	}
 }
@@ -175,9 +176,9 @@ func FuzzParseMountinfo(f *testing.F) {
 	f.Add("1 2 3:4 / / - - -\n")
 	f.Add(`1 2 0:1 / /a\ rw - x y z`)
 	f.Fuzz(func(t *testing.T, s string) {
-		ms, _ := parseMountinfo(strings.NewReader(s))
+		ms, _ := mountinfo.Parse(strings.NewReader(s))
 		for _, m := range ms {
-			overlayDirs(m.superOpts)
+			overlayDirs(m.SuperOptions)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package disks
 
 import (
 	"bufio"
+	"ezio/disks/mountinfo"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +13,7 @@ import (
 )
 
 // mount is one line of /proc/self/mountinfo.
-type mount struct {
-	dev        uint64
-	mountPoint string
-	fsType     string
-	source     string
-	superOpts  string
-}
+type mount = mountinfo.Mount
 
 // swap is one line of /proc/swaps. For a swap partition dev is the
 // partition's device number; for a swap file it is the device holding the
@@ -56,18 +51,18 @@ func loadState() (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading mount table: %w", err)
 	}
-	mounts, err := parseMountinfo(f)
+	mounts, err := mountinfo.Parse(f)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("reading mount table: %w", err)
 	}
 	s := &state{mounts: mounts, byDev: map[uint64][]mount{}, system: map[uint64]string{}}
 	for _, m := range mounts {
-		s.byDev[m.dev] = append(s.byDev[m.dev], m)
+		s.byDev[m.Dev] = append(s.byDev[m.Dev], m)
 		// btrfs and a few others report an anonymous device number; the
 		// source names the real one.
-		if unix.Major(m.dev) == 0 && strings.HasPrefix(m.source, "/dev/") {
-			if d, err := statDev(m.source); err == nil && d != m.dev {
+		if unix.Major(m.Dev) == 0 && strings.HasPrefix(m.Source, "/dev/") {
+			if d, err := statDev(m.Source); err == nil && d != m.Dev {
 				s.byDev[d] = append(s.byDev[d], m)
 			}
 		}
@@ -79,7 +74,7 @@ func loadState() (*state, error) {
 	s.loops = loopNodes()
 	for _, mp := range systemMountPoints {
 		for _, m := range mounts {
-			if m.mountPoint != mp {
+			if m.MountPoint != mp {
 				continue
 			}
 			for _, d := range s.disksBehind(m, 0) {
@@ -98,17 +93,17 @@ func (s *state) disksBehind(m mount, depth int) []node {
 	if depth > 8 {
 		return nil
 	}
-	if _, err := nodeByDev(m.dev); err == nil {
-		return s.disksOfDev(m.dev, depth+1)
+	if _, err := nodeByDev(m.Dev); err == nil {
+		return s.disksOfDev(m.Dev, depth+1)
 	}
 	var out []node
-	if strings.HasPrefix(m.source, "/dev/") {
-		if d, err := statDev(m.source); err == nil {
+	if strings.HasPrefix(m.Source, "/dev/") {
+		if d, err := statDev(m.Source); err == nil {
 			out = append(out, s.disksOfDev(d, depth+1)...)
 		}
 	}
-	if m.fsType == "overlay" {
-		for _, dir := range overlayDirs(m.superOpts) {
+	if m.FSType == "overlay" {
+		for _, dir := range overlayDirs(m.SuperOptions) {
 			out = append(out, s.disksOfPath(dir, depth+1)...)
 		}
 	}
@@ -194,46 +189,6 @@ func splitOpts(s string) []string {
 	return append(out, cur.String())
 }
 
-// parseMountinfo reads the format of proc(5) /proc/[pid]/mountinfo:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-func parseMountinfo(r io.Reader) ([]mount, error) {
-	var out []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 7 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(f) {
-			continue
-		}
-		dev, err := parseMajMin(f[2])
-		if err != nil {
-			continue
-		}
-		m := mount{
-			dev:        dev,
-			mountPoint: unescapeOctal(f[4]),
-			fsType:     f[sep+1],
-			source:     unescapeOctal(f[sep+2]),
-		}
-		if sep+3 < len(f) {
-			m.superOpts = f[sep+3]
-		}
-		out = append(out, m)
-	}
-	return out, sc.Err()
-}
-
 // parseSwaps reads /proc/swaps:
 //
 //	Filename	Type		Size	Used	Priority
@@ -246,7 +201,7 @@ func parseSwaps(r io.Reader) []swap {
 		if len(f) < 2 || f[0] == "Filename" {
 			continue
 		}
-		sw := swap{path: unescapeOctal(f[0]), isFile: f[1] == "file"}
+		sw := swap{path: mountinfo.Unescape(f[0]), isFile: f[1] == "file"}
 		var st unix.Stat_t
 		if err := unix.Stat(sw.path, &st); err == nil {
 			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
@@ -260,34 +215,14 @@ func parseSwaps(r io.Reader) []swap {
 	return out
 }
 
-// unescapeOctal undoes the kernel's \040-style escaping of spaces, tabs,
-// newlines and backslashes in /proc paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
-
 // mountsOf lists the mounts of a device, each mount point once.
 func (s *state) mountsOf(dev uint64) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, m := range s.byDev[dev] {
-		if !seen[m.mountPoint] {
-			seen[m.mountPoint] = true
-			out = append(out, m.mountPoint)
+		if !seen[m.MountPoint] {
+			seen[m.MountPoint] = true
+			out = append(out, m.MountPoint)
 		}
 	}
 	return out

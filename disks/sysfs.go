@@ -2,6 +2,7 @@ package disks
 
 import (
 	"errors"
+	"ezio/disks/mountinfo"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,27 +51,11 @@ func nodeByDir(dir string) (node, error) {
 	if err != nil {
 		return node{}, err
 	}
-	dev, err := parseMajMin(strings.TrimSpace(string(b)))
+	dev, err := mountinfo.ParseDevice(strings.TrimSpace(string(b)))
 	if err != nil {
 		return node{}, err
 	}
 	return node{name: filepath.Base(dir), dir: dir, dev: dev}, nil
-}
-
-func parseMajMin(s string) (uint64, error) {
-	maj, min, ok := strings.Cut(s, ":")
-	if !ok {
-		return 0, fmt.Errorf("bad device number %q", s)
-	}
-	a, err := strconv.ParseUint(maj, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad device number %q", s)
-	}
-	b, err := strconv.ParseUint(min, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad device number %q", s)
-	}
-	return unix.Mkdev(uint32(a), uint32(b)), nil
 }
 
 func (n node) isPartition() bool {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ezio/disks"
+	"ezio/disks/mountinfo"
 )
 
 // extentIO reads and writes the data of one extent. Every call is already
@@ -470,12 +471,10 @@ func findHolder(path string) string {
 				}
 			}
 		}
-		if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-			want := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-			for _, line := range strings.Split(string(mi), "\n") {
-				f := strings.Fields(line)
-				if len(f) > 4 && f[2] == want {
-					parts = append(parts, "mounted on "+f[4])
+		if ms, err := mountinfo.Read(mountinfo.Path); err == nil {
+			for _, m := range ms {
+				if m.Dev == st.Rdev {
+					parts = append(parts, "mounted on "+m.MountPoint)
 					break
 				}
 			}

@@ -1,12 +1,9 @@
 package partclone
 
 import (
-	"bufio"
+	"ezio/disks/mountinfo"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 )
@@ -16,84 +13,20 @@ import (
 var mountInfoPath = "/proc/self/mountinfo"
 
 // mount is one line of mountinfo.
-type mount struct {
-	majorMinor string // "7:0"
-	point      string
-	readWrite  bool
-	source     string
-}
-
-// parseMountInfo reads the proc(5) mountinfo format:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-func parseMountInfo(r io.Reader) ([]mount, error) {
-	var mounts []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 6 || sep < 0 || sep+2 >= len(f) {
-			continue
-		}
-		rw := false
-		for _, o := range strings.Split(f[5], ",") {
-			if o == "rw" {
-				rw = true
-			}
-		}
-		mounts = append(mounts, mount{
-			majorMinor: f[2],
-			point:      unescapeMount(f[4]),
-			readWrite:  rw,
-			source:     unescapeMount(f[sep+2]),
-		})
-	}
-	return mounts, sc.Err()
-}
-
-// unescapeMount undoes the kernel's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+type mount = mountinfo.Mount
 
 // mountsOf lists where device is mounted. A block device is matched by
 // its major:minor, anything else (and btrfs, whose mounts carry an
 // anonymous device number) by the mount source path.
 func mountsOf(device string) ([]mount, error) {
-	f, err := os.Open(mountInfoPath)
+	mounts, err := mountinfo.Read(mountInfoPath)
 	if err != nil {
-		return nil, fmt.Errorf("reading mounts: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	mounts, err := parseMountInfo(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", mountInfoPath, err)
-	}
-	majorMinor := ""
+	isDev := false
 	var st syscall.Stat_t
 	if err := syscall.Stat(device, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFBLK {
-		majorMinor = fmt.Sprintf("%d:%d", unixMajor(st.Rdev), unixMinor(st.Rdev))
+		isDev = true
 	}
 	path := device
 	if p, err := filepath.EvalSymlinks(device); err == nil {
@@ -101,9 +34,9 @@ func mountsOf(device string) ([]mount, error) {
 	}
 	var found []mount
 	for _, m := range mounts {
-		same := majorMinor != "" && m.majorMinor == majorMinor
-		if !same && strings.HasPrefix(m.source, "/") {
-			src := m.source
+		same := isDev && m.Dev == st.Rdev
+		if !same && strings.HasPrefix(m.Source, "/") {
+			src := m.Source
 			if p, err := filepath.EvalSymlinks(src); err == nil {
 				src = p
 			}
@@ -132,9 +65,9 @@ func checkNotMounted(device string) error {
 	var points, cmds []string
 	how := "read-only"
 	for _, m := range mounts {
-		points = append(points, m.point)
-		cmds = append(cmds, "umount "+shellQuote(m.point))
-		if m.readWrite {
+		points = append(points, m.MountPoint)
+		cmds = append(cmds, "umount "+shellQuote(m.MountPoint))
+		if m.ReadWrite() {
 			how = "read-write"
 		}
 	}
@@ -163,7 +96,3 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-
-// unixMajor and unixMinor decode Linux's dev_t.
-func unixMajor(dev uint64) uint64 { return (dev>>8)&0xfff | (dev>>32)&^0xfff }
-func unixMinor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }

@@ -81,20 +81,3 @@ func TestDetectFSNone(t *testing.T) {
 		t.Error("DetectFS of a missing device succeeded")
 	}
 }
-
-func TestParseMountInfo(t *testing.T) {
-	in := "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n" +
-		"40 35 7:3 / /mnt/with\\040space ro,relatime shared:5 - ext4 /dev/loop3 ro\n" +
-		"garbage line\n"
-	mounts, err := parseMountInfo(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []mount{
-		{majorMinor: "98:0", point: "/mnt2", readWrite: true, source: "/dev/root"},
-		{majorMinor: "7:3", point: "/mnt/with space", readWrite: false, source: "/dev/loop3"},
-	}
-	if len(mounts) != len(want) || mounts[0] != want[0] || mounts[1] != want[1] {
-		t.Errorf("parseMountInfo = %+v, want %+v", mounts, want)
-	}
-}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,7 +195,7 @@ func (d *DiskDashboard) View() string {
 		if p.State == diskdeploy.StateNoData {
 			pieces, bytes = "-", "-"
 		}
-		line := fmt.Sprintf(" %3d %-12.12s %-8.8s %13s %21s  %s", p.Number, p.Name, firstNonEmpty(p.FS, "-"), pieces, bytes, p.State)
+		line := fmt.Sprintf(" %3d %-12.12s %-8.8s %13s %21s  %s", p.Number, p.Name, cmp.Or(p.FS, "-"), pieces, bytes, p.State)
 		switch p.State {
 		case diskdeploy.StateVerified:
 			line = st.Good.Render(line)
@@ -267,18 +268,9 @@ func reportLine(p diskimage.PartitionReport) string {
 	case p.FsckSkip != "":
 		check = "not checked"
 	}
-	s := fmt.Sprintf("%d %s %s: %s verified, %s", p.Number, p.Node, firstNonEmpty(p.Filesystem, "-"), format.Bytes(p.Bytes), check)
+	s := fmt.Sprintf("%d %s %s: %s verified, %s", p.Number, p.Node, cmp.Or(p.Filesystem, "-"), format.Bytes(p.Bytes), check)
 	if p.Done != "" {
 		s += "; " + p.Done
 	}
 	return s
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

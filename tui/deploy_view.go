@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -137,7 +138,7 @@ func (f *DeployFlow) currentLines(verb string) []string {
 	}
 	lines := []string{"   " + st.Text.Render(fmt.Sprintf("now: %s partition table%s, %d partitions, all %s:", cur.TableName(), prefixed(" ", cur.ID), len(cur.Partitions), verb))}
 	for _, p := range cur.Partitions {
-		fs := firstNonEmpty(p.FS, "no filesystem")
+		fs := cmp.Or(p.FS, "no filesystem")
 		if p.Extended {
 			fs = "extended"
 		}
@@ -170,7 +171,7 @@ func (f *DeployFlow) diskSummary() []string {
 	lines = append(lines, f.currentLines("lost")...)
 	lines = append(lines, "   "+st.Text.Render("written:"))
 	for _, p := range m.Partitions {
-		lines = append(lines, "     "+st.Text.Render(fit(fmt.Sprintf("%2d  %10s  %-8s %-9s %s", p.Number, format.Bytes(p.Size), firstNonEmpty(p.Filesystem, "-"), p.Saved, quoted(p.Label)), f.c.Width-6)))
+		lines = append(lines, "     "+st.Text.Render(fit(fmt.Sprintf("%2d  %10s  %-8s %-9s %s", p.Number, format.Bytes(p.Size), cmp.Or(p.Filesystem, "-"), p.Saved, quoted(p.Label)), f.c.Width-6)))
 	}
 	return lines
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -304,7 +305,7 @@ func (d *DiskSeedDashboard) partLines() []string {
 	lines := []string{st.Muted.Render(fmt.Sprintf(row, "#", "PARTITION", "FS", "SIZE", "DATA", "PIECES", "UP", "PEERS", "STATE"))}
 	i := 0
 	for _, p := range d.parts {
-		fs := firstNonEmpty(p.Filesystem, "-")
+		fs := cmp.Or(p.Filesystem, "-")
 		if !p.HasData() {
 			lines = append(lines, st.Muted.Render(fmt.Sprintf(row, fmt.Sprint(p.Number), p.Name, fs, format.Bytes(p.Size), "-", "-", "-", "-", "no data")))
 			continue

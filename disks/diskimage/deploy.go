@@ -1,6 +1,7 @@
 package diskimage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -273,7 +274,7 @@ func CheckPartitionImageTarget(ctx context.Context, target string, need int64, f
 	for i, part := range t.Partitions {
 		start, size := part.Start*t.SectorSize, part.Size*t.SectorSize
 		fsys, _ := table.ProbeRange(ctx, target, start, size)
-		desc := fmt.Sprintf("%d (%s, %s", part.Number, disks.HumanBytes(size), firstNonEmpty(fsys.Type, "no filesystem"))
+		desc := fmt.Sprintf("%d (%s, %s", part.Number, disks.HumanBytes(size), cmp.Or(fsys.Type, "no filesystem"))
 		if fsys.Label != "" {
 			desc += fmt.Sprintf(", label %q", fsys.Label)
 		}
@@ -318,13 +319,4 @@ func CheckPartitionImageTarget(ctx context.Context, target string, need int64, f
 		hint = fmt.Sprintf("No partition of it holds the image's %s; choose another disk or partition", disks.HumanBytes(need))
 	}
 	return &disks.RefusedError{Target: target, Kind: RefusedPartitioned, Reason: reason, Hint: hint}
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -390,7 +391,7 @@ func DiskStatusLine(pr diskdeploy.Progress) string {
 
 // DiskPartLine is one partition's row, as the wizard's dashboard shows it.
 func DiskPartLine(p diskdeploy.PartProgress) string {
-	return fmt.Sprintf("  %2d %-8s %-8s %5d/%-5d pieces %10s/%-10s %s", p.Number, p.Name, firstOf(p.FS, "-"), p.PiecesDone, p.PiecesTotal,
+	return fmt.Sprintf("  %2d %-8s %-8s %5d/%-5d pieces %10s/%-10s %s", p.Number, p.Name, cmp.Or(p.FS, "-"), p.PiecesDone, p.PiecesTotal,
 		format.Bytes(p.BytesDone), format.Bytes(p.BytesTotal), p.State)
 }
 
@@ -426,21 +427,12 @@ func printDiskReport(w io.Writer, r *diskimage.Report) {
 		case p.FsckSkip != "":
 			check = "not checked: " + p.FsckSkip
 		}
-		line := fmt.Sprintf("partition %d %s (%s, %s): %s verified, %s", p.Number, p.Node, firstOf(p.Filesystem, "-"), p.Saved, format.Bytes(p.Bytes), check)
+		line := fmt.Sprintf("partition %d %s (%s, %s): %s verified, %s", p.Number, p.Node, cmp.Or(p.Filesystem, "-"), p.Saved, format.Bytes(p.Bytes), check)
 		if p.Done != "" {
 			line += "; " + p.Done
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-func firstOf(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // diskSeedFlags are the seed command's flags a disk image uses.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,7 +170,7 @@ func (d *diskRun) finish(ctx context.Context, source string, r *capture.DiskResu
 	m := r.Manifest
 	fmt.Fprintf(w, "%s %s: %s disk of %s, %d partitions, %s of data in %s\n", strings.TrimSuffix(d.verb, "ing")+"ed", source, strings.ToUpper(m.Label), format.Bytes(m.SizeBytes), len(m.Partitions), format.Bytes(m.DataBytes()), format.Duration(time.Since(d.start)))
 	for _, p := range m.Partitions {
-		fmt.Fprintf(w, "  %d %-10s %-9s %-9s %s\n", p.Number, p.Name, format.Bytes(p.Size), firstOf(p.Filesystem, "-"), p.Saved)
+		fmt.Fprintf(w, "  %d %-10s %-9s %-9s %s\n", p.Number, p.Name, format.Bytes(p.Size), cmp.Or(p.Filesystem, "-"), p.Saved)
 	}
 	fmt.Fprintf(w, "image:   %s\n", r.Dir)
 	fmt.Fprintf(w, "seed it: ezio seed %s\n", r.Dir)
