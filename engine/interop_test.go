@@ -5,7 +5,6 @@ import (
 	"context"
 	"ezio/disks/disktest"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,19 +79,8 @@ func TestWeDownloadFromAria2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	// Wait until aria2c listens (it hashes the files first).
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aria2c never listened on %d:\n%s", port, log.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// aria2c listens once it has hashed the files.
+	disktest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), time.Minute, &log)
 	target := makeTargetFile(t, im.size)
 	j, err := Deploy(context.Background(), DeployOptions{
 		Torrent: im.mi, Target: target, SkipSafetyChecks: true,

@@ -3,12 +3,14 @@ package disktest
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // InCI says whether the suite runs under CI=true, where a missing
@@ -90,4 +92,22 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitTCP waits until something accepts TCP connections at addr, failing
+// the test after timeout with what log says (a child's output).
+func WaitTCP(t testing.TB, addr string, timeout time.Duration, log fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listened on %s within %s:\n%s", addr, timeout, log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -660,18 +660,8 @@ func TestClientGivesUpOnABadSeeder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aria2c never listened on %d:\n%s", port, alog.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// aria2c listens once it has hashed the files.
+	disktest.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), time.Minute, &alog)
 	target := filepath.Join(t.TempDir(), "t.img")
 	start := time.Now()
 	code, out, errs := intRun(t, nil, 90*time.Second, "deploy", im.torrent, target, "--seeder", fmt.Sprintf("127.0.0.1:%d", port), "--yes", "--json", "--listen", "127.0.0.1:0")
