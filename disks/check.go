@@ -142,144 +142,210 @@ func (s *state) checkFile(target string, st *unix.Stat_t) error {
 // checkDevice applies the rules to a block device. A whole disk conflicts
 // with each of its partitions, and a partition with its disk. asBacking
 // checks only whether the device is in use (for a loop whose file is the
-// target).
+// target). The rules run in the order of deviceRules: the first that
+// objects gives the refusal, so the most telling reason is named.
 func (s *state) checkDevice(target string, dev uint64, need int64, asBacking bool) error {
-	refuse := func(kind Refusal, reason, hint string) error {
-		return &RefusedError{Target: target, Reason: reason, Hint: hint, Kind: kind}
-	}
 	n, err := nodeByDev(dev)
 	if err != nil {
 		return fmt.Errorf("inspecting %s: %w", target, err)
 	}
-	disk := n.whole()
-	related := []node{n}
-	if disk.dev != n.dev {
-		related = append(related, disk)
+	c := &deviceCheck{s: s, target: target, n: n, disk: n.whole(), need: need, asBacking: asBacking}
+	c.related = []node{n}
+	if c.disk.dev != n.dev {
+		c.related = append(c.related, c.disk)
 	} else {
-		related = append(related, n.partitions()...)
+		c.related = append(c.related, n.partitions()...)
 	}
-	// which says which related device a finding is about, if not the target.
-	which := func(r node) string {
-		switch {
-		case r.dev == n.dev:
-			return ""
-		case r.dev == disk.dev:
-			return " (its disk " + r.path() + ")"
+	for _, rule := range deviceRules {
+		if err := rule(c); err != nil {
+			return err
 		}
-		return " (partition " + r.path() + ")"
 	}
+	return nil
+}
 
-	if mp, ok := s.system[disk.dev]; ok {
-		reason := "it is the disk the running system is on (" + mp + " is mounted from it)"
-		if disk.dev != n.dev {
-			reason = "it is on " + disk.path() + ", the disk the running system is on (" + mp + " is mounted from it)"
-		}
-		return refuse(RefusedSystem, reason,
-			"Choose another disk: ezio never writes to the disk it runs from")
+// deviceCheck is one block device under checkDevice's rules.
+type deviceCheck struct {
+	s         *state
+	target    string
+	n, disk   node   // the device, and its whole disk (the same for a disk)
+	related   []node // the device, then its disk or its partitions
+	need      int64
+	asBacking bool
+	size      int64 // read by checkSize
+}
+
+// deviceRules, in the order they are asked.
+var deviceRules = []func(*deviceCheck) error{
+	(*deviceCheck).checkSystem,
+	(*deviceCheck).checkMounted,
+	(*deviceCheck).checkSwap,
+	(*deviceCheck).checkHolders,
+	(*deviceCheck).checkLoopBacking,
+	(*deviceCheck).checkMember,
+	(*deviceCheck).checkReadOnly,
+	(*deviceCheck).checkMedium,
+	(*deviceCheck).checkBusy,
+	(*deviceCheck).checkSize,
+}
+
+func (c *deviceCheck) refuse(kind Refusal, reason, hint string) error {
+	return &RefusedError{Target: c.target, Reason: reason, Hint: hint, Kind: kind}
+}
+
+// which says which related device a finding is about, if not the target.
+func (c *deviceCheck) which(r node) string {
+	switch {
+	case r.dev == c.n.dev:
+		return ""
+	case r.dev == c.disk.dev:
+		return " (its disk " + r.path() + ")"
 	}
+	return " (partition " + r.path() + ")"
+}
 
+func (c *deviceCheck) checkSystem() error {
+	mp, ok := c.s.system[c.disk.dev]
+	if !ok {
+		return nil
+	}
+	reason := "it is the disk the running system is on (" + mp + " is mounted from it)"
+	if c.disk.dev != c.n.dev {
+		reason = "it is on " + c.disk.path() + ", the disk the running system is on (" + mp + " is mounted from it)"
+	}
+	return c.refuse(RefusedSystem, reason, "Choose another disk: ezio never writes to the disk it runs from")
+}
+
+func (c *deviceCheck) checkMounted() error {
 	var mps []string
 	first := ""
-	for _, r := range related {
-		for _, mp := range s.mountsOf(r.dev) {
+	for _, r := range c.related {
+		for _, mp := range c.s.mountsOf(r.dev) {
 			if first == "" {
-				first = "it is mounted at " + mp + which(r)
+				first = "it is mounted at " + mp + c.which(r)
 			}
 			mps = append(mps, shellQuote(mp))
 		}
 	}
-	if first != "" {
-		if len(mps) > 1 {
-			first += fmt.Sprintf(" and %d more place", len(mps)-1)
-			if len(mps) > 2 {
-				first += "s"
-			}
-		}
-		return refuse(RefusedMounted, first, "Unmount it first: umount "+strings.Join(mps, " "))
+	if first == "" {
+		return nil
 	}
+	if len(mps) > 1 {
+		first += fmt.Sprintf(" and %d more place", len(mps)-1)
+		if len(mps) > 2 {
+			first += "s"
+		}
+	}
+	return c.refuse(RefusedMounted, first, "Unmount it first: umount "+strings.Join(mps, " "))
+}
 
-	for _, r := range related {
-		for _, sw := range s.swaps {
+func (c *deviceCheck) checkSwap() error {
+	for _, r := range c.related {
+		for _, sw := range c.s.swaps {
 			if !sw.isFile && sw.dev == r.dev {
-				return refuse(RefusedSwap, "it is in use as swap"+which(r),
+				return c.refuse(RefusedSwap, "it is in use as swap"+c.which(r),
 					"Turn the swap off first: swapoff "+shellQuote(sw.path))
 			}
 		}
 	}
+	return nil
+}
 
-	for _, r := range related {
+func (c *deviceCheck) checkHolders() error {
+	for _, r := range c.related {
 		if hs := r.holders(); len(hs) > 0 {
 			what, hint := describeHolder(hs[0])
-			return refuse(RefusedHolder, "it is in use by "+what+which(r), hint)
+			return c.refuse(RefusedHolder, "it is in use by "+what+c.which(r), hint)
 		}
 	}
+	return nil
+}
 
-	for _, r := range related {
+func (c *deviceCheck) checkLoopBacking() error {
+	for _, r := range c.related {
 		isR := func(b *unix.Stat_t) bool { return b.Mode&unix.S_IFMT == unix.S_IFBLK && b.Rdev == r.dev }
-		if ls := s.loopsBackedBy(isR); len(ls) > 0 {
-			return refuse(RefusedHolder, "it is the backing device of loop device "+ls[0].path()+which(r),
+		if ls := c.s.loopsBackedBy(isR); len(ls) > 0 {
+			return c.refuse(RefusedHolder, "it is the backing device of loop device "+ls[0].path()+c.which(r),
 				"Detach the loop device first: losetup -d "+ls[0].path())
 		}
 	}
+	return nil
+}
 
-	if !asBacking {
-		for _, r := range related {
-			p := r.path()
-			if r.dev == n.dev {
-				p = target
-			}
-			sig, err := Probe(p)
-			if err != nil {
-				continue // an unreadable partition is not evidence of a member
-			}
-			switch sig.Type {
-			case "LVM2_member":
-				return refuse(RefusedMember, "it carries an LVM physical volume"+which(r),
-					"If its volume group is no longer needed, remove the volume first: pvremove "+r.path())
-			case "linux_raid_member":
-				return refuse(RefusedMember, "it is a member of a RAID array"+which(r),
-					"If the array is no longer needed, clear the member first: mdadm --zero-superblock "+r.path())
-			}
+// checkMember refuses LVM and RAID members, in use or not: their data
+// belongs to a volume that may be assembled elsewhere.
+func (c *deviceCheck) checkMember() error {
+	if c.asBacking {
+		return nil
+	}
+	for _, r := range c.related {
+		p := r.path()
+		if r.dev == c.n.dev {
+			p = c.target
 		}
-
-		if n.readOnly() || disk.readOnly() {
-			hint := "Check the write-protect switch, or clear the flag: blockdev --setrw " + target
-			if bf := disk.backingFile(); bf != "" {
-				hint = "Attach the file again without -r: losetup -d " + disk.path() + " && losetup -f " + shellQuote(bf)
-			}
-			return refuse(RefusedReadOnly, "it is read-only", hint)
+		sig, err := Probe(p)
+		if err != nil {
+			continue // an unreadable partition is not evidence of a member
+		}
+		switch sig.Type {
+		case "LVM2_member":
+			return c.refuse(RefusedMember, "it carries an LVM physical volume"+c.which(r),
+				"If its volume group is no longer needed, remove the volume first: pvremove "+r.path())
+		case "linux_raid_member":
+			return c.refuse(RefusedMember, "it is a member of a RAID array"+c.which(r),
+				"If the array is no longer needed, clear the member first: mdadm --zero-superblock "+r.path())
 		}
 	}
+	return nil
+}
 
-	size, err := n.size()
+func (c *deviceCheck) checkReadOnly() error {
+	if c.asBacking || !(c.n.readOnly() || c.disk.readOnly()) {
+		return nil
+	}
+	hint := "Check the write-protect switch, or clear the flag: blockdev --setrw " + c.target
+	if bf := c.disk.backingFile(); bf != "" {
+		hint = "Attach the file again without -r: losetup -d " + c.disk.path() + " && losetup -f " + shellQuote(bf)
+	}
+	return c.refuse(RefusedReadOnly, "it is read-only", hint)
+}
+
+func (c *deviceCheck) checkMedium() error {
+	size, err := c.n.size()
 	if err != nil {
-		return fmt.Errorf("inspecting %s: %w", target, err)
+		return fmt.Errorf("inspecting %s: %w", c.target, err)
 	}
-	if size == 0 && !asBacking {
-		return refuse(RefusedNoMedium, "it has no medium (its size is 0)", "Insert the medium and look again")
+	c.size = size
+	if size == 0 && !c.asBacking {
+		return c.refuse(RefusedNoMedium, "it has no medium (its size is 0)", "Insert the medium and look again")
 	}
+	return nil
+}
 
-	// The kernel knows users we cannot see from here (mounts in other
-	// namespaces, other programs' exclusive opens): ask it.
-	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+// checkBusy asks the kernel, which knows users we cannot see from here
+// (mounts in other namespaces, other programs' exclusive opens).
+func (c *deviceCheck) checkBusy() error {
+	fd, err := unix.Open(c.target, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	switch {
 	case err == nil:
 		unix.Close(fd)
+		return nil
 	case errors.Is(err, unix.EBUSY):
-		return refuse(RefusedBusy, "it is in use (the kernel reports it busy)",
-			"Find what holds it, for example with: lsblk "+target+"; fuser -vm "+target)
+		return c.refuse(RefusedBusy, "it is in use (the kernel reports it busy)",
+			"Find what holds it, for example with: lsblk "+c.target+"; fuser -vm "+c.target)
 	case errors.Is(err, unix.ENOMEDIUM):
-		return refuse(RefusedNoMedium, "it has no medium", "Insert the medium and look again")
-	default:
-		return fmt.Errorf("inspecting %s: %w", target, err)
+		return c.refuse(RefusedNoMedium, "it has no medium", "Insert the medium and look again")
 	}
+	return fmt.Errorf("inspecting %s: %w", c.target, err)
+}
 
-	if !asBacking && size < need {
-		return refuse(RefusedTooSmall,
-			fmt.Sprintf("it holds %s (%d bytes) but the image needs %s (%d bytes)", HumanBytes(size), size, HumanBytes(need), need),
-			"Choose a target of at least "+HumanBytes(need))
+func (c *deviceCheck) checkSize() error {
+	if c.asBacking || c.size >= c.need {
+		return nil
 	}
-	return nil
+	return c.refuse(RefusedTooSmall,
+		fmt.Sprintf("it holds %s (%d bytes) but the image needs %s (%d bytes)", HumanBytes(c.size), c.size, HumanBytes(c.need), c.need),
+		"Choose a target of at least "+HumanBytes(c.need))
 }
 
 // resolvePath follows symlinks as far as they lead, dangling ones
