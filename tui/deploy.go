@@ -181,147 +181,157 @@ func (f *DeployFlow) back() tea.Cmd {
 func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
-		if key.Matches(msg, f.c.Keys.Back) {
-			return f, f.back()
-		}
-		if f.busy != "" {
-			return f, nil
-		}
-		if f.step == stepConfirm && f.fits != nil && msg.String() == "ctrl+p" {
-			return f, f.useFits()
-		}
-		if f.step == stepConfirm && key.Matches(msg, f.c.Keys.Tab) {
-			f.then = nextThen(f.then, f.deps.Then != nil)
-			return f, nil
-		}
-		if f.step == stepTarget && f.targets != nil {
-			if key.Matches(msg, f.c.Keys.Rescan) {
-				return f, f.loadDisks()
-			}
-			row, chosen := f.targets.Update(msg)
-			if chosen {
-				return f, f.choose(row)
-			}
-			return f, nil
+		if cmd, handled := f.onKey(msg); handled {
+			return f, cmd
 		}
 	case formDoneMsg:
 		if msg.id != f.formID {
 			return f, nil
 		}
 		return f, f.submitted()
-	case imagesMsg:
-		if msg.flow != f.id || f.busy == "" {
+	case flowResult:
+		// Only the answer to the work this flow is waiting for counts:
+		// one for a flow since left, or a second answer, is dropped.
+		if msg.flowID() != f.id || f.busy == "" {
 			return f, nil
 		}
 		f.busy = ""
-		if msg.err != nil {
-			return f, showError("Could not list the server's images", msg.err,
-				"Check the address, that the server is serving an image and that this machine is on its network.", f)
-		}
-		if len(msg.images) == 0 {
-			return f, errorScreen(problem{title: "The server offers no image",
-				what: f.source + " answers, but serves no image yet.",
-				hint: "Start serving an image on the server first (Serve an image), then try again."}, f)
-		}
-		f.images = msg.images
-		if f.imageIdx >= len(f.images) {
-			f.imageIdx = 0
-		}
-		return f, f.goTo(stepImage)
-	case torrentMsg:
-		if msg.flow != f.id || f.busy == "" {
-			return f, nil
-		}
-		f.busy = ""
-		var de *engine.DiskImageError
-		if errors.As(msg.err, &de) {
-			// Found on the LAN or on a server by its address: the image
-			// is a whole disk, read from its /images/NAME.
-			return f, f.openDisk(de.URL, "reading the disk image "+de.URL)
-		}
-		if errors.Is(msg.err, discover.ErrNoServer) {
-			return f, showError("No ezio server found on this network", msg.err,
-				"Start one (Serve, or ezio seed on the server) on this network, or type its address instead of auto.", f)
-		}
-		if msg.err != nil {
-			return f, showError("Could not read the torrent", msg.err,
-				"Check the path or the URL; a torrent made by Capture or Build a torrent, or served by a seeder, works.", f)
-		}
-		sum, _, err := engine.Summarize(msg.ft.MetaInfo)
-		if err != nil {
-			return f, showError("This torrent is not an ezio disk image", err,
-				"Its files must be extents named by hex disk offsets (partclone -T layout).", f)
-		}
-		f.ft, f.sum, f.disk = msg.ft, sum, nil
-		f.step = stepTarget
-		f.form = nil
-		return f, f.loadDisks()
-	case disksMsg:
-		if msg.flow != f.id || f.busy == "" {
-			return f, nil
-		}
-		f.busy = ""
-		if msg.err != nil {
-			return f, showError("Could not list the disks", msg.err, "ezio reads /sys and /proc; run it as root.", f)
-		}
-		sel := ""
-		if f.targets != nil {
-			sel = f.targets.Selected().path
-		}
-		if f.disk != nil {
-			f.targets = NewDiskTargetTable(f.c, msg.disks, f.disk.Need)
-		} else {
-			f.targets = NewTargetTable(f.c, msg.disks, f.sum.HighestEnd)
-		}
-		f.targets.Select(sel)
-		return f, nil
-	case preparedMsg:
-		if msg.flow != f.id || f.busy == "" {
-			return f, nil
-		}
-		f.busy = ""
-		if msg.err != nil {
-			return f, f.refuse(msg.target, msg.err)
-		}
-		f.plan, f.current, f.fits = msg.plan, msg.current, nil
-		if f.disk == nil && f.current != nil && len(f.current.Partitions) > 0 {
-			f.fits = f.current.Fits(f.sum.HighestEnd, "")
-		}
-		return f, f.goTo(stepConfirm)
-	case diskImageMsg:
-		if msg.flow != f.id || f.busy == "" {
-			return f, nil
-		}
-		f.busy = ""
-		if msg.err != nil {
-			hint := "Check that the server still serves it; a disk image is read from its /images/NAME."
-			if !diskdeploy.IsRemote(f.source) {
-				hint = "The directory must hold " + diskimage.ManifestFile + " and the partitions' torrents and extents, as Capture writes them."
-			}
-			return f, showError("Could not read the disk image", msg.err, hint, f)
-		}
-		f.disk, f.ft, f.sum = msg.img, nil, nil
-		f.step = stepTarget
-		f.form = nil
-		return f, f.loadDisks()
-	case deployStartedMsg:
-		if msg.flow != f.id || f.busy == "" {
-			return f, nil
-		}
-		f.busy = ""
-		if msg.err != nil {
-			return f, showError("Could not start the deploy", msg.err, "", f)
-		}
-		if msg.disk != nil {
-			return f, show(msg.disk)
-		}
-		return f, show(msg.dash)
+		return f, f.onResult(msg)
 	}
 	if f.form != nil && f.busy == "" {
 		_, cmd := f.form.Update(msg)
 		return f, cmd
 	}
 	return f, nil
+}
+
+// onKey takes the keys the flow itself answers; the rest go to its form.
+func (f *DeployFlow) onKey(msg tea.KeyMsg) (tea.Cmd, bool) {
+	switch {
+	case key.Matches(msg, f.c.Keys.Back):
+		return f.back(), true
+	case f.busy != "":
+		return nil, true
+	case f.step == stepConfirm && f.fits != nil && msg.String() == "ctrl+p":
+		return f.useFits(), true
+	case f.step == stepConfirm && key.Matches(msg, f.c.Keys.Tab):
+		f.then = nextThen(f.then, f.deps.Then != nil)
+		return nil, true
+	case f.step == stepTarget && f.targets != nil:
+		if key.Matches(msg, f.c.Keys.Rescan) {
+			return f.loadDisks(), true
+		}
+		if row, chosen := f.targets.Update(msg); chosen {
+			return f.choose(row), true
+		}
+		return nil, true
+	}
+	return nil, false
+}
+
+// onResult moves the flow on with the answer it was waiting for.
+func (f *DeployFlow) onResult(msg flowResult) tea.Cmd {
+	switch msg := msg.(type) {
+	case imagesMsg:
+		return f.onImages(msg)
+	case torrentMsg:
+		return f.onTorrent(msg)
+	case disksMsg:
+		return f.onDisks(msg)
+	case preparedMsg:
+		if msg.err != nil {
+			return f.refuse(msg.target, msg.err)
+		}
+		f.plan, f.current, f.fits = msg.plan, msg.current, nil
+		if f.disk == nil && f.current != nil && len(f.current.Partitions) > 0 {
+			f.fits = f.current.Fits(f.sum.HighestEnd, "")
+		}
+		return f.goTo(stepConfirm)
+	case diskImageMsg:
+		return f.onDiskImage(msg)
+	case deployStartedMsg:
+		switch {
+		case msg.err != nil:
+			return showError("Could not start the deploy", msg.err, "", f)
+		case msg.disk != nil:
+			return show(msg.disk)
+		}
+		return show(msg.dash)
+	}
+	return nil
+}
+
+func (f *DeployFlow) onImages(msg imagesMsg) tea.Cmd {
+	if msg.err != nil {
+		return showError("Could not list the server's images", msg.err,
+			"Check the address, that the server is serving an image and that this machine is on its network.", f)
+	}
+	if len(msg.images) == 0 {
+		return errorScreen(problem{title: "The server offers no image",
+			what: f.source + " answers, but serves no image yet.",
+			hint: "Start serving an image on the server first (Serve an image), then try again."}, f)
+	}
+	f.images = msg.images
+	if f.imageIdx >= len(f.images) {
+		f.imageIdx = 0
+	}
+	return f.goTo(stepImage)
+}
+
+func (f *DeployFlow) onTorrent(msg torrentMsg) tea.Cmd {
+	var de *engine.DiskImageError
+	switch {
+	case errors.As(msg.err, &de):
+		// Found on the LAN or on a server by its address: the image is a
+		// whole disk, read from its /images/NAME.
+		return f.openDisk(de.URL, "reading the disk image "+de.URL)
+	case errors.Is(msg.err, discover.ErrNoServer):
+		return showError("No ezio server found on this network", msg.err,
+			"Start one (Serve, or ezio seed on the server) on this network, or type its address instead of auto.", f)
+	case msg.err != nil:
+		return showError("Could not read the torrent", msg.err,
+			"Check the path or the URL; a torrent made by Capture or Build a torrent, or served by a seeder, works.", f)
+	}
+	sum, _, err := engine.Summarize(msg.ft.MetaInfo)
+	if err != nil {
+		return showError("This torrent is not an ezio disk image", err,
+			"Its files must be extents named by hex disk offsets (partclone -T layout).", f)
+	}
+	f.ft, f.sum, f.disk = msg.ft, sum, nil
+	f.step = stepTarget
+	f.form = nil
+	return f.loadDisks()
+}
+
+func (f *DeployFlow) onDisks(msg disksMsg) tea.Cmd {
+	if msg.err != nil {
+		return showError("Could not list the disks", msg.err, "ezio reads /sys and /proc; run it as root.", f)
+	}
+	sel := ""
+	if f.targets != nil {
+		sel = f.targets.Selected().path
+	}
+	if f.disk != nil {
+		f.targets = NewDiskTargetTable(f.c, msg.disks, f.disk.Need)
+	} else {
+		f.targets = NewTargetTable(f.c, msg.disks, f.sum.HighestEnd)
+	}
+	f.targets.Select(sel)
+	return nil
+}
+
+func (f *DeployFlow) onDiskImage(msg diskImageMsg) tea.Cmd {
+	if msg.err != nil {
+		hint := "Check that the server still serves it; a disk image is read from its /images/NAME."
+		if !diskdeploy.IsRemote(f.source) {
+			hint = "The directory must hold " + diskimage.ManifestFile + " and the partitions' torrents and extents, as Capture writes them."
+		}
+		return showError("Could not read the disk image", msg.err, hint, f)
+	}
+	f.disk, f.ft, f.sum = msg.img, nil, nil
+	f.step = stepTarget
+	f.form = nil
+	return f.loadDisks()
 }
 
 // refuse shows why target cannot be written; Esc comes back to the table.

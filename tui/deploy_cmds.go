@@ -53,6 +53,17 @@ type (
 	}
 )
 
+// flowResult is the answer to work a DeployFlow started in a tea.Cmd; it
+// names the flow that asked, so an answer for a flow since left is dropped.
+type flowResult interface{ flowID() int }
+
+func (m imagesMsg) flowID() int        { return m.flow }
+func (m torrentMsg) flowID() int       { return m.flow }
+func (m disksMsg) flowID() int         { return m.flow }
+func (m preparedMsg) flowID() int      { return m.flow }
+func (m diskImageMsg) flowID() int     { return m.flow }
+func (m deployStartedMsg) flowID() int { return m.flow }
+
 func (f *DeployFlow) listImages() tea.Cmd {
 	f.busy = "asking " + f.source + " for its images"
 	ctx, id, src, list := f.deps.Ctx, f.id, f.source, f.deps.ListImages
