@@ -397,18 +397,26 @@ func DiskPartLine(p diskdeploy.PartProgress) string {
 
 // confirmDisk shows what will be overwritten and asks for the disk's name.
 func (a *App) confirmDisk(p *diskimage.Plan) error {
+	return a.confirmTarget(p.Target, func(w io.Writer) {
+		m := p.Manifest
+		fmt.Fprintf(w, "Disk image %s: %s partition table, %d partitions, %s of data\n", m.Name, strings.ToUpper(m.Label), len(m.Partitions), format.Bytes(m.DataBytes()))
+		for _, part := range m.Partitions {
+			fmt.Fprintf(w, "  %d  %-10s %-8s %s %s\n", part.Number, format.Bytes(part.Size), part.Filesystem, part.Saved, part.Label)
+		}
+		fmt.Fprintf(w, "Target %s (%s): its partition table and everything on it will be overwritten.\n", p.Target, format.Bytes(p.TargetSize))
+	})
+}
+
+// confirmTarget is the one confirmation of a write: what will be lost
+// (told by show), then the target's name typed back on a terminal. Without
+// a terminal it refuses and names --yes.
+func (a *App) confirmTarget(target string, show func(w io.Writer)) error {
 	if !a.isTerminal(a.Stdin) {
 		return refused(errors.New("not confirmed: standard input is not a terminal; add --yes to write without asking"))
 	}
-	w := a.Stderr
-	m := p.Manifest
-	fmt.Fprintf(w, "Disk image %s: %s partition table, %d partitions, %s of data\n", m.Name, strings.ToUpper(m.Label), len(m.Partitions), format.Bytes(m.DataBytes()))
-	for _, part := range m.Partitions {
-		fmt.Fprintf(w, "  %d  %-10s %-8s %s %s\n", part.Number, format.Bytes(part.Size), part.Filesystem, part.Saved, part.Label)
-	}
-	fmt.Fprintf(w, "Target %s (%s): its partition table and everything on it will be overwritten.\n", p.Target, format.Bytes(p.TargetSize))
-	want := filepath.Base(p.Target)
-	fmt.Fprintf(w, "Type %q to confirm: ", want)
+	show(a.Stderr)
+	want := filepath.Base(target)
+	fmt.Fprintf(a.Stderr, "Type %q to confirm: ", want)
 	line, _ := bufio.NewReader(a.Stdin).ReadString('\n')
 	if strings.TrimSpace(line) != want {
 		return refused(errors.New("not confirmed; nothing was written"))

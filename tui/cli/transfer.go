@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,16 +268,12 @@ carrying "result", "code" and "reason".`,
 					return refused(err)
 				}
 				if !o.yes {
-					if !a.isTerminal(a.Stdin) {
-						return refused(errors.New("not confirmed: standard input is not a terminal; add --yes to write without asking"))
-					}
-					fmt.Fprintf(a.Stderr, "Image %s: %s in %d extents (infohash %s)\n", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
-					fmt.Fprintf(a.Stderr, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
-					want := filepath.Base(target)
-					fmt.Fprintf(a.Stderr, "Type %q to confirm: ", want)
-					line, _ := bufio.NewReader(a.Stdin).ReadString('\n')
-					if strings.TrimSpace(line) != want {
-						return refused(errors.New("not confirmed; nothing was written"))
+					err := a.confirmTarget(target, func(w io.Writer) {
+						fmt.Fprintf(w, "Image %s: %s in %d extents (infohash %s)\n", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
+						fmt.Fprintf(w, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
+					})
+					if err != nil {
+						return err
 					}
 				}
 				trackers, seedAfter, timeout := policy(cmd)
