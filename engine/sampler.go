@@ -27,6 +27,9 @@ type sampler struct {
 
 	pieceLast    []PieceState
 	hashFailures int
+
+	conns int                 // connections at the last sample
+	idle  []*torrent.PeerConn // of those, the ones idle for idleDrop
 }
 
 type peerSample struct {
@@ -82,6 +85,7 @@ func (s *sampler) run(ctx context.Context) error {
 			s.onPieceChange(ch)
 		case <-tick.C:
 			s.publish()
+			s.dropIdleWhenShort()
 		}
 	}
 }
@@ -117,39 +121,7 @@ func (s *sampler) publish() {
 		Paused: j.paused.Load(), BytesTotal: j.layout.Total, PiecesTotal: j.layout.NumPieces,
 	}
 	snap.Phase, _ = j.phase.Load().(Phase)
-	// Piece map.
-	pieces := make([]PieceState, 0, j.layout.NumPieces)
-	for _, r := range j.t.PieceStateRuns() {
-		var ps PieceState
-		switch {
-		case r.Complete:
-			ps = PieceVerified
-		case r.Hashing || r.QueuedForHash || r.Marking:
-			ps = PieceHashing
-		case r.Partial:
-			ps = PieceDownloading
-		default:
-			ps = PieceMissing
-		}
-		for range r.Length {
-			pieces = append(pieces, ps)
-		}
-	}
-	if s.pieceLast == nil {
-		s.pieceLast = make([]PieceState, len(pieces))
-		copy(s.pieceLast, pieces)
-	}
-	for i, ps := range pieces {
-		if ps == PieceMissing && i < len(s.pieceLast) && s.pieceLast[i] == PieceFailed {
-			pieces[i] = PieceFailed
-		}
-		if ps == PieceVerified {
-			snap.PiecesDone++
-			_, n := j.layout.PieceSpan(i)
-			snap.BytesDone += n
-		}
-	}
-	snap.Pieces = pieces
+	s.pieceMap(&snap)
 	snap.HashFailures = s.hashFailures
 	// Rates from byte counters, smoothed; zero while paused.
 	down := st.ConnStats.BytesReadUsefulData.Int64()
@@ -175,85 +147,8 @@ func (s *sampler) publish() {
 		s.lastGot = got
 		j.progressAt.Store(now.UnixNano())
 	}
-	// Peers.
-	seen := map[string]bool{}
-	conns := j.t.PeerConns()
-	var idle []*torrent.PeerConn
-	for _, pc := range conns {
-		addr := pc.RemoteAddr.String()
-		ps := pc.Stats()
-		name, _ := pc.PeerClientName.Load().(string)
-		if name == "" {
-			name = clientFromPeerID(pc.PeerID)
-		}
-		last, known := s.peerLast[addr]
-		pd, pu := ps.BytesReadUsefulData.Int64(), ps.BytesWrittenData.Int64()
-		if known {
-			if dt := now.Sub(last.at).Seconds(); dt > 0 {
-				last.downR.add(float64(pd-last.down) / dt)
-				last.upR.add(float64(pu-last.up) / dt)
-			}
-			if pd != last.down || pu != last.up {
-				last.active = now
-			}
-		} else {
-			last.active = now
-			j.b.publishEvent(Event{Kind: EventPeerJoined, Peer: addr, Message: name})
-			j.log.Debug("peer joined", "peer", addr, "client", name)
-		}
-		last.down, last.up, last.at = pd, pu, now
-		s.peerLast[addr] = last
-		if now.Sub(last.active) >= idleDrop {
-			idle = append(idle, pc)
-		}
-		seen[addr] = true
-		have := ps.RemotePieceCount
-		p := PeerSnapshot{
-			Addr: addr, Client: name, DownloadRate: last.downR.v, UploadRate: last.upR.v,
-			BytesDownloaded: pd, BytesUploaded: pu, PiecesHave: have,
-			IdleSeconds: float64(int64(now.Sub(last.active).Seconds()*10)) / 10,
-		}
-		if j.layout.NumPieces > 0 {
-			p.Share = float64(have) / float64(j.layout.NumPieces)
-		}
-		p.Seeder = have >= j.layout.NumPieces
-		if snap.Paused {
-			p.DownloadRate, p.UploadRate = 0, 0
-		}
-		snap.Peers = append(snap.Peers, p)
-	}
-	// Slots go to peers that move data: when they run short, drop the
-	// connections that have moved nothing for a while.
-	if j.role == RoleSeed && len(conns) >= slotsShort && len(idle) > 0 {
-		j.log.Info("connection slots are short; dropping idle peers", "connected", len(conns), "idle", len(idle))
-		for _, pc := range idle {
-			pc.Close()
-		}
-	}
-	for addr := range s.peerLast {
-		if !seen[addr] {
-			delete(s.peerLast, addr)
-			j.b.publishEvent(Event{Kind: EventPeerLeft, Peer: addr})
-			j.log.Debug("peer left", "peer", addr)
-		}
-	}
-	sort.Slice(snap.Peers, func(a, b int) bool {
-		ra := snap.Peers[a].DownloadRate + snap.Peers[a].UploadRate
-		rb := snap.Peers[b].DownloadRate + snap.Peers[b].UploadRate
-		if ra != rb {
-			return ra > rb
-		}
-		return snap.Peers[a].Addr < snap.Peers[b].Addr
-	})
-	if s.closing {
-		snap.Peers = nil
-		for _, p := range s.lastPeers {
-			p.DownloadRate, p.UploadRate = 0, 0
-			snap.Peers = append(snap.Peers, p)
-		}
-	} else {
-		s.lastPeers = snap.Peers
-	}
+	conns, idle := s.peers(&snap, now)
+	s.conns, s.idle = len(conns), idle
 	snap.NumPeers = len(snap.Peers)
 	if snap.Paused || s.closing {
 		snap.DownloadRate, snap.UploadRate = 0, 0
@@ -304,4 +199,134 @@ func (s *sampler) eta(snap *Snapshot) {
 // logAt is a shorthand for a formatted log line at a level.
 func (j *Job) logAt(level slog.Level, msg string, args ...any) {
 	j.log.Log(context.Background(), level, msg, args...)
+}
+
+// pieceMap fills the snapshot's piece states and the verified counts; a
+// piece whose hash failed shows as failed until it is fetched again.
+func (s *sampler) pieceMap(snap *Snapshot) {
+	j := s.j
+	pieces := make([]PieceState, 0, j.layout.NumPieces)
+	for _, r := range j.t.PieceStateRuns() {
+		var ps PieceState
+		switch {
+		case r.Complete:
+			ps = PieceVerified
+		case r.Hashing || r.QueuedForHash || r.Marking:
+			ps = PieceHashing
+		case r.Partial:
+			ps = PieceDownloading
+		default:
+			ps = PieceMissing
+		}
+		for range r.Length {
+			pieces = append(pieces, ps)
+		}
+	}
+	if s.pieceLast == nil {
+		s.pieceLast = make([]PieceState, len(pieces))
+		copy(s.pieceLast, pieces)
+	}
+	for i, ps := range pieces {
+		if ps == PieceMissing && i < len(s.pieceLast) && s.pieceLast[i] == PieceFailed {
+			pieces[i] = PieceFailed
+		}
+		if ps == PieceVerified {
+			snap.PiecesDone++
+			_, n := j.layout.PieceSpan(i)
+			snap.BytesDone += n
+		}
+	}
+	snap.Pieces = pieces
+}
+
+// peers fills one entry per connection, with rates from its byte
+// counters, publishes joins and leaves, and returns the connections and
+// those that have moved no data for idleDrop.
+func (s *sampler) peers(snap *Snapshot, now time.Time) (conns []*torrent.PeerConn, idle []*torrent.PeerConn) {
+	j := s.j
+	seen := map[string]bool{}
+	conns = j.t.PeerConns()
+	for _, pc := range conns {
+		addr := pc.RemoteAddr.String()
+		ps := pc.Stats()
+		name, _ := pc.PeerClientName.Load().(string)
+		if name == "" {
+			name = clientFromPeerID(pc.PeerID)
+		}
+		last, known := s.peerLast[addr]
+		pd, pu := ps.BytesReadUsefulData.Int64(), ps.BytesWrittenData.Int64()
+		if known {
+			if dt := now.Sub(last.at).Seconds(); dt > 0 {
+				last.downR.add(float64(pd-last.down) / dt)
+				last.upR.add(float64(pu-last.up) / dt)
+			}
+			if pd != last.down || pu != last.up {
+				last.active = now
+			}
+		} else {
+			last.active = now
+			j.b.publishEvent(Event{Kind: EventPeerJoined, Peer: addr, Message: name})
+			j.log.Debug("peer joined", "peer", addr, "client", name)
+		}
+		last.down, last.up, last.at = pd, pu, now
+		s.peerLast[addr] = last
+		if now.Sub(last.active) >= idleDrop {
+			idle = append(idle, pc)
+		}
+		seen[addr] = true
+		have := ps.RemotePieceCount
+		p := PeerSnapshot{
+			Addr: addr, Client: name, DownloadRate: last.downR.v, UploadRate: last.upR.v,
+			BytesDownloaded: pd, BytesUploaded: pu, PiecesHave: have,
+			IdleSeconds: float64(int64(now.Sub(last.active).Seconds()*10)) / 10,
+		}
+		if j.layout.NumPieces > 0 {
+			p.Share = float64(have) / float64(j.layout.NumPieces)
+		}
+		p.Seeder = have >= j.layout.NumPieces
+		if snap.Paused {
+			p.DownloadRate, p.UploadRate = 0, 0
+		}
+		snap.Peers = append(snap.Peers, p)
+	}
+	for addr := range s.peerLast {
+		if !seen[addr] {
+			delete(s.peerLast, addr)
+			j.b.publishEvent(Event{Kind: EventPeerLeft, Peer: addr})
+			j.log.Debug("peer left", "peer", addr)
+		}
+	}
+	sort.Slice(snap.Peers, func(a, b int) bool {
+		ra := snap.Peers[a].DownloadRate + snap.Peers[a].UploadRate
+		rb := snap.Peers[b].DownloadRate + snap.Peers[b].UploadRate
+		if ra != rb {
+			return ra > rb
+		}
+		return snap.Peers[a].Addr < snap.Peers[b].Addr
+	})
+	if s.closing {
+		snap.Peers = nil
+		for _, p := range s.lastPeers {
+			p.DownloadRate, p.UploadRate = 0, 0
+			snap.Peers = append(snap.Peers, p)
+		}
+	} else {
+		s.lastPeers = snap.Peers
+	}
+	return conns, idle
+}
+
+// dropIdleWhenShort is a seeder's slot policy, run after each sample:
+// slots go to peers that move data, so when they run short the
+// connections that have moved nothing for a while are dropped.
+func (s *sampler) dropIdleWhenShort() {
+	j := s.j
+	if j.role != RoleSeed || s.conns < slotsShort || len(s.idle) == 0 {
+		return
+	}
+	j.log.Info("connection slots are short; dropping idle peers", "connected", s.conns, "idle", len(s.idle))
+	for _, pc := range s.idle {
+		pc.Close()
+	}
+	s.idle = nil
 }
