@@ -379,12 +379,8 @@ func (s *Server) entryLocked(im *servedImage, prefix string) ImageEntry {
 			e.Partitions = append(e.Partitions, ip)
 		}
 	}
-	for _, m := range s.imageFleetLocked(im) {
-		e.Clients++
-		if m.Completed {
-			e.Done++
-		}
-	}
+	fleet := s.imageFleetLocked(im)
+	e.Clients, e.Done = len(fleet), DoneCount(fleet)
 	return e
 }
 

@@ -155,11 +155,7 @@ func (s *sampler) publish() {
 	}
 	if srv := j.server(); srv != nil && j.role == RoleSeed {
 		snap.Fleet = srv.Fleet(j.ih, j.layout.Total)
-		for _, m := range snap.Fleet {
-			if m.Completed {
-				snap.FleetDone++
-			}
-		}
+		snap.FleetDone = DoneCount(snap.Fleet)
 	}
 	snap.Expected = j.expect
 	if ls := j.lostAt.Load(); ls != 0 && snap.Phase == PhaseWaiting {

@@ -449,6 +449,18 @@ type FleetMember struct {
 	LastSeen float64 `json:"last_seen_seconds"`
 }
 
+// DoneCount is how many of a fleet the seeder saw complete: the one count
+// a room is judged by (--expect, the dashboards, the status page).
+func DoneCount(fleet []FleetMember) int {
+	n := 0
+	for _, m := range fleet {
+		if m.Completed {
+			n++
+		}
+	}
+	return n
+}
+
 // Fleet states.
 const (
 	FleetDownloading = "downloading"

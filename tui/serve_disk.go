@@ -285,11 +285,7 @@ func sumSnapshots(name string, expect int, parts []engine.Snapshot, fleet []engi
 	case len(parts) > 0:
 		s.Phase = parts[0].Phase
 	}
-	for _, m := range fleet {
-		if m.Completed {
-			s.FleetDone++
-		}
-	}
+	s.FleetDone = engine.DoneCount(fleet)
 	return s
 }
 

@@ -527,11 +527,7 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			if f := s.Server.ImageFleet(name); f != nil {
 				line.Fleet = f
 			}
-			for _, m := range line.Fleet {
-				if m.Completed {
-					line.FleetDone++
-				}
-			}
+			line.FleetDone = engine.DoneCount(line.Fleet)
 		}
 		room := ""
 		if o.room.expect > 0 {
