@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net"
 	"net/http"
@@ -36,6 +37,9 @@ func (e *NotFoundError) Error() string {
 	}
 	return e.URL + ": not found"
 }
+
+// Is makes a missing file on a server a missing file: fs.ErrNotExist.
+func (e *NotFoundError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // ForbiddenError is a 403: the server does not serve this client's network.
 type ForbiddenError struct {
@@ -157,6 +161,19 @@ func get(ctx context.Context, u string, timeout time.Duration) (*http.Response, 
 		return nil, nil, &UnreachableError{URL: u, Err: fmt.Errorf("%s", resp.Status)}
 	}
 	return nil, nil, &BadResponseError{URL: u, Status: resp.StatusCode, Err: errors.New(text)}
+}
+
+// FetchFile reads one file of an ezio server (at most limit bytes) with
+// the errors of every fetch here: *UnreachableError for an outage,
+// *NotFoundError (also fs.ErrNotExist) for a 404, and the others above.
+func FetchFile(ctx context.Context, u string, timeout time.Duration, limit int64) ([]byte, error) {
+	resp, cancel, err := get(ctx, u, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	return readBody(ctx, u, io.LimitReader(resp.Body, limit))
 }
 
 // readBody reads a successful response; a failure midway is an outage.

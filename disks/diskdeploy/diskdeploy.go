@@ -9,10 +9,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -516,25 +514,9 @@ func (h HTTPFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	ctx, cancel := context.WithTimeout(h.Ctx, time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+"/"+name, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: h.Base + "/" + name, Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e := fmt.Errorf("HTTP %s", resp.Status)
-		if resp.StatusCode == http.StatusNotFound {
-			e = fs.ErrNotExist
-		}
-		return nil, &fs.PathError{Op: "open", Path: h.Base + "/" + name, Err: e}
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	// engine's errors name the URL and say what went wrong (an outage
+	// is exit 3, a missing file fs.ErrNotExist).
+	b, err := engine.FetchFile(h.Ctx, h.Base+"/"+name, time.Minute, 64<<20)
 	if err != nil {
 		return nil, err
 	}

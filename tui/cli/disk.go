@@ -12,12 +12,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
@@ -31,107 +28,6 @@ import (
 type partitionJobs interface {
 	Seed(ctx context.Context, o engine.SeedOptions) (*engine.Job, error)
 	Deploy(ctx context.Context, o engine.DeployOptions) (*engine.Job, error)
-}
-
-// loadPartitionTorrent reads a partition's torrent out of an image
-// directory.
-func loadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo, error) {
-	return diskdeploy.LoadPartitionTorrent(fsys, p)
-}
-
-// DiskSeed is a disk image being served: one seed job per partition.
-type DiskSeed struct {
-	Manifest *diskimage.Manifest
-	Jobs     []*engine.Job
-	Server   *engine.Server // nil with NoTracker
-	Session  *engine.Session
-}
-
-// Stop ends every job, the client and the server.
-func (s *DiskSeed) Stop() {
-	if s.Session != nil {
-		s.Session.Close()
-	}
-}
-
-// DiskSeedOptions describe the seeding of a disk image directory.
-type DiskSeedOptions struct {
-	TrackerListen string // "" = :6969
-	NoTracker     bool
-	// Allow, when not empty, limits peers, the tracker and the image
-	// server to these networks (loopback always).
-	Allow []netip.Prefix
-	// Expect is how many clients make the room (0: not said): the status
-	// page and /images.json show "k of N".
-	Expect int
-	// SkipMissing leaves out partitions whose extent directory is absent
-	// (a copy of an image's metadata only) instead of refusing.
-	SkipMissing bool
-	Tuning      engine.Tuning
-	Logger      *slog.Logger
-}
-
-// SeedDiskImage serves every partition of the disk image in dir, with one
-// tracker and torrent server for all of them.
-func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (_ *DiskSeed, err error) {
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
-		return nil, refused(err)
-	}
-	// Held: a client asking for the image while its partitions are being
-	// added waits for them instead of hearing "not found".
-	sess, err := engine.NewSession(engine.SessionOptions{Tuning: o.Tuning, Logger: o.Logger, Serve: !o.NoTracker, ServerListen: o.TrackerListen, Allow: o.Allow, HoldServer: true})
-	if err != nil {
-		return nil, err
-	}
-	s := &DiskSeed{Manifest: m, Session: sess, Server: sess.Server()}
-	defer func() {
-		if err != nil {
-			s.Stop()
-		}
-	}()
-	fsys := os.DirFS(dir)
-	var parts []engine.DiskPart
-	for _, p := range m.Partitions {
-		if !p.HasData() {
-			continue
-		}
-		if o.SkipMissing {
-			if _, err := os.Stat(filepath.Join(dir, p.ImageDir)); errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-		}
-		mi, err := loadPartitionTorrent(fsys, p)
-		if err != nil {
-			return nil, refused(err)
-		}
-		// Listed by the disk image below, not as images of their own.
-		j, err := sess.Seed(ctx, engine.SeedOptions{Torrent: mi, Source: filepath.Join(dir, p.ImageDir), Unlisted: true, Logger: o.Logger})
-		if err != nil {
-			return nil, refused(fmt.Errorf("partition %s: %w", p.Name, err))
-		}
-		s.Jobs = append(s.Jobs, j)
-		parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem, MI: mi})
-	}
-	if s.Server != nil {
-		files, err := diskImageFiles(dir, m)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range m.Partitions {
-			if !p.HasData() {
-				parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem})
-			}
-		}
-		if o.Expect > 0 {
-			s.Server.SetExpect(o.Expect)
-		}
-		if err := s.Server.AddDiskImage(engine.DiskImage{Name: m.Name, Manifest: files[diskimage.ManifestFile], Parts: parts, PeerPort: sess.PeerPort(), Files: files}); err != nil {
-			return nil, err
-		}
-	}
-	sess.OpenServer()
-	return s, nil
 }
 
 // DiskDeployOptions describe the deploy of a disk image onto a disk.
@@ -588,115 +484,34 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	return err
 }
 
-// deployDiskLocal is the wizard's disk deploy: diskdeploy.Deploy, with a
-// local image directory served to it as DeployDiskCommand does.
-func deployDiskLocal(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (*diskdeploy.Run, error) {
-	if diskdeploy.IsRemote(img.Source) || img.Source == "" {
-		return diskdeploy.Deploy(ctx, img, plan, o)
+// DiskSeed is a disk image being served (diskdeploy.Seeding).
+type DiskSeed = diskdeploy.Seeding
+
+// DiskSeedOptions describe the seeding of a disk image directory.
+type DiskSeedOptions = diskdeploy.SeedOptions
+
+// SeedDiskImage is diskdeploy.Seed with its refusals as exit status 2.
+func SeedDiskImage(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeed, error) {
+	s, err := diskdeploy.Seed(ctx, dir, o)
+	var ie *diskdeploy.ImageError
+	if errors.As(err, &ie) {
+		return nil, refused(err)
 	}
-	stop, err := serveLocalImage(ctx, img.Source, o.Tuning, o.Logger, len(o.Peers) == 0 && len(o.Trackers) == 0, &o.Seeders, &o.SeedAfter)
-	if err != nil {
-		return nil, err
-	}
-	run, err := diskdeploy.Deploy(ctx, img, plan, o)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	go func() {
-		<-run.Done()
-		stop()
-	}()
-	return run, nil
+	return s, err
 }
 
-// serveLocalImage serves the local image directory dir to this machine's
-// deploy (LocalDiskSeeders), adding it to seeders. When no peer, seeder
-// or tracker was named (noOthers and no seeders yet), the deploy is alone
-// and a default seeding policy becomes "leave once verified": waiting for
-// others to ask would only delay the end.
-func serveLocalImage(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger, noOthers bool, seeders *[]string, seedAfter *time.Duration) (stop func(), err error) {
-	alone := noOthers && len(*seeders) == 0
-	local, stop, err := LocalDiskSeeders(ctx, dir, tu, log)
-	if err != nil {
-		return nil, err
-	}
-	*seeders = append(*seeders, local...)
-	if alone && *seedAfter == engine.SeedUntilIdle {
-		*seedAfter = 0
-	}
-	return stop, nil
-}
-
-// LocalDiskSeeders serves a local disk image directory (a USB stick, an
-// image store) to this machine's own deploy, over loopback, with no
-// tracker: the deploy reads it as a trusted seeder, every piece still
-// hashed before it is sent and again when it arrives, and any other peer
-// it was given adds to it. A partition whose extents the directory lacks
-// (a copy of the metadata only) comes from those peers alone. stop ends
-// the serving.
-func LocalDiskSeeders(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger) (seeders []string, stop func(), err error) {
-	tu.ListenAddr = "127.0.0.1:0"
-	tu.MaxUploadRate = 0
-	s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{NoTracker: true, SkipMissing: true, Tuning: tu, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	seen := map[string]bool{}
-	for _, j := range s.Jobs {
-		if a := j.PeerAddr(); !seen[a] {
-			seen[a] = true
-			seeders = append(seeders, a)
-		}
-	}
-	return seeders, s.Stop, nil
-}
-
-// IsDiskImageSource says whether a deploy source is a disk image: a local
-// directory with ezio-disk.json, or a server's /images/NAME that serves
-// one (a partition image there is not).
+// IsDiskImageSource says whether a deploy source is a disk image.
 func IsDiskImageSource(ctx context.Context, src string) bool {
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if !strings.Contains(src, "/images/") {
-			return false
-		}
-		f, err := diskdeploy.SourceFS(ctx, src).Open(diskimage.ManifestFile)
-		if err != nil {
-			return false
-		}
-		f.Close()
-		return true
-	}
-	return diskimage.IsDiskImage(src)
+	return diskdeploy.IsImageSource(ctx, src)
 }
 
-// diskImageFiles reads the small files of an image directory that a
-// client needs before any data: the manifest, the partition table and
-// boot areas, Clonezilla's disk and parts lists, swap records, and each
-// partition's torrent and torrent.info. Never the extents.
-func diskImageFiles(dir string, m *diskimage.Manifest) (map[string][]byte, error) {
-	names := []string{diskimage.ManifestFile, "disk", "parts", m.PartitionTable, m.MBR, m.HiddenAfterMBR, m.GPTBackup}
-	for _, p := range m.Partitions {
-		names = append(names, p.Torrent, p.TorrentInfo)
+// serveLocalImage is diskdeploy.ServeLocal with its refusals as exit
+// status 2.
+func serveLocalImage(ctx context.Context, dir string, tu engine.Tuning, log *slog.Logger, noOthers bool, seeders *[]string, seedAfter *time.Duration) (stop func(), err error) {
+	stop, err = diskdeploy.ServeLocal(ctx, dir, tu, log, noOthers, seeders, seedAfter)
+	var ie *diskdeploy.ImageError
+	if errors.As(err, &ie) {
+		return nil, refused(err)
 	}
-	if swaps, err := filepath.Glob(filepath.Join(dir, "swappt-*.info")); err == nil {
-		for _, sw := range swaps {
-			names = append(names, filepath.Base(sw))
-		}
-	}
-	files := map[string][]byte{}
-	for _, n := range names {
-		if n == "" || files[n] != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(n)))
-		if errors.Is(err, fs.ErrNotExist) && n != diskimage.ManifestFile {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		files[n] = b
-	}
-	return files, nil
+	return stop, err
 }

@@ -147,7 +147,8 @@ outside the temporary directory is written, and it is removed on exit.`,
 }
 
 // wizardDiskDeps are the wizard's whole-disk deploys and serving, and its
-// action after a verified deploy: the same code as the command line's.
+// action after a verified deploy: the use cases of disks/diskdeploy that
+// the command line runs too, with their own errors (no exit statuses).
 func (a *App) wizardDiskDeps() tui.DiskDeps {
 	return tui.DiskDeps{
 		OpenDiskImage: diskdeploy.Open,
@@ -156,12 +157,12 @@ func (a *App) wizardDiskDeps() tui.DiskDeps {
 		},
 		DescribeDisk: diskdeploy.Describe,
 		DeployDisk: func(ctx context.Context, img *diskdeploy.Image, plan *diskimage.Plan, o diskdeploy.Options) (tui.DiskRun, error) {
-			return deployDiskLocal(ctx, img, plan, o)
+			return diskdeploy.DeployLocal(ctx, img, plan, o)
 		},
 		// Serve's disk images: what `ezio seed DIR` runs, always with the
 		// tracker and image server.
 		SeedDisk: func(ctx context.Context, dir string, o tui.DiskSeedOptions) (*tui.DiskSeeding, error) {
-			s, err := SeedDiskImage(ctx, dir, DiskSeedOptions{TrackerListen: o.TrackerListen, Tuning: o.Tuning, Logger: o.Logger})
+			s, err := diskdeploy.Seed(ctx, dir, diskdeploy.SeedOptions{TrackerListen: o.TrackerListen, Tuning: o.Tuning, Logger: o.Logger})
 			if err != nil {
 				return nil, err
 			}
