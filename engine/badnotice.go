@@ -72,7 +72,8 @@ type seenClient struct {
 	have     []bool
 	count    int
 	ezio     bool // it takes "ezio_bad" notices
-	sent     map[int]bool
+	sent     map[int]bool      // bad pieces told over its current connection
+	told     map[int]bool      // bad pieces it was ever told of
 	conn     *torrent.PeerConn // nil once closed
 	at       time.Time         // first seen
 	left     time.Time         // when its connection closed
@@ -111,7 +112,7 @@ func (w *clientWatch) added(pc *torrent.PeerConn) {
 	defer w.mu.Unlock()
 	c := w.clients[pc.PeerID]
 	if c == nil {
-		c = &seenClient{have: make([]bool, w.n), sent: map[int]bool{}, loggedOn: map[int]bool{}, at: time.Now()}
+		c = &seenClient{have: make([]bool, w.n), sent: map[int]bool{}, told: map[int]bool{}, loggedOn: map[int]bool{}, at: time.Now()}
 		w.clients[pc.PeerID] = c
 		w.pruneLocked()
 	}
@@ -215,7 +216,7 @@ func (w *clientWatch) notices(bad []BadPiece) map[*torrent.PeerConn][]BadPiece {
 		}
 		for _, b := range bad {
 			if !c.sent[b.Index] {
-				c.sent[b.Index] = true
+				c.sent[b.Index], c.told[b.Index] = true, true
 				out[pc] = append(out[pc], b)
 			}
 		}
@@ -237,7 +238,7 @@ func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []StuckClient, fres
 		for _, b := range bad {
 			if b.Index < w.n && !c.have[b.Index] {
 				lacks = append(lacks, b.Index)
-				told = told || c.sent[b.Index]
+				told = told || c.told[b.Index]
 				if mark && !c.loggedOn[b.Index] {
 					c.loggedOn[b.Index] = true
 					news = append(news, b.Index)

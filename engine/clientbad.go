@@ -68,8 +68,9 @@ func (e *UnservableError) Error() string {
 // badHeard is a deploy's record of what its sources said and refused.
 type badHeard struct {
 	mu sync.Mutex
-	// told: pieces a server said are bad, per connection (its reason).
-	told map[*torrent.PeerConn]map[int]string
+	// told: pieces a server said are bad, per server address (its
+	// reason); kept when the connection closes (it is redialled).
+	told map[string]map[int]string
 	// refused: per connection, pieces whose requests it rejected (while
 	// not choking) and has sent no block of since, and since when.
 	refused map[*torrent.PeerConn]map[int]time.Time
@@ -83,7 +84,7 @@ type badHeard struct {
 
 func newBadHeard() *badHeard {
 	return &badHeard{
-		told: map[*torrent.PeerConn]map[int]string{}, refused: map[*torrent.PeerConn]map[int]time.Time{},
+		told: map[string]map[int]string{}, refused: map[*torrent.PeerConn]map[int]time.Time{},
 		blocked: map[int]time.Time{}, toldAt: map[int]time.Time{}, choked: map[*torrent.PeerConn]bool{},
 	}
 }
@@ -95,7 +96,6 @@ func (h *badHeard) hooks() peerHooks {
 		},
 		closed: func(pc *torrent.PeerConn) {
 			h.mu.Lock()
-			delete(h.told, pc)
 			delete(h.refused, pc)
 			delete(h.choked, pc)
 			h.mu.Unlock()
@@ -129,11 +129,12 @@ func (h *badHeard) read(pc *torrent.PeerConn, msg *pp.Message) {
 		if !ok {
 			return
 		}
+		addr := pc.RemoteAddr.String()
 		h.mu.Lock()
-		if h.told[pc] == nil {
-			h.told[pc] = map[int]string{}
+		if h.told[addr] == nil {
+			h.told[addr] = map[int]string{}
 		}
-		h.told[pc][n.Piece] = n.Reason
+		h.told[addr][n.Piece] = n.Reason
 		if _, seen := h.toldAt[n.Piece]; !seen {
 			h.toldAt[n.Piece] = time.Now()
 		}
@@ -213,16 +214,37 @@ func (j *Job) unservable(i int, conns []*torrent.PeerConn, now time.Time) error 
 	h := j.bad
 	var servers []string
 	told, reason, source := false, "", false
+	// A revealing ezio seeder shows only what it revealed so far, and it
+	// reveals every piece it holds that is not bad on its source.
+	gated := map[*torrent.PeerConn]bool{}
+	if j.revealC != nil {
+		for _, pc := range j.revealC.gatedConns() {
+			gated[pc] = true
+		}
+	}
+	// The library's lock before ours: the read hook takes ours with the
+	// library's held.
+	holds := make(map[*torrent.PeerConn]bool, len(conns))
+	for _, pc := range conns {
+		holds[pc] = pc.PeerPieces().Contains(uint32(i))
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, pc := range conns {
-		r, said := h.told[pc][i]
-		if said {
+	for addr, m := range h.told {
+		if r, said := m[i]; said {
 			told, reason = true, r
-			servers = append(servers, pc.RemoteAddr.String())
+			servers = append(servers, addr)
+		}
+	}
+	for _, pc := range conns {
+		if _, said := h.told[pc.RemoteAddr.String()][i]; said {
 			continue
 		}
-		if !pc.PeerPieces().Contains(uint32(i)) {
+		if gated[pc] {
+			source = true
+			continue
+		}
+		if !holds[pc] {
 			continue
 		}
 		if _, refused := h.refused[pc][i]; refused {
