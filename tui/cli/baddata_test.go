@@ -10,6 +10,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -186,5 +187,50 @@ func TestGoodCopyKeepsTheRoomGoing(t *testing.T) {
 			t.Fatalf("client %d exited %d with %v, want 0\n%s", k, code, res, capTail(errs))
 		}
 		intSame(t, good, targets[k])
+	}
+}
+
+// TestPeerOnlyClientIsCounted: a client given only --peer never announces
+// to the tracker; the seeder counts it all the same (status page,
+// /status.json, --expect), and a client that does announce is not
+// counted twice.
+func TestPeerOnlyClientIsCounted(t *testing.T) {
+	im := intMakeImage(t, 8<<20, 2, 256<<10, 26)
+	seeder, peer, base := badSeed(t, im, im.dir, "--expect", "2", "--exit-when-done")
+	first := filepath.Join(t.TempDir(), "first.img")
+	if code, out, errs := intRun(t, nil, 2*time.Minute, "deploy", im.torrent, first, "--peer", peer, "--yes", "--json", "--listen", "127.0.0.1:0"); code != 0 {
+		t.Fatalf("--peer deploy exited %d\n%s\n%s", code, capTail(out), capTail(errs))
+	}
+	intSame(t, im, first)
+	st := badStatus(t, base)
+	if st.Clients != 1 || st.Done != 1 || st.Summary != "1 of 2 clients done" {
+		t.Errorf("after a --peer client: clients %d, done %d, summary %q; want 1, 1, \"1 of 2 clients done\"\n%+v", st.Clients, st.Done, st.Summary, st.Images)
+	}
+	r, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := new(strings.Builder)
+	io.Copy(page, r.Body)
+	r.Body.Close()
+	if !strings.Contains(page.String(), "1 of 2 clients done") || strings.Contains(page.String(), "no clients yet") {
+		t.Errorf("the status page does not count the --peer client:\n%s", page)
+	}
+	select {
+	case <-seeder.done:
+		t.Fatalf("the seeder stopped with 1 of 2 clients done: %s", capTail(seeder.stderr.String()))
+	default:
+	}
+	// The second client deploys from the server's URL: it announces too.
+	second := filepath.Join(t.TempDir(), "second.img")
+	if code, out, errs := intRun(t, nil, 2*time.Minute, "deploy", st.Images[0].URL, second, "--yes", "--json", "--listen", "127.0.0.1:0"); code != 0 {
+		t.Fatalf("URL deploy exited %d\n%s\n%s", code, capTail(out), capTail(errs))
+	}
+	intSame(t, im, second)
+	if code := seeder.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("seeder with --expect 2 --exit-when-done exited %d: %s", code, capTail(seeder.stderr.String()))
+	}
+	if s := seeder.stderr.String(); !strings.Contains(s, "2 of 2") {
+		t.Logf("seeder's last lines: %s", capTail(s))
 	}
 }
