@@ -234,3 +234,29 @@ func TestPeerOnlyClientIsCounted(t *testing.T) {
 		t.Logf("seeder's last lines: %s", capTail(s))
 	}
 }
+
+// TestSeedVerify: `ezio seed --verify` hashes the whole source first; a
+// damaged one is refused (exit 1) with its bad pieces listed, a good one
+// is served.
+func TestSeedVerify(t *testing.T) {
+	im, good, off := badMakeImage(t)
+	bt, tr := disktest.FreePort(t), disktest.FreePort(t)
+	code, out, errs := intRun(t, nil, time.Minute, "seed", im.torrent, im.dir, "--verify", "--listen", fmt.Sprintf("127.0.0.1:%d", bt), "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", tr))
+	if code != ExitFailed {
+		t.Fatalf("seed --verify of a damaged source exited %d, want 1\n%s\n%s", code, capTail(out), capTail(errs))
+	}
+	for _, want := range []string{fmt.Sprintf("bad: piece 9 at disk offset %d", off), "verifying 100.0%", "1 of 38 pieces do not match"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("seed --verify does not say %q:\n%s", want, capTail(errs))
+		}
+	}
+	seeder, peer, _ := badSeed(t, good, good.dir, "--verify")
+	if s := seeder.stderr.String(); !strings.Contains(s, "all 38 pieces match") {
+		t.Errorf("seed --verify of a good source does not say so:\n%s", capTail(s))
+	}
+	target := filepath.Join(t.TempDir(), "t.img")
+	if code, out, errs := intRun(t, nil, 2*time.Minute, "deploy", im.torrent, target, "--peer", peer, "--yes", "--json", "--listen", "127.0.0.1:0"); code != 0 {
+		t.Fatalf("deploy from a verified seeder exited %d\n%s\n%s", code, capTail(out), capTail(errs))
+	}
+	intSame(t, good, target)
+}
