@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -29,6 +30,10 @@ import (
 // seeder lists those that lack a bad piece as stuck.
 
 const extBad = pp.ExtensionName("ezio_bad")
+
+// silentSeederForTest makes seeders send no bad-piece notice: tests use it
+// to stand for a seeder that only refuses.
+var silentSeederForTest atomic.Bool
 
 // badNotice is the payload of an "ezio_bad" message.
 type badNotice struct {
@@ -305,6 +310,9 @@ func (j *Job) tellBad(stop <-chan struct{}) error {
 		if len(bad) == 0 {
 			continue
 		}
+		if silentSeederForTest.Load() {
+			bad = nil // notices only: the stuck list below still sees the pieces
+		}
 		for pc, bs := range j.clients.notices(bad) {
 			for _, b := range bs {
 				if err := pc.WriteExtendedMessage(extBad, encodeBadNotice(b)); err != nil {
@@ -312,7 +320,7 @@ func (j *Job) tellBad(stop <-chan struct{}) error {
 				}
 			}
 		}
-		_, fresh := j.clients.stuck(bad, true)
+		_, fresh := j.clients.stuck(j.st.BadPieces(), true)
 		for _, c := range fresh {
 			j.log.Warn(fmt.Sprintf("client %s needs piece %v, which is damaged on the source: it cannot finish from this seeder; %s", c.Addr, c.Pieces, StuckAdvice))
 		}

@@ -28,12 +28,14 @@ const (
 	// piece it lacks is bad, for some other peer to offer the piece (a
 	// room's clients find each other within seconds).
 	noticeGrace = 15 * time.Second
-	// refusedGrace is the same after every holder of the piece refused
-	// it, when no server said why (the picker re-asks in the meantime).
-	refusedGrace = 45 * time.Second
 	// unservableCheck is how often the client looks.
 	unservableCheck = time.Second
 )
+
+// refusedGrace is the same after every holder of the piece refused it,
+// when no server said why (the picker re-asks in the meantime). A
+// variable for tests.
+var refusedGrace = 45 * time.Second
 
 // UnservableError ends a deploy that needs a piece no connected source
 // can give.
