@@ -77,6 +77,9 @@ type seenClient struct {
 	have     []bool
 	count    int
 	ezio     bool // it takes "ezio_bad" notices
+	// seeder: it held every piece from its first message on (another
+	// seeder of the room, or a machine already done): not a client.
+	seeder bool
 	sent     map[int]bool      // bad pieces told over its current connection
 	told     map[int]bool      // bad pieces it was ever told of
 	conn     *torrent.PeerConn // nil once closed
@@ -161,12 +164,18 @@ func (w *clientWatch) read(pc *torrent.PeerConn, msg *pp.Message) {
 	if c == nil {
 		return
 	}
+	first := c.count == 0 && msg.Type != pp.Have
 	set := func(i int) {
 		if i >= 0 && i < w.n && !c.have[i] {
 			c.have[i] = true
 			c.count++
 		}
 	}
+	defer func() {
+		if first && c.count >= w.n {
+			c.seeder = true
+		}
+	}()
 	switch msg.Type {
 	case pp.Have:
 		set(int(msg.Index))
@@ -252,7 +261,7 @@ func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []StuckClient, fres
 		}
 		// A client that never took a piece from anyone and left is not a
 		// client of this image (a probe, a failed handshake).
-		if len(lacks) == 0 || c.conn == nil && c.count == 0 {
+		if len(lacks) == 0 || c.seeder || c.conn == nil && c.count == 0 {
 			continue
 		}
 		sc := StuckClient{Addr: c.addr(), Client: c.name, Pieces: lacks, Connected: c.conn != nil, Told: told}
@@ -274,7 +283,7 @@ func (w *clientWatch) members(now time.Time) []FleetMember {
 	defer w.mu.Unlock()
 	out := make([]FleetMember, 0, len(w.clients))
 	for _, c := range w.clients {
-		if c.conn == nil && c.count == 0 {
+		if c.seeder || c.conn == nil && c.count == 0 {
 			continue
 		}
 		m := FleetMember{Addr: c.addr(), Active: c.conn != nil}

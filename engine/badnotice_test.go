@@ -80,3 +80,44 @@ func TestRefusalsWithoutNoticeEndTheDeploy(t *testing.T) {
 	}
 	t.Logf("gave up after %v: %v", took.Round(100*time.Millisecond), err)
 }
+
+// The seeder's own record of its clients: one that took pieces counts
+// (done once it holds all), one that held everything from its first
+// message is another seeder and does not, and a client lacking a bad
+// piece is stuck, told or not.
+func TestClientWatchCountsClientsNotSeeders(t *testing.T) {
+	w := newClientWatch(4)
+	mk := func(id byte) *seenClient {
+		c := &seenClient{have: make([]bool, 4), sent: map[int]bool{}, told: map[int]bool{}, loggedOn: map[int]bool{}}
+		var pid [20]byte
+		pid[0] = id
+		w.clients[pid] = c
+		return c
+	}
+	done, partial, seeder, probe := mk(1), mk(2), mk(3), mk(4)
+	_ = probe // seen, never took a piece, gone: not listed
+	done.count, done.have = 4, []bool{true, true, true, true}
+	partial.count, partial.have = 2, []bool{true, true, false, false}
+	partial.told[2] = true
+	seeder.count, seeder.have, seeder.seeder = 4, []bool{true, true, true, true}, true
+	ms := w.members(time.Now())
+	if len(ms) != 2 {
+		t.Fatalf("members %+v: want the done and the partial client only", ms)
+	}
+	nDone := 0
+	for _, m := range ms {
+		if m.Completed {
+			nDone++
+		}
+	}
+	if nDone != 1 {
+		t.Errorf("members %+v: want one completed", ms)
+	}
+	list, fresh := w.stuck([]BadPiece{{Index: 2}}, true)
+	if len(list) != 1 || !list[0].Told || list[0].Pieces[0] != 2 || len(fresh) != 1 {
+		t.Errorf("stuck %+v fresh %+v: want the partial client, told, on piece 2", list, fresh)
+	}
+	if _, fresh := w.stuck([]BadPiece{{Index: 2}}, true); len(fresh) != 0 {
+		t.Errorf("a stuck client is logged twice: %+v", fresh)
+	}
+}
