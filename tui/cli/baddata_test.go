@@ -109,7 +109,7 @@ func TestDamagedSeederStopsTheRoom(t *testing.T) {
 	im, _, off := badMakeImage(t)
 	for _, n := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("%d_clients", n), func(t *testing.T) {
-			seeder, peer, base := badSeed(t, im, im.dir)
+			seeder, peer, base := badSeed(t, im, im.dir, "--json")
 			var clients []*intProc
 			start := time.Now()
 			for k := range n {
@@ -152,6 +152,15 @@ func TestDamagedSeederStopsTheRoom(t *testing.T) {
 			}
 			if si.Clients != n {
 				t.Errorf("status counts %d clients, want %d (they only had --peer)", si.Clients, n)
+			}
+			// The seeder's --json lines carry the stuck clients too.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(seeder.stdout.String(), `"stuck_clients":[{`) {
+				if time.Now().After(deadline) {
+					t.Errorf("the seeder's --json lines never list stuck clients:\n%s", capTail(seeder.stdout.String()))
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 			seeder.stop(10 * time.Second)
 			if s := seeder.stderr.String(); !strings.Contains(s, "damaged on the source") {
