@@ -71,15 +71,15 @@ const StuckAdvice = "the source's copy is damaged: re-capture the image, or fix 
 
 // seenClient is one client as the seeder saw it over its connection.
 type seenClient struct {
-	ip       netip.Addr
-	port     uint16 // its listen port from the handshake, else the remote port
-	name     string
-	have     []bool
-	count    int
-	ezio     bool // it takes "ezio_bad" notices
+	ip    netip.Addr
+	port  uint16 // its listen port from the handshake, else the remote port
+	name  string
+	have  []bool
+	count int
+	ezio  bool // it takes "ezio_bad" notices
 	// seeder: it held every piece from its first message on (another
 	// seeder of the room, or a machine already done): not a client.
-	seeder bool
+	seeder   bool
 	sent     map[int]bool      // bad pieces told over its current connection
 	told     map[int]bool      // bad pieces it was ever told of
 	conn     *torrent.PeerConn // nil once closed
