@@ -172,6 +172,15 @@ func (j *Job) checkUnservable(now time.Time) {
 		return
 	}
 	h.last = now
+	if j.Paused() {
+		// A paused deploy asks for nothing: the rejects of its cancelled
+		// requests are no refusals, and no piece is overdue.
+		h.mu.Lock()
+		clear(h.blocked)
+		clear(h.refused)
+		h.mu.Unlock()
+		return
+	}
 	// The pieces with evidence against a source.
 	h.mu.Lock()
 	suspects := map[int]bool{}
