@@ -187,6 +187,7 @@ wait:
 				continue
 			}
 			j.checkRevealStall()
+			j.checkUnservable(time.Now())
 			if err := lv.check(time.Now()); err != nil {
 				return err
 			}

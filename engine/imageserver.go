@@ -516,8 +516,7 @@ func (s *Server) imageFleetLocked(im *servedImage) []FleetMember {
 			continue
 		}
 		sw.sweepLocked(now, false)
-		for _, tp := range sw.peers {
-			m := tp.member(now, sw.total)
+		for _, m := range sw.membersLocked(now, sw.total) {
 			a := by[m.Addr]
 			if a == nil {
 				a = &agg{allDone: true, states: map[string]bool{}, seen: m.LastSeen}
@@ -525,7 +524,7 @@ func (s *Server) imageFleetLocked(im *servedImage) []FleetMember {
 				by[m.Addr] = a
 			}
 			a.parts++
-			a.done += sw.total - tp.left
+			a.done += int64(m.Done * float64(sw.total))
 			a.allDone = a.allDone && m.Completed
 			a.anyActive = a.anyActive || m.Active
 			a.states[m.State] = true

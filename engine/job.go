@@ -50,6 +50,8 @@ type Job struct {
 	expect    int           // seeder: clients the room expects
 	haves     *haveWatch    // seeder: what each client says it holds, for the tracker
 	refused   *refusals     // client: pieces peers refused, and who chokes us (refuse.go)
+	bad       *badHeard     // client: bad pieces its sources told of or refused (clientbad.go)
+	clients   *clientWatch  // seeder: every client connected, announced or not (badnotice.go)
 	seeders   []string      // trusted sources (host:port), redialled while missing
 	peers     []string      // other sources given directly, likewise
 }
@@ -186,10 +188,14 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extent
 	if role == RoleDeploy {
 		j.refused = newRefusals()
 		j.hooks = chain(j.hooks, j.refused.hooks())
+		j.bad = newBadHeard()
+		j.hooks = chain(j.hooks, j.bad.hooks())
 	}
 	if role == RoleSeed {
 		j.haves = newHaveWatch(l.NumPieces)
 		j.hooks = chain(j.hooks, j.haves.hooks())
+		j.clients = newClientWatch(l.NumPieces)
+		j.hooks = chain(j.hooks, j.clients.hooks())
 	}
 	st.setLimits(s.upLim, s.downLim)
 	if err := s.register(j); err != nil {
@@ -253,6 +259,9 @@ func (j *Job) run(ctx context.Context, main func(context.Context) error) {
 	}
 	if j.revealS != nil {
 		g.Go(func() error { return j.sess.revealGroup().run(gctx, j.revealS, j.t) })
+	}
+	if j.clients != nil {
+		g.Go(func() error { return j.tellBad(gctx.Done()) })
 	}
 	if j.role == RoleDeploy {
 		g.Go(func() error { return j.redial(gctx) })

@@ -86,6 +86,8 @@ type Snapshot struct {
 	// Seeder: pieces of the source that fail their hash and are never
 	// served.
 	BadPieces []BadPiece `json:"bad_pieces,omitempty"`
+	// Seeder: clients that lack a bad piece and cannot finish from it.
+	Stuck []StuckClient `json:"stuck_clients,omitempty"`
 	// LostSeconds is how long ago the last source was lost, in phase
 	// "waiting".
 	LostSeconds float64 `json:"lost_seconds,omitempty"`

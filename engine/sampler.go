@@ -140,6 +140,7 @@ func (s *sampler) publish() {
 		snap.PiecesReverified, snap.PiecesRefetched = j.st.ResumeCounts()
 	} else {
 		snap.BadPieces = j.st.BadPieces()
+		snap.Stuck = j.StuckClients()
 	}
 	// Progress means piece data arriving, not only pieces completing: a
 	// 16 MiB piece from a busy seeder can take minutes.

@@ -109,6 +109,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		j.haves.setWitness(w)
 		s.srv.SetWitness(j.ih, w.ask)
 		s.srv.SetHealth(j.ih, j.health)
+		s.srv.SetClients(j.ih, j.clients.members, j.StuckClients)
 		if o.Expect > 0 {
 			s.srv.SetExpect(o.Expect)
 		}

@@ -76,6 +76,10 @@ type StatusImage struct {
 	Clients   int              `json:"clients"`
 	Done      int              `json:"done"`
 	Fleet     []FleetMember    `json:"fleet"`
+	// Stuck are the clients that lack a piece found bad on the source,
+	// and Advice what to do about it (both empty while none is).
+	Stuck  []StuckClient `json:"stuck_clients"`
+	Advice string        `json:"advice,omitempty"`
 }
 
 // StatusBadPiece is a bad piece and, in a disk image, its partition.
@@ -88,9 +92,10 @@ type StatusBadPiece struct {
 // client reached it (for the deploy URLs).
 func (s *Server) Status(host string) Status {
 	type hook struct {
-		img  int
-		part string
-		f    func() []BadPieceInfo
+		img   int
+		part  string
+		f     func() []BadPieceInfo
+		stuck func() []StuckClient
 	}
 	var hooks []hook
 	s.mu.Lock()
@@ -103,7 +108,7 @@ func (s *Server) Status(host string) Status {
 	for i, n := range names {
 		im := s.images[n]
 		e := s.entryLocked(im, "http://"+host)
-		si := StatusImage{Name: im.name, Kind: im.kind, URL: e.URL, Size: e.Size, Pieces: e.Pieces, BadPieces: []StatusBadPiece{}, Fleet: s.imageFleetLocked(im)}
+		si := StatusImage{Name: im.name, Kind: im.kind, URL: e.URL, Size: e.Size, Pieces: e.Pieces, BadPieces: []StatusBadPiece{}, Fleet: s.imageFleetLocked(im), Stuck: []StuckClient{}}
 		for _, p := range im.parts {
 			if p.t == nil {
 				continue
@@ -113,7 +118,7 @@ func (s *Server) Status(host string) Status {
 				if im.kind == KindPartition {
 					part = ""
 				}
-				hooks = append(hooks, hook{i, part, sw.health})
+				hooks = append(hooks, hook{i, part, sw.health, sw.stuck})
 			}
 		}
 		for _, m := range si.Fleet {
@@ -137,6 +142,16 @@ func (s *Server) Status(host string) Status {
 		for _, b := range h.f() {
 			st.Images[h.img].BadPieces = append(st.Images[h.img].BadPieces, StatusBadPiece{Partition: h.part, BadPieceInfo: b})
 		}
+		if h.stuck != nil {
+			st.Images[h.img].Stuck = mergeStuck(st.Images[h.img].Stuck, h.stuck())
+		}
+	}
+	stuck := 0
+	for i := range st.Images {
+		if n := len(st.Images[i].Stuck); n > 0 {
+			st.Images[i].Advice = StuckAdvice
+			stuck += n
+		}
 	}
 	for i := range st.Images {
 		si := &st.Images[i]
@@ -159,6 +174,9 @@ func (s *Server) Status(host string) Status {
 		st.Summary = "no clients yet"
 	} else {
 		st.Summary = fmt.Sprintf("%d of %d clients done", st.Done, n)
+	}
+	if line := stuckSummary(stuck); line != "" {
+		st.Summary += "; " + line
 	}
 	return st
 }

@@ -30,6 +30,10 @@
       hp.appendChild(document.createTextNode(t));
     });
     s.appendChild(hp);
+    if (im.stuck_clients && im.stuck_clients.length) {
+      s.appendChild(el("p", im.stuck_clients.length + " stuck on a damaged piece (" +
+        im.stuck_clients.map(function (c) { return c.addr; }).join(", ") + "): " + im.advice, "bad stuck"));
+    }
     var cp = el("p");
     cp.appendChild(el("code", "ezio deploy " + visible(im.url) + " TARGET"));
     s.appendChild(cp);

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -166,6 +165,9 @@ type swarm struct {
 	pieces  int
 	witness Witness
 	health  func() []BadPieceInfo
+	// the seeder's own view of its clients (statusclients.go)
+	conns func(time.Time) []FleetMember
+	stuck func() []StuckClient
 }
 
 type trackedPeer struct {
@@ -483,12 +485,7 @@ func (s *Server) Fleet(ih metainfo.Hash, total int64) []FleetMember {
 	if total <= 0 {
 		total = sw.total
 	}
-	out := make([]FleetMember, 0, len(sw.peers))
-	for _, p := range sw.peers {
-		out = append(out, p.member(now, total))
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Addr < out[b].Addr })
-	return out
+	return sw.membersLocked(now, total)
 }
 
 func (p *trackedPeer) member(now time.Time, total int64) FleetMember {

@@ -273,3 +273,23 @@ func TestResultGolden(t *testing.T) {
 		}
 	}
 }
+
+// A seeder whose source has a bad piece says so, with the clients stuck
+// on it and what to do.
+func TestSeedDashboardShowsStuckClients(t *testing.T) {
+	c := testCommon(100, 30, "xterm-256color")
+	d := newDashboard(c, engine.RoleSeed, "seed sda1", &fakeJob{})
+	s := seedSnap(30)
+	s.BadPieces = []engine.BadPiece{{Index: 9, Offset: 10486537, Reason: "SHA-1 mismatch"}}
+	s.Stuck = []engine.StuckClient{{Addr: "127.0.0.1:6002", Pieces: []int{9}, Connected: true, Told: true}, {Addr: "127.0.0.1:6003", Pieces: []int{9}, Told: true}}
+	feed(t, d, snapMsg{d.id, s})
+	v := d.View()
+	checkSize(t, v, 100, 30)
+	if !strings.Contains(v, "1 damaged piece(s) on the source, 2 client(s) stuck on them") || !strings.Contains(v, "fix the source and check it with ezio torrent verify") {
+		t.Errorf("the seeder dashboard does not show the stuck clients:\n%s", v)
+	}
+	feed(t, d, snapMsg{d.id, seedSnap(31)})
+	if strings.Contains(d.View(), "damaged") {
+		t.Errorf("a healthy source is shown as damaged:\n%s", d.View())
+	}
+}

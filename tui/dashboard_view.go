@@ -115,6 +115,9 @@ func (d *Dashboard) header() []string {
 		lines = append(lines, " "+label("serving", format.Bytes(s.BytesTotal))+dot+
 			label("pieces", fmt.Sprint(s.PiecesTotal))+dot+label("sent", format.Bytes(s.BytesUploaded))+dot+
 			label("peers", fmt.Sprint(s.NumPeers)))
+		for _, l := range stuckLines(s) {
+			lines = append(lines, " "+st.Bad.Render(l))
+		}
 	} else {
 		frac := 0.0
 		if s.BytesTotal > 0 {

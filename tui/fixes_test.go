@@ -205,6 +205,10 @@ func TestServeFormPassesItsFields(t *testing.T) {
 	drive(t, m, enter)
 	drive(t, m, keys("5MiB")...)
 	drive(t, m, enter)
+	if v := m.View(); !strings.Contains(v, "Check the whole source first?") {
+		t.Fatalf("no question about checking the source:\n%s", v)
+	}
+	drive(t, m, key1("n")) // serve without hashing it all first
 	if got == nil {
 		t.Fatalf("the seeder was not started:\n%s", m.View())
 	}

@@ -141,6 +141,8 @@ func TestE2ERoomFoundByMDNSEndsByItself(t *testing.T) {
 	s.sendText("2")
 	s.send("Enter")
 	s.send("Enter") // no upload limit
+	s.waitText("Check the whole source first?", 10*time.Second)
+	s.send("y") // hash it all before serving
 	s.waitText("Announce this server on the LAN?", 10*time.Second)
 	s.send("Enter") // yes
 	s.waitText("Stop serving when the room is done?", 10*time.Second)

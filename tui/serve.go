@@ -35,6 +35,8 @@ type ServeValues struct {
 	// address); ExitWhenDone stops serving once the Expect clients are
 	// done and none still needs data, as `ezio seed --exit-when-done`.
 	NoAnnounce, ExitWhenDone bool
+	// Verify hashes the whole source before serving (ezio seed --verify).
+	Verify bool
 }
 
 // ServeFlow asks for a torrent and its data, or a disk image directory,
@@ -177,6 +179,7 @@ func (s *ServeFlow) build() {
 				return err
 			}),
 		),
+		huh.NewGroup(verifyQuestion(&v.Verify)).WithHideFunc(disk),
 		// Finding the server and ending by itself need the tracker: it is
 		// what clients reach and what counts the room.
 		huh.NewGroup(
@@ -320,6 +323,9 @@ func (s *ServeFlow) start() tea.Cmd {
 		mi, err := engine.LoadTorrent(ctx, trimmed(v.Torrent))
 		if err != nil {
 			return serveStartedMsg{flow: flow, err: err, doing: "read the torrent"}
+		}
+		if err := verifySource(ctx, v, mi); err != nil {
+			return serveStartedMsg{flow: flow, err: err, doing: "check the source", hint: engine.StuckAdvice}
 		}
 		j, err := deps.Seed(ctx, engine.SeedOptions{
 			Torrent: mi, Source: trimmed(v.Source), TrackerListen: v.listen(), NoTracker: v.NoTracker,

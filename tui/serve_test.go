@@ -48,6 +48,7 @@ func TestServeFormAnnounceAndExitWhenDone(t *testing.T) {
 	drive(t, m, keys("2")...)
 	drive(t, m, enter)
 	drive(t, m, enter)
+	drive(t, m, enter) // check the whole source first: no (the default)
 	if v := m.View(); !strings.Contains(v, "Announce this server on the LAN?") {
 		t.Fatalf("no announce question:\n%s", v)
 	}

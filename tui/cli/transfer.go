@@ -67,6 +67,9 @@ func StatusLine(s engine.Snapshot) string {
 	var b strings.Builder
 	if s.Role == engine.RoleSeed {
 		fmt.Fprintf(&b, "%s  up %s  sent %s  peers %d  %s", s.Phase, format.Rate(s.UploadRate), format.Bytes(s.BytesUploaded), s.NumPeers, format.Duration(s.Elapsed))
+		if n := len(s.Stuck); n > 0 {
+			fmt.Fprintf(&b, "  %d stuck on a damaged piece: re-capture, or fix the source and ezio torrent verify", n)
+		}
 		return b.String()
 	}
 	fmt.Fprintf(&b, "%-11s %6s  %s/%s  down %s  up %s  peers %d  ETA %s",
@@ -414,6 +417,7 @@ func newSeedCmd(a *App) *cobra.Command {
 		exitWhenDone  bool
 		allow         string
 		noAnnounce    bool
+		verify        bool
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE | seed IMAGE-DIR",
@@ -445,6 +449,9 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 				return refused(err)
 			}
 			if len(args) == 1 {
+				if o.verify {
+					return refused(errors.New("--verify checks one partition's source; for a disk image run ezio torrent verify on each partition's torrent and extents first"))
+				}
 				if !diskimage.IsDiskImage(args[0]) {
 					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
 				}
@@ -458,6 +465,11 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			mi, err := engine.LoadTorrent(ctx, args[0])
 			if err != nil {
 				return refused(err)
+			}
+			if o.verify {
+				if err := verifyBeforeSeeding(ctx, a, mi, args[1]); err != nil {
+					return err
+				}
 			}
 			tl := o.trackerListen
 			j, err := engine.Seed(ctx, engine.SeedOptions{
@@ -513,6 +525,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.allow, "allow", "", "serve only these networks, CIDR[,CIDR] (peers, tracker and image server; loopback always)")
 	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
 	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
+	f.BoolVar(&o.verify, "verify", false, "hash the whole source on all cores first and refuse to serve (exit 1) if a piece does not match")
 	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
 	return cmd
 }

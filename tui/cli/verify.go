@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,32 +32,9 @@ could not be read); 2 refused (bad torrent, missing or too short source).`,
 			if err != nil {
 				return refused(err)
 			}
-			tty := a.isTerminal(a.Stderr)
-			start := time.Now()
-			var mu sync.Mutex
-			last := time.Time{}
-			progress := func(done, total int64) {
-				mu.Lock()
-				defer mu.Unlock()
-				el := time.Since(start).Seconds()
-				rate := 0.0
-				if el > 0 {
-					rate = float64(done) / el
-				}
-				line := fmt.Sprintf("verifying %s  %s of %s  %s", format.Percent(done, total), format.Bytes(done), format.Bytes(total), format.Rate(rate))
-				switch {
-				case tty:
-					fmt.Fprintf(a.Stderr, "\r%s   ", line)
-				case done == total || time.Since(last) >= 2*time.Second:
-					// Not a terminal: a line now and then, and the last one.
-					fmt.Fprintln(a.Stderr, line)
-					last = time.Now()
-				}
-			}
+			progress, end := verifyProgress(a)
 			r, err := engine.VerifySource(cmd.Context(), mi, args[1], threads, progress)
-			if tty {
-				fmt.Fprintln(a.Stderr)
-			}
+			end()
 			var ve *engine.ValidationError
 			var se *engine.SourceError
 			switch {

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"ezio/engine"
+	"ezio/tui/format"
+)
+
+// verifyProgress reports hashing progress on a's stderr: an updating
+// line on a terminal, else a line every 2 s and the last one.
+func verifyProgress(a *App) (progress func(done, total int64), end func()) {
+	tty := a.isTerminal(a.Stderr)
+	start := time.Now()
+	var mu sync.Mutex
+	last := time.Time{}
+	progress = func(done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		el := time.Since(start).Seconds()
+		rate := 0.0
+		if el > 0 {
+			rate = float64(done) / el
+		}
+		line := fmt.Sprintf("verifying %s  %s of %s  %s", format.Percent(done, total), format.Bytes(done), format.Bytes(total), format.Rate(rate))
+		switch {
+		case tty:
+			fmt.Fprintf(a.Stderr, "\r%s   ", line)
+		case done == total || time.Since(last) >= 2*time.Second:
+			// Not a terminal: a line now and then, and the last one.
+			fmt.Fprintln(a.Stderr, line)
+			last = time.Now()
+		}
+	}
+	end = func() {
+		if tty {
+			fmt.Fprintln(a.Stderr)
+		}
+	}
+	return progress, end
+}
+
+// verifyBeforeSeeding is `ezio seed --verify`: the whole source is hashed
+// on all cores before anything is served; a source with a bad piece is
+// refused (exit 1) with the pieces listed, so that no client ever waits
+// on a piece this seeder cannot give.
+func verifyBeforeSeeding(ctx context.Context, a *App, mi *metainfo.MetaInfo, source string) error {
+	progress, end := verifyProgress(a)
+	r, err := engine.VerifySource(ctx, mi, source, 0, progress)
+	end()
+	var ve *engine.ValidationError
+	var se *engine.SourceError
+	switch {
+	case errors.As(err, &ve), errors.As(err, &se):
+		return refused(err)
+	case err != nil:
+		return err
+	}
+	if len(r.Bad) == 0 {
+		fmt.Fprintf(a.Stderr, "%s: all %d pieces match the torrent (%s in %s)\n", source, r.Pieces, format.Bytes(r.Bytes), r.Elapsed.Round(10*time.Millisecond))
+		return nil
+	}
+	for _, b := range r.Bad {
+		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
+	}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match the torrent; %s", source, len(r.Bad), r.Pieces, engine.StuckAdvice)}
+}

@@ -1,0 +1,43 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/charmbracelet/huh"
+
+	"ezio/engine"
+)
+
+// verifyQuestion is the Serve form's yes/no for `ezio seed --verify`.
+func verifyQuestion(v *bool) huh.Field {
+	return huh.NewConfirm().Title("Check the whole source first?").
+		Description("yes: hash every piece before serving and refuse a damaged source; no: each piece is checked when first served").
+		Affirmative("Yes").Negative("No").Value(v)
+}
+
+// verifySource hashes the whole source when the form asked for it, and
+// says which pieces are bad.
+func verifySource(ctx context.Context, v ServeValues, mi *metainfo.MetaInfo) error {
+	if !v.Verify {
+		return nil
+	}
+	r, err := engine.VerifySource(ctx, mi, trimmed(v.Source), 0, nil)
+	if err != nil {
+		return err
+	}
+	if len(r.Bad) == 0 {
+		return nil
+	}
+	var list []string
+	for i, b := range r.Bad {
+		if i == 5 {
+			list = append(list, fmt.Sprintf("and %d more", len(r.Bad)-5))
+			break
+		}
+		list = append(list, b.String())
+	}
+	return fmt.Errorf("%d of %d pieces of %s do not match the torrent: %s", len(r.Bad), r.Pieces, r.Source, strings.Join(list, "; "))
+}
