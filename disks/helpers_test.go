@@ -84,6 +84,7 @@ func attachLoop(t *testing.T, file string, opts ...string) string {
 		if err == nil {
 			dev := strings.TrimSpace(string(out))
 			t.Cleanup(func() { detachLoop(t, dev, file) })
+			disktest.ClearStalePartitions(dev)
 			return dev
 		}
 		if time.Now().After(deadline) {

@@ -44,12 +44,25 @@ func Attach(t testing.TB, path string) string {
 	if !strings.HasPrefix(dev, "/dev/loop") {
 		t.Fatalf("losetup gave %q", dev)
 	}
+	ClearStalePartitions(dev)
 	t.Cleanup(func() {
 		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
 			t.Errorf("losetup -d %s: %v %s", dev, err, out)
 		}
 	})
 	return dev
+}
+
+// ClearStalePartitions removes the partitions a loop device just attached
+// still shows. The kernel here scans no tables, and a loop device
+// detached while partitions that partx added were still there (a test
+// killed midway, by this run or an earlier one) keeps them: on a device
+// just attached they are stale, and partx -a would fail on them.
+func ClearStalePartitions(dev string) {
+	name := filepath.Base(dev)
+	if stale, _ := filepath.Glob("/sys/block/" + name + "/" + name + "p*"); len(stale) > 0 {
+		exec.Command("partx", "-d", dev).Run()
+	}
 }
 
 // NewLoop backs a new loop device with a file of size bytes, written by
