@@ -415,7 +415,11 @@ func TestDiskImportClonezilla(t *testing.T) {
 			root := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, "ocs-sr", "-b", "-nogui", "--ocsroot", root, "-q2", "-j2", z.opt, "-i", "1", "-sfsck", "-senc", "-scs", "-p", "true", "savedisk", "IMG", filepath.Base(src))
+			// ocs-sr keeps its device caches in one place for the whole
+			// machine (/tmp/ocs-cache): two at once (this test in two
+			// runs of the suite) hung here, so they take turns.
+			cmd := exec.CommandContext(ctx, "flock", filepath.Join(os.TempDir(), "ezio-test-ocs-sr.lock"),
+				"ocs-sr", "-b", "-nogui", "--ocsroot", root, "-q2", "-j2", z.opt, "-i", "1", "-sfsck", "-senc", "-scs", "-p", "true", "savedisk", "IMG", filepath.Base(src))
 			cmd.Env = append(os.Environ(), "TERM=xterm")
 			cmd.Stdin = strings.NewReader("")
 			if out, err := cmd.CombinedOutput(); err != nil {
