@@ -17,7 +17,9 @@ type Tuning struct {
 	// all IPv4 addresses on DefaultPeerPort; port 0 picks a free port.
 	ListenAddr string
 	// CacheSizeMiB bounds the bytes of piece data held in memory (read-ahead
-	// on a seeder, unverified pieces in flight on a client).
+	// on a seeder, unverified pieces in flight on a client: half of it,
+	// shared by the session's deploys; LimitMemory keeps a deploying
+	// process near it as a whole, see memory.go).
 	CacheSizeMiB int
 	// AIOThreads is the number of concurrent disk I/O operations allowed.
 	AIOThreads int
