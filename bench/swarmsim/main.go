@@ -51,6 +51,7 @@ type config struct {
 	revealMin                    time.Duration
 	seed                         uint64
 	noReveal                     bool
+	once                         int // -once W: the seeder policy under test
 	trace                        bool
 }
 
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&c.revealMin, "reveal-min", 0, "least time between reveal steps, also when a client completed a piece (0: a step each dt; for N in the hundreds, where a step costs N x pieces)")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.BoolVar(&c.noReveal, "no-reveal", false, "the seeder shows every piece to every client (no reveal)")
+	flag.IntVar(&c.once, "once", 0, "instead of ezio's reveal, a seeder that sends every piece once: each client has up to W pieces revealed and not yet held, each piece revealed to one client only, in random order (a design under test, not ezio's code)")
 	flag.BoolVar(&c.trace, "trace", false, "print the swarm's state every second (to stderr)")
 	flag.Parse()
 	fmt.Printf("| N | pieces | piece MiB | Mbit/s | conns | T s | F/B s | T/(F/B) | seeder sent × image | clients' downlink busy | clients' uplink busy | first shareable s | wall s |\n")
@@ -122,6 +124,7 @@ type sim struct {
 	downUsed, upUsed float64
 	firstShare       float64
 	recv, lastRecv   []float64 // bytes received per client (trace)
+	onceOrder        []int     // -once: pieces not revealed yet, next first
 }
 
 type verifyEv struct {
@@ -177,6 +180,8 @@ func run(c config) result {
 				s.peerHave[i][p]++
 			}
 		}
+	} else if c.once > 0 {
+		s.onceOrder = rng.Perm(s.P)
 	} else {
 		s.reveal = engine.NewRevealPlanner(s.P, int64(s.plen), total, s.n)
 	}
@@ -209,6 +214,9 @@ func run(c config) result {
 			}
 		}
 		s.verifying = kept
+		if c.once > 0 {
+			s.stepOnce()
+		}
 		if s.reveal != nil && (t >= nextReveal || kicked && t-lastReveal >= c.revealMin.Seconds()) {
 			s.stepReveal()
 			nextReveal, kicked, lastReveal = t+c.revealEvery.Seconds(), false, t
@@ -468,4 +476,45 @@ func (s *sim) traceLine(t float64) {
 		s.lastRecv[i] = s.recv[i]
 	}
 	fmt.Fprintln(os.Stderr, line)
+}
+
+// stepOnce is the -once seeder: every client with fewer than W pieces
+// revealed and not yet held gets the next piece nobody was shown, the
+// emptiest client first; a piece is never shown twice.
+func (s *sim) stepOnce() {
+	pend := make([]int, s.n)
+	var open []int
+	for i := range s.n {
+		if s.left[i] == 0 {
+			continue
+		}
+		for p := range s.P {
+			if s.seedShown[i][p] && !s.have[i][p] {
+				pend[i]++
+			}
+		}
+		if pend[i] < s.c.once {
+			open = append(open, i)
+		}
+	}
+	sort.Slice(open, func(a, b int) bool { return pend[open[a]] < pend[open[b]] })
+	for len(s.onceOrder) > 0 && len(open) > 0 {
+		next := open[:0]
+		for _, i := range open {
+			if len(s.onceOrder) == 0 {
+				break
+			}
+			p := s.onceOrder[0]
+			s.onceOrder = s.onceOrder[1:]
+			if s.have[i][p] {
+				continue
+			}
+			s.seedShown[i][p] = true
+			s.peerHave[i][p]++
+			if pend[i]++; pend[i] < s.c.once {
+				next = append(next, i)
+			}
+		}
+		open = next
+	}
 }
