@@ -15,11 +15,12 @@ import (
 type PiecePicker struct{ p *picker }
 
 // NewPiecePicker is the picker of a client with the default tuning but
-// cacheMiB (0: the default cache size).
-func NewPiecePicker(numPieces int, pieceLength int64, cacheMiB int) *PiecePicker {
+// cacheMiB (0: the default cache size) and the strategy (the benchmark's
+// knobs, StrategyFromEnv; zero: the defaults).
+func NewPiecePicker(numPieces int, pieceLength int64, cacheMiB int, st Strategy) *PiecePicker {
 	l := &Layout{PieceLength: pieceLength, NumPieces: numPieces}
 	j := &Job{layout: l}
-	return &PiecePicker{p: newPicker(j, Tuning{CacheSizeMiB: cacheMiB})}
+	return &PiecePicker{p: newPicker(j, Tuning{CacheSizeMiB: cacheMiB, Strategy: st})}
 }
 
 // Choose returns each piece's priority (0 none, higher is sooner; the
@@ -51,11 +52,12 @@ type RevealPlanner struct {
 	id    map[*torrent.PeerConn]int
 }
 
-// NewRevealPlanner is the reveal of a seeder with the default window,
-// for clients 0..clients-1.
-func NewRevealPlanner(numPieces int, pieceLength, total int64, clients int) *RevealPlanner {
-	g := newRevealGroup(true)
-	rs := newRevealSeeder(g, numPieces, pieceLength, total, Tuning{}.withDefaults().Strategy.RevealWindowMiB)
+// NewRevealPlanner is the reveal of a seeder with the strategy's window
+// and first-piece rule (zero: the defaults), for clients 0..clients-1.
+func NewRevealPlanner(numPieces int, pieceLength, total int64, clients int, st Strategy) *RevealPlanner {
+	st = Tuning{Strategy: st}.withDefaults().Strategy
+	g := newRevealGroup(!st.RevealFirstOneOff)
+	rs := newRevealSeeder(g, numPieces, pieceLength, total, st.RevealWindowMiB)
 	r := &RevealPlanner{g: g, rs: rs, id: map[*torrent.PeerConn]int{}}
 	for c := range clients {
 		pc := &torrent.PeerConn{}

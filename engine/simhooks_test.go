@@ -7,7 +7,7 @@ import "testing"
 // not the same one; once a client holds a piece, its window opens.
 func TestRevealPlannerFreshClients(t *testing.T) {
 	const n, plen = 64, 1 << 20
-	r := NewRevealPlanner(n, plen, n*plen, 2)
+	r := NewRevealPlanner(n, plen, n*plen, 2, Strategy{})
 	have := [][]bool{make([]bool, n), make([]bool, n)}
 	got := r.Step(have, make([]int32, n))
 	if len(got[0]) != 1 || len(got[1]) != 1 {
@@ -32,7 +32,7 @@ func TestRevealPlannerFreshClients(t *testing.T) {
 // comes first, what a peer holds is wanted.
 func TestPiecePickerChoose(t *testing.T) {
 	const n = 8
-	pp := NewPiecePicker(n, 1<<20, 0)
+	pp := NewPiecePicker(n, 1<<20, 0, Strategy{})
 	complete, partial, peerHave := make([]bool, n), make([]bool, n), make([]int, n)
 	complete[0], partial[1], peerHave[2] = true, true, 1
 	w := pp.Choose(complete, partial, peerHave, 0)

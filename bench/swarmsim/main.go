@@ -44,6 +44,10 @@ import (
 	"ezio/engine"
 )
 
+// strategy: the benchmark's knobs (EZIO_PICKER_RAREST=0,
+// EZIO_REVEAL_WINDOW_MIB, ...), read as ezio's command line reads them.
+var strategy = engine.StrategyFromEnv()
+
 type config struct {
 	n, pieces, conns, cacheMiB   int
 	pieceMiB, rateMbit, hashMB   float64
@@ -148,7 +152,7 @@ func run(c config) result {
 		s.prio = append(s.prio, make([]int, s.P))
 		s.order = append(s.order, nil)
 		s.rank = append(s.rank, make([]int, s.P))
-		s.pick = append(s.pick, engine.NewPiecePicker(s.P, int64(s.plen), c.cacheMiB))
+		s.pick = append(s.pick, engine.NewPiecePicker(s.P, int64(s.plen), c.cacheMiB, strategy))
 		s.got = append(s.got, make([]float64, s.P))
 		s.inflight = append(s.inflight, map[int]bool{})
 		s.isChecking = append(s.isChecking, make([]bool, s.P))
@@ -183,7 +187,7 @@ func run(c config) result {
 	} else if c.once > 0 {
 		s.onceOrder = rng.Perm(s.P)
 	} else {
-		s.reveal = engine.NewRevealPlanner(s.P, int64(s.plen), total, s.n)
+		s.reveal = engine.NewRevealPlanner(s.P, int64(s.plen), total, s.n, strategy)
 	}
 	dt := c.dt.Seconds()
 	nextPick, nextReveal, lastReveal := 0.0, 0.0, -1.0
