@@ -24,7 +24,7 @@ func TestRevealPlannerFreshClients(t *testing.T) {
 	holders[got[0][0]] = 1
 	more := r.Step(have, holders)
 	if len(more[0]) < 2 {
-		t.Errorf("a client holding a piece got %d more, want its window (8 MiB)", len(more[0]))
+		t.Errorf("a client holding a piece got %d more, want its window (2 MiB: two pieces)", len(more[0]))
 	}
 }
 
