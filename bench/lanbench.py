@@ -26,6 +26,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flow  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NETLAB = os.path.join(HERE, "netlab.sh")
 LT_NODE = os.path.join(HERE, "lt_node.py")
@@ -426,6 +429,12 @@ class Ctx:
         self.timeout = max(10 * self.fb_expected, 3 * n * self.fb_expected) + 30
         self.torrents = {}
 
+    def rate_of(self, host):
+        """Link rate of a host in Mbit/s (--slow-client: the last client's)."""
+        if host == self.n and self.a.slow_client:
+            return self.a.slow_client
+        return self.rate
+
     def dir(self, method):
         """Data dir on tmpfs (removed after the method) and a log dir kept in bench/out."""
         tag = "%s-r%d-n%d-p%d-run%d" % (method, self.rate, self.n, self.piece, self.run)
@@ -475,6 +484,11 @@ class Measure:
         self.plot()
         r = dict(busy_pct=round(busy_pct(self.cpu0, self.cpu1), 1),
                  seeder_tx_bytes=self.tx1 - self.tx0)
+        if self.rec:
+            try:
+                r["flow"] = flow.flow_metrics(self.rec.rows, self.t0, self.c.events, self.c.n, self.c.rate_of)
+            except Exception as e:      # a metric never fails a run
+                log("flow metrics failed: %r" % e)
         r.update(kw)
         return r
 
@@ -937,6 +951,11 @@ def main():
                          "seeded as an image directory, deployed onto blank loop disks")
     ap.add_argument("--no-links", dest="links", action="store_false",
                     help="do not record the link counters every 100 ms (and draw no plots)")
+    ap.add_argument("--slow-client", type=int, default=0,
+                    help="the last client's link at this rate in Mbit/s (a mixed room)")
+    ap.add_argument("--loss-client", type=float, default=0.0,
+                    help="the last client drops this %% of its incoming packets (nftables numgen random)")
+    ap.add_argument("--scenario", default="", help="scenario name (lan.sh --scenario): title and section key")
     ap.add_argument("--md", default="", help="markdown file to write the results section into")
     ap.add_argument("--md-key", default="", help="section key in the markdown file")
     ap.add_argument("--command", default=" ".join(sys.argv), help="command line shown in the report")
@@ -986,14 +1005,23 @@ def main():
         torrents = {16: {}}
     else:
         torrents = {p: make_torrents(a, img, p, os.path.join(a.work, "torrents")) for p in pieces}
-    a.title = "%s%s" % ("whole disk, " if a.disk else "", "stagger %gs, " % a.stagger if a.stagger else "")
+    a.title = "%s%s%s%s%s" % ("scenario %s, " % a.scenario if a.scenario else "", "whole disk, " if a.disk else "",
+                              "stagger %gs, " % a.stagger if a.stagger else "",
+                              "last client at %d Mbit/s, " % a.slow_client if a.slow_client else "",
+                              "last client drops %g %% incoming, " % a.loss_client if a.loss_client else "")
     results = []
     resfile = os.path.join(outdir, "results.jsonl")
     started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = os.getloadavg()[0]
     try:
         for rate in rates:
             for n in ns:
-                netlab("up", n, rate)
+                lab = []
+                if a.slow_client:
+                    lab += ["--host-rate", "%d:%d" % (n, a.slow_client)]
+                if a.loss_client:
+                    lab += ["--loss", a.loss_client, "--loss-host", n]
+                netlab("up", n, rate, *lab)
                 LinkRec.anchor(n)
                 for run in range(a.runs):
                     # rotate the order of methods from run to run
@@ -1018,9 +1046,13 @@ def main():
                                 r[mth] = dict(ok=False, errors=[repr(e)], time_s=None, busy_pct=None,
                                               seeder_tx_bytes=None, one_copy_s=None)
                             x = r[mth]
-                            log("   %s: %s s, seeder sent %.2fx image, CPU busy %s%%%s" % (
-                                mth, x.get("time_s"), (x.get("seeder_tx_bytes") or 0) / img.bytes,
-                                x.get("busy_pct"), "" if x["ok"] else "  FAILED: %s" % "; ".join(x["errors"])[:300]))
+                            fl = x.get("flow") or {}
+                            log("   %s: %s s, seeder sent %.2fx image, CPU busy %s%%, ramp-up %s s, endgame %s s, "
+                                "below link %s, uplink idle %s%s" % (
+                                    mth, x.get("time_s"), (x.get("seeder_tx_bytes") or 0) / img.bytes,
+                                    x.get("busy_pct"), fl.get("ramp_s"), fl.get("endgame_s"), fl.get("below_link"),
+                                    fl.get("up_idle"),
+                                    "" if x["ok"] else "  FAILED: %s" % "; ".join(x["errors"])[:300]))
                             time.sleep(1)
                         results.append(r)
                         with open(resfile, "a") as f:
@@ -1030,6 +1062,9 @@ def main():
         LinkRec.release()
     rows = summarize(results, methods)
     body = tables(rows, methods, img.bytes)
+    if a.links and a.mode == "lan":
+        odd = max(ns) if (a.slow_client or a.loss_client) and len(ns) == 1 else None
+        body += "\n" + flow.flow_table(results, methods, odd) + "\n"
     title = "LAN lab benchmark" if a.mode == "lan" else "Loopback benchmark"
     head = ["### %s — %s" % (title, started.strftime("%Y-%m-%d %H:%M UTC")), "",
             "- command: `%s`" % a.command,
@@ -1037,7 +1072,10 @@ def main():
             "- image: partclone.extfs -T capture of ext4 with %d MiB of random files: %d bytes (%.0f MiB) in %d extents; "
             "clients write a sparse file of the device size (%d MiB) on tmpfs" % (
                 a.image_mib, img.bytes, img.bytes / 2**20, len(img.extents) or img.nextents, img.device_bytes >> 20),
-            "- raw results: bench/out/%s/results.jsonl (not committed)" % stamp, ""]
+            "- raw results: bench/out/%s/results.jsonl (not committed)" % stamp,
+            "- machine load (1-min load average) at the start: %.1f on %d cores" % (load0, os.cpu_count()), ""]
+    if a.title:
+        head.insert(2, "- room: %s" % a.title.rstrip(", "))
     if a.disk:
         head.insert(-2, "- whole disk: GPT, 3 ext4 partitions (`bench/mkdisk.sh`), `ezio capture` (16 MiB pieces), "
                         "`ezio seed IMAGE-DIR`, clients `ezio deploy http://10.77.0.1:6969/images/%s LOOPDISK --yes --json%s` "
@@ -1056,7 +1094,7 @@ def main():
     with open(os.path.join(outdir, "report.md"), "w") as f:
         f.write(text)
     if a.md:
-        key = a.md_key or ("%s-%smbit-%smib-n%s-img%d%s%s-%s" % (
+        key = a.md_key or (("scenario-%s-" % a.scenario if a.scenario else "") + "%s-%smbit-%smib-n%s-img%d%s%s-%s" % (
             a.mode, a.rates.replace(",", "+"), "16" if a.disk else a.piece_mib.replace(",", "+"),
             a.clients.replace(",", "+"), a.image_mib, "-disk" if a.disk else "",
             "-stagger%g" % a.stagger if a.stagger else "", started.strftime("%Y%m%d")))

@@ -1,7 +1,8 @@
 #!/bin/bash
 # netlab.sh — a switched LAN made of network namespaces on one machine.
 #
-#   bench/netlab.sh up N RATE_MBIT [--delay MS] [--loss PCT]     (RATE 0 = unshaped)
+#   bench/netlab.sh up N RATE_MBIT [--delay MS] [--loss PCT] [--loss-host I]
+#                      [--host-rate I:RATE]                     (RATE 0 = unshaped)
 #   bench/netlab.sh down
 #   bench/netlab.sh status
 #
@@ -13,7 +14,9 @@
 # each with a byte FIFO holding ~50 ms of traffic, like a switch port buffer.
 #
 # The kernel may lack netem: --delay is refused with a message when it does.
-# --loss uses nftables `numgen random` on each host's input when nft exists.
+# --loss uses nftables `numgen random` on each host's input when nft exists
+# (with --loss-host I, on host I's input only; repeatable). --host-rate I:R
+# shapes host I's link at R Mbit/s instead of RATE (a slower port; repeatable).
 #
 # `up` first tears down whatever an earlier run left; `down` is idempotent.
 set -euo pipefail
@@ -72,11 +75,13 @@ shape() {
 
 up() {
     local n=${1:?N clients} rate=${2:?RATE in Mbit/s}; shift 2
-    local delay=0 loss=0
+    local delay=0 loss=0 losshosts=" " hostrates=" "
     while [ $# -gt 0 ]; do
         case $1 in
             --delay) delay=$2; shift 2 ;;
             --loss) loss=$2; shift 2 ;;
+            --loss-host) losshosts+="$2 "; shift 2 ;;
+            --host-rate) hostrates+="$2 "; shift 2 ;;
             *) die "unknown option $1" ;;
         esac
     done
@@ -109,11 +114,13 @@ up() {
         ip -n "$ns" link set eth0 up
         ip -n "$ns" route add 224.0.0.0/4 dev eth0
         # delay is split: half each way gives DELAY of one-way latency per link pair
-        if [ "$rate" != 0 ]; then           # RATE 0: unshaped (loopback benchmark)
-            shape "$ns" eth0 "$rate" "$delay"
-            shape "$SW" "p$i" "$rate" "$delay"
+        local r=$rate hr
+        for hr in $hostrates; do [ "${hr%%:*}" = "$i" ] && r=${hr#*:}; done
+        if [ "$r" != 0 ]; then              # RATE 0: unshaped (loopback benchmark)
+            shape "$ns" eth0 "$r" "$delay"
+            shape "$SW" "p$i" "$r" "$delay"
         fi
-        if [ "$loss" != 0 ]; then
+        if [ "$loss" != 0 ] && { [ "$losshosts" = " " ] || [[ "$losshosts" == *" $i "* ]]; }; then
             local per=$(awk -v l="$loss" 'BEGIN{printf "%d", l * 100}')   # per 10000
             ip netns exec "$ns" nft -f - <<EOF
 table inet ezbloss {
@@ -132,7 +139,7 @@ EOF
     done
     [ $tries -gt 0 ] || die "LAN did not come up (bridge ports not forwarding)"
     echo "netlab: up: h0..h$n on br0, ${rate} Mbit/s both ways per link, fifo $(( rate * 1000000 / 8 / 20 < 131072 ? 131072 : rate * 1000000 / 8 / 20 )) B" \
-         "delay ${delay}ms loss ${loss}%"
+         "delay ${delay}ms loss ${loss}%${losshosts:+ (hosts:${losshosts})} ${hostrates:+other rates:${hostrates}}"
 }
 
 status() {
@@ -151,5 +158,5 @@ case $cmd in
     down) down ;;
     status) status ;;
     netem) if have_netem; then echo "netem: available"; else echo "netem: NOT available in this kernel"; exit 1; fi ;;
-    *) echo "usage: $0 up N RATE_MBIT [--delay MS] [--loss PCT] | down | status | netem" >&2; exit 2 ;;
+    *) echo "usage: $0 up N RATE_MBIT [--delay MS] [--loss PCT] [--loss-host I] [--host-rate I:R] | down | status | netem" >&2; exit 2 ;;
 esac

@@ -104,37 +104,62 @@ func (p *picker) update() {
 			}
 		}
 	}
-	var fromPeers, fromSeed []int
-	sentinel := -1
-	want := make([]types.PiecePriority, n)
+	complete, partial := make([]bool, n), make([]bool, n)
 	idx := 0
 	for _, r := range t.PieceStateRuns() {
 		for k := 0; k < r.Length; k++ {
-			i := idx + k
-			switch {
-			case r.Complete:
-				want[i] = types.PiecePriorityNone
-			case r.Partial:
-				want[i] = types.PiecePriorityHigh // finish what was started
-			case peerHave[i] > 0:
-				want[i] = types.PiecePriorityNormal
-				fromPeers = append(fromPeers, i)
-			case fullSeeders > 0:
-				want[i] = types.PiecePriorityNormal
-				fromSeed = append(fromSeed, i)
-			default:
-				// Nobody connected has it: leaving it wanted would spend
-				// the unverified-bytes budget on pieces no one can send
-				// (the library orders the rarest, availability 0, first).
-				// One stays wanted (below), or the library stops looking
-				// for peers at all.
-				want[i] = types.PiecePriorityNone
-				if sentinel < 0 || p.rank[i] < p.rank[sentinel] {
-					sentinel = i
-				}
-			}
+			complete[idx+k], partial[idx+k] = r.Complete, r.Partial
 		}
 		idx += r.Length
+	}
+	want := p.choose(complete, partial, peerHave, fullSeeders)
+	if p.j.paused.Load() {
+		for i := range want {
+			want[i] = types.PiecePriorityNone
+		}
+	}
+	for i := range n {
+		if want[i] != p.prio[i] || !p.set {
+			t.Piece(i).SetPriority(want[i])
+			p.prio[i] = want[i]
+		}
+	}
+	p.set = true
+	p.wake(conns, want)
+}
+
+// choose is the picker's decision, from what it sees of the torrent: the
+// pieces held and started here, how many connected peers that are not
+// complete seeders hold each piece, and how many complete seeders are
+// connected. (bench/swarmsim runs it through PiecePicker.)
+func (p *picker) choose(complete, partial []bool, peerHave []int, fullSeeders int) []types.PiecePriority {
+	n := len(complete)
+	var fromPeers, fromSeed []int
+	sentinel := -1
+	want := make([]types.PiecePriority, n)
+	for i := range n {
+		switch {
+		case complete[i]:
+			want[i] = types.PiecePriorityNone
+		case partial[i]:
+			want[i] = types.PiecePriorityHigh // finish what was started
+		case peerHave[i] > 0:
+			want[i] = types.PiecePriorityNormal
+			fromPeers = append(fromPeers, i)
+		case fullSeeders > 0:
+			want[i] = types.PiecePriorityNormal
+			fromSeed = append(fromSeed, i)
+		default:
+			// Nobody connected has it: leaving it wanted would spend
+			// the unverified-bytes budget on pieces no one can send
+			// (the library orders the rarest, availability 0, first).
+			// One stays wanted (below), or the library stops looking
+			// for peers at all.
+			want[i] = types.PiecePriorityNone
+			if sentinel < 0 || p.rank[i] < p.rank[sentinel] {
+				sentinel = i
+			}
+		}
 	}
 	sort.Slice(fromPeers, func(a, b int) bool {
 		x, y := fromPeers[a], fromPeers[b]
@@ -153,19 +178,7 @@ func (p *picker) update() {
 	if sentinel >= 0 {
 		want[sentinel] = types.PiecePriorityNormal
 	}
-	if p.j.paused.Load() {
-		for i := range want {
-			want[i] = types.PiecePriorityNone
-		}
-	}
-	for i := range n {
-		if want[i] != p.prio[i] || !p.set {
-			t.Piece(i).SetPriority(want[i])
-			p.prio[i] = want[i]
-		}
-	}
-	p.set = true
-	p.wake(conns, want)
+	return want
 }
 
 // wake makes the library update the requests of connections that hold a

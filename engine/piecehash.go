@@ -67,8 +67,7 @@ type pieceHashes struct {
 	mu       sync.Mutex
 	m        map[int]*pieceHash
 	readBack map[int]bool // downloaded data failed: the library hashes (smart ban)
-	budget   *heldBudget  // bytes of piece buffers allowed and in use
-	bufs     sync.Pool    // *[]byte of PieceLength
+	budget   *heldBudget  // bytes of piece buffers allowed and in use, and the buffers
 
 	// Counters for tests and profiles: bytes hashed from written buffers,
 	// and bytes read back from the target to hash.
@@ -90,15 +89,19 @@ type pieceHash struct {
 func newPieceHashes(l *Layout, xio extentIO, aio chan struct{}) *pieceHashes {
 	ph := &pieceHashes{l: l, io: xio, aio: aio, m: map[int]*pieceHash{}, readBack: map[int]bool{},
 		wroteOut: func(int) {}, failed: func(int, error) {}}
-	ph.bufs.New = func() any { b := make([]byte, l.PieceLength); return &b }
 	return ph
 }
 
 // heldBudget bounds the bytes of pieces held in memory; a session's
-// deploy jobs share one.
+// deploy jobs share one, and its buffers: a buffer given back is kept for
+// the next piece of any job (of the same piece length) as long as the
+// buffers in use and kept stay within the limit, so the session never has
+// more than limit bytes of piece buffers, whatever its number of jobs.
 type heldBudget struct {
 	mu          sync.Mutex
 	limit, used int64
+	free        [][]byte // kept for reuse, each at full capacity
+	freeBytes   int64
 }
 
 func (b *heldBudget) take(n int64) bool {
@@ -118,6 +121,41 @@ func (b *heldBudget) give(n int64) {
 	b.mu.Lock()
 	b.used -= n
 	b.mu.Unlock()
+}
+
+// buf returns a buffer of length n and capacity size (a piece length),
+// reused when one is kept; the caller has taken n.
+func (b *heldBudget) buf(n, size int64) []byte {
+	b.mu.Lock()
+	for k, f := range b.free {
+		if int64(cap(f)) == size {
+			b.free[k] = b.free[len(b.free)-1]
+			b.free = b.free[:len(b.free)-1]
+			b.freeBytes -= size
+			b.mu.Unlock()
+			return f[:n]
+		}
+	}
+	// None of this size: drop kept buffers of other sizes that would
+	// take the new one over the limit (the collector gets them).
+	for len(b.free) > 0 && b.used+b.freeBytes+size > b.limit+n {
+		last := b.free[len(b.free)-1]
+		b.free = b.free[:len(b.free)-1]
+		b.freeBytes -= int64(cap(last))
+	}
+	b.mu.Unlock()
+	return make([]byte, n, size)
+}
+
+// keep takes a buffer back for reuse if the buffers in use and kept stay
+// within the limit.
+func (b *heldBudget) keep(buf []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := int64(cap(buf)); b.used+b.freeBytes+c <= b.limit {
+		b.free = append(b.free, buf[:cap(buf)])
+		b.freeBytes += c
+	}
 }
 
 func (b *heldBudget) inUse() int64 {
@@ -158,7 +196,7 @@ func (ph *pieceHashes) state(i int) *pieceHash {
 	if st == nil {
 		st = &pieceHash{h: sha1.New()}
 		if _, n := ph.l.PieceSpan(i); ph.budget.take(n) {
-			st.buf = (*ph.bufs.Get().(*[]byte))[:n]
+			st.buf = ph.budget.buf(n, ph.l.PieceLength)
 			st.held = map[int64]int64{}
 		}
 		ph.m[i] = st
@@ -257,10 +295,10 @@ func (ph *pieceHashes) release(st *pieceHash) {
 		return
 	}
 	n := int64(len(st.buf))
-	b := st.buf[:cap(st.buf)]
+	b := st.buf
 	st.buf, st.held = nil, nil
 	ph.budget.give(n)
-	ph.bufs.Put(&b)
+	ph.budget.keep(b)
 }
 
 // releaseAll gives back the buffers of pieces still held (never checked)

@@ -79,7 +79,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	tu := o.Tuning.withDefaults()
 	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{},
 		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate),
-		held: &heldBudget{limit: int64(tu.CacheSizeMiB) << 20}}
+		held: &heldBudget{limit: heldLimit(tu)}}
 	cfg, err := clientConfig(tu, log)
 	if err != nil {
 		return nil, err

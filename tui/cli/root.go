@@ -181,7 +181,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	pf.StringVar(&a.LogFile, "log-file", "", "write logs to this file instead of standard error")
 	pf.StringVar(&a.Theme, "theme", "", "wizard colour theme: default, classic or mono")
 	pf.StringVar(&a.Tuning.ListenAddr, "listen", "", fmt.Sprintf("BitTorrent listen address ADDR:PORT (default 0.0.0.0:%d)", engine.DefaultPeerPort))
-	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of piece data kept in memory (unverified pieces in flight)")
+	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of memory for piece data: a client holds pieces in flight in half of it and keeps its whole memory near it")
 	pf.IntVar(&a.Tuning.AIOThreads, "aio-threads", 4, "concurrent disk operations")
 	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
 	pf.IntVar(&a.Tuning.ChunkSize, "chunk-size", 16<<10, "bytes per BitTorrent request; other clients expect 16384")

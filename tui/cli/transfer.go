@@ -218,6 +218,7 @@ carrying "result", "code" and "reason".`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			engine.LimitMemory(a.Tuning) // --cache-size bounds the whole client
 			deployDisk := func(src string) error {
 				// A whole-disk image: its own progress and result lines.
 				if err := checkThen(o.then); err != nil {
