@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"ezio/engine"
 	"ezio/engine/atomicfile"
 )
 
@@ -34,24 +35,11 @@ const (
 )
 
 // Machine is one row of the room, by MAC, from its first DHCP request.
-type Machine struct {
-	MAC        string    `json:"mac"`
-	State      string    `json:"state"`
-	Arch       string    `json:"arch,omitempty"`
-	IP         string    `json:"ip,omitempty"`
-	Phase      string    `json:"phase,omitempty"` // the deploy's own phase word
-	Target     string    `json:"target,omitempty"`
-	BytesDone  int64     `json:"bytes_done"`
-	BytesTotal int64     `json:"bytes_total"`
-	Reason     string    `json:"reason,omitempty"`
-	Updated    time.Time `json:"updated"`
-	// Verified is when its deploy was verified (zero if never): the
-	// record that sends its next network boot to the disk.
-	Verified time.Time `json:"verified,omitzero"`
-}
+type Machine = engine.Machine
 
-// Deployed says whether the machine's next network boot goes to its disk.
-func (m Machine) Deployed() bool { return !m.Verified.IsZero() }
+// deployed says whether the machine's next network boot goes to its disk:
+// it has a verified deploy on record.
+func deployed(m Machine) bool { return !m.Verified.IsZero() }
 
 // Records are the room's machines, kept in a file so that a restarted
 // server still sends deployed machines to their disks.
@@ -105,7 +93,7 @@ func (r *Records) Get(mac net.HardwareAddr) (Machine, bool) {
 // Deployed says whether the machine has a verified deploy on record.
 func (r *Records) Deployed(mac net.HardwareAddr) bool {
 	m, ok := r.Get(mac)
-	return ok && m.Deployed()
+	return ok && deployed(m)
 }
 
 // Update changes the machine's row with f and saves the records when

@@ -206,6 +206,9 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	}
 	_, err = s.Records.Update(mac, func(m *Machine) {
 		m.State, m.Phase, m.Reason = rep.State, rep.Phase, rep.Reason
+		if rep.State != StateVerified {
+			m.Verified = time.Time{} // written again: no longer deployed
+		}
 		if rep.Target != "" {
 			m.Target = rep.Target
 		}
