@@ -41,6 +41,9 @@ type Service struct {
 	// vmlinuz and initrd.gz; IPXEDir the first stages.
 	ImageDir, EnvDir, IPXEDir string
 	Then                      string // "reboot" or "poweroff"
+	// Target is every machine's target disk ("" or "auto": the one
+	// internal disk that fits); TargetsFile overrides it per MAC.
+	Target string
 	// Allowed says whether an address may boot (`--allow`); nil: all.
 	Allowed func(netip.Addr) bool
 	Logger  *slog.Logger
@@ -176,7 +179,7 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 		s.log().Warn("netboot targets file", "err", err)
 	}
 	fmt.Fprint(w, Script(ScriptOptions{
-		Base: "http://" + r.Host, Image: s.Image, MAC: mac, Target: targets[mac.String()],
+		Base: "http://" + r.Host, Image: s.Image, MAC: mac, Target: firstNonEmpty(targets[mac.String()], s.Target),
 		Then: s.Then, Local: s.Records.Deployed(mac),
 	}))
 }
@@ -224,4 +227,13 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
