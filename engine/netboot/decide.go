@@ -95,20 +95,19 @@ func Decide(c Client, base string, deployed bool) Boot {
 		// then tries the next boot device, the disk.
 		return Boot{Kind: HTTPURL, File: ScriptURL(base, c.MAC), Local: deployed, VendorClass: vendor}
 	}
-	if deployed {
-		// A firmware's own PXE that hears nothing moves on to the disk.
-		return Boot{Local: true}
-	}
 	if !c.HasArch {
 		return Boot{}
 	}
+	// A deployed machine gets iPXE too, whose script then exits: the
+	// firmware moves on to the disk at once, where a firmware that hears
+	// no offer would wait out its PXE timeouts first (minutes under UEFI).
 	switch c.Arch {
 	case archBIOS:
-		return Boot{Kind: TFTPFile, File: BIOSFile, VendorClass: vendor}
+		return Boot{Kind: TFTPFile, File: BIOSFile, VendorClass: vendor, Local: deployed}
 	case archEFIx64, archEFIBC:
-		return Boot{Kind: TFTPFile, File: EFIFile, VendorClass: vendor}
+		return Boot{Kind: TFTPFile, File: EFIFile, VendorClass: vendor, Local: deployed}
 	case archHTTPx64:
-		return Boot{Kind: HTTPURL, File: base + httpIPXEPath + EFIFile, VendorClass: vendorHTTPCli}
+		return Boot{Kind: HTTPURL, File: base + httpIPXEPath + EFIFile, VendorClass: vendorHTTPCli, Local: deployed}
 	}
 	// 32-bit UEFI and anything else: Debian ships no first stage for it.
 	return Boot{}

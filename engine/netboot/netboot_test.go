@@ -30,8 +30,8 @@ func TestDecideEachArchitecture(t *testing.T) {
 		{"UEFI HTTP boot (16)", Client{Arch: iana.EFI_X86_64_HTTP, HasArch: true, HTTP: true}, false, Boot{Kind: HTTPURL, File: testBase + "/netboot/ipxe/snponly.efi", VendorClass: "HTTPClient"}},
 		{"iPXE on BIOS", Client{Arch: iana.INTEL_X86PC, HasArch: true, PXE: true, IPXE: true}, false, Boot{Kind: HTTPURL, File: script, VendorClass: "PXEClient"}},
 		{"iPXE on UEFI", Client{Arch: iana.EFI_X86_64, HasArch: true, PXE: true, IPXE: true}, false, Boot{Kind: HTTPURL, File: script, VendorClass: "PXEClient"}},
-		{"deployed BIOS PXE: no offer", Client{Arch: iana.INTEL_X86PC, HasArch: true, PXE: true}, true, Boot{Local: true}},
-		{"deployed UEFI PXE: no offer", Client{Arch: iana.EFI_X86_64, HasArch: true, PXE: true}, true, Boot{Local: true}},
+		{"deployed BIOS PXE: iPXE, whose script exits", Client{Arch: iana.INTEL_X86PC, HasArch: true, PXE: true}, true, Boot{Kind: TFTPFile, File: BIOSFile, Local: true, VendorClass: "PXEClient"}},
+		{"deployed UEFI PXE: iPXE, whose script exits", Client{Arch: iana.EFI_X86_64, HasArch: true, PXE: true}, true, Boot{Kind: TFTPFile, File: EFIFile, Local: true, VendorClass: "PXEClient"}},
 		{"deployed iPXE: the script that exits", Client{Arch: iana.INTEL_X86PC, HasArch: true, PXE: true, IPXE: true}, true, Boot{Kind: HTTPURL, File: script, Local: true, VendorClass: "PXEClient"}},
 		{"not a boot client", Client{}, false, Boot{}},
 		{"32-bit UEFI: nothing to give", Client{Arch: iana.EFI_IA32, HasArch: true, PXE: true}, false, Boot{}},
@@ -174,10 +174,10 @@ func TestProxyDHCPAnswersOnlyBootClients(t *testing.T) {
 	if ipxe == nil || ipxe.BootFileName != ScriptURL(testBase, testMAC) {
 		t.Fatalf("iPXE not sent to its script: %v", ipxe)
 	}
-	// Verified: a BIOS PXE ROM hears nothing, and the row says it came back.
+	// Verified: the machine is back; its iPXE will be told to exit.
 	recs.Update(testMAC, func(m *Machine) { m.State = StateVerified })
-	if r := d.Reply(request(t, dhcpv4.MessageTypeDiscover, pxeMods(iana.INTEL_X86PC)...), 67); r != nil {
-		t.Fatalf("a deployed machine got an offer: %s", r.Summary())
+	if r := d.Reply(request(t, dhcpv4.MessageTypeDiscover, pxeMods(iana.INTEL_X86PC)...), 67); r == nil || r.BootFileName != BIOSFile {
+		t.Fatalf("a deployed machine's PXE got %v", r)
 	}
 	if m, _ := recs.Get(testMAC); m.State != StateRebooted {
 		t.Fatalf("deployed machine back at PXE: state %q, want rebooted", m.State)

@@ -228,7 +228,11 @@ func Shell() {
 		if _, err := os.Stat("/bin/busybox"); err == nil {
 			p, err := os.StartProcess("/bin/busybox", []string{"sh"}, &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}, Env: []string{"PATH=/bin", "HOME=/"}})
 			if err == nil {
+				started := time.Now()
 				p.Wait()
+				if time.Since(started) < 5*time.Second {
+					time.Sleep(5 * time.Second) // no console input: do not spin
+				}
 				continue
 			}
 		}
