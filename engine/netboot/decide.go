@@ -91,7 +91,7 @@ func Decide(c Client, base string, deployed bool) Boot {
 		vendor = vendorHTTPCli
 	}
 	if c.IPXE {
-		// Its script says "exit" to a deployed machine: the firmware
+		// Its script says "exit 1" to a deployed machine: the firmware
 		// then tries the next boot device, the disk.
 		return Boot{Kind: HTTPURL, File: ScriptURL(base, c.MAC), Local: deployed, VendorClass: vendor}
 	}
@@ -132,7 +132,7 @@ func ClientOf(mac net.HardwareAddr, vendorClass string, userClasses []string, ar
 // ArchName is a short name of an architecture for the status page.
 func ArchName(c Client) string {
 	switch {
-	case c.IPXE:
+	case !c.HasArch && c.IPXE:
 		return "iPXE"
 	case !c.HasArch:
 		return ""

@@ -27,10 +27,11 @@ type ScriptOptions struct {
 
 // Script is the iPXE script of one machine: the deploy environment's
 // kernel and initramfs over HTTP, or, for a deployed machine, "exit" so
-// that the firmware boots the next device (its disk).
+// that the firmware boots the next device (its disk); a failure status,
+// since a UEFI boot manager goes back to its menu when an option succeeds.
 func Script(o ScriptOptions) string {
 	if o.Local {
-		return "#!ipxe\necho ezio: this machine is deployed; booting its disk\nexit\n"
+		return "#!ipxe\necho ezio: this machine is deployed; booting its disk\nexit 1\n"
 	}
 	target := o.Target
 	if target == "" {

@@ -2,6 +2,7 @@ package netboot
 
 import (
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -76,7 +77,7 @@ func TestScript(t *testing.T) {
 		t.Errorf("the script's kernel line reads back as %v", args)
 	}
 	local := Script(ScriptOptions{Base: testBase, MAC: testMAC, Local: true})
-	if !strings.Contains(local, "\nexit\n") || strings.Contains(local, "kernel") {
+	if !strings.Contains(local, "\nexit 1\n") || strings.Contains(local, "kernel") {
 		t.Errorf("a deployed machine's script does not just exit:\n%s", local)
 	}
 	if s := Script(ScriptOptions{Base: testBase, MAC: testMAC, Target: "/dev/vdb"}); !strings.Contains(s, "ezio.target=/dev/vdb ") {
@@ -179,8 +180,29 @@ func TestProxyDHCPAnswersOnlyBootClients(t *testing.T) {
 	if r := d.Reply(request(t, dhcpv4.MessageTypeDiscover, pxeMods(iana.INTEL_X86PC)...), 67); r == nil || r.BootFileName != BIOSFile {
 		t.Fatalf("a deployed machine's PXE got %v", r)
 	}
+	if m, _ := recs.Get(testMAC); m.State != StateVerified {
+		t.Fatalf("deployed machine back at PXE: state %q, want verified until its script", m.State)
+	}
+	// Its iPXE fetches the script: exit to the disk, and the row says so.
+	rec := httptest.NewRecorder()
+	svc.Handler().ServeHTTP(rec, httptest.NewRequest("GET", ScriptURL(testBase, testMAC), nil))
+	if body := rec.Body.String(); !strings.Contains(body, "\nexit 1\n") {
+		t.Fatalf("deployed machine's script:\n%s", body)
+	}
 	if m, _ := recs.Get(testMAC); m.State != StateRebooted {
-		t.Fatalf("deployed machine back at PXE: state %q, want rebooted", m.State)
+		t.Fatalf("deployed machine sent to its disk: state %q, want rebooted", m.State)
+	}
+	// Reports move the row; a new write forgets the verified deploy.
+	body := `{"mac":"52:54:00:12:34:56","state":"deploying","phase":"deploying","bytes_done":5,"bytes_total":10}`
+	rec = httptest.NewRecorder()
+	svc.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/netboot/report", strings.NewReader(body)))
+	if m, _ := recs.Get(testMAC); rec.Code != 204 || m.State != StateDeploying || m.BytesDone != 5 || recs.Deployed(testMAC) {
+		t.Fatalf("after a deploying report (%d): %+v", rec.Code, m)
+	}
+	rec = httptest.NewRecorder()
+	svc.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/netboot/report", strings.NewReader(`{"mac":"52:54:00:12:34:56","state":"rebooted"}`)))
+	if rec.Code != 400 {
+		t.Fatalf("a machine reported itself rebooted: %d", rec.Code)
 	}
 }
 

@@ -73,16 +73,15 @@ func (s *Service) Answer(base string) func(c Client, ip netip.Addr) Boot {
 			return b
 		}
 		_, err := s.Records.Update(c.MAC, func(m *Machine) {
-			if a := ArchName(c); a != "" && (m.Arch == "" || a != "iPXE") {
+			if a := ArchName(c); a != "" {
 				m.Arch = a
 			}
 			if ip.IsValid() {
 				m.IP = ip.String()
 			}
-			switch {
-			case deployed:
-				m.State, m.Phase, m.Reason = StateRebooted, "", ""
-			case m.State != StateDeploying || !c.IPXE:
+			// A deployed machine keeps its state until its iPXE fetches the
+			// script that sends it to its disk (script): "rebooted".
+			if !deployed {
 				m.State, m.Reason = StateBooting, ""
 			}
 		})
@@ -178,9 +177,15 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log().Warn("netboot targets file", "err", err)
 	}
+	local := s.Records.Deployed(mac)
+	if local {
+		if _, err := s.Records.Update(mac, func(m *Machine) { m.State, m.Phase, m.Reason = StateRebooted, "", "" }); err != nil {
+			s.log().Warn("netboot records not saved", "err", err)
+		}
+	}
 	fmt.Fprint(w, Script(ScriptOptions{
 		Base: "http://" + r.Host, Image: s.Image, MAC: mac, Target: firstNonEmpty(targets[mac.String()], s.Target),
-		Then: s.Then, Local: s.Records.Deployed(mac),
+		Then: s.Then, Local: local,
 	}))
 }
 

@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package netbootroom
 
 // raceDetector: this test binary runs under -race.
 const raceDetector = true
