@@ -41,3 +41,23 @@ func TestPickNetbootTarget(t *testing.T) {
 		})
 	}
 }
+
+func TestSeedNetbootFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"seed", dir, "--dhcp-range", "10.0.0.10-10.0.0.20"}, "need --netboot"},
+		{[]string{"seed", dir, "--netboot", "--then", "shell"}, "reboot\" or \"poweroff"},
+		{[]string{"seed", dir, "--netboot", "--dhcp-range", "10.0.0.20-10.0.0.10"}, "the lower first"},
+		{[]string{"seed", dir, "--netboot", "--target-disk", "sda"}, "a /dev/ path"},
+		{[]string{"seed", "x.torrent", dir, "--netboot"}, "whole-disk image"},
+	}
+	for _, tc := range cases {
+		code, _, _, err := capCLI(t, tc.args...)
+		if code != ExitRefused || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: exit %d, %v; want a refusal saying %q", tc.args, code, err, tc.want)
+		}
+	}
+}
