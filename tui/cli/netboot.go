@@ -18,6 +18,7 @@ import (
 	"ezio/disks"
 	"ezio/disks/diskdeploy"
 	"ezio/engine"
+	"ezio/engine/discover"
 	"ezio/engine/netboot"
 	"ezio/engine/netboot/bootenv"
 	"ezio/engine/netboot/initramfs"
@@ -109,10 +110,10 @@ func (a *App) BootInit(ctx context.Context) error {
 		}
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
-	if rep.Server == "" || args[netboot.ArgImage] == "" {
-		return fail(fmt.Errorf("the kernel command line names no %s= and %s=", netboot.ArgServer, netboot.ArgImage))
+	if args[netboot.ArgImage] == "" {
+		return fail(fmt.Errorf("the kernel command line names no image (%s=)", netboot.ArgImage))
 	}
-	fmt.Fprintf(con, "ezio: network deploy of %s from %s\n", args[netboot.ArgImage], rep.Server)
+	fmt.Fprintf(con, "ezio: network deploy of %s from %s\n", args[netboot.ArgImage], firstOf(rep.Server, "a server found on the LAN"))
 	if pid1 {
 		mods, err := bootenv.LoadModules()
 		fmt.Fprintf(con, "ezio: loaded %d modules\n", len(mods))
@@ -124,6 +125,16 @@ func (a *App) BootInit(ctx context.Context) error {
 			return fail(err)
 		}
 		fmt.Fprintf(con, "ezio: %s has %s\n", lease.Iface, lease.Addr)
+	}
+	if rep.Server == "" || rep.Server == "auto" {
+		// No server on the command line (a stick made without one):
+		// the one the LAN announces with this image.
+		base, err := findImageServer(ctx, args[netboot.ArgImage])
+		if err != nil {
+			return fail(err)
+		}
+		rep.Server = base
+		fmt.Fprintf(con, "ezio: found %s on the LAN\n", base)
 	}
 	rep.Send(netboot.Report{State: netboot.StateDeploying, Phase: "starting"})
 	src := rep.Server + "/images/" + args[netboot.ArgImage]
@@ -152,6 +163,34 @@ func (a *App) BootInit(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// findImageServer browses the LAN (DNS-SD) for the one server that offers
+// image, trying for about half a minute while the network settles.
+func findImageServer(ctx context.Context, image string) (string, error) {
+	var last error = discover.ErrNoServer
+	for try := 0; try < 6 && ctx.Err() == nil; try++ {
+		ss, err := discover.Browse(ctx, 5*time.Second)
+		if err != nil {
+			last = err
+			continue
+		}
+		var found []string
+		for _, sv := range ss {
+			if sv.Offers(ctx, image) {
+				found = append(found, sv.BaseURL)
+			}
+		}
+		switch len(found) {
+		case 1:
+			return found[0], nil
+		case 0:
+			last = fmt.Errorf("no server on the LAN offers the image %s", image)
+		default:
+			return "", fmt.Errorf("several servers offer the image %s (%s): name one with %s=", image, strings.Join(found, ", "), netboot.ArgServer)
+		}
+	}
+	return "", last
 }
 
 // netbootTarget is the disk to write: want when it is a /dev path, else
