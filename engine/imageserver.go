@@ -36,6 +36,8 @@ type Server struct {
 	swarms    map[metainfo.Hash]*swarm
 	peerPorts map[metainfo.Hash]int // the seeder's BitTorrent port per torrent
 	expect    int
+	netboot   http.Handler     // /netboot/ (machines.go)
+	machines  func() []Machine // the network-booted room
 
 	// ready is closed once the server answers requests: a seeder holds
 	// it (WithHold) until its images are registered, so that a client
@@ -170,6 +172,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /status.json", s.statusJSON)
 	mux.HandleFunc("GET /status.js", s.statusScript)
 	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("/netboot/", s.serveNetboot)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if src := remoteIP(r); !s.allow.Contains(src) {
 			s.log.Debug("refused a request from outside the allowed networks", "from", src.String(), "path", r.URL.Path)

@@ -62,6 +62,8 @@ type Status struct {
 	Failed  int           `json:"failed"`  // of those, gone before they were done
 	Summary string        `json:"summary"` // "2 of 3 clients done"
 	Images  []StatusImage `json:"images"`
+	// Machines: the network-booted room, by MAC (ezio seed --netboot).
+	Machines []Machine `json:"machines,omitempty"`
 }
 
 // StatusImage is one served image and its clients.
@@ -135,6 +137,7 @@ func (s *Server) Status(host string) Status {
 		st.Images = append(st.Images, si)
 	}
 	s.mu.Unlock()
+	st.Machines = s.Machines()
 
 	checked := make([]bool, len(st.Images))
 	for _, h := range hooks {

@@ -68,7 +68,27 @@
     box.textContent = "";
     if (!st.images.length) box.appendChild(el("p", "No image is served."));
     st.images.forEach(function (im) { box.appendChild(image(im)); });
+    machines(st.machines || []);
     document.body.setAttribute("data-live", "1");
+  }
+  function machines(list) {
+    var box = document.getElementById("machines");
+    box.textContent = "";
+    if (!list.length) return;
+    box.appendChild(el("h2", "Machines booted from the network"));
+    var t = el("table"), hr = el("tr");
+    ["MAC", "address", "firmware", "progress", "state"].forEach(function (c) { hr.appendChild(el("th", c)); });
+    t.appendChild(hr);
+    list.forEach(function (m) {
+      var tr = el("tr", undefined, m.state);
+      tr.appendChild(el("td", m.mac));
+      tr.appendChild(el("td", m.ip || ""));
+      tr.appendChild(el("td", m.arch || ""));
+      tr.appendChild(el("td", m.bytes_total ? mib(m.bytes_done) + " of " + mib(m.bytes_total) : "", "n"));
+      tr.appendChild(el("td", m.state + (m.reason ? ": " + visible(m.reason) : ""), "state"));
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
   }
   var failedSince = "";
   function tick() {

@@ -346,6 +346,7 @@ type diskSeedFlags struct {
 	exitWhenDone                  bool
 	allow                         []netip.Prefix
 	room                          *roomWatch
+	netboot                       netbootFlags
 }
 
 // diskSeedLine is a --json progress line of a disk image's seeder.
@@ -358,6 +359,8 @@ type diskSeedLine struct {
 	FleetDone  int                  `json:"fleet_done"`
 	Fleet      []engine.FleetMember `json:"fleet"`
 	Partitions []engine.Snapshot    `json:"partitions"`
+	// Machines: the network-booted room (--netboot).
+	Machines []engine.Machine `json:"machines,omitempty"`
 }
 
 // SeedDiskCommand is `ezio seed DIR` for a disk image directory: it serves
@@ -394,9 +397,18 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			}
 		}
 	}
+	if o.netboot.on {
+		room, err := a.startNetboot(ctx, dir, s, o.netboot, netbootListenHost(o.trackerListen, a.Tuning.ListenAddr), o.allow, log)
+		if err != nil {
+			return err
+		}
+		defer room.Stop()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if o.exitWhenDone {
+	if o.exitWhenDone && o.netboot.on {
+		go watchMachines(ctx, s.Server, o.room.expect, o.netboot.then, o.room.linger, a.Stderr, o.room, cancel)
+	} else if o.exitWhenDone {
 		go engine.RoomWatch{
 			Expect:   o.room.expect,
 			Linger:   o.room.linger,
@@ -429,6 +441,10 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 		if o.room.expect > 0 {
 			room = fmt.Sprintf("  %d of %d clients done", line.FleetDone, o.room.expect)
 		}
+		if s.Server != nil && o.netboot.on {
+			line.Machines = s.Server.Machines()
+			room += machinesLine(line.Machines)
+		}
 		switch mode {
 		case progressJSON:
 			enc.Encode(line)
@@ -448,7 +464,9 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 		select {
 		case <-ctx.Done():
 			report(true)
-			if o.room.done.Load() {
+			if o.room.done.Load() && o.netboot.on {
+				fmt.Fprintf(a.Stderr, "the room is done: %d machines verified\n", o.room.expect)
+			} else if o.room.done.Load() {
 				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
 			}
 			return nil // stopping a seeder is its normal end

@@ -220,6 +220,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	for _, f := range []func(*App) *cobra.Command{
 		newDeployCmd, newSeedCmd, newCaptureCmd, newImportCmd, newServersCmd,
 		newTorrentCmd, newDaemonCmd, newStatusCmd, newDisksCmd, newDemoCmd, newVersionCmd,
+		newNetbootCmd, newBootInitCmd,
 	} {
 		root.AddCommand(f(a))
 	}
@@ -249,6 +250,10 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRoot(a)
+	if os.Getpid() == 1 {
+		// /init of the network deploy environment (ezio netboot build).
+		root.SetArgs([]string{"boot-init"})
+	}
 	err := execute(ctx, root)
 	if a.stopProfile != nil {
 		a.stopProfile()

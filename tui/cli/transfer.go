@@ -18,6 +18,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/netboot"
 	"ezio/tui/format"
 )
 
@@ -419,6 +420,7 @@ func newSeedCmd(a *App) *cobra.Command {
 		allow         string
 		noAnnounce    bool
 		verify        bool
+		netboot       netbootFlags
 	}
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE | seed IMAGE-DIR",
@@ -449,6 +451,12 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 			if err != nil {
 				return refused(err)
 			}
+			if err := o.netboot.check(); err != nil {
+				return refused(err)
+			}
+			if o.netboot.on && len(args) != 1 {
+				return refused(errors.New("--netboot deploys a whole-disk image: ezio seed IMAGE-DIR --netboot"))
+			}
 			if len(args) == 1 {
 				if o.verify {
 					return refused(errors.New("--verify checks one partition's source; for a disk image run ezio torrent verify on each partition's torrent and extents first"))
@@ -457,7 +465,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
 				}
 				return a.SeedDiskCommand(ctx, args[0], diskSeedFlags{trackerListen: o.trackerListen, noTracker: o.noTracker, noAnnounce: o.noAnnounce,
-					asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room})
+					asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room, netboot: o.netboot})
 			}
 			log, err := a.Logger(true)
 			if err != nil {
@@ -528,5 +536,11 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
 	f.BoolVar(&o.verify, "verify", false, "hash the whole source on all cores first and refuse to serve (exit 1) if a piece does not match")
 	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
+	f.BoolVar(&o.netboot.on, "netboot", false, "boot the room's machines over the network into a deploy of IMAGE-DIR (proxyDHCP, TFTP, HTTP)")
+	f.StringVar(&o.netboot.dhcpRange, "dhcp-range", "", "with --netboot: be the DHCP server, leasing FROM-TO (refused if another DHCP server answers)")
+	f.StringVar(&o.netboot.then, "then", thenReboot, "with --netboot: what a machine does after its verified deploy: reboot or poweroff")
+	f.BoolVar(&o.netboot.redeploy, "redeploy", false, "with --netboot: forget which machines are deployed, so that they deploy again")
+	f.StringVar(&o.netboot.targetDisk, "target-disk", "auto", "with --netboot: the disk machines write (auto: the one internal disk that fits; per MAC in "+netboot.TargetsFile+" beside the image)")
+	f.StringVar(&o.netboot.kernel, "netboot-kernel", "", "with --netboot: the kernel of the deploy environment (default: the newest /boot/vmlinuz-*)")
 	return cmd
 }
