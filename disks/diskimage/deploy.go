@@ -29,6 +29,9 @@ type Plan struct {
 	Boot       *table.BootAreas
 	Target     string
 	TargetSize int64
+	// Grow, set by SetGrow, is the partition grown to fill the free
+	// space after it once every partition is verified.
+	Grow *GrowRequest
 }
 
 // PrepareDeploy checks, before anything is written, that the disk image
@@ -158,6 +161,7 @@ type PartitionReport struct {
 	Saved      string       `json:"saved"`
 	Bytes      int64        `json:"bytes_verified"`
 	Done       string       `json:"done,omitempty"` // what Finish did: "swap recreated", "NTFS alternate boot sector restored"
+	Grew       *Growth      `json:"grew,omitempty"` // --grow: what grew, to what size
 	Fsck       *table.Check `json:"fsck,omitempty"`
 	FsckSkip   string       `json:"fsck_skipped,omitempty"`
 }
@@ -228,6 +232,11 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 			}
 		}
 		rep.Partitions = append(rep.Partitions, r)
+	}
+	if p.Grow != nil {
+		if err := p.finishGrow(ctx, rep); err != nil {
+			return rep, err
+		}
 	}
 	if bad := rep.Failed(); len(bad) > 0 {
 		return rep, fmt.Errorf("deployed, but the check of %s failed", strings.Join(bad, ", "))

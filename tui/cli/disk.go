@@ -143,8 +143,12 @@ type DiskDeployOptions struct {
 	SeedAfter time.Duration
 	// Timeout: as engine.DeployOptions.Timeout (negative: wait forever).
 	Timeout time.Duration
-	Tuning  engine.Tuning
-	Logger  *slog.Logger
+	// Grow names the partition grown to fill a larger target once every
+	// piece is verified (diskimage.GrowLast: the last one); "" keeps the
+	// image's sizes.
+	Grow   string
+	Tuning engine.Tuning
+	Logger *slog.Logger
 }
 
 // diskProgress is a --json line of a disk deploy.
@@ -237,6 +241,11 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 	plan, err := img.Prepare(ctx, target)
 	if err != nil {
 		return nil, refused(err)
+	}
+	if o.Grow != "" {
+		if err := plan.SetGrow(o.Grow); err != nil {
+			return nil, refused(err)
+		}
 	}
 	if !o.Yes {
 		if err := a.confirmDisk(plan); err != nil {
@@ -406,6 +415,9 @@ func (a *App) confirmDisk(p *diskimage.Plan) error {
 		fmt.Fprintf(w, "  %d  %-10s %-8s %s %s\n", part.Number, format.Bytes(part.Size), part.Filesystem, part.Saved, part.Label)
 	}
 	fmt.Fprintf(w, "Target %s (%s): its partition table and everything on it will be overwritten.\n", p.Target, format.Bytes(p.TargetSize))
+	if g := p.Grow; g != nil {
+		fmt.Fprintf(w, "Then partition %d (%s) grows from %s by the %s free after it.\n", g.Partition.Number, firstOf(g.Partition.Filesystem, g.Partition.Saved), format.Bytes(g.Partition.Size), format.Bytes(g.Room))
+	}
 	want := filepath.Base(p.Target)
 	fmt.Fprintf(w, "Type %q to confirm: ", want)
 	line, _ := bufio.NewReader(a.Stdin).ReadString('\n')

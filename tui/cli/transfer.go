@@ -166,6 +166,7 @@ func newDeployCmd(a *App) *cobra.Command {
 		yes, asJSON    bool
 		recheck        bool
 		then           string
+		grow           string
 	}
 	// policy is what the flags say of trackers, seeding after the deploy
 	// (default: serve while others need pieces) and giving up (0: never),
@@ -213,10 +214,14 @@ carrying "result", "code" and "reason".`,
 		Example: `  ezio deploy http://10.0.0.1:6969/torrents/sda1.torrent /dev/sda1
   ezio deploy sda1.torrent /dev/sdb1 --tracker http://10.0.0.1:6969/announce --yes --json
   ezio deploy sda1.torrent disk.img --peer 10.0.0.1:6881 --seed-after 10m`,
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(2, 3), // 3 with --grow PART
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			args, aerr := growArgs(cmd, args, &o.grow)
+			if aerr != nil {
+				return aerr
+			}
 			deployDisk := func(src string) error {
 				// A whole-disk image: its own progress and result lines.
 				if err := checkThen(o.then); err != nil {
@@ -225,7 +230,7 @@ carrying "result", "code" and "reason".`,
 				// The same peers, seeding policy and timeout as a partition
 				// image's deploy.
 				trackers, seedAfter, timeout := policy(cmd)
-				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
+				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)
@@ -254,6 +259,9 @@ carrying "result", "code" and "reason".`,
 				}
 				if err != nil {
 					return fetchError(err)
+				}
+				if o.grow != "" {
+					return refused(errors.New("--grow applies to whole-disk images; a partition image keeps its size"))
 				}
 				sum, _, err := engine.Summarize(ft.MetaInfo)
 				if err != nil {
@@ -325,6 +333,7 @@ carrying "result", "code" and "reason".`,
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
 	f.BoolVar(&o.recheck, "recheck", false, "re-verify pieces already on the target instead of trusting the resume record")
 	f.StringVar(&o.then, "then", thenExit, "after a verified deploy (and serving the others): reboot, poweroff, shell or exit")
+	growFlag(cmd, &o.grow)
 	return cmd
 }
 
