@@ -146,9 +146,15 @@ type DiskDeployOptions struct {
 	// Grow names the partition grown to fill a larger target once every
 	// piece is verified (diskimage.GrowLast: the last one); "" keeps the
 	// image's sizes.
-	Grow   string
-	Tuning engine.Tuning
-	Logger *slog.Logger
+	Grow string
+	// Source is where the image came from (a directory or the seeder's
+	// URL): the room counter of --hostname is asked there.
+	Source string
+	// Hostname is a pattern ({mac} {ip} {serial} {n}) for the Linux
+	// root's hostname; ThenRun a script of the image run once verified.
+	Hostname, ThenRun string
+	Tuning            engine.Tuning
+	Logger            *slog.Logger
 }
 
 // diskProgress is a --json line of a disk deploy.
@@ -171,6 +177,7 @@ type diskProgress struct {
 	Error   string            `json:"error,omitempty"`
 	Seconds float64           `json:"seconds,omitempty"`
 	Report  *diskimage.Report `json:"report,omitempty"`
+	Machine *machineResult    `json:"machine,omitempty"` // --hostname, --then-run
 }
 
 type partitionProgress struct {
@@ -215,11 +222,12 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 	start := time.Now()
 	var m *diskimage.Manifest
 	var progress []partitionProgress
+	var mres *machineResult
 	defer func() {
 		if mode != progressJSON {
 			return
 		}
-		r := diskProgress{Type: "result", Target: target, Result: "ok", Seconds: time.Since(start).Seconds(), Report: rep, Partitions: progress}
+		r := diskProgress{Type: "result", Target: target, Result: "ok", Seconds: time.Since(start).Seconds(), Report: rep, Partitions: progress, Machine: mres}
 		if m != nil {
 			r.Image = m.Name
 		}
@@ -246,6 +254,10 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 		if err := plan.SetGrow(o.Grow); err != nil {
 			return nil, refused(err)
 		}
+	}
+	script, err := checkMachine(fsys, &o)
+	if err != nil {
+		return nil, err
 	}
 	if !o.Yes {
 		if err := a.confirmDisk(plan); err != nil {
@@ -372,6 +384,15 @@ loop:
 	}
 	if err != nil {
 		return rep, &ExitError{Code: ExitFailed, Err: err}
+	}
+	if o.Hostname != "" || script != nil {
+		mres, err = a.finishMachine(fctx, plan, rep, script, o)
+		if mode != progressJSON {
+			printMachine(a.Stdout, mres)
+		}
+		if err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
@@ -586,7 +607,7 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	if err != nil {
 		return err
 	}
-	o.Logger, o.Tuning = log, a.Tuning
+	o.Logger, o.Tuning, o.Source = log, a.Tuning, src
 	fsys := diskdeploy.SourceFS(ctx, src)
 	// The seeder's own tracker, where its partitions' seed jobs and the
 	// other clients are.
@@ -695,6 +716,7 @@ func diskImageFiles(dir string, m *diskimage.Manifest) (map[string][]byte, error
 	for _, p := range m.Partitions {
 		names = append(names, p.Torrent, p.TorrentInfo)
 	}
+	names = append(names, imageScripts(dir)...) // what --then-run names
 	if swaps, err := filepath.Glob(filepath.Join(dir, "swappt-*.info")); err == nil {
 		for _, sw := range swaps {
 			names = append(names, filepath.Base(sw))

@@ -167,6 +167,8 @@ func newDeployCmd(a *App) *cobra.Command {
 		recheck        bool
 		then           string
 		grow           string
+		hostname       string
+		thenRun        string
 	}
 	// policy is what the flags say of trackers, seeding after the deploy
 	// (default: serve while others need pieces) and giving up (0: never),
@@ -230,7 +232,7 @@ carrying "result", "code" and "reason".`,
 				// The same peers, seeding policy and timeout as a partition
 				// image's deploy.
 				trackers, seedAfter, timeout := policy(cmd)
-				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow}); err != nil {
+				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow, Hostname: o.hostname, ThenRun: o.thenRun}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)
@@ -260,8 +262,8 @@ carrying "result", "code" and "reason".`,
 				if err != nil {
 					return fetchError(err)
 				}
-				if o.grow != "" {
-					return refused(errors.New("--grow applies to whole-disk images; a partition image keeps its size"))
+				if o.grow != "" || o.hostname != "" || o.thenRun != "" {
+					return refused(errors.New("--grow, --hostname and --then-run apply to whole-disk images, not to a partition image"))
 				}
 				sum, _, err := engine.Summarize(ft.MetaInfo)
 				if err != nil {
@@ -334,6 +336,8 @@ carrying "result", "code" and "reason".`,
 	f.BoolVar(&o.recheck, "recheck", false, "re-verify pieces already on the target instead of trusting the resume record")
 	f.StringVar(&o.then, "then", thenExit, "after a verified deploy (and serving the others): reboot, poweroff, shell or exit")
 	growFlag(cmd, &o.grow)
+	f.StringVar(&o.hostname, "hostname", "", "whole-disk images: name the deployed Linux system (/etc/hostname, 127.0.1.1 in /etc/hosts; machine-id emptied); PATTERN may hold {mac} {ip} {serial} {n} (n: 1, 2, 3... handed out by the server)")
+	f.StringVar(&o.thenRun, "then-run", "", "whole-disk images: once verified, run this script of the image directory with the partitions mounted and EZIO_* facts in its environment; its failure is exit 1")
 	return cmd
 }
 
