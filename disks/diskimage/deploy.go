@@ -198,6 +198,14 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 	flush(p.Target)
 	rep := &Report{Target: p.Target}
 	for _, part := range p.Manifest.Partitions {
+		if part.Volume != nil {
+			r, err := finishVolume(ctx, p, part, verified)
+			if err != nil {
+				return nil, err
+			}
+			rep.Partitions = append(rep.Partitions, r)
+			continue
+		}
 		node, err := p.PartitionNode(part.Number)
 		if err != nil {
 			return nil, err
@@ -209,6 +217,8 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 				return nil, err
 			}
 			r.Done = "swap recreated"
+		case part.Saved == SavedLVM:
+			r.Done = "LVM PV label and metadata written; its LVs follow"
 		case strings.EqualFold(part.Filesystem, "ntfs"):
 			wrote, err := table.FixNTFSBackupBoot(p.Target, part.Start, part.Size)
 			if err != nil {
