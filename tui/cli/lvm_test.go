@@ -272,3 +272,89 @@ func TestDiskLVMRefusals(t *testing.T) {
 		})
 	}
 }
+
+// lvClonezillaDir writes the Clonezilla image directory of disk (ocs-sr
+// savedisk's files and names) by hand: disk, parts, the table and boot
+// areas, the first partition's partclone image, and the VG's metadata
+// (lvm_vg_dev.list, lvm_vgez.conf, lvm_logv.list), with no LV image, as
+// Clonezilla leaves it when it cannot activate the LVs. (Debian's ocs-sr
+// hung here for over 5 minutes reading this PV, so it is not run.)
+func lvClonezillaDir(t *testing.T, disk, pv string, lvs []lvLV) string {
+	t.Helper()
+	img := t.TempDir()
+	name := filepath.Base(disk)
+	write := func(f, data string) {
+		if err := os.WriteFile(filepath.Join(img, f), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("disk", name+"\n")
+	write("parts", name+"p1 "+name+"p2\n")
+	write(name+"-pt.sf", disktest.Run(t, "sfdisk", "--dump", disk)+"\n")
+	mbr, _ := table.ReadAt(disk, 0, 512)
+	write(name+"-mbr", string(mbr))
+	disktest.Run(t, "sgdisk", "--backup="+filepath.Join(img, name+"-gpt.gdisk"), disk)
+	disktest.Run(t, "sh", "-c", fmt.Sprintf("partclone.ext2 -c -s %sp1 -o - -L /dev/null | zstd -q -c > %s", disk, filepath.Join(img, name+"p1.ext2-ptcl-img.zst")))
+	uuid := disktest.Run(t, "pvs", "--devices", pv, "--noheadings", "-o", "pv_uuid", pv)
+	uuid = uuid[strings.LastIndex(uuid, "\n")+1:] // after lvm's warnings
+	write("lvm_vg_dev.list", fmt.Sprintf("vgez /dev/%sp2 %s\n", name, strings.TrimSpace(uuid)))
+	disktest.Run(t, "vgcfgbackup", "--devices", pv, "-f", filepath.Join(img, "lvm_vgez.conf"), "vgez")
+	var logv strings.Builder
+	for _, lv := range lvs {
+		fmt.Fprintf(&logv, "/dev/vgez/%s  Linux rev 1.0 ext4 filesystem data\n", lv.name)
+	}
+	write("lvm_logv.list", logv.String())
+	return img
+}
+
+// TestDiskImportClonezillaLVM: a Clonezilla image directory of the LVM
+// disk, as Clonezilla writes it when it cannot activate the LVs (the
+// VG's metadata, no LV image): ezio import refuses, naming the missing
+// LVs. With the LV images added as Clonezilla names them (partclone
+// through a loop device at the LV's offset, zstd), it imports and
+// deploys: the same VG and LV UUIDs, each LV's files.
+func TestDiskImportClonezillaLVM(t *testing.T) {
+	lvNeed(t)
+	dkNeed(t, "zstd:zstd")
+	lvs := []lvLV{
+		{name: "root", segs: [][2]int{{0, 8}}, files: map[string][]byte{"os-release": []byte("ID=debian\n"), "big.bin": dkRandom(41, 1<<20+3)}},
+		{name: "home", segs: [][2]int{{12, 4}}, files: map[string][]byte{"notes.txt": []byte("home\n")}},
+	}
+	src, pv := lvDisk(t, 128<<20, lvs)
+	img := lvClonezillaDir(t, src, pv, lvs)
+	code, stdout, stderr, err := capCLI(t, "import", img, t.TempDir(), "--name", "nolv")
+	if code != ExitRefused || !strings.Contains(fmt.Sprint(err), "vgez/root") || !strings.Contains(fmt.Sprint(err), "vgez/home") {
+		t.Fatalf("import without LV images: exit %d, %v, want a refusal naming vgez/root and vgez/home\n%s\n%s", code, err, stdout, stderr)
+	}
+	for _, lv := range lvs {
+		loop := lvLoop(t, pv, lv.segs[0])
+		sh := fmt.Sprintf("partclone.ext4 -c -s %s -o - -L /dev/null | zstd -q -c > %s", loop, filepath.Join(img, "vgez-"+lv.name+".ext4-ptcl-img.zst"))
+		disktest.Run(t, "sh", "-c", sh)
+	}
+	out := t.TempDir()
+	code, stdout, stderr, err = capCLI(t, "import", img, out, "--name", "czlvm")
+	if code != 0 {
+		t.Fatalf("ezio import: exit %d %v\n%s\n%s", code, err, capTail(stdout), stderr)
+	}
+	target := dkBlank(t, 128<<20)
+	code, res, log := grDeploy(t, filepath.Join(out, "czlvm"), target)
+	if code != 0 || res.Report == nil {
+		t.Fatalf("deploy: exit %d\n%s", code, log)
+	}
+	dkCheckReport(t, res.Report, 3)
+	tpv, err := table.PartitionNode(target, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lvUUIDs(t, tpv), lvUUIDs(t, pv); got != want || !strings.Contains(got, "home") {
+		t.Errorf("on the target, lvs says:\n%s\nwant (the source's):\n%s", got, want)
+	}
+	for _, lv := range lvs {
+		loop := lvLoop(t, tpv, lv.segs[0])
+		for name, data := range lv.files {
+			if got := dkOut(t, "debugfs", "-R", "cat /"+name, loop); !bytes.Equal(got, data) {
+				t.Errorf("LV %s file %s differs", lv.name, name)
+			}
+		}
+	}
+}
