@@ -138,8 +138,9 @@ func lvNeed(t *testing.T) {
 // TestDiskLVM: a PV whose VG holds root and home (ext4, one segment
 // each) and a raw LV in two segments, with free extents between them, is
 // captured as the PV's header plus each LV's used blocks (the image is
-// far smaller than the PV), deployed onto a blank disk: the same VG and
-// LV UUIDs and extents, each LV's ext4 checks clean with the same files,
+// far smaller than the PV), deployed with --grow onto a blank disk twice
+// the size: the PV fills its grown partition (pvs), the same VG and LV
+// UUIDs and extents, each LV's ext4 checks clean with the same files,
 // the raw LV's bytes are equal.
 func TestDiskLVM(t *testing.T) {
 	lvNeed(t)
@@ -180,8 +181,9 @@ func TestDiskLVM(t *testing.T) {
 	if pvBytes := m.Partitions[1].Size; image > 28<<20 || image < m.DataBytes() || pvBytes < 140<<20 {
 		t.Errorf("the image is %d bytes (%d of data) for a %d-byte PV: want the used blocks and metadata only", image, m.DataBytes(), pvBytes)
 	}
-	target := dkBlank(t, 160<<20)
-	code, res, out := grDeploy(t, dir, target)
+	// Onto a disk twice the size, with --grow: the PV fills the rest.
+	target := dkBlank(t, 320<<20)
+	code, res, out := grDeploy(t, dir, target, "--grow")
 	if code != 0 || res.Report == nil {
 		t.Fatalf("deploy: exit %d\n%s", code, out)
 	}
@@ -189,6 +191,11 @@ func TestDiskLVM(t *testing.T) {
 	tpv, err := table.PartitionNode(target, 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	pvSize := disktest.Run(t, "pvs", "--devices", tpv, "--noheadings", "--nosuffix", "--units", "b", "-o", "pv_size", tpv)
+	pvSize = strings.TrimSpace(pvSize[strings.LastIndex(pvSize, "\n")+1:])
+	if g := res.Report.Partitions[1].Grew; g == nil || g.To < 300<<20 || fmt.Sprint(g.FSBytes) != pvSize || g.FSBytes < g.To-8<<20 {
+		t.Errorf("the PV grew %+v; pvs says %s bytes", g, pvSize)
 	}
 	if got, want := lvUUIDs(t, tpv), lvUUIDs(t, pv); got != want || !strings.Contains(got, "root") {
 		t.Errorf("on the target, lvs says:\n%s\nwant (the source's):\n%s", got, want)
