@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ezio/disks"
+	"ezio/disks/lvm"
 	"ezio/disks/table"
 )
 
@@ -46,6 +47,20 @@ type Growth struct {
 	FSBytes int64  `json:"filesystem_bytes,omitempty"`
 	Tool    string `json:"tool,omitempty"` // what grew the filesystem
 	Note    string `json:"note,omitempty"` // why nothing grew
+	// LV, for an LVM PV: the VG's last LV given the new extents, and its
+	// filesystem grown (when the LV is one segment).
+	LV *LVGrowth `json:"lv,omitempty"`
+}
+
+// LVGrowth is the LV a PV's growth went to.
+type LVGrowth struct {
+	Name       string `json:"name"` // VG/LV
+	From       int64  `json:"from_bytes"`
+	To         int64  `json:"to_bytes"`
+	Filesystem string `json:"filesystem,omitempty"`
+	FSBytes    int64  `json:"filesystem_bytes,omitempty"`
+	Tool       string `json:"tool,omitempty"`
+	Note       string `json:"note,omitempty"`
 }
 
 // growers are the filesystems a deploy grows, with the tools each needs.
@@ -185,6 +200,11 @@ func (p *Plan) grow(ctx context.Context) (*Growth, error) {
 	if err != nil {
 		return g, fmt.Errorf("partition %d (%s) was grown to %s but its %s was not: %w", part.Number, node, disks.HumanBytes(g.To), part.Filesystem, err)
 	}
+	if part.Saved == SavedLVM {
+		if g.LV, err = growLastLV(ctx, node); err != nil {
+			return g, fmt.Errorf("the PV on partition %d (%s) was grown, but not its last LV: %w", part.Number, node, err)
+		}
+	}
 	flush(p.Target)
 	flush(node)
 	return g, nil
@@ -321,4 +341,36 @@ func (p *Plan) finishGrow(ctx context.Context, rep *Report) error {
 		r.Fsck = c
 	}
 	return nil
+}
+
+// growLastLV gives the grown PV's free extents to the VG's last LV and
+// grows its filesystem through a loop device at its offset.
+func growLastLV(ctx context.Context, node string) (*LVGrowth, error) {
+	ext, err := lvm.GrowLastLV(ctx, node)
+	if err != nil || ext == nil {
+		return nil, err
+	}
+	g := &LVGrowth{Name: ext.VG + "/" + ext.LV, From: ext.From, To: ext.To}
+	loop, detach, err := lvm.Loop(ctx, node, ext.Offset, ext.Bytes, true)
+	if err != nil {
+		return g, err
+	}
+	defer detach()
+	fsys, err := table.ProbeRange(ctx, loop, 0, ext.Bytes)
+	if err != nil {
+		return g, err
+	}
+	g.Filesystem = fsys.Type
+	if _, ok := growers[fsys.Type]; !ok || fsys.Type == "LVM2_member" || fsys.Type == "swap" {
+		g.Note = "its " + firstNonEmpty(fsys.Type, "content") + " was not grown"
+		return g, nil
+	}
+	g.Tool, g.FSBytes, err = growFS(ctx, loop, fsys.Type)
+	if err == nil {
+		c, cerr := table.Fsck(ctx, loop, fsys.Type)
+		if cerr == nil && !c.OK {
+			err = fmt.Errorf("%s after growing: %s", c.Tool, c.Output)
+		}
+	}
+	return g, err
 }

@@ -123,7 +123,7 @@ func lvLoop(t *testing.T, node string, seg [2]int) string {
 // lvUUIDs is "vg_uuid lv_name lv_uuid" of every LV lvm finds on node.
 func lvUUIDs(t *testing.T, node string) string {
 	t.Helper()
-	out, err := exec.Command("lvs", "--devices", node, "--noheadings", "-o", "vg_uuid,lv_name,lv_uuid,seg_pe_ranges", "--sort", "lv_name").Output()
+	out, err := exec.Command("lvs", "--devices", node, "--noheadings", "-o", "vg_uuid,lv_name,lv_uuid", "--sort", "lv_name").Output()
 	if err != nil {
 		t.Fatalf("lvs on %s: %v", node, err)
 	}
@@ -147,12 +147,12 @@ func TestDiskLVM(t *testing.T) {
 	raw := dkRandom(31, 8<<20)
 	lvs := []lvLV{
 		{name: "root", segs: [][2]int{{0, 8}}, files: map[string][]byte{"os-release": []byte("ID=debian\n"), "big.bin": dkRandom(32, 2<<20+3)}},
-		{name: "home", segs: [][2]int{{12, 4}}, files: map[string][]byte{"notes.txt": []byte("home\n")}},
-		{name: "swapish", segs: [][2]int{{20, 1}, {24, 1}}, raw: raw},
+		{name: "swapish", segs: [][2]int{{12, 1}, {20, 1}}, raw: raw},
+		{name: "home", segs: [][2]int{{28, 4}}, files: map[string][]byte{"notes.txt": []byte("home\n")}},
 	}
 	src, pv := lvDisk(t, 160<<20, lvs)
 	// the raw LV's second segment
-	if err := table.WriteAt(lvLoop(t, pv, [2]int{24, 1}), 0, raw[4<<20:]); err != nil {
+	if err := table.WriteAt(lvLoop(t, pv, [2]int{20, 1}), 0, raw[4<<20:]); err != nil {
 		t.Fatal(err)
 	}
 	dir := dkCaptureDisk(t, src, t.TempDir(), "lvm")
@@ -164,7 +164,7 @@ func TestDiskLVM(t *testing.T) {
 	for _, p := range m.Partitions {
 		names = append(names, fmt.Sprintf("%s:%s:%s", p.Name, p.Saved, p.Filesystem))
 	}
-	want := []string{src[5:] + "p1:partclone:ext2", src[5:] + "p2:lvm-pv:LVM2_member", "vgez-root:partclone:ext4", "vgez-home:partclone:ext4", "vgez-swapish-seg1:dd:", "vgez-swapish-seg2:dd:"}
+	want := []string{src[5:] + "p1:partclone:ext2", src[5:] + "p2:lvm-pv:LVM2_member", "vgez-root:partclone:ext4", "vgez-swapish-seg1:dd:", "vgez-swapish-seg2:dd:", "vgez-home:partclone:ext4"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("manifest entries %v, want %v", names, want)
 	}
@@ -181,26 +181,40 @@ func TestDiskLVM(t *testing.T) {
 	if pvBytes := m.Partitions[1].Size; image > 28<<20 || image < m.DataBytes() || pvBytes < 140<<20 {
 		t.Errorf("the image is %d bytes (%d of data) for a %d-byte PV: want the used blocks and metadata only", image, m.DataBytes(), pvBytes)
 	}
-	// Onto a disk twice the size, with --grow: the PV fills the rest.
+	// Onto a disk twice the size, with --grow: the PV fills the rest,
+	// its last LV (home) takes the new extents, its ext4 fills it.
 	target := dkBlank(t, 320<<20)
 	code, res, out := grDeploy(t, dir, target, "--grow")
 	if code != 0 || res.Report == nil {
 		t.Fatalf("deploy: exit %d\n%s", code, out)
 	}
 	dkCheckReport(t, res.Report, 3) // ext2, root, home
+	b, _ := json.Marshal(res.Report.Partitions[1])
+	t.Logf("the PV's report: %s", b)
 	tpv, err := table.PartitionNode(target, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pvSize := disktest.Run(t, "pvs", "--devices", tpv, "--noheadings", "--nosuffix", "--units", "b", "-o", "pv_size", tpv)
 	pvSize = strings.TrimSpace(pvSize[strings.LastIndex(pvSize, "\n")+1:])
-	if g := res.Report.Partitions[1].Grew; g == nil || g.To < 300<<20 || fmt.Sprint(g.FSBytes) != pvSize || g.FSBytes < g.To-8<<20 {
-		t.Errorf("the PV grew %+v; pvs says %s bytes", g, pvSize)
+	g := res.Report.Partitions[1].Grew
+	if g == nil || g.To < 300<<20 || fmt.Sprint(g.FSBytes) != pvSize || g.FSBytes < g.To-8<<20 {
+		t.Fatalf("the PV grew %+v; pvs says %s bytes", g, pvSize)
+	}
+	homeBytes := disktest.Run(t, "lvs", "--devices", tpv, "--noheadings", "--nosuffix", "--units", "b", "-o", "lv_size", "vgez/home")
+	homeBytes = strings.TrimSpace(homeBytes[strings.LastIndex(homeBytes, "\n")+1:])
+	if g.LV == nil || g.LV.Name != "vgez/home" || g.LV.From != 16<<20 || fmt.Sprint(g.LV.To) != homeBytes || g.LV.FSBytes != g.LV.To {
+		t.Errorf("the last LV grew %+v; lvs says home is %s bytes", g.LV, homeBytes)
+	} else {
+		lvs[2].segs[0][1] = int(g.LV.To >> 22) // home's extents now
+		if got := grFSSize(t, lvLoop(t, tpv, lvs[2].segs[0]), "ext4"); got != g.LV.To {
+			t.Errorf("home's ext4 is %d bytes, want the LV's %d", got, g.LV.To)
+		}
 	}
 	if got, want := lvUUIDs(t, tpv), lvUUIDs(t, pv); got != want || !strings.Contains(got, "root") {
 		t.Errorf("on the target, lvs says:\n%s\nwant (the source's):\n%s", got, want)
 	}
-	for _, lv := range lvs[:2] {
+	for _, lv := range []lvLV{lvs[0], lvs[2]} {
 		loop := lvLoop(t, tpv, lv.segs[0])
 		for name, data := range lv.files {
 			if got := dkOut(t, "debugfs", "-R", "cat /"+name, loop); !bytes.Equal(got, data) {
@@ -208,13 +222,13 @@ func TestDiskLVM(t *testing.T) {
 			}
 		}
 	}
-	for i, seg := range lvs[2].segs {
+	for i, seg := range lvs[1].segs {
 		got, _ := table.ReadAt(lvLoop(t, tpv, seg), 0, 4<<20)
 		if !bytes.Equal(got, raw[i*4<<20:(i+1)*4<<20]) {
 			t.Errorf("segment %d of the raw LV differs", i+1)
 		}
 	}
-	b, _ := json.Marshal(res.Report.Partitions[2])
+	b, _ = json.Marshal(res.Report.Partitions[2])
 	if !strings.Contains(string(b), `"fsck":{"tool":"e2fsck -fn`) {
 		t.Errorf("the root LV's report: %s", b)
 	}
