@@ -61,6 +61,7 @@ type DeployFlow struct {
 	target   targetRow
 	confirm  string
 	then     string // after a verified deploy: exit, reboot, poweroff, shell
+	growNote string // why ctrl+g could not grow (a refusal), "" otherwise
 
 	// A whole-disk image (nil for a partition image), its checked plan,
 	// and what the chosen whole disk holds now.
@@ -154,7 +155,7 @@ func (f *DeployFlow) buildForm() {
 func (f *DeployFlow) goTo(step deployStep) tea.Cmd {
 	f.step = step
 	if step == stepConfirm {
-		f.confirm = ""
+		f.confirm, f.growNote = "", ""
 	}
 	f.buildForm()
 	if f.form != nil {
@@ -192,6 +193,10 @@ func (f *DeployFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		if f.step == stepConfirm && f.fits != nil && msg.String() == "ctrl+p" {
 			return f, f.useFits()
+		}
+		if f.step == stepConfirm && f.canGrow() && key.Matches(msg, growKey) {
+			f.toggleGrow()
+			return f, nil
 		}
 		if f.step == stepConfirm && key.Matches(msg, f.c.Keys.Tab) {
 			f.then = nextThen(f.then, f.deps.Then != nil)
