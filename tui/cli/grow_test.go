@@ -82,23 +82,31 @@ func grFSSize(t *testing.T, node, fstype string) int64 {
 func TestDiskGrow(t *testing.T) {
 	dkNeed(t, "debugfs:e2fsprogs", "resize2fs:e2fsprogs", "dumpe2fs:e2fsprogs")
 	sizes := map[string]int64{"btrfs": 192 << 20, "xfs": 352 << 20}
-	flags := map[string][]string{"ext4": {"--grow"}, "xfs": {"--grow=last"}, "btrfs": {"--grow=2"}, "ntfs": {"--grow", "2"}}
+	flags := map[string][]string{"ext4": {"--grow"}, "xfs": {"--grow=last"}, "btrfs": {"--grow=2"}, "ntfs": {"--grow", "2"}, "ext4-mbr": {"--grow"}}
 	tools := map[string][]string{"xfs": {"xfs_growfs:xfsprogs", "xfs_db:xfsprogs"}, "ntfs": {"ntfsresize:ntfs-3g"}}
-	for _, name := range []string{"ext4", "xfs", "btrfs", "ntfs"} {
-		t.Run(name, func(t *testing.T) {
+	for _, sub := range []string{"ext4", "xfs", "btrfs", "ntfs", "ext4-mbr"} {
+		name, label := strings.TrimSuffix(sub, "-mbr"), "gpt"
+		if strings.HasSuffix(sub, "-mbr") {
+			label = "dos"
+		}
+		t.Run(sub, func(t *testing.T) {
 			capNeed(t, false, append(dkFilesystems[name].tools, tools[name]...)...)
 			size := sizes[name]
 			if size == 0 {
 				size = 64 << 20
 			}
-			parts := []dkPart{
-				{size: "8MiB", typ: "0FC63DAF-8483-4772-8E79-3D69E4C47D47", fs: "ext2", files: map[string][]byte{"boot.txt": []byte("first\n")}},
-				{typ: "0FC63DAF-8483-4772-8E79-3D69E4C47D47", fs: name, files: map[string][]byte{"a.bin": dkRandom(21, 1<<20+9), "b.txt": []byte("grow " + name + "\n")}},
+			typ := "0FC63DAF-8483-4772-8E79-3D69E4C47D47"
+			if label == "dos" {
+				typ = "83"
 			}
-			src, _ := dkDisk(t, size, "gpt", parts)
+			parts := []dkPart{
+				{size: "8MiB", typ: typ, fs: "ext2", files: map[string][]byte{"boot.txt": []byte("first\n")}},
+				{typ: typ, fs: name, files: map[string][]byte{"a.bin": dkRandom(21, 1<<20+9), "b.txt": []byte("grow " + name + "\n")}},
+			}
+			src, _ := dkDisk(t, size, label, parts)
 			dir := dkCaptureDisk(t, src, t.TempDir(), "grow-"+name)
 			target := dkBlank(t, 2*size)
-			code, res, out := grDeploy(t, append([]string{dir, target}, flags[name]...)...)
+			code, res, out := grDeploy(t, append([]string{dir, target}, flags[sub]...)...)
 			if code != 0 || res.Report == nil {
 				t.Fatalf("deploy --grow: exit %d, want 0\n%s", code, out)
 			}
@@ -109,14 +117,21 @@ func TestDiskGrow(t *testing.T) {
 			p1, p2 := tb.Partitions[0], tb.Partitions[1]
 			// The end of the table's usable space: sgdisk -e keeps it
 			// aligned, up to 1 MiB before the backup GPT.
+			// aligned, up to 1 MiB before the backup GPT; MBR: the disk's end.
 			end := (p2.Start + p2.Size) * tb.SectorSize
-			if want := (tb.LastLBA + 1) * tb.SectorSize; end != want || end < 2*size-(1<<20)-34*512 {
+			want := (tb.LastLBA + 1) * tb.SectorSize
+			if label == "dos" {
+				want = 2 * size
+			}
+			if end != want || end < 2*size-(1<<20)-34*512 {
 				t.Errorf("partition 2 ends at byte %d, want the last usable byte %d, near the disk's end %d", end, want, 2*size)
 			}
 			if p1.Size*tb.SectorSize != 8<<20 {
 				t.Errorf("partition 1 is %d bytes, want the image's 8 MiB", p1.Size*tb.SectorSize)
 			}
-			dkSgdiskClean(t, target)
+			if label == "gpt" {
+				dkSgdiskClean(t, target)
+			}
 			node, _ := table.PartitionNode(target, 2)
 			partBytes := p2.Size * tb.SectorSize
 			fsBytes := grFSSize(t, node, name)
