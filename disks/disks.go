@@ -27,6 +27,8 @@ type Partition struct {
 	UUID       string `json:"uuid"`
 	MountPoint string `json:"mountpoint"`        // "" if not mounted
 	Problem    string `json:"problem,omitempty"` // why it cannot be written, from CheckWritable
+	// Volumes are the LVs of an LVM PV's volume group.
+	Volumes []LogicalVolume `json:"volumes,omitempty"`
 }
 
 // Disk is a whole block device: a disk, an attached loop device, a RAID
@@ -120,6 +122,9 @@ func List() ([]Disk, error) {
 				MountPoint: s.mountPointOf(pn.dev),
 			}
 			p.Problem = problem(s.check(p.Path, 0))
+			if p.FSType == "LVM2_member" {
+				p.Volumes = volumesOn(p.Path)
+			}
 			d.Partitions = append(d.Partitions, p)
 		}
 		out = append(out, d)

@@ -38,6 +38,7 @@ type Server struct {
 	expect    int
 	netboot   http.Handler     // /netboot/ (machines.go)
 	machines  func() []Machine // the network-booted room
+	numbers   roomNumbers      // POST /images/NAME/number
 
 	// ready is closed once the server answers requests: a seeder holds
 	// it (WithHold) until its images are registered, so that a client
@@ -167,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /images.json", s.imagesJSON)
 	mux.HandleFunc("GET /images/{name}", s.imageJSON)
 	mux.HandleFunc("GET /images/{name}/{file...}", s.imageFile)
+	mux.HandleFunc("POST /images/{name}/"+RoomNumberPath, s.roomNumber)
 	mux.HandleFunc("GET /torrents/{file}", s.torrentFile)
 	mux.HandleFunc("GET /torrents/{image}/{file}", s.torrentFile)
 	mux.HandleFunc("GET /status.json", s.statusJSON)

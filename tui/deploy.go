@@ -59,6 +59,7 @@ type DeployFlow struct {
 	target   targetRow
 	confirm  string
 	then     string // after a verified deploy: exit, reboot, poweroff, shell
+	growNote string // why ctrl+g could not grow (a refusal), "" otherwise
 
 	// A whole-disk image (nil for a partition image), its checked plan,
 	// and what the chosen whole disk holds now.
@@ -151,7 +152,7 @@ func (f *DeployFlow) buildForm() {
 func (f *DeployFlow) goTo(step deployStep) tea.Cmd {
 	f.step = step
 	if step == stepConfirm {
-		f.confirm = ""
+		f.confirm, f.growNote = "", ""
 	}
 	f.buildForm()
 	if f.form != nil {
@@ -214,6 +215,9 @@ func (f *DeployFlow) onKey(msg tea.KeyMsg) (tea.Cmd, bool) {
 		return nil, true
 	case f.step == stepConfirm && f.fits != nil && msg.String() == "ctrl+p":
 		return f.useFits(), true
+	case f.step == stepConfirm && f.canGrow() && key.Matches(msg, growKey):
+		f.toggleGrow()
+		return nil, true
 	case f.step == stepConfirm && key.Matches(msg, f.c.Keys.Tab):
 		f.then = nextThen(f.then, f.deps.Then != nil)
 		return nil, true

@@ -24,6 +24,9 @@ func (f *DeployFlow) keys() []key.Binding {
 	bs := []key.Binding{as(k.Back, "back")}
 	if f.step == stepConfirm {
 		bs = append(bs, as(k.Tab, "then"))
+		if f.canGrow() {
+			bs = append(bs, growKey)
+		}
 	}
 	if f.form != nil {
 		bs = append(bs, f.form.KeyBinds()...)
@@ -72,6 +75,9 @@ func (f *DeployFlow) View() string {
 		lines = append(lines, f.summary()...)
 		lines = append(lines, "   "+st.Muted.Render(fmt.Sprintf("%-9s", "then"))+" "+st.Accent.Render(f.then)+
 			st.Text.Render(": "+thenLabel(f.then)+" once verified")+st.Muted.Render("  (tab: change)"))
+		if f.canGrow() {
+			lines = append(lines, f.growLine())
+		}
 		lines = append(lines, "")
 		lines = append(lines, indent(strings.Split(f.form.View(), "\n"), 1)...)
 	case f.form != nil:

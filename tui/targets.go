@@ -77,6 +77,15 @@ func newTargetTable(c *Common, ds []disks.Disk, need int64, wholeDisks bool) *Ta
 				pr.problem = fmt.Sprintf("it is too small: %s, the image needs %s", format.Bytes(p.Size), format.Bytes(need))
 			}
 			t.rows = append(t.rows, pr)
+			// An LVM PV's logical volumes, shown under it: ezio images
+			// them with the disk, never writes one alone.
+			for _, v := range p.Volumes {
+				why := "an LVM logical volume: deploy the whole disk"
+				if v.Problem != "" {
+					why = "LV " + v.Problem + ": ezio will not capture this disk"
+				}
+				t.rows = append(t.rows, targetRow{name: " " + v.VG + "/" + v.Name, fs: "LV", size: v.Size, part: true, problem: why})
+			}
 		}
 	}
 	// Start on the first row that can be used.

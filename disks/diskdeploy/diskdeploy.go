@@ -21,6 +21,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/disks/diskimage"
+	"ezio/disks/lvm"
 	"ezio/disks/table"
 	"ezio/engine"
 )
@@ -211,6 +212,9 @@ type Run struct {
 	failed   []error       // by index in Parts, after verified
 	closer   func()
 	stopOnce sync.Once
+	// detachers undo the loop devices LVs are written through, once
+	// every job has ended (before Finish tells the kernel the table).
+	detachers []func()
 
 	recvMu sync.Mutex
 	recv   []engine.Received // each partition's bytes arrived, by index in Parts
@@ -239,17 +243,26 @@ func start(ctx context.Context, jobs Jobs, img *Image, plan *diskimage.Plan, o O
 	}
 	r := &Run{Plan: plan, verified: make(chan struct{}), done: make(chan struct{}), closer: closer}
 	for _, p := range plan.Manifest.Partitions {
-		mi := img.Torrents[p.Number]
-		if mi == nil {
-			r.Parts = append(r.Parts, Part{Partition: p})
-			continue
+		r.Parts = append(r.Parts, Part{Partition: p})
+	}
+	// Partitions first, then the LVs: each LV is written through a loop
+	// device over its PV's partition (one job, one device), which the
+	// PV's own job could not open once made.
+	for _, volumes := range []bool{false, true} {
+		for i := range r.Parts {
+			p := r.Parts[i].Partition
+			mi := img.Torrents[p.Number]
+			if mi == nil || (p.Volume != nil) != volumes {
+				continue
+			}
+			j, err := r.startPartition(ctx, jobs, plan, p, mi, o)
+			if err != nil {
+				r.stopJobs()
+				r.detach()
+				return nil, fmt.Errorf("partition %d (%s): %w", p.Number, p.Name, err)
+			}
+			r.Parts[i].Job = j
 		}
-		j, err := startPartition(ctx, jobs, plan, p, mi, o)
-		if err != nil {
-			r.stopJobs()
-			return nil, fmt.Errorf("partition %d (%s): %w", p.Number, p.Name, err)
-		}
-		r.Parts = append(r.Parts, Part{Partition: p, Job: j})
 	}
 	r.failed = make([]error, len(r.Parts))
 	go r.watch(ctx)
@@ -282,10 +295,22 @@ func NewSession(tu engine.Tuning, log *slog.Logger) (*engine.Session, error) {
 // startPartition starts the job that writes one partition's data. It is
 // the one place that knows where a partition's extents go: through the
 // partition's device node, made by WriteTable.
-func startPartition(ctx context.Context, jobs Jobs, plan *diskimage.Plan, p diskimage.Partition, mi *metainfo.MetaInfo, o Options) (*engine.Job, error) {
-	node, err := plan.PartitionNode(p.Number)
+func (r *Run) startPartition(ctx context.Context, jobs Jobs, plan *diskimage.Plan, p diskimage.Partition, mi *metainfo.MetaInfo, o Options) (*engine.Job, error) {
+	number := p.Number
+	if p.Volume != nil {
+		number = p.Volume.PV
+	}
+	node, err := plan.PartitionNode(number)
 	if err != nil {
 		return nil, err
+	}
+	if p.Volume != nil { // an LV: a loop device at its offset on its PV
+		loop, detach, err := lvm.Loop(ctx, node, p.Volume.Offset, p.Size, true)
+		if err != nil {
+			return nil, err
+		}
+		r.detachers = append(r.detachers, detach)
+		node = loop
 	}
 	return jobs.Deploy(ctx, engine.DeployOptions{
 		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
@@ -300,6 +325,7 @@ func (r *Run) watch(ctx context.Context) {
 		if r.closer != nil {
 			r.closer()
 		}
+		r.detach()
 		close(r.done)
 	}()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -353,6 +379,13 @@ func (r *Run) watch(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+func (r *Run) detach() {
+	for _, d := range r.detachers {
+		d()
+	}
+	r.detachers = nil
 }
 
 func (r *Run) stopJobs() {

@@ -30,6 +30,9 @@ type Plan struct {
 	Boot       *table.BootAreas
 	Target     string
 	TargetSize int64
+	// Grow, set by SetGrow, is the partition grown to fill the free
+	// space after it once every partition is verified.
+	Grow *GrowRequest
 }
 
 // PrepareDeploy checks, before anything is written, that the disk image
@@ -159,6 +162,7 @@ type PartitionReport struct {
 	Saved      string       `json:"saved"`
 	Bytes      int64        `json:"bytes_verified"`
 	Done       string       `json:"done,omitempty"` // what Finish did: "swap recreated", "NTFS alternate boot sector restored"
+	Grew       *Growth      `json:"grew,omitempty"` // --grow: what grew, to what size
 	Fsck       *table.Check `json:"fsck,omitempty"`
 	FsckSkip   string       `json:"fsck_skipped,omitempty"`
 }
@@ -195,6 +199,14 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 	flush(p.Target)
 	rep := &Report{Target: p.Target}
 	for _, part := range p.Manifest.Partitions {
+		if part.Volume != nil {
+			r, err := finishVolume(ctx, p, part, verified)
+			if err != nil {
+				return nil, err
+			}
+			rep.Partitions = append(rep.Partitions, r)
+			continue
+		}
 		node, err := p.PartitionNode(part.Number)
 		if err != nil {
 			return nil, err
@@ -206,6 +218,8 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 				return nil, err
 			}
 			r.Done = "swap recreated"
+		case part.Saved == SavedLVM:
+			r.Done = "LVM PV label and metadata written; its LVs follow"
 		case strings.EqualFold(part.Filesystem, "ntfs"):
 			wrote, err := table.FixNTFSBackupBoot(p.Target, part.Start, part.Size)
 			if err != nil {
@@ -229,6 +243,11 @@ func Finish(ctx context.Context, p *Plan, verified map[int]int64) (*Report, erro
 			}
 		}
 		rep.Partitions = append(rep.Partitions, r)
+	}
+	if p.Grow != nil {
+		if err := p.finishGrow(ctx, rep); err != nil {
+			return rep, err
+		}
 	}
 	if bad := rep.Failed(); len(bad) > 0 {
 		return rep, fmt.Errorf("deployed, but the check of %s failed", strings.Join(bad, ", "))

@@ -16,6 +16,7 @@ func ClientFiles(dir string, m *Manifest) (map[string][]byte, error) {
 	for _, p := range m.Partitions {
 		names = append(names, p.Torrent, p.TorrentInfo)
 	}
+	names = append(names, Scripts(dir)...) // what --then-run names
 	if swaps, err := filepath.Glob(filepath.Join(dir, "swappt-*.info")); err == nil {
 		for _, sw := range swaps {
 			names = append(names, filepath.Base(sw))
@@ -36,4 +37,20 @@ func ClientFiles(dir string, m *Manifest) (map[string][]byte, error) {
 		files[n] = b
 	}
 	return files, nil
+}
+
+// MaxScript caps a --then-run script's size.
+const MaxScript = 1 << 20
+
+// Scripts are the *.sh files at the top of an image directory: what
+// --then-run may name, served with the image.
+func Scripts(dir string) []string {
+	var out []string
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.sh"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() && st.Size() <= MaxScript {
+			out = append(out, filepath.Base(m))
+		}
+	}
+	return out
 }

@@ -40,7 +40,31 @@ const (
 	SavedDD        = "dd"        // every block, by partclone.dd
 	SavedSwap      = "swap"      // not copied; recreated with its UUID and label
 	SavedExtended  = "extended"  // an MBR extended partition: the table rebuilds its EBR chain
+	// An LVM PV: its torrent holds the label and metadata area (the
+	// bytes before its first extent); its LVs follow as entries of their
+	// own, each with a Volume.
+	SavedLVM = "lvm-pv"
 )
+
+// Volume places an entry on an LVM PV: one segment of a logical volume,
+// its bytes at Offset from the start of partition PV. Its entry's Start
+// is the same place from the start of the disk, its Number one above the
+// table's (VolumeNumbers and up).
+type Volume struct {
+	PV       int    `json:"pv"` // the number of the PV's partition
+	Offset   int64  `json:"offset"`
+	VG       string `json:"vg"`
+	VGUUID   string `json:"vg_uuid"`
+	LV       string `json:"lv"`
+	LVUUID   string `json:"lv_uuid"`
+	Segment  int    `json:"segment"`      // 1-based, of Segments
+	Segments int    `json:"segments"`     // of the LV
+	StartLE  int64  `json:"start_extent"` // the LV's extent where this segment starts
+}
+
+// VolumeNumbers is the first number given to the LV entries of a disk
+// image (no partition table numbers this high).
+const VolumeNumbers = 1001
 
 // Manifest is ezio-disk.json.
 type Manifest struct {
@@ -85,6 +109,8 @@ type Partition struct {
 	InfoHash    string `json:"infohash,omitempty"`
 	UsedBytes   int64  `json:"used_bytes,omitempty"`
 	Pieces      int    `json:"pieces,omitempty"`
+	// Volume is set on an LV's entry: where on which PV it lies.
+	Volume *Volume `json:"volume,omitempty"`
 }
 
 // HasData says whether the partition has a torrent to deploy.
@@ -153,6 +179,12 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("partition number %d missing or repeated", p.Number)
 		}
 		seen[p.Number] = true
+		if v := p.Volume; v != nil {
+			pv, ok := m.Partition(v.PV)
+			if !ok || pv.Saved != SavedLVM || v.Offset < 0 || pv.Start+v.Offset != p.Start || v.Offset+p.Size > pv.Size {
+				return fmt.Errorf("volume entry %d (%s) is not inside an LVM PV partition of the image", p.Number, p.Name)
+			}
+		}
 		if p.Start < 0 || p.Size <= 0 || p.Start+p.Size > m.SizeBytes {
 			return fmt.Errorf("partition %d (start %d, %d bytes) is not inside the %d-byte disk", p.Number, p.Start, p.Size, m.SizeBytes)
 		}
@@ -162,7 +194,7 @@ func (m *Manifest) Check() error {
 			}
 		}
 		switch p.Saved {
-		case SavedPartclone, SavedDD:
+		case SavedPartclone, SavedDD, SavedLVM:
 			if p.Torrent == "" {
 				return fmt.Errorf("partition %d is saved by %s but has no torrent", p.Number, p.Saved)
 			}

@@ -274,7 +274,7 @@ func packageOf(tool string) string {
 		return "util-linux"
 	case "e2fsck":
 		return "e2fsprogs"
-	case "xfs_repair":
+	case "xfs_repair", "xfs_info":
 		return "xfsprogs"
 	case "btrfs":
 		return "btrfs-progs"
@@ -284,8 +284,14 @@ func packageOf(tool string) string {
 		return "exfatprogs"
 	case "fsck.vfat":
 		return "dosfstools"
-	case "ntfsfix":
+	case "ntfsfix", "ntfsresize":
 		return "ntfs-3g"
+	case "resize2fs", "dumpe2fs":
+		return "e2fsprogs"
+	case "xfs_growfs":
+		return "xfsprogs"
+	case "pvresize", "pvs", "lvs", "vgcfgrestore", "vgcfgbackup":
+		return "lvm2"
 	case "fsck.hfsplus":
 		return "hfsprogs"
 	}

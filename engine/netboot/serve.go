@@ -1,6 +1,7 @@
 package netboot
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,7 +185,7 @@ func (s *Service) script(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprint(w, Script(ScriptOptions{
-		Base: "http://" + r.Host, Image: s.Image, MAC: mac, Target: firstNonEmpty(targets[mac.String()], s.Target),
+		Base: "http://" + r.Host, Image: s.Image, MAC: mac, Target: cmp.Or(targets[mac.String()], s.Target),
 		Then: s.Then, Local: local,
 	}))
 }
@@ -232,13 +233,4 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

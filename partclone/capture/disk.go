@@ -158,6 +158,7 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 		}
 	}
 	index := 0
+	var volumes []diskimage.Partition // the LVs of LVM PVs, after the table's partitions
 	for i := range parts {
 		part := &parts[i]
 		if part.Saved == diskimage.SavedSwap {
@@ -173,6 +174,23 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 		node, err := table.PartitionNode(o.Source, part.Number)
 		if err != nil {
 			return nil, err
+		}
+		if part.Filesystem == "LVM2_member" {
+			lc, err := readLVM(ctx, o.Source, node, dir, part, log)
+			if err != nil {
+				return nil, err
+			}
+			vols, err := lc.capture(ctx, o, diskimage.VolumeNumbers+len(volumes), func(name string, pct float64) {
+				if progress != nil {
+					progress(DiskProgress{Partition: name, Index: index, Count: count, Percent: pct, Overall: overall(done, part.Size, pct, total)})
+				}
+			})
+			if err != nil {
+				return nil, fmt.Errorf("partition %s: %w", part.Name, err)
+			}
+			volumes = append(volumes, vols...)
+			done += part.Size
+			continue
 		}
 		fstype := part.Filesystem
 		if _, _, err := partclone.ProgramFor(fstype); err != nil && fstype != "" {
@@ -197,7 +215,7 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 		done += part.Size
 		fillSaved(part, r.Manifest)
 	}
-	m.Partitions = parts
+	m.Partitions = append(parts, volumes...)
 	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
 	if err := writeManifest(dir, m); err != nil {
 		return nil, err
@@ -315,7 +333,7 @@ func writeSwapInfo(dir string, p *diskimage.Partition) error {
 func writeManifest(dir string, m *diskimage.Manifest) error {
 	var names []string
 	for _, p := range m.Partitions {
-		if p.HasData() {
+		if p.HasData() && p.Volume == nil {
 			names = append(names, p.Name)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,15 +79,15 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	if _, err := os.Stat(filepath.Join(src, "ecryptfs.info")); err == nil {
 		return nil, refused(fmt.Errorf("%s is encrypted (ecryptfs.info): every partition (%s) is inside an ecryptfs volume; decrypt it with Clonezilla first (ocs-sr restores it, then save it again without -senc)", src, strings.Join(parts, ", ")))
 	}
-	if lvm, err := read("lvm_vg_dev.list"); err == nil {
-		var pvs []string
-		for _, line := range strings.Split(lvm, "\n") {
-			if f := strings.Fields(line); len(f) >= 2 {
-				pvs = append(pvs, f[1]+" (volume group "+f[0]+")")
-			}
-		}
-		return nil, refused(fmt.Errorf("%s uses LVM: %s is an LVM physical volume, and ezio does not import LVM images yet (a later step); restore it with Clonezilla", src, strings.Join(pvs, ", ")))
+	vgs, err := readClonezillaPVs(src)
+	if err != nil {
+		return nil, refused(err)
 	}
+	pvOf := map[string]*czVG{}
+	for _, vg := range vgs {
+		pvOf[vg.Part] = vg
+	}
+	parts = slices.DeleteFunc(parts, func(p string) bool { return pvOf[p] != nil })
 	pt, mbr, hidden, gpt := diskimage.Files(disk)
 	ptText, err := read(pt)
 	if err != nil {
@@ -99,6 +100,13 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	images, err := findImages(src, parts)
 	if err != nil {
 		return nil, refused(err)
+	}
+	if len(vgs) > 0 {
+		cleanup, err := prepareLVM(ctx, src, t, disk, vgs, images)
+		if err != nil {
+			return nil, refused(err)
+		}
+		defer cleanup()
 	}
 	// Every program before the first byte is written.
 	for _, part := range parts {
@@ -170,7 +178,7 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	for _, p := range parts {
 		total += images[p].bytes
 	}
-	var out []diskimage.Partition
+	var out, volumes []diskimage.Partition
 	index := 0
 	for _, tp := range t.Partitions {
 		name := table.PartitionName(disk, tp.Number)
@@ -187,6 +195,12 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 		case swaps[name] != nil:
 			p.Saved, p.Filesystem = diskimage.SavedSwap, "swap"
 			p.UUID, p.Label = swaps[name]["UUID"], swaps[name]["LABEL"]
+		case pvOf[name] != nil:
+			vols, err := importPV(ctx, src, dir, &p, pvOf[name], images, o, diskimage.VolumeNumbers+len(volumes), log)
+			if err != nil {
+				return nil, fmt.Errorf("partition %s: %w", name, err)
+			}
+			volumes = append(volumes, vols...)
 		case saved[name]:
 			index++
 			im := images[name]
@@ -221,7 +235,7 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 			return nil, refused(fmt.Errorf("%s lists partition %s, which %s does not have", filepath.Join(src, "parts"), part, pt))
 		}
 	}
-	m.Partitions = out
+	m.Partitions = append(out, volumes...)
 	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
 	if err := writeManifest(dir, m); err != nil {
 		return nil, err

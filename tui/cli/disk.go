@@ -40,8 +40,18 @@ type DiskDeployOptions struct {
 	SeedAfter time.Duration
 	// Timeout: as engine.DeployOptions.Timeout (negative: wait forever).
 	Timeout time.Duration
-	Tuning  engine.Tuning
-	Logger  *slog.Logger
+	// Grow names the partition grown to fill a larger target once every
+	// piece is verified (diskimage.GrowLast: the last one); "" keeps the
+	// image's sizes.
+	Grow string
+	// Source is where the image came from (a directory or the seeder's
+	// URL): the room counter of --hostname is asked there.
+	Source string
+	// Hostname is a pattern ({mac} {ip} {serial} {n}) for the Linux
+	// root's hostname; ThenRun a script of the image run once verified.
+	Hostname, ThenRun string
+	Tuning            engine.Tuning
+	Logger            *slog.Logger
 }
 
 // diskProgress is a --json line of a disk deploy.
@@ -64,6 +74,7 @@ type diskProgress struct {
 	Error   string            `json:"error,omitempty"`
 	Seconds float64           `json:"seconds,omitempty"`
 	Report  *diskimage.Report `json:"report,omitempty"`
+	Machine *machineResult    `json:"machine,omitempty"` // --hostname, --then-run
 }
 
 type partitionProgress struct {
@@ -108,11 +119,12 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 	start := time.Now()
 	var m *diskimage.Manifest
 	var progress []partitionProgress
+	var mres *machineResult
 	defer func() {
 		if mode != progressJSON {
 			return
 		}
-		r := diskProgress{Type: "result", Target: target, Result: "ok", Seconds: time.Since(start).Seconds(), Report: rep, Partitions: progress}
+		r := diskProgress{Type: "result", Target: target, Result: "ok", Seconds: time.Since(start).Seconds(), Report: rep, Partitions: progress, Machine: mres}
 		if m != nil {
 			r.Image = m.Name
 		}
@@ -134,6 +146,15 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 	plan, err := img.Prepare(ctx, target)
 	if err != nil {
 		return nil, refused(err)
+	}
+	if o.Grow != "" {
+		if err := plan.SetGrow(o.Grow); err != nil {
+			return nil, refused(err)
+		}
+	}
+	script, err := checkMachine(fsys, &o)
+	if err != nil {
+		return nil, err
 	}
 	if !o.Yes {
 		if err := a.confirmDisk(plan); err != nil {
@@ -261,6 +282,15 @@ loop:
 	if err != nil {
 		return rep, &ExitError{Code: ExitFailed, Err: err}
 	}
+	if o.Hostname != "" || script != nil {
+		mres, err = a.finishMachine(fctx, plan, rep, script, o)
+		if mode != progressJSON {
+			printMachine(a.Stdout, mres)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
 	return rep, nil
 }
 
@@ -300,6 +330,9 @@ func (a *App) confirmDisk(p *diskimage.Plan) error {
 			fmt.Fprintf(w, "  %d  %-10s %-8s %s %s\n", part.Number, format.Bytes(part.Size), part.Filesystem, part.Saved, part.Label)
 		}
 		fmt.Fprintf(w, "Target %s (%s): its partition table and everything on it will be overwritten.\n", p.Target, format.Bytes(p.TargetSize))
+		if g := p.Grow; g != nil {
+			fmt.Fprintf(w, "Then partition %d (%s) grows from %s by the %s free after it.\n", g.Partition.Number, cmp.Or(g.Partition.Filesystem, g.Partition.Saved), format.Bytes(g.Partition.Size), format.Bytes(g.Room))
+		}
 	})
 }
 
@@ -484,7 +517,7 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	if err != nil {
 		return err
 	}
-	o.Logger, o.Tuning = log, a.Tuning
+	o.Logger, o.Tuning, o.Source = log, a.Tuning, src
 	fsys := diskdeploy.SourceFS(ctx, src)
 	// The seeder's own tracker, where its partitions' seed jobs and the
 	// other clients are.

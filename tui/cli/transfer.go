@@ -168,6 +168,9 @@ func newDeployCmd(a *App) *cobra.Command {
 		yes, asJSON    bool
 		recheck        bool
 		then           string
+		grow           string
+		hostname       string
+		thenRun        string
 	}
 	// policy is what the flags say of trackers, seeding after the deploy
 	// (default: serve while others need pieces) and giving up (0: never),
@@ -215,10 +218,14 @@ carrying "result", "code" and "reason".`,
 		Example: `  ezio deploy http://10.0.0.1:6969/torrents/sda1.torrent /dev/sda1
   ezio deploy sda1.torrent /dev/sdb1 --tracker http://10.0.0.1:6969/announce --yes --json
   ezio deploy sda1.torrent disk.img --peer 10.0.0.1:6881 --seed-after 10m`,
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(2, 3), // 3 with --grow PART
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			args, aerr := growArgs(cmd, args, &o.grow)
+			if aerr != nil {
+				return aerr
+			}
 			engine.LimitMemory(a.Tuning) // --cache-size bounds the whole client
 			deployDisk := func(src string) error {
 				// A whole-disk image: its own progress and result lines.
@@ -228,7 +235,7 @@ carrying "result", "code" and "reason".`,
 				// The same peers, seeding policy and timeout as a partition
 				// image's deploy.
 				trackers, seedAfter, timeout := policy(cmd)
-				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout}); err != nil {
+				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow, Hostname: o.hostname, ThenRun: o.thenRun}); err != nil {
 					return err
 				}
 				return a.runThen(o.then)
@@ -257,6 +264,9 @@ carrying "result", "code" and "reason".`,
 				}
 				if err != nil {
 					return fetchError(err)
+				}
+				if o.grow != "" || o.hostname != "" || o.thenRun != "" {
+					return refused(errors.New("--grow, --hostname and --then-run apply to whole-disk images, not to a partition image"))
 				}
 				sum, _, err := engine.Summarize(ft.MetaInfo)
 				if err != nil {
@@ -324,6 +334,9 @@ carrying "result", "code" and "reason".`,
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
 	f.BoolVar(&o.recheck, "recheck", false, "re-verify pieces already on the target instead of trusting the resume record")
 	f.StringVar(&o.then, "then", thenExit, "after a verified deploy (and serving the others): reboot, poweroff, shell or exit")
+	growFlag(cmd, &o.grow)
+	f.StringVar(&o.hostname, "hostname", "", "whole-disk images: name the deployed Linux system (/etc/hostname, 127.0.1.1 in /etc/hosts; machine-id emptied); PATTERN may hold {mac} {ip} {serial} {n} (n: 1, 2, 3... handed out by the server)")
+	f.StringVar(&o.thenRun, "then-run", "", "whole-disk images: once verified, run this script of the image directory with the partitions mounted and EZIO_* facts in its environment; its failure is exit 1")
 	return cmd
 }
 
