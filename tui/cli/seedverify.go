@@ -46,20 +46,28 @@ func verifyProgress(a *App) (progress func(done, total int64), end func()) {
 	return progress, end
 }
 
+// verifyShowing hashes source against mi with the progress line, for
+// `ezio torrent verify` and `ezio seed --verify`: a torrent that does not
+// fit the source, or a source that cannot be read as one, is a refusal.
+func verifyShowing(ctx context.Context, a *App, mi *metainfo.MetaInfo, source string, threads int) (*engine.VerifyResult, error) {
+	progress, end := verifyProgress(a)
+	r, err := engine.VerifySource(ctx, mi, source, threads, progress)
+	end()
+	var ve *engine.ValidationError
+	var se *engine.SourceError
+	if errors.As(err, &ve) || errors.As(err, &se) {
+		return nil, refused(err)
+	}
+	return r, err
+}
+
 // verifyBeforeSeeding is `ezio seed --verify`: the whole source is hashed
 // on all cores before anything is served; a source with a bad piece is
 // refused (exit 1) with the pieces listed, so that no client ever waits
 // on a piece this seeder cannot give.
 func verifyBeforeSeeding(ctx context.Context, a *App, mi *metainfo.MetaInfo, source string) error {
-	progress, end := verifyProgress(a)
-	r, err := engine.VerifySource(ctx, mi, source, 0, progress)
-	end()
-	var ve *engine.ValidationError
-	var se *engine.SourceError
-	switch {
-	case errors.As(err, &ve), errors.As(err, &se):
-		return refused(err)
-	case err != nil:
+	r, err := verifyShowing(ctx, a, mi, source, 0)
+	if err != nil {
 		return err
 	}
 	if len(r.Bad) == 0 {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,15 +31,8 @@ could not be read); 2 refused (bad torrent, missing or too short source).`,
 			if err != nil {
 				return refused(err)
 			}
-			progress, end := verifyProgress(a)
-			r, err := engine.VerifySource(cmd.Context(), mi, args[1], threads, progress)
-			end()
-			var ve *engine.ValidationError
-			var se *engine.SourceError
-			switch {
-			case errors.As(err, &ve), errors.As(err, &se):
-				return refused(err)
-			case err != nil:
+			r, err := verifyShowing(cmd.Context(), a, mi, args[1], threads)
+			if err != nil {
 				return err
 			}
 			if asJSON {
