@@ -168,7 +168,14 @@ func TestCorruptPeerIsSurvived(t *testing.T) {
 	checkTarget(t, im, target)
 	// The lying peer's data did arrive, and was rejected: the target is
 	// right although bad pieces came in.
+	// The liar's counters are sampled four times a second, and the
+	// deploy can end within one sample of its last upload: wait for a
+	// snapshot taken after it (bounded).
 	sent, failures := bad.Snapshot().BytesUploaded, j.Snapshot().HashFailures
+	for until := time.Now().Add(3 * time.Second); sent == 0 && time.Now().Before(until); {
+		time.Sleep(100 * time.Millisecond)
+		sent = bad.Snapshot().BytesUploaded
+	}
 	t.Logf("the liar sent %d bytes; hash failures seen: %d", sent, failures)
 	if sent == 0 || failures == 0 {
 		t.Errorf("the lying peer was never exercised (it sent %d bytes, %d hash failures): the test proves nothing", sent, failures)
