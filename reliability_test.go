@@ -335,7 +335,9 @@ func TestUploadLimitHoldsAndNeverStalls(t *testing.T) {
 			if el < minSecs {
 				t.Errorf("%d client(s) finished in %.1fs: faster than the cap allows (%.1fs)", n, el, minSecs)
 			}
-			if n == 1 && el > total/(limit*0.9)+5+8 {
+			// Under -race hashing and copying run several times slower:
+			// the stall bound is checked by the ordinary pass only.
+			if n == 1 && !raceDetector && el > total/(limit*0.9)+5+8 {
 				t.Errorf("one client took %.1fs: the cap stalled the transfer (want about %.1fs + 5 s seeding)", el, total/limit)
 			}
 			t.Logf("%d client(s): %.1fs, %.0f MiB from the seeder per the clients' peer tables", n, el, fromSeeder/(1<<20))

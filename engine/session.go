@@ -141,6 +141,7 @@ func (s *Session) installHooks(cfg *torrent.ClientConfig) {
 		if h := hooksOf(pc); h != nil && h.closed != nil {
 			h.closed(pc)
 		}
+		listenPorts.Delete(pc)
 	}
 	cfg.Callbacks.ReadMessage = func(pc *torrent.PeerConn, m *pp.Message) {
 		if h := hooksOf(pc); h != nil && h.read != nil {
@@ -148,6 +149,9 @@ func (s *Session) installHooks(cfg *torrent.ClientConfig) {
 		}
 	}
 	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+		if d.Port > 0 && d.Port < 65536 {
+			listenPorts.Store(pc, d.Port)
+		}
 		if h := hooksOf(pc); h != nil && h.handshake != nil {
 			h.handshake(pc, d)
 		}

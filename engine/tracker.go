@@ -112,7 +112,7 @@ func (w *connWitness) sample(t *torrent.Torrent) {
 		}
 		ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
 		o := obs{keys: [2]netip.AddrPort{ra, ra}}
-		if lp := pc.PeerListenPort; lp > 0 && lp < 65536 {
+		if lp := peerListenPort(pc); lp > 0 {
 			o.keys[1] = netip.AddrPortFrom(ra.Addr(), uint16(lp))
 		}
 		st := pc.Stats()

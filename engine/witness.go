@@ -90,7 +90,7 @@ func (h *haveWatch) closed(pc *torrent.PeerConn) {
 	}
 	ra = netip.AddrPortFrom(ra.Addr().Unmap(), ra.Port())
 	keys := []netip.AddrPort{ra}
-	if lp := pc.PeerListenPort; lp > 0 && lp < 65536 {
+	if lp := peerListenPort(pc); lp > 0 {
 		keys = append(keys, netip.AddrPortFrom(ra.Addr(), uint16(lp)))
 	}
 	w.record(keys, Evidence{Pieces: n})
@@ -132,4 +132,19 @@ func chain(a, b peerHooks) peerHooks {
 			}
 		},
 	}
+}
+
+// listenPorts holds, per live connection, the listen port its peer sent in
+// its extended handshake. The library writes PeerConn.PeerListenPort on the
+// connection's reader without a lock readers outside it can take, so the
+// engine keeps its own copy, written by the handshake callback and dropped
+// when the connection closes (session.go installHooks).
+var listenPorts sync.Map // *torrent.PeerConn -> int
+
+// peerListenPort is the listen port pc's peer announced, or 0.
+func peerListenPort(pc *torrent.PeerConn) int {
+	if v, ok := listenPorts.Load(pc); ok {
+		return v.(int)
+	}
+	return 0
 }
