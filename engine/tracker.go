@@ -273,103 +273,49 @@ func (sw *swarm) believes(ev Evidence) bool {
 	return (sw.pieces > 0 && ev.Pieces >= sw.pieces) || (sw.total > 0 && ev.Uploaded >= sw.total)
 }
 
+// announceRequest is one announce, parsed and checked: what the swarm
+// bookkeeping needs, free of HTTP.
+type announceRequest struct {
+	ih       metainfo.Hash
+	peerID   string
+	src      netip.Addr     // where the announce came from
+	addr     netip.AddrPort // src and the announced port
+	left     int64
+	uploaded int64
+	numWant  int
+	event    string
+	// ignoredIP: an ip= naming another address than src, not believed
+	ignoredIP netip.Addr
+}
+
+// announceAnswer is what the tracker tells the asker.
+type announceAnswer struct {
+	peers                []netip.AddrPort
+	complete, incomplete int
+}
+
+// announce is the tracker's HTTP front: it parses the request, lets
+// record do the bookkeeping and bencodes the answer. The seeder's own
+// address (the local address the request reached, at the torrent's peer
+// port) goes first in every answer.
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	ihs := q.Get("info_hash")
-	if len(ihs) != 20 {
-		trackerFailure(w, "info_hash must be 20 bytes")
+	req, err := parseAnnounce(r)
+	if err != nil {
+		trackerFailure(w, err.Error())
 		return
 	}
-	var ih metainfo.Hash
-	copy(ih[:], ihs)
-	peerID := q.Get("peer_id")
-	port, err := strconv.Atoi(q.Get("port"))
-	if err != nil || port <= 0 || port > 65535 {
-		trackerFailure(w, "bad port")
+	if req.ignoredIP.IsValid() {
+		s.log.Debug("ignored ip= in announce", "ip", req.ignoredIP.String(), "from", req.src.String())
+	}
+	ans, seederPort, err := s.record(req)
+	if err != nil {
+		trackerFailure(w, err.Error())
 		return
 	}
-	// The address is the one the announce came from: an ip= naming any
-	// other machine would make every client dial it.
-	src := remoteIP(r)
-	if !src.IsValid() {
-		trackerFailure(w, "unknown source address")
-		return
-	}
-	if p, err := netip.ParseAddr(q.Get("ip")); err == nil && p.Unmap() != src {
-		s.log.Debug("ignored ip= in announce", "ip", p.String(), "from", src.String())
-	}
-	addr := netip.AddrPortFrom(src, uint16(port))
-	left, err := strconv.ParseInt(q.Get("left"), 10, 64)
-	if err != nil || left < 0 {
-		trackerFailure(w, "bad left")
-		return
-	}
-	uploaded, _ := strconv.ParseInt(q.Get("uploaded"), 10, 64)
-	numWant := 200
-	if n, err := strconv.Atoi(q.Get("numwant")); err == nil && n >= 0 && n < numWant {
-		numWant = n
-	}
-	event := q.Get("event")
-	if peerID == "" {
-		peerID = "addr:" + addr.String()
-	}
-	now := s.now()
-
-	s.mu.Lock()
-	sw := s.swarms[ih]
-	if sw == nil {
-		s.mu.Unlock()
-		trackerFailure(w, "this tracker does not serve that torrent")
-		return
-	}
-	seederPort := s.peerPorts[ih]
-	sw.sweepLocked(now, false)
-	p := sw.peers[peerID]
-	if p != nil && p.src != src {
-		// Someone else's peer id: answer, but leave the entry alone.
-		p = nil
-	} else if p == nil {
-		if oldID, ok := sw.byAddr[addr]; ok {
-			// The same machine and port under a new id: it restarted.
-			sw.dropLocked(oldID, sw.peers[oldID])
-		}
-		if len(sw.peers) < MaxPeersPerTorrent {
-			p = &trackedPeer{id: peerID, src: src, addr: addr, first: now, left: left}
-			sw.addLocked(p)
-			s.log.Debug("client joined", "addr", addr.String())
-		} else if !sw.warnedCap {
-			sw.warnedCap = true
-			s.log.Warn("tracker full: further clients are answered but not tracked", "limit", MaxPeersPerTorrent)
-		}
-	}
-	var check *trackedPeer
-	if p != nil {
-		if !p.last.IsZero() && now.Sub(p.last) > 500*time.Millisecond && left <= p.left {
-			p.rate = float64(p.left-left) / now.Sub(p.last).Seconds()
-		}
-		p.left, p.uploaded, p.last = left, uploaded, now
-		p.stopped = event == "stopped"
-		p.claimed = left == 0
-		if !p.claimed {
-			p.verified = false
-		}
-		if p.claimed && !p.verified && sw.witness != nil && now.Sub(p.lastCheck) >= witnessEvery {
-			p.lastCheck = now
-			check = p
-		}
-	}
-	// Peers to hand out: live ones but the asker, in random order.
-	others := sw.sampleLocked(now, numWant, peerID, addr)
-	complete, incomplete := sw.nComplete, sw.nIncomplete
-	witness := sw.witness
-	s.mu.Unlock()
-
-	if check != nil {
-		s.checkCompletion(ih, witness, check, addr, 0)
-	}
+	others := ans.peers
 	if seederPort > 0 {
 		if lip := localIP(r); lip.Is4() {
-			if seeder := netip.AddrPortFrom(lip, uint16(seederPort)); seeder != addr {
+			if seeder := netip.AddrPortFrom(lip, uint16(seederPort)); seeder != req.addr {
 				others = append([]netip.AddrPort{seeder}, others...)
 			}
 		}
@@ -387,8 +333,8 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{
 		"interval":     int(AnnounceInterval / time.Second),
 		"min interval": 1,
-		"complete":     complete + 1,
-		"incomplete":   incomplete,
+		"complete":     ans.complete + 1,
+		"incomplete":   ans.incomplete,
 		"peers":        compact.String(),
 	}
 	b, err := bencode.Marshal(resp)
@@ -398,6 +344,120 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.Write(b)
+}
+
+// announceError is a request the tracker answers with a failure reason.
+type announceError string
+
+func (e announceError) Error() string { return string(e) }
+
+// parseAnnounce reads an announce's query. The address is the one the
+// request came from: an ip= naming any other machine would make every
+// client dial it, so it is ignored.
+func parseAnnounce(r *http.Request) (announceRequest, error) {
+	q := r.URL.Query()
+	var req announceRequest
+	ihs := q.Get("info_hash")
+	if len(ihs) != 20 {
+		return req, announceError("info_hash must be 20 bytes")
+	}
+	copy(req.ih[:], ihs)
+	req.peerID = q.Get("peer_id")
+	port, err := strconv.Atoi(q.Get("port"))
+	if err != nil || port <= 0 || port > 65535 {
+		return req, announceError("bad port")
+	}
+	req.src = remoteIP(r)
+	if !req.src.IsValid() {
+		return req, announceError("unknown source address")
+	}
+	if p, err := netip.ParseAddr(q.Get("ip")); err == nil && p.Unmap() != req.src {
+		req.ignoredIP = p
+	}
+	req.addr = netip.AddrPortFrom(req.src, uint16(port))
+	req.left, err = strconv.ParseInt(q.Get("left"), 10, 64)
+	if err != nil || req.left < 0 {
+		return req, announceError("bad left")
+	}
+	req.uploaded, _ = strconv.ParseInt(q.Get("uploaded"), 10, 64)
+	req.numWant = 200
+	if n, err := strconv.Atoi(q.Get("numwant")); err == nil && n >= 0 && n < req.numWant {
+		req.numWant = n
+	}
+	req.event = q.Get("event")
+	if req.peerID == "" {
+		req.peerID = "addr:" + req.addr.String()
+	}
+	return req, nil
+}
+
+// record books one announce into its torrent's swarm and picks the peers
+// to hand out; a completion claim is put to the witness. It returns the
+// answer and the seeder's peer port for the torrent (0: none).
+func (s *Server) record(req announceRequest) (announceAnswer, int, error) {
+	now := s.now()
+	s.mu.Lock()
+	sw := s.swarms[req.ih]
+	if sw == nil {
+		s.mu.Unlock()
+		return announceAnswer{}, 0, announceError("this tracker does not serve that torrent")
+	}
+	seederPort := s.peerPorts[req.ih]
+	sw.sweepLocked(now, false)
+	p := s.trackedLocked(sw, req, now)
+	var check *trackedPeer
+	if p != nil {
+		if !p.last.IsZero() && now.Sub(p.last) > 500*time.Millisecond && req.left <= p.left {
+			p.rate = float64(p.left-req.left) / now.Sub(p.last).Seconds()
+		}
+		p.left, p.uploaded, p.last = req.left, req.uploaded, now
+		p.stopped = req.event == "stopped"
+		p.claimed = req.left == 0
+		if !p.claimed {
+			p.verified = false
+		}
+		if p.claimed && !p.verified && sw.witness != nil && now.Sub(p.lastCheck) >= witnessEvery {
+			p.lastCheck = now
+			check = p
+		}
+	}
+	// Peers to hand out: live ones but the asker, in random order.
+	ans := announceAnswer{
+		peers:    sw.sampleLocked(now, req.numWant, req.peerID, req.addr),
+		complete: sw.nComplete, incomplete: sw.nIncomplete,
+	}
+	witness := sw.witness
+	s.mu.Unlock()
+	if check != nil {
+		s.checkCompletion(req.ih, witness, check, req.addr, 0)
+	}
+	return ans, seederPort, nil
+}
+
+// trackedLocked finds or makes the asker's entry in sw; nil when it is not
+// to be recorded (another machine's peer id, or the swarm is full).
+func (s *Server) trackedLocked(sw *swarm, req announceRequest, now time.Time) *trackedPeer {
+	p := sw.peers[req.peerID]
+	if p != nil && p.src != req.src {
+		// Someone else's peer id: answer, but leave the entry alone.
+		return nil
+	}
+	if p != nil {
+		return p
+	}
+	if oldID, ok := sw.byAddr[req.addr]; ok {
+		// The same machine and port under a new id: it restarted.
+		sw.dropLocked(oldID, sw.peers[oldID])
+	}
+	if len(sw.peers) < MaxPeersPerTorrent {
+		p = &trackedPeer{id: req.peerID, src: req.src, addr: req.addr, first: now, left: req.left}
+		sw.addLocked(p)
+		s.log.Debug("client joined", "addr", req.addr.String())
+	} else if !sw.warnedCap {
+		sw.warnedCap = true
+		s.log.Warn("tracker full: further clients are answered but not tracked", "limit", MaxPeersPerTorrent)
+	}
+	return p
 }
 
 // checkCompletion asks the witness about a completion claim. A client's
