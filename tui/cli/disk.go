@@ -165,106 +165,14 @@ func (a *App) deployDiskImage(ctx context.Context, jobs partitionJobs, fsys fs.F
 	if err != nil {
 		return nil, err
 	}
+	rp := &diskReporter{a: a, run: run, mode: mode, target: target, image: m.Name}
+	defer func() { progress = rp.progress }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastPlain := time.Time{}
-	report := func(final bool) {
-		pr := run.Progress()
-		progress = progress[:0]
-		for _, p := range pr.Parts {
-			if p.State == diskdeploy.StateNoData {
-				continue // as before: the JSON lists the partitions that carry data
-			}
-			progress = append(progress, partitionProgress{Number: p.Number, Name: p.Name, Phase: string(p.Phase), BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Received: p.BytesGot,
-				PiecesDone: p.PiecesDone, PiecesTotal: p.PiecesTotal, Rate: p.Rate, Peers: p.Peers, Uploaded: p.Uploaded})
-		}
-		switch mode {
-		case progressJSON:
-			if !final {
-				phase := "deploying"
-				if pr.Seeding {
-					phase = "seeding"
-				}
-				if pr.Lost > 0 {
-					phase = string(engine.PhaseWaiting)
-				}
-				json.NewEncoder(a.Stdout).Encode(diskProgress{Type: "progress", Target: target, Image: m.Name, Phase: phase, BytesDone: pr.BytesDone, BytesTotal: pr.BytesTotal, BytesReceived: pr.BytesGot, Partitions: progress, LostSeconds: pr.Lost.Seconds()})
-			}
-		case progressLine, progressPlain:
-			if mode == progressPlain && !final && time.Since(lastPlain) < 5*time.Second {
-				return
-			}
-			lastPlain = time.Now()
-			if mode == progressLine {
-				fmt.Fprint(a.Stdout, "\r"+DiskStatusLine(pr))
-				if final {
-					fmt.Fprintln(a.Stdout)
-				}
-			} else {
-				// In a log: the totals, then one row per partition, as the
-				// wizard's dashboard shows them.
-				fmt.Fprintln(a.Stdout, DiskStatusLine(pr))
-				for _, p := range pr.Parts {
-					fmt.Fprintln(a.Stdout, DiskPartLine(p))
-				}
-			}
-		}
+	if err := rp.untilVerified(ctx, tick.C); err != nil {
+		return nil, err
 	}
-	// Every job to its end; the first failure stops the others.
-loop:
-	for {
-		select {
-		case <-tick.C:
-			report(false)
-		case <-ctx.Done():
-			run.Stop()
-			<-run.Done()
-			break loop
-		case <-run.Verified():
-			break loop
-		}
-	}
-	report(true)
-	if ctx.Err() != nil {
-		<-run.Done()
-		return nil, &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; run the same command again to resume")}
-	}
-	if err := run.Err(); err != nil {
-		<-run.Done()
-		// A partition whose server stayed unreachable makes the disk
-		// unreachable too (exit 3: retry later), anything else failed.
-		code := ExitFailed
-		if ExitCode(ctx, err) == ExitUnreachable {
-			code = ExitUnreachable
-		}
-		return nil, &ExitError{Code: code, Err: err}
-	}
-	// Then, as a partition deploy does: serve the others while the
-	// seeding policy says so. The jobs hold the partitions' nodes open
-	// until they end, so the kernel is told about the table after.
-	select {
-	case <-run.Done():
-	default:
-		if mode != progressJSON {
-			fmt.Fprintln(a.Stderr, "verified; serving the other clients while they need pieces")
-		}
-		stop := ctx.Done()
-	seeding:
-		for {
-			select {
-			case <-tick.C:
-				report(false)
-			case <-stop:
-				run.Stop()
-				stop = nil
-			case <-run.Done():
-				break seeding
-			}
-		}
-		if mode == progressLine {
-			fmt.Fprintln(a.Stdout)
-		}
-	}
+	rp.serveOthers(ctx, tick.C)
 	// Stopped while serving others: the data is verified, so the disk is
 	// still finished (kernel, swap, NTFS, fsck) before leaving.
 	fctx := ctx
@@ -290,6 +198,128 @@ loop:
 		}
 	}
 	return rep, nil
+}
+
+// diskReporter writes a disk deploy's progress in the chosen mode and
+// runs its two waits: until every partition is verified, then while the
+// seeding policy keeps serving the others.
+type diskReporter struct {
+	a         *App
+	run       *diskdeploy.Run
+	mode      progressMode
+	target    string
+	image     string
+	lastPlain time.Time
+	progress  []partitionProgress // the last look, for the result
+}
+
+// untilVerified reports every tick until each job is verified; the first
+// failure stops the others. The error is the deploy's exit.
+func (r *diskReporter) untilVerified(ctx context.Context, tick <-chan time.Time) error {
+loop:
+	for {
+		select {
+		case <-tick:
+			r.report(false)
+		case <-ctx.Done():
+			r.run.Stop()
+			<-r.run.Done()
+			break loop
+		case <-r.run.Verified():
+			break loop
+		}
+	}
+	r.report(true)
+	if ctx.Err() != nil {
+		<-r.run.Done()
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; run the same command again to resume")}
+	}
+	if err := r.run.Err(); err != nil {
+		<-r.run.Done()
+		// A partition whose server stayed unreachable makes the disk
+		// unreachable too (exit 3: retry later), anything else failed.
+		code := ExitFailed
+		if ExitCode(ctx, err) == ExitUnreachable {
+			code = ExitUnreachable
+		}
+		return &ExitError{Code: code, Err: err}
+	}
+	return nil
+}
+
+// serveOthers is what a partition deploy does after verification: serve
+// the other clients while the seeding policy says so. The jobs hold the
+// partitions' nodes open until they end, so the kernel is told about the
+// table after. An interrupt stops the serving, not the deploy.
+func (r *diskReporter) serveOthers(ctx context.Context, tick <-chan time.Time) {
+	select {
+	case <-r.run.Done():
+		return
+	default:
+	}
+	if r.mode != progressJSON {
+		fmt.Fprintln(r.a.Stderr, "verified; serving the other clients while they need pieces")
+	}
+	stop := ctx.Done()
+	for {
+		select {
+		case <-tick:
+			r.report(false)
+		case <-stop:
+			r.run.Stop()
+			stop = nil
+		case <-r.run.Done():
+			if r.mode == progressLine {
+				fmt.Fprintln(r.a.Stdout)
+			}
+			return
+		}
+	}
+}
+
+// report writes one look at the deploy: a JSON progress line, the
+// one-line status, or (in a log) the totals and a row per partition.
+func (r *diskReporter) report(final bool) {
+	pr := r.run.Progress()
+	r.progress = r.progress[:0]
+	for _, p := range pr.Parts {
+		if p.State == diskdeploy.StateNoData {
+			continue // as before: the JSON lists the partitions that carry data
+		}
+		r.progress = append(r.progress, partitionProgress{Number: p.Number, Name: p.Name, Phase: string(p.Phase), BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Received: p.BytesGot,
+			PiecesDone: p.PiecesDone, PiecesTotal: p.PiecesTotal, Rate: p.Rate, Peers: p.Peers, Uploaded: p.Uploaded})
+	}
+	switch r.mode {
+	case progressJSON:
+		if !final {
+			phase := "deploying"
+			if pr.Seeding {
+				phase = "seeding"
+			}
+			if pr.Lost > 0 {
+				phase = string(engine.PhaseWaiting)
+			}
+			json.NewEncoder(r.a.Stdout).Encode(diskProgress{Type: "progress", Target: r.target, Image: r.image, Phase: phase, BytesDone: pr.BytesDone, BytesTotal: pr.BytesTotal, BytesReceived: pr.BytesGot, Partitions: r.progress, LostSeconds: pr.Lost.Seconds()})
+		}
+	case progressLine, progressPlain:
+		if r.mode == progressPlain && !final && time.Since(r.lastPlain) < 5*time.Second {
+			return
+		}
+		r.lastPlain = time.Now()
+		if r.mode == progressLine {
+			fmt.Fprint(r.a.Stdout, "\r"+DiskStatusLine(pr))
+			if final {
+				fmt.Fprintln(r.a.Stdout)
+			}
+			return
+		}
+		// In a log: the totals, then one row per partition, as the
+		// wizard's dashboard shows them.
+		fmt.Fprintln(r.a.Stdout, DiskStatusLine(pr))
+		for _, p := range pr.Parts {
+			fmt.Fprintln(r.a.Stdout, DiskPartLine(p))
+		}
+	}
 }
 
 // DiskStatusLine is the one-line progress of a disk deploy: the totals,
