@@ -87,6 +87,15 @@ func NewSession(o SessionOptions) (*Session, error) {
 	if o.MaxUnverifiedBytes > 0 {
 		cfg.MaxUnverifiedBytes = o.MaxUnverifiedBytes
 	}
+	// A client that completes a torrent queues a have message to each peer
+	// and, when that peer is complete too (the seeder), the library drops
+	// the connection in the same step, often before the message leaves: the
+	// seeder never learns that the client finished, cannot vouch for it,
+	// and a room waiting for it never ends. So only a serving session drops
+	// mutually complete peers: it does so after reading the client's have,
+	// which is what its witness needs. Idle links between finished clients
+	// cost nothing on a LAN and close with their jobs.
+	cfg.DropMutuallyCompletePeers = o.Serve
 	if len(o.Allow) > 0 {
 		cfg.IPBlocklist = AllowList(o.Allow).Blocklist()
 	}

@@ -158,36 +158,40 @@ func (a *App) progressMode(asJSON bool) progressMode {
 	return progressPlain
 }
 
+// deployFlags are the deploy command's flags.
+type deployFlags struct {
+	peers, seeders []string
+	tracker        string
+	seedAfter      time.Duration
+	timeout        time.Duration
+	yes, asJSON    bool
+	recheck        bool
+	then           string
+	grow           string
+	hostname       string
+	thenRun        string
+}
+
+// policy is what the flags say of trackers, seeding after the deploy
+// (default: serve while others need pieces) and giving up (0: never),
+// for partition and disk images alike.
+func (o *deployFlags) policy(cmd *cobra.Command) (trackers []string, seedAfter, timeout time.Duration) {
+	if o.tracker != "" {
+		trackers = []string{o.tracker}
+	}
+	seedAfter = engine.SeedUntilIdle
+	if cmd.Flags().Changed("seed-after") {
+		seedAfter = o.seedAfter
+	}
+	timeout = o.timeout
+	if timeout <= 0 {
+		timeout = -1
+	}
+	return trackers, seedAfter, timeout
+}
+
 func newDeployCmd(a *App) *cobra.Command {
-	var o struct {
-		peers, seeders []string
-		tracker        string
-		seedAfter      time.Duration
-		timeout        time.Duration
-		yes, asJSON    bool
-		recheck        bool
-		then           string
-		grow           string
-		hostname       string
-		thenRun        string
-	}
-	// policy is what the flags say of trackers, seeding after the deploy
-	// (default: serve while others need pieces) and giving up (0: never),
-	// for partition and disk images alike.
-	policy := func(cmd *cobra.Command) (trackers []string, seedAfter, timeout time.Duration) {
-		if o.tracker != "" {
-			trackers = []string{o.tracker}
-		}
-		seedAfter = engine.SeedUntilIdle
-		if cmd.Flags().Changed("seed-after") {
-			seedAfter = o.seedAfter
-		}
-		timeout = o.timeout
-		if timeout <= 0 {
-			timeout = -1
-		}
-		return trackers, seedAfter, timeout
-	}
+	var o deployFlags
 	cmd := &cobra.Command{
 		Use:   "deploy FILE.torrent|URL|SERVER|auto[:NAME]|IMAGE-DIR TARGET",
 		Short: "Receive an image from the swarm and write it onto a disk, partition or file",
@@ -219,108 +223,12 @@ carrying "result", "code" and "reason".`,
   ezio deploy sda1.torrent disk.img --peer 10.0.0.1:6881 --seed-after 10m`,
 		Args: cobra.RangeArgs(2, 3), // 3 with --grow PART
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			start := time.Now()
 			args, aerr := growArgs(cmd, args, &o.grow)
 			if aerr != nil {
 				return aerr
 			}
 			engine.LimitMemory(a.Tuning) // --cache-size bounds the whole client
-			deployDisk := func(src string) error {
-				// A whole-disk image: its own progress and result lines.
-				if err := checkThen(o.then); err != nil {
-					return refused(err)
-				}
-				// The same peers, seeding policy and timeout as a partition
-				// image's deploy.
-				trackers, seedAfter, timeout := policy(cmd)
-				if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow, Hostname: o.hostname, ThenRun: o.thenRun}); err != nil {
-					return err
-				}
-				return a.runThen(o.then)
-			}
-			if IsDiskImageSource(ctx, args[0]) {
-				return deployDisk(args[0])
-			}
-			var job *engine.Job
-			// diskURL is set when the image found on the LAN (auto) or
-			// on a server given by its address is a whole disk.
-			var diskURL string
-			err := func() error {
-				src, target := args[0], args[1]
-				if err := checkThen(o.then); err != nil {
-					return refused(err)
-				}
-				log, err := a.Logger(true)
-				if err != nil {
-					return err
-				}
-				ft, err := discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
-				var de *engine.DiskImageError
-				if errors.As(err, &de) && IsDiskImageSource(ctx, de.URL) {
-					diskURL = de.URL
-					return nil
-				}
-				if err != nil {
-					return fetchError(err)
-				}
-				if o.grow != "" || o.hostname != "" || o.thenRun != "" {
-					return refused(errors.New("--grow, --hostname and --then-run apply to whole-disk images, not to a partition image"))
-				}
-				sum, _, err := engine.Summarize(ft.MetaInfo)
-				if err != nil {
-					return refused(err)
-				}
-				l, kind, err := engine.PrepareDeploy(ft.MetaInfo, target, false)
-				if err != nil {
-					return refused(err)
-				}
-				// A partition image onto a whole disk with a partition
-				// table would destroy the table: refused, naming what
-				// would be lost and the partition that fits.
-				if err := diskimage.CheckPartitionImageTarget(ctx, target, l.End, ""); err != nil {
-					return refused(err)
-				}
-				if !o.yes {
-					err := a.confirmTarget(target, func(w io.Writer) {
-						fmt.Fprintf(w, "Image %s: %s in %d extents (infohash %s)\n", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
-						fmt.Fprintf(w, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
-					})
-					if err != nil {
-						return err
-					}
-				}
-				trackers, seedAfter, timeout := policy(cmd)
-				do := engine.DeployOptions{
-					Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
-					Trackers: trackers, SeedAfter: seedAfter, Timeout: timeout, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
-				}
-				j, err := deployListening(ctx, do, a.Tuning.ListenAddr == "", serverHost(src, do))
-				if err != nil {
-					return deployError(err)
-				}
-				job = j
-				return followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), nil)
-			}()
-			if diskURL != "" {
-				if !o.asJSON {
-					fmt.Fprintf(a.Stderr, "%s is a whole-disk image\n", diskURL)
-				}
-				return deployDisk(diskURL)
-			}
-			if o.asJSON {
-				var s engine.Snapshot
-				if job != nil {
-					s = job.Snapshot()
-				}
-				printResult(ctx, a.Stdout, s, start, err, nil)
-			}
-			if err != nil {
-				// Never reboot over a failed or refused deploy: the
-				// technician must see why.
-				return err
-			}
-			return a.runThen(o.then)
+			return a.runDeploy(cmd, &o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -337,6 +245,109 @@ carrying "result", "code" and "reason".`,
 	f.StringVar(&o.hostname, "hostname", "", "whole-disk images: name the deployed Linux system (/etc/hostname, 127.0.1.1 in /etc/hosts; machine-id emptied); PATTERN may hold {mac} {ip} {serial} {n} (n: 1, 2, 3... handed out by the server)")
 	f.StringVar(&o.thenRun, "then-run", "", "whole-disk images: once verified, run this script of the image directory with the partitions mounted and EZIO_* facts in its environment; its failure is exit 1")
 	return cmd
+}
+
+// runDeploy deploys args[0] onto args[1]: a whole-disk image (a local
+// image directory, or found so on a server) by the disk deploy, anything
+// else as a partition image; then the --then action, after a verified
+// deploy only.
+func (a *App) runDeploy(cmd *cobra.Command, o *deployFlags, args []string) error {
+	ctx := cmd.Context()
+	start := time.Now()
+	deployDisk := func(src string) error {
+		// A whole-disk image: its own progress and result lines.
+		if err := checkThen(o.then); err != nil {
+			return refused(err)
+		}
+		// The same peers, seeding policy and timeout as a partition
+		// image's deploy.
+		trackers, seedAfter, timeout := o.policy(cmd)
+		if err := a.DeployDiskCommand(ctx, src, args[1], o.asJSON, DiskDeployOptions{Peers: o.peers, Seeders: o.seeders, Trackers: trackers, Yes: o.yes, Recheck: o.recheck, SeedAfter: seedAfter, Timeout: timeout, Grow: o.grow, Hostname: o.hostname, ThenRun: o.thenRun}); err != nil {
+			return err
+		}
+		return a.runThen(o.then)
+	}
+	if IsDiskImageSource(ctx, args[0]) {
+		return deployDisk(args[0])
+	}
+	job, diskURL, err := a.deployPartition(cmd, o, args[0], args[1])
+	if diskURL != "" {
+		if !o.asJSON {
+			fmt.Fprintf(a.Stderr, "%s is a whole-disk image\n", diskURL)
+		}
+		return deployDisk(diskURL)
+	}
+	if o.asJSON {
+		var s engine.Snapshot
+		if job != nil {
+			s = job.Snapshot()
+		}
+		printResult(ctx, a.Stdout, s, start, err, nil)
+	}
+	if err != nil {
+		// Never reboot over a failed or refused deploy: the
+		// technician must see why.
+		return err
+	}
+	return a.runThen(o.then)
+}
+
+// deployPartition deploys a partition image from src onto target and
+// follows it to its end. diskURL is set instead when the image found on
+// the LAN (auto) or on a server given by its address is a whole disk.
+func (a *App) deployPartition(cmd *cobra.Command, o *deployFlags, src, target string) (job *engine.Job, diskURL string, _ error) {
+	ctx := cmd.Context()
+	if err := checkThen(o.then); err != nil {
+		return nil, "", refused(err)
+	}
+	log, err := a.Logger(true)
+	if err != nil {
+		return nil, "", err
+	}
+	ft, err := discover.FetchTorrent(ctx, src, discover.DefaultTimeout)
+	var de *engine.DiskImageError
+	if errors.As(err, &de) && IsDiskImageSource(ctx, de.URL) {
+		return nil, de.URL, nil
+	}
+	if err != nil {
+		return nil, "", fetchError(err)
+	}
+	if o.grow != "" || o.hostname != "" || o.thenRun != "" {
+		return nil, "", refused(errors.New("--grow, --hostname and --then-run apply to whole-disk images, not to a partition image"))
+	}
+	sum, _, err := engine.Summarize(ft.MetaInfo)
+	if err != nil {
+		return nil, "", refused(err)
+	}
+	l, kind, err := engine.PrepareDeploy(ft.MetaInfo, target, false)
+	if err != nil {
+		return nil, "", refused(err)
+	}
+	// A partition image onto a whole disk with a partition table would
+	// destroy the table: refused, naming what would be lost and the
+	// partition that fits.
+	if err := diskimage.CheckPartitionImageTarget(ctx, target, l.End, ""); err != nil {
+		return nil, "", refused(err)
+	}
+	if !o.yes {
+		err := a.confirmTarget(target, func(w io.Writer) {
+			fmt.Fprintf(w, "Image %s: %s in %d extents (infohash %s)\n", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.InfoHash[:16])
+			fmt.Fprintf(w, "Target %s (%s): the bytes of every extent, up to byte %d, will be overwritten.\n", target, kind, l.End)
+		})
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	trackers, seedAfter, timeout := o.policy(cmd)
+	do := engine.DeployOptions{
+		Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
+		Trackers: trackers, SeedAfter: seedAfter, Timeout: timeout, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
+	}
+	j, err := deployListening(ctx, do, a.Tuning.ListenAddr == "", serverHost(src, do))
+	if err != nil {
+		return nil, "", deployError(err)
+	}
+	return j, "", followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), nil)
 }
 
 // fetchError words a failure to get the torrent: a server that cannot be
