@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/sha1"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -32,18 +33,6 @@ func (e *BadPieceError) Error() string {
 	return s + " does not match the torrent: " + e.Reason
 }
 
-// pieceWhere is the disk offset and extent file of piece i's first byte.
-func (l *Layout) pieceWhere(i int) (int64, string) {
-	off, n := l.PieceSpan(i)
-	var disk int64 = -1
-	var file string
-	l.mapRange(off, n, func(s segment) bool {
-		disk, file = s.disk, l.FileNames[s.ext]
-		return false
-	})
-	return disk, file
-}
-
 // serveUncheckedForTest makes seeders created while it is set serve their
 // source unchecked: tests use it to build a lying peer.
 var serveUncheckedForTest atomic.Bool
@@ -53,7 +42,7 @@ var serveUncheckedForTest atomic.Bool
 // read that finds a piece bad and every later one return a BadPieceError.
 // At most NumCPU pieces are hashed at once, each with one piece of memory.
 type serveCheck struct {
-	l      *Layout
+	l      *torrentfile.Layout
 	io     extentIO
 	hashes atomic.Pointer[[]byte]
 
@@ -86,7 +75,7 @@ const (
 	verdictBad
 )
 
-func newServeCheck(l *Layout, xio extentIO, log *atomic.Pointer[slog.Logger]) *serveCheck {
+func newServeCheck(l *torrentfile.Layout, xio extentIO, log *atomic.Pointer[slog.Logger]) *serveCheck {
 	c := &serveCheck{
 		l: l, io: xio, log: log, verdict: make([]uint8, l.NumPieces),
 		inflight: map[int]chan struct{}{}, bad: map[int]BadPiece{},
@@ -190,7 +179,7 @@ func (c *serveCheck) check(i int) error {
 		c.verdict[i] = v
 		delete(c.inflight, i)
 		if v == verdictBad {
-			off, file := c.l.pieceWhere(i)
+			off, file := c.l.PieceWhere(i)
 			c.bad[i] = BadPiece{Index: i, Offset: off, File: file, Reason: reason}
 		}
 		c.mu.Unlock()
@@ -300,7 +289,7 @@ func (j *Job) pieceFailedHash(i int) {
 	if clean > 0 && n < giveUpAlways {
 		return
 	}
-	off, file := j.layout.pieceWhere(i)
+	off, file := j.layout.PieceWhere(i)
 	err := &BadDataError{BadPiece: BadPiece{Index: i, Offset: off, File: file, Reason: "fails its hash check"}, Failures: n, Sources: liars}
 	j.log.Error(err.Error())
 	j.fail(err)

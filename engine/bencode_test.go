@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,40 +18,6 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
-
-func TestCheckBencodeRefusesHostileInput(t *testing.T) {
-	goodInfo := "d6:lengthi4e4:name4:sda112:piece lengthi16384e6:pieces20:" + strings.Repeat("x", 20) + "e"
-	cases := map[string]string{
-		"deep nesting":       "d4:info" + strings.Repeat("l", 10_000_000) + strings.Repeat("e", 10_000_000) + "e",
-		"two info keys":      "d4:info" + goodInfo + "4:info" + goodInfo + "e",
-		"two files keys":     "d4:infod5:filesle5:filesle4:name1:xee",
-		"unsorted info keys": "d4:infod4:name1:x6:lengthi4eee",
-		"leading zero":       "d4:infod6:lengthi04eee",
-		"minus zero":         "d4:infod6:lengthi-0eee",
-		"string past end":    "d4:infod4:name99:xee",
-		"trailing data":      "d4:info" + goodInfo + "egarbage",
-		"not a dictionary":   "l4:spame",
-		"non-string key":     "di1ei2ee",
-		"unterminated":       "d4:infod4:name1:x",
-	}
-	for name, in := range cases {
-		t.Run(name, func(t *testing.T) {
-			err := CheckBencode([]byte(in))
-			var be *BencodeError
-			if !errors.As(err, &be) {
-				t.Fatalf("accepted or wrong error: %v", err)
-			}
-		})
-	}
-	if err := CheckBencode([]byte("d4:info" + goodInfo + "e")); err != nil {
-		t.Fatalf("a good torrent refused: %v", err)
-	}
-	// Outside the info dictionary, unsorted keys are tolerated (some
-	// tools write them), duplicates never.
-	if err := CheckBencode([]byte("d4:info" + goodInfo + "8:announce3:urle")); err != nil {
-		t.Errorf("unsorted top-level keys refused: %v", err)
-	}
-}
 
 // TestTorrentsFromOtherToolsStillLoad: what mktorrent, transmission-create
 // and libtorrent write passes the strict reader.
@@ -100,7 +67,7 @@ func TestOversizedTorrentBodySaysSo(t *testing.T) {
 		// No Content-Length: the reader must count for itself.
 		w.Header().Set("Transfer-Encoding", "chunked")
 		chunk := bytes.Repeat([]byte("l"), 1<<20)
-		for range MaxTorrentBytes>>20 + 2 {
+		for range torrentfile.MaxTorrentBytes>>20 + 2 {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
@@ -108,7 +75,7 @@ func TestOversizedTorrentBodySaysSo(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, err := LoadTorrent(context.Background(), srv.URL+"/torrents/big.torrent")
-	var tl *TooLargeError
+	var tl *torrentfile.TooLargeError
 	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "torrent too large") {
 		t.Fatalf("want a torrent-too-large error, got %v", err)
 	}
@@ -124,7 +91,7 @@ func TestMillionExtentsWithinBudget(t *testing.T) {
 	info := metainfo.Info{Name: "sda1", PieceLength: 1 << 20}
 	info.Files = make([]metainfo.FileInfo, n)
 	for i := range info.Files {
-		info.Files[i] = metainfo.FileInfo{Length: 1, Path: []string{FormatOffset(int64(i) * 4096)}}
+		info.Files[i] = metainfo.FileInfo{Length: 1, Path: []string{torrentfile.FormatOffset(int64(i) * 4096)}}
 	}
 	info.Pieces = make([]byte, 20)
 	ib, err := bencode.Marshal(info)
@@ -136,7 +103,7 @@ func TestMillionExtentsWithinBudget(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	mi, err := ParseTorrent(b)
+	mi, err := torrentfile.ParseTorrent(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,19 +130,4 @@ func TestMillionExtentsWithinBudget(t *testing.T) {
 	}
 	runtime.KeepAlive(mi)
 	runtime.KeepAlive(l)
-}
-
-func FuzzCheckBencode(f *testing.F) {
-	f.Add([]byte("d4:infod6:lengthi4e4:name4:sda1ee"))
-	f.Add([]byte("d4:infol" + strings.Repeat("l", 100) + "ee"))
-	f.Add([]byte("d1:ai1e1:ai2ee"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if CheckBencode(b) == nil {
-			// What the strict reader accepts the library must decode.
-			var v any
-			if err := bencode.Unmarshal(b, &v); err != nil {
-				t.Fatalf("accepted but not decodable: %v", err)
-			}
-		}
-	})
 }

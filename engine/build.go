@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/engine/atomicfile"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
 	"os"
@@ -49,7 +50,7 @@ func ScanSource(source string) ([]metainfo.FileInfo, error) {
 		if size == 0 {
 			return nil, fmt.Errorf("%s is empty", source)
 		}
-		return []metainfo.FileInfo{{Path: []string{FormatOffset(0)}, Length: size}}, nil
+		return []metainfo.FileInfo{{Path: []string{torrentfile.FormatOffset(0)}, Length: size}}, nil
 	}
 	entries, err := os.ReadDir(source)
 	if err != nil {
@@ -66,7 +67,7 @@ func ScanSource(source string) ([]metainfo.FileInfo, error) {
 		if name == "torrent.info" || strings.HasPrefix(name, ".") {
 			continue
 		}
-		off, err := ParseOffset(name)
+		off, err := torrentfile.ParseOffset(name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %q is not an extent file (names must be hex disk offsets): %w", source, name, err)
 		}
@@ -97,7 +98,7 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 		return nil, err
 	}
 	if opts.PieceLength == 0 {
-		opts.PieceLength = DefaultPieceLength
+		opts.PieceLength = torrentfile.DefaultPieceLength
 	}
 	if opts.Name == "" {
 		opts.Name = filepath.Base(filepath.Clean(source))
@@ -109,7 +110,7 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 	}
 	n := (total + opts.PieceLength - 1) / opts.PieceLength
 	info.Pieces = make([]byte, 20*n) // placeholder so the layout validates
-	l, err := NewLayout(info)
+	l, err := torrentfile.NewLayout(info)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 const hashReadSize = 8 << 20
 
 // hashPieces fills pieces with the SHA-1 of every piece, on all cores.
-func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, threads int, progress func(done, total int64)) error {
+func hashPieces(ctx context.Context, l *torrentfile.Layout, xio extentIO, pieces []byte, threads int, progress func(done, total int64)) error {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
@@ -196,15 +197,15 @@ func hashPieces(ctx context.Context, l *Layout, xio extentIO, pieces []byte, thr
 // BuildFromExtents makes an image torrent from extents and piece hashes
 // computed elsewhere (partclone's torrent.info), without reading any data.
 // Files are named by 32-digit hex offsets, in the order given.
-func BuildFromExtents(name string, pieceLength int64, extents []Extent, hashes [][20]byte, trackers []string) (*metainfo.MetaInfo, error) {
+func BuildFromExtents(name string, pieceLength int64, extents []torrentfile.Extent, hashes [][20]byte, trackers []string) (*metainfo.MetaInfo, error) {
 	info := &metainfo.Info{Name: name, PieceLength: pieceLength}
 	for _, e := range extents {
-		info.Files = append(info.Files, metainfo.FileInfo{Path: []string{FormatOffset(e.Offset)}, Length: e.Length})
+		info.Files = append(info.Files, metainfo.FileInfo{Path: []string{torrentfile.FormatOffset(e.Offset)}, Length: e.Length})
 	}
 	for _, h := range hashes {
 		info.Pieces = append(info.Pieces, h[:]...)
 	}
-	if _, err := NewLayout(info); err != nil {
+	if _, err := torrentfile.NewLayout(info); err != nil {
 		return nil, err
 	}
 	return newMetaInfo(info, trackers)
@@ -254,7 +255,7 @@ func loadTorrentFile(path string) (*metainfo.MetaInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	mi, err := ParseTorrent(b)
+	mi, err := torrentfile.ParseTorrent(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -265,15 +266,15 @@ func loadTorrentFile(path string) (*metainfo.MetaInfo, error) {
 // longer one (or a declared length over the limit) is a TooLargeError,
 // never a silently cut torrent.
 func ReadTorrentLimited(r io.Reader, declared int64) ([]byte, error) {
-	if declared > MaxTorrentBytes {
-		return nil, &TooLargeError{Size: declared, Limit: MaxTorrentBytes}
+	if declared > torrentfile.MaxTorrentBytes {
+		return nil, &torrentfile.TooLargeError{Size: declared, Limit: torrentfile.MaxTorrentBytes}
 	}
-	b, err := io.ReadAll(io.LimitReader(r, MaxTorrentBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, torrentfile.MaxTorrentBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxTorrentBytes {
-		return nil, &TooLargeError{Size: int64(len(b)), Limit: MaxTorrentBytes, AtLeast: true}
+	if len(b) > torrentfile.MaxTorrentBytes {
+		return nil, &torrentfile.TooLargeError{Size: int64(len(b)), Limit: torrentfile.MaxTorrentBytes, AtLeast: true}
 	}
 	return b, nil
 }
@@ -291,12 +292,12 @@ type TorrentSummary struct {
 }
 
 // Summarize validates a torrent and describes it.
-func Summarize(mi *metainfo.MetaInfo) (*TorrentSummary, *Layout, error) {
+func Summarize(mi *metainfo.MetaInfo) (*TorrentSummary, *torrentfile.Layout, error) {
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading info dictionary: %w", err)
 	}
-	l, err := NewLayout(&info)
+	l, err := torrentfile.NewLayout(&info)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -313,4 +314,4 @@ func Summarize(mi *metainfo.MetaInfo) (*TorrentSummary, *Layout, error) {
 	return s, l, nil
 }
 
-func limitReader(r io.Reader) io.Reader { return io.LimitReader(r, MaxTorrentBytes) }
+func limitReader(r io.Reader) io.Reader { return io.LimitReader(r, torrentfile.MaxTorrentBytes) }

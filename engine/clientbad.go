@@ -283,7 +283,7 @@ func (j *Job) unservable(i int, conns []*torrent.PeerConn, now time.Time) error 
 	if now.Sub(since) < grace {
 		return nil
 	}
-	off, file := j.layout.pieceWhere(i)
+	off, file := j.layout.PieceWhere(i)
 	sort.Strings(servers)
 	return &UnservableError{BadPiece: BadPiece{Index: i, Offset: off, File: file, Reason: reason}, Servers: servers, Told: told}
 }

@@ -10,18 +10,19 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/disks"
+	"ezio/engine/torrentfile"
 )
 
 // PrepareDeploy validates the torrent against the target and runs every
 // safety check, without writing anything. Deploy calls it too; the wizard
 // and the CLI call it first to show a refusal before asking to confirm.
-func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*Layout, TargetKind, error) {
+func PrepareDeploy(mi *metainfo.MetaInfo, target string, skipSafety bool) (*torrentfile.Layout, TargetKind, error) {
 	return PrepareDeployAt(mi, target, 0, skipSafety)
 }
 
 // PrepareDeployAt is PrepareDeploy for a torrent written base bytes into
 // the target (a partition inside a whole disk).
-func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafety bool) (*Layout, TargetKind, error) {
+func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafety bool) (*torrentfile.Layout, TargetKind, error) {
 	if mi == nil {
 		return nil, "", errors.New("no torrent given")
 	}
@@ -32,7 +33,7 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 	if err != nil {
 		return nil, "", err
 	}
-	l = l.withBase(base)
+	l = l.WithBase(base)
 	kind, err := KindOf(target)
 	if err != nil {
 		return nil, "", err
@@ -100,7 +101,7 @@ func (s *Session) Deploy(ctx context.Context, o DeployOptions) (*Job, error) {
 	return s.deploy(ctx, o, l, kind)
 }
 
-func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind TargetKind) (*Job, error) {
+func (s *Session) deploy(ctx context.Context, o DeployOptions, l *torrentfile.Layout, kind TargetKind) (*Job, error) {
 	ih := o.Torrent.HashInfoBytes()
 	trackers := o.Torrent.UpvertedAnnounceList()
 	if len(o.Trackers) > 0 {

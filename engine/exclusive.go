@@ -16,6 +16,7 @@ import (
 
 	"ezio/disks"
 	"ezio/disks/mountinfo"
+	"ezio/engine/torrentfile"
 )
 
 // DiskError is a failed read, write or flush on a target or source, with
@@ -64,7 +65,7 @@ func (e *BusyError) Error() string {
 // exclusive opens while ezio writes; a file gets a non-blocking flock.
 // A new or empty file is created at its full size (the layout's end), so
 // an interrupted deploy into it can resume.
-func openExclusive(path string, l *Layout) (*os.File, error) {
+func openExclusive(path string, l *torrentfile.Layout) (*os.File, error) {
 	fi, err := os.Stat(path)
 	isDev := err == nil && fi.Mode()&os.ModeDevice != 0
 	if isDev {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
 	"os"
@@ -84,10 +85,10 @@ func SizeOf(path string) (int64, error) {
 type rawIO struct {
 	f    *os.File
 	path string
-	l    *Layout
+	l    *torrentfile.Layout
 }
 
-func openRaw(path string, l *Layout, write bool) (*rawIO, error) {
+func openRaw(path string, l *torrentfile.Layout, write bool) (*rawIO, error) {
 	if !write {
 		f, err := os.Open(path)
 		if err != nil {
@@ -137,7 +138,7 @@ func (r *rawIO) identity() string { return identityOf(r.f, r.path) }
 // to a limit; past it, each call opens and closes its file.
 type dirIO struct {
 	dir   string
-	l     *Layout
+	l     *torrentfile.Layout
 	write bool
 	mu    sync.Mutex
 	open  map[int]*os.File
@@ -147,7 +148,7 @@ type dirIO struct {
 
 const dirIOMaxOpen = 512
 
-func openDir(dir string, l *Layout, write bool) (*dirIO, error) {
+func openDir(dir string, l *torrentfile.Layout, write bool) (*dirIO, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -296,7 +297,7 @@ func (d *dirIO) close() error {
 }
 
 // openExtentIO opens a target or source of any kind.
-func openExtentIO(path string, l *Layout, write bool) (extentIO, TargetKind, error) {
+func openExtentIO(path string, l *torrentfile.Layout, write bool) (extentIO, TargetKind, error) {
 	kind, err := KindOf(path)
 	if err != nil {
 		return nil, "", err
@@ -317,13 +318,13 @@ func openExtentIO(path string, l *Layout, write bool) (extentIO, TargetKind, err
 }
 
 // readRange reads torrent bytes [off, off+len(p)) through the layout.
-func readRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
+func readRange(l *torrentfile.Layout, xio extentIO, p []byte, off int64) (int, error) {
 	var n int
 	var rerr error
-	l.mapRange(off, int64(len(p)), func(s segment) bool {
-		k, err := xio.readExtent(s.ext, p[s.buf:s.buf+s.n], s.within)
+	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
+		k, err := xio.readExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
 		n += k
-		if err != nil || int64(k) < s.n {
+		if err != nil || int64(k) < s.N {
 			if err == nil {
 				err = io.ErrUnexpectedEOF
 			}
@@ -336,11 +337,11 @@ func readRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
 }
 
 // writeRange writes torrent bytes [off, off+len(p)) through the layout.
-func writeRange(l *Layout, xio extentIO, p []byte, off int64) (int, error) {
+func writeRange(l *torrentfile.Layout, xio extentIO, p []byte, off int64) (int, error) {
 	var n int
 	var werr error
-	l.mapRange(off, int64(len(p)), func(s segment) bool {
-		k, err := xio.writeExtent(s.ext, p[s.buf:s.buf+s.n], s.within)
+	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
+		k, err := xio.writeExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
 		n += k
 		if err != nil {
 			werr = err

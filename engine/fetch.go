@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
 	"io/fs"
@@ -79,17 +80,17 @@ func (e *DiskImageError) Error() string {
 // response (an over-limit body is a TooLargeError, never a silent cut) and
 // checks it strictly (ParseTorrent).
 func readTorrentBody(ctx context.Context, u string, resp *http.Response) (*metainfo.MetaInfo, error) {
-	if resp.ContentLength > MaxTorrentBytes {
-		return nil, &BadResponseError{URL: u, Status: http.StatusOK, Err: &TooLargeError{Size: resp.ContentLength, Limit: MaxTorrentBytes}}
+	if resp.ContentLength > torrentfile.MaxTorrentBytes {
+		return nil, &BadResponseError{URL: u, Status: http.StatusOK, Err: &torrentfile.TooLargeError{Size: resp.ContentLength, Limit: torrentfile.MaxTorrentBytes}}
 	}
-	b, err := readBody(ctx, u, io.LimitReader(resp.Body, MaxTorrentBytes+1))
+	b, err := readBody(ctx, u, io.LimitReader(resp.Body, torrentfile.MaxTorrentBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > MaxTorrentBytes {
-		return nil, &BadResponseError{URL: u, Status: http.StatusOK, Err: &TooLargeError{Size: int64(len(b)), Limit: MaxTorrentBytes, AtLeast: true}}
+	if int64(len(b)) > torrentfile.MaxTorrentBytes {
+		return nil, &BadResponseError{URL: u, Status: http.StatusOK, Err: &torrentfile.TooLargeError{Size: int64(len(b)), Limit: torrentfile.MaxTorrentBytes, AtLeast: true}}
 	}
-	mi, err := ParseTorrent(b)
+	mi, err := torrentfile.ParseTorrent(b)
 	if err != nil {
 		return nil, &BadResponseError{URL: u, Status: http.StatusOK, Err: err}
 	}
@@ -292,7 +293,7 @@ func FetchImage(ctx context.Context, src string) (*FetchedImage, error) {
 		}
 		return partitionImage(src, ft)
 	}
-	body, err := readBody(ctx, src, io.LimitReader(resp.Body, MaxTorrentBytes))
+	body, err := readBody(ctx, src, io.LimitReader(resp.Body, torrentfile.MaxTorrentBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +393,7 @@ func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
 	}
 	defer cancel()
 	defer resp.Body.Close()
-	body, err := readBody(ctx, u.String(), io.LimitReader(resp.Body, MaxTorrentBytes))
+	body, err := readBody(ctx, u.String(), io.LimitReader(resp.Body, torrentfile.MaxTorrentBytes))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ezio/disks/disktest"
+	"ezio/engine/torrentfile"
 )
 
 func TestFetchImageDisk(t *testing.T) {
@@ -194,18 +195,18 @@ func TestFetchTorrentTooLarge(t *testing.T) {
 	var bad *BadResponseError
 	// Declared too large: refused before reading.
 	declared := errorServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(MaxTorrentBytes+10))
+		w.Header().Set("Content-Length", fmt.Sprint(torrentfile.MaxTorrentBytes+10))
 		w.Write([]byte("d4:infod"))
 	})
 	_, err := FetchTorrent(ctx, declared+"/torrents/big.torrent")
-	if !errors.As(err, &bad) || !strings.Contains(err.Error(), fmt.Sprintf("torrent too large (%d bytes, limit %d)", MaxTorrentBytes+10, MaxTorrentBytes)) {
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), fmt.Sprintf("torrent too large (%d bytes, limit %d)", torrentfile.MaxTorrentBytes+10, torrentfile.MaxTorrentBytes)) {
 		t.Errorf("declared size: %v", err)
 	}
 	// Streamed without a length: cut at the limit, and said so.
 	streamed := errorServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-bittorrent")
 		chunk := make([]byte, 1<<20)
-		for range MaxTorrentBytes>>20 + 2 {
+		for range torrentfile.MaxTorrentBytes>>20 + 2 {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"ezio/disks/disktest"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -44,7 +45,7 @@ func requireTool(t *testing.T, name string) string {
 type testImage struct {
 	dir     string // extent directory
 	name    string
-	extents []Extent
+	extents []torrentfile.Extent
 	data    [][]byte
 	size    int64 // device size the image belongs to
 	mi      *metainfo.MetaInfo
@@ -70,9 +71,9 @@ func makeImage(t *testing.T, total int64, nExtents int, pieceLength int64, seed 
 		for k := range b {
 			b[k] = byte(r.Uint32())
 		}
-		im.extents = append(im.extents, Extent{Offset: off, Length: n})
+		im.extents = append(im.extents, torrentfile.Extent{Offset: off, Length: n})
 		im.data = append(im.data, b)
-		name := FormatOffset(off)
+		name := torrentfile.FormatOffset(off)
 		if i%2 == 1 {
 			name = fmt.Sprintf("%016X", off) // older 16-digit, upper case
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -21,7 +22,7 @@ type Job struct {
 	role   Role
 	name   string
 	ih     metainfo.Hash
-	layout *Layout
+	layout *torrentfile.Layout
 	log    *slog.Logger
 	tu     Tuning
 
@@ -145,7 +146,7 @@ func (j *Job) InfoHash() string { return j.ih.HexString() }
 func (j *Job) Role() Role       { return j.role }
 
 // Layout is the image's extent layout (with the job's base offset).
-func (j *Job) Layout() *Layout { return j.layout }
+func (j *Job) Layout() *torrentfile.Layout { return j.layout }
 
 // progressTime is when the bytes done or received last grew (or the job
 // started).
@@ -162,7 +163,7 @@ func (j *Job) setPhase(p Phase) {
 }
 
 // newJob adds a torrent to the session with the given storage.
-func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *Layout, st *extentStorage, log *slog.Logger) (*Job, error) {
+func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout, st *extentStorage, log *slog.Logger) (*Job, error) {
 	if log == nil {
 		log = s.log
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/torrentfile"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -47,7 +48,7 @@ func newPicker(j *Job, tu Tuning) *picker {
 
 // pickerSizes is how many pieces the picker keeps wanted from peers and
 // from the seeder.
-func pickerSizes(l *Layout, tu Tuning) (kPeer, kSeed int) {
+func pickerSizes(l *torrentfile.Layout, tu Tuning) (kPeer, kSeed int) {
 	tu = tu.withDefaults()
 	budget := int((int64(tu.CacheSizeMiB) << 20) / l.PieceLength)
 	return clamp(budget/tu.Strategy.PickerPeerDiv, 2, 64), clamp(int((int64(tu.Strategy.PickerSeedMiB)<<20)/l.PieceLength), 1, 8)
@@ -55,7 +56,7 @@ func pickerSizes(l *Layout, tu Tuning) (kPeer, kSeed int) {
 
 // unverifiedBudget caps the bytes in flight so that only the picked pieces
 // are requested.
-func unverifiedBudget(l *Layout, tu Tuning) int64 {
+func unverifiedBudget(l *torrentfile.Layout, tu Tuning) int64 {
 	tu = tu.withDefaults()
 	if tu.Strategy.PickerOff {
 		return int64(tu.CacheSizeMiB) << 20

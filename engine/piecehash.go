@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/sha1"
+	"ezio/engine/torrentfile"
 	"hash"
 	"slices"
 	"sync"
@@ -55,7 +56,7 @@ import (
 // library again (no SelfHash) until it passes: that passing check is the
 // one that finds and bans the peer whose blocks differ, exactly as before.
 type pieceHashes struct {
-	l   *Layout
+	l   *torrentfile.Layout
 	io  extentIO
 	aio chan struct{} // the storage's bound on disk operations in flight
 
@@ -86,7 +87,7 @@ type pieceHash struct {
 	held map[int64]int64
 }
 
-func newPieceHashes(l *Layout, xio extentIO, aio chan struct{}) *pieceHashes {
+func newPieceHashes(l *torrentfile.Layout, xio extentIO, aio chan struct{}) *pieceHashes {
 	ph := &pieceHashes{l: l, io: xio, aio: aio, m: map[int]*pieceHash{}, readBack: map[int]bool{},
 		wroteOut: func(int) {}, failed: func(int, error) {}}
 	return ph

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"errors"
+	"ezio/engine/torrentfile"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
@@ -57,14 +58,14 @@ func phSetup(t *testing.T, budget int64) (*extentStorage, storage.TorrentImpl, *
 		data[i] = byte(rng.Uint32())
 	}
 	info := &metainfo.Info{Name: "sda1", PieceLength: pl, Files: []metainfo.FileInfo{
-		{Path: []string{FormatOffset(4096)}, Length: lens[0]},
-		{Path: []string{FormatOffset(1 << 20)}, Length: lens[1]},
+		{Path: []string{torrentfile.FormatOffset(4096)}, Length: lens[0]},
+		{Path: []string{torrentfile.FormatOffset(1 << 20)}, Length: lens[1]},
 	}}
 	for off := int64(0); off < total; off += pl {
 		s := sha1.Sum(data[off:min(off+pl, total)])
 		info.Pieces = append(info.Pieces, s[:]...)
 	}
-	l, err := NewLayout(info)
+	l, err := torrentfile.NewLayout(info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func TestPieceHashHeldWriteErrorIsFatal(t *testing.T) {
 	defer s.Close()
 	s.hashes.setBudget(1 << 20)
 	info := &metainfo.Info{PieceLength: l.PieceLength, Pieces: make([]byte, 20*4),
-		Files: []metainfo.FileInfo{{Path: []string{FormatOffset(4096)}, Length: 4 * l.PieceLength}}}
+		Files: []metainfo.FileInfo{{Path: []string{torrentfile.FormatOffset(4096)}, Length: 4 * l.PieceLength}}}
 	ti, _ := s.OpenTorrent(context.Background(), info, testIH)
 	p := libPiece(ti, info, 0)
 	if _, err := p.WriteAt(make([]byte, l.PieceLength), 0); err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 // CheckSource makes sure a source holds every extent a torrent declares,
 // before anything is served: a device or file long enough, or a directory
 // with every extent file at its full length.
-func CheckSource(l *Layout, source string) (TargetKind, error) {
+func CheckSource(l *torrentfile.Layout, source string) (TargetKind, error) {
 	kind, err := KindOf(source)
 	if err != nil {
 		return "", err
@@ -71,7 +72,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	l = l.withBase(o.Base)
+	l = l.WithBase(o.Base)
 	kind, err := CheckSource(l, o.Source)
 	if err != nil {
 		return nil, err

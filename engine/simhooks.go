@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"ezio/engine/torrentfile"
 
 	"github.com/anacrolix/torrent"
 )
@@ -18,7 +19,7 @@ type PiecePicker struct{ p *picker }
 // cacheMiB (0: the default cache size) and the strategy (the benchmark's
 // knobs, StrategyFromEnv; zero: the defaults).
 func NewPiecePicker(numPieces int, pieceLength int64, cacheMiB int, st Strategy) *PiecePicker {
-	l := &Layout{PieceLength: pieceLength, NumPieces: numPieces}
+	l := &torrentfile.Layout{PieceLength: pieceLength, NumPieces: numPieces}
 	j := &Job{layout: l}
 	return &PiecePicker{p: newPicker(j, Tuning{CacheSizeMiB: cacheMiB, Strategy: st})}
 }
@@ -40,7 +41,7 @@ func (pp *PiecePicker) Choose(complete, partial []bool, peerHave []int, fullSeed
 // UnverifiedBudget is the library's bound on a client's bytes requested
 // and not yet verified, as a deploy sets it (picker.go).
 func UnverifiedBudget(numPieces int, pieceLength int64, cacheMiB int) int64 {
-	return unverifiedBudget(&Layout{PieceLength: pieceLength, NumPieces: numPieces}, Tuning{CacheSizeMiB: cacheMiB})
+	return unverifiedBudget(&torrentfile.Layout{PieceLength: pieceLength, NumPieces: numPieces}, Tuning{CacheSizeMiB: cacheMiB})
 }
 
 // RevealPlanner is a seeder's reveal (reveal.go, revealgroup.go) for one

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,7 +22,7 @@ import (
 // what the resume record may claim lives in book (resume.go); a seeder's
 // check-before-serve in serve (badpiece.go).
 type extentStorage struct {
-	l      *Layout
+	l      *torrentfile.Layout
 	io     extentIO
 	seeder bool // every piece is complete by definition
 
@@ -55,7 +56,7 @@ type extentStorage struct {
 	onFatal  func(error)
 }
 
-func newExtentStorage(l *Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
+func newExtentStorage(l *torrentfile.Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
 	s := &extentStorage{
 		aio: make(chan struct{}, max(1, aioThreads)),
 		l:   l, io: xio, seeder: seeder,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"ezio/disks/disktest"
+	"ezio/engine/torrentfile"
 
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -68,12 +69,12 @@ func (f *fakeIO) close() error {
 
 func (f *fakeIO) identity() string { return "fake" }
 
-func testLayout(t *testing.T, pieces int) *Layout {
+func testLayout(t *testing.T, pieces int) *torrentfile.Layout {
 	t.Helper()
 	const pl = 16 << 10
 	info := &metainfo.Info{Name: "sda1", PieceLength: pl, Pieces: make([]byte, 20*pieces),
-		Files: []metainfo.FileInfo{{Path: []string{FormatOffset(4096)}, Length: int64(pieces) * pl}}}
-	l, err := NewLayout(info)
+		Files: []metainfo.FileInfo{{Path: []string{torrentfile.FormatOffset(4096)}, Length: int64(pieces) * pl}}}
+	l, err := torrentfile.NewLayout(info)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,9 +468,9 @@ func TestSeederNeverServesABadPiece(t *testing.T) {
 	f.Close()
 	// Which piece holds that byte.
 	var badPiece int
-	l.mapRange(0, l.Total, func(s segment) bool {
-		if s.ext == 1 {
-			badPiece = int((s.buf + 1000 - s.within) / l.PieceLength)
+	l.MapRange(0, l.Total, func(s torrentfile.Segment) bool {
+		if s.Ext == 1 {
+			badPiece = int((s.Buf + 1000 - s.Within) / l.PieceLength)
 			return false
 		}
 		return true
@@ -503,7 +504,7 @@ func TestSeederNeverServesABadPiece(t *testing.T) {
 	if len(bad) != 1 || bad[0].Index != badPiece || bad[0].File == "" {
 		t.Fatalf("BadPieces = %+v, want piece %d with its file", bad, badPiece)
 	}
-	wantOff, _ := l.pieceWhere(badPiece)
+	wantOff, _ := l.PieceWhere(badPiece)
 	if bad[0].Offset != wantOff {
 		t.Fatalf("bad piece offset %d, want %d", bad[0].Offset, wantOff)
 	}
@@ -518,7 +519,7 @@ func TestIdentityOfFilesAndDirectories(t *testing.T) {
 	}
 	before := d.identity()
 	for i := range 50 {
-		os.WriteFile(filepath.Join(dir, FormatOffset(int64(i))), []byte("x"), 0o644)
+		os.WriteFile(filepath.Join(dir, torrentfile.FormatOffset(int64(i))), []byte("x"), 0o644)
 	}
 	if after := d.identity(); after != before || before == "" {
 		t.Fatalf("a directory's identity changed as files were added: %q -> %q", before, after)

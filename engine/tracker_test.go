@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/sha1"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +28,7 @@ func fakeTorrent(t testing.TB, name string, pieces int, pieceLen int64) *metainf
 	for i := range hashes {
 		hashes[i] = sha1.Sum([]byte(fmt.Sprintf("%s %d", name, i)))
 	}
-	mi, err := BuildFromExtents(name, pieceLen, []Extent{{Offset: 1 << 20, Length: int64(pieces) * pieceLen}}, hashes, nil)
+	mi, err := BuildFromExtents(name, pieceLen, []torrentfile.Extent{{Offset: 1 << 20, Length: int64(pieces) * pieceLen}}, hashes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

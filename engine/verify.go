@@ -60,7 +60,7 @@ func VerifySource(ctx context.Context, mi *metainfo.MetaInfo, source string, thr
 	r := &VerifyResult{Name: sum.Name, InfoHash: sum.InfoHash, Source: source, Kind: kind, Pieces: l.NumPieces, Bytes: l.Total, Bad: []BadPiece{}}
 	for i := range l.NumPieces {
 		if !bytes.Equal(got[i*20:i*20+20], info.Pieces[i*20:i*20+20]) {
-			off, file := l.pieceWhere(i)
+			off, file := l.PieceWhere(i)
 			r.Bad = append(r.Bad, BadPiece{Index: i, Offset: off, File: file, Reason: "SHA-1 mismatch"})
 		}
 	}

@@ -12,12 +12,13 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // testTorrent is a small valid image torrent: 2 extents, 4 pieces.
 func testTorrent(t *testing.T) *metainfo.MetaInfo {
 	t.Helper()
-	ext := []engine.Extent{{Offset: 0x100000, Length: 3 << 20}, {Offset: 0x800000, Length: 1 << 20}}
+	ext := []torrentfile.Extent{{Offset: 0x100000, Length: 3 << 20}, {Offset: 0x800000, Length: 1 << 20}}
 	hashes := make([][20]byte, 4)
 	mi, err := engine.BuildFromExtents("sda1", 1<<20, ext, hashes, nil)
 	if err != nil {

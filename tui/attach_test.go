@@ -17,6 +17,7 @@ import (
 	"ezio/engine/daemon"
 	"ezio/engine/daemon/client"
 	"ezio/engine/ezioapi"
+	"ezio/engine/torrentfile"
 )
 
 // fakeDaemon answers like a daemon with fixed torrents and records the
@@ -270,7 +271,7 @@ func TestAttachRealDaemon(t *testing.T) {
 		for k := range b {
 			b[k] = byte(k*7 + i)
 		}
-		if err := os.WriteFile(filepath.Join(dir, engine.FormatOffset(off)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, torrentfile.FormatOffset(off)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // problem is an error as the wizard words it: a title that names what
@@ -38,12 +39,12 @@ const (
 )
 
 // classify looks at typed errors first (disks.RefusedError,
-// engine.ValidationError, the net and syscall errors the standard library
+// torrentfile.ValidationError, the net and syscall errors the standard library
 // wraps); the engine still returns a few conditions as text only, and
 // those are matched on the engine's own words, narrowly.
 func classify(err error) errKind {
 	var re *disks.RefusedError
-	var ve *engine.ValidationError
+	var ve *torrentfile.ValidationError
 	var dns *net.DNSError
 	var ne net.Error
 	var ue *url.Error

@@ -17,6 +17,7 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // refusedDial is what engine.ListImages returns when nothing listens.
@@ -118,7 +119,7 @@ func TestErrorsAreNamedForWhatHappened(t *testing.T) {
 		&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
 	refused := &disks.RefusedError{Target: "/dev/loop1", Reason: "it is mounted on /mnt", Hint: "Unmount it first", Kind: disks.RefusedMounted}
 	noTracker := engine.ErrNoPeerSource
-	notImage := &engine.ValidationError{Reason: "file names are not hex offsets"}
+	notImage := &torrentfile.ValidationError{Reason: "file names are not hex offsets"}
 	cases := []struct {
 		err          error
 		title, avoid string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // TestBuildFlowWritesTorrent walks Build a torrent with real data: an
@@ -17,8 +18,8 @@ import (
 func TestBuildFlowWritesTorrent(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sda7")
 	os.Mkdir(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, engine.FormatOffset(4096)), bytes.Repeat([]byte{7}, 300000), 0o644)
-	os.WriteFile(filepath.Join(dir, engine.FormatOffset(1<<20)), bytes.Repeat([]byte{9}, 5000), 0o644)
+	os.WriteFile(filepath.Join(dir, torrentfile.FormatOffset(4096)), bytes.Repeat([]byte{7}, 300000), 0o644)
+	os.WriteFile(filepath.Join(dir, torrentfile.FormatOffset(1<<20)), bytes.Repeat([]byte{9}, 5000), 0o644)
 
 	m := newApp(t, &fakeWorld{})
 	drive(t, m, key1("b"))

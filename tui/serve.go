@@ -16,6 +16,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
 
@@ -219,13 +220,13 @@ func optional(check func(string) error) func(string) error {
 	}
 }
 
-// parseRate reads a byte rate with the one size rule (engine.ParseSize);
+// parseRate reads a byte rate with the one size rule (torrentfile.ParseSize);
 // empty means no limit.
 func parseRate(s string) (int64, error) {
 	if strings.TrimSpace(s) == "" {
 		return 0, nil
 	}
-	n, err := engine.ParseSize(strings.TrimSuffix(strings.TrimSpace(s), "ps"))
+	n, err := torrentfile.ParseSize(strings.TrimSuffix(strings.TrimSpace(s), "ps"))
 	if err != nil {
 		return 0, fmt.Errorf("a rate like 50MiB, or empty for none")
 	}

@@ -15,6 +15,7 @@ import (
 	"ezio/disks/disktest"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/torrentfile"
 )
 
 // The form asks whether to announce and whether to stop when the room is
@@ -80,7 +81,7 @@ func TestServeFormAnnounceAndExitWhenDone(t *testing.T) {
 func TestServeAnnouncesAndSaysHowToDeploy(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "sdq1")
 	os.Mkdir(img, 0o755)
-	os.WriteFile(filepath.Join(img, engine.FormatOffset(1<<20)), make([]byte, 300<<10), 0o644)
+	os.WriteFile(filepath.Join(img, torrentfile.FormatOffset(1<<20)), make([]byte, 300<<10), 0o644)
 	mi, err := engine.CreateTorrent(bg, img, engine.CreateOptions{PieceLength: 64 << 10})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"ezio/disks/lvm"
 	"ezio/disks/table"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // Jobs starts the deploy job of one partition: an *engine.Session, one
@@ -117,7 +118,7 @@ func LoadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
 	}
-	mi, err := engine.ParseTorrent(b)
+	mi, err := torrentfile.ParseTorrent(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
 	}

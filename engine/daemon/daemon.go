@@ -20,6 +20,7 @@ import (
 
 	"ezio/engine"
 	"ezio/engine/ezioapi"
+	"ezio/engine/torrentfile"
 )
 
 // DefaultAddr is where EZIO's daemon and utilities meet by default.
@@ -29,7 +30,7 @@ const DefaultAddr = "127.0.0.1:50051"
 // partclone's extents lists every extent as a file: hundreds of thousands
 // of them make a .torrent of tens of MB, far over gRPC's 4 MiB default:
 // the largest torrent ezio reads, plus room for the other fields.
-const MaxMessageBytes = engine.MaxTorrentBytes + 1<<20
+const MaxMessageBytes = torrentfile.MaxTorrentBytes + 1<<20
 
 // Options configure a daemon.
 type Options struct {

@@ -20,6 +20,7 @@ import (
 	"ezio/engine"
 	"ezio/engine/daemon"
 	"ezio/engine/ezioapi"
+	"ezio/engine/torrentfile"
 )
 
 func skipOrFail(t *testing.T, why string) {
@@ -191,7 +192,7 @@ func makeImage(t *testing.T, name string, total int64, n int, seed uint64, track
 		for k := range b {
 			b[k] = byte(r.Uint32())
 		}
-		if err := os.WriteFile(filepath.Join(dir, engine.FormatOffset(off)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, torrentfile.FormatOffset(off)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := want.WriteAt(b, off); err != nil {

@@ -16,6 +16,7 @@ import (
 	"ezio/disks/disktest"
 	"ezio/engine"
 	"ezio/engine/ezioapi"
+	"ezio/engine/torrentfile"
 )
 
 // TestDaemonRefusesMountedTarget: a save_path that `ezio deploy` refuses
@@ -83,9 +84,9 @@ func TestDaemonRefusesMountedTarget(t *testing.T) {
 // 15 MB, far beyond gRPC's 4 MiB default) is accepted and reported.
 func TestDaemonAcceptsLargeTorrent(t *testing.T) {
 	const n = 300_000
-	exts := make([]engine.Extent, n)
+	exts := make([]torrentfile.Extent, n)
 	for i := range exts {
-		exts[i] = engine.Extent{Offset: int64(i) * 8192, Length: 4096}
+		exts[i] = torrentfile.Extent{Offset: int64(i) * 8192, Length: 4096}
 	}
 	const pl = 16 << 20
 	pieces := (n*4096 + pl - 1) / pl

@@ -15,6 +15,7 @@ import (
 	"ezio/disks"
 	"ezio/engine"
 	"ezio/engine/ezioapi"
+	"ezio/engine/torrentfile"
 )
 
 // EZIO's defaults for a torrent's upload slots and connections.
@@ -29,7 +30,7 @@ const forever = 100 * 365 * 24 * time.Hour
 
 // AddTorrent starts serving (seeding_mode) or receiving one torrent.
 func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioapi.AddResponse, error) {
-	mi, err := engine.ParseTorrent(req.GetTorrent())
+	mi, err := torrentfile.ParseTorrent(req.GetTorrent())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -113,7 +114,7 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 // addError turns an engine refusal into a gRPC status carrying the very
 // sentence `ezio deploy` / `ezio seed` print for it.
 func addError(err error) error {
-	var ve *engine.ValidationError
+	var ve *torrentfile.ValidationError
 	var re *disks.RefusedError
 	switch {
 	case errors.As(err, &ve):

@@ -17,6 +17,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // Options shape the demo swarm.
@@ -45,20 +46,20 @@ type Demo struct {
 
 // demoExtents places the image's data in a few extents at offsets that
 // are not piece-aligned, as a real partclone capture would.
-func demoExtents(size int64) []engine.Extent {
+func demoExtents(size int64) []torrentfile.Extent {
 	n := int64(4)
 	if size < 4<<20 {
 		n = 1
 	}
 	per := size / n
-	var out []engine.Extent
+	var out []torrentfile.Extent
 	off := int64(0x100000 + 7*512)
 	for i := int64(0); i < n; i++ {
 		l := per
 		if i == n-1 {
 			l = size - per*(n-1)
 		}
-		out = append(out, engine.Extent{Offset: off, Length: l})
+		out = append(out, torrentfile.Extent{Offset: off, Length: l})
 		off += l + 3*4096 + int64(i)*65536 // a hole between extents
 	}
 	return out
@@ -106,7 +107,7 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	var seed [32]byte
 	r := rand.NewChaCha8(seed)
 	for _, e := range demoExtents(o.Size) {
-		if err := writeRandom(filepath.Join(img, engine.FormatOffset(e.Offset)), e.Length, r); err != nil {
+		if err := writeRandom(filepath.Join(img, torrentfile.FormatOffset(e.Offset)), e.Length, r); err != nil {
 			return fail(fmt.Errorf("writing the demo image: %w", err))
 		}
 	}

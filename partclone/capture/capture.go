@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"ezio/engine/atomicfile"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"log/slog"
 	"os"
@@ -117,9 +118,9 @@ func TorrentFromInfo(info *partclone.Info, name string, trackers []string) (*met
 	if len(info.Extents) == 0 {
 		return nil, nil, fmt.Errorf("%s lists no extents: nothing to make a torrent of", partclone.InfoFileName)
 	}
-	exts := make([]engine.Extent, len(info.Extents))
+	exts := make([]torrentfile.Extent, len(info.Extents))
 	for i, e := range info.Extents {
-		exts[i] = engine.Extent{Offset: e.Offset, Length: e.Length}
+		exts[i] = torrentfile.Extent{Offset: e.Offset, Length: e.Length}
 	}
 	mi, err := engine.BuildFromExtents(name, partclone.InfoPieceLength, exts, info.Hashes, trackers)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"ezio/disks/disktest"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // badMakeImage is a 38-piece image of 1 MiB pieces with a good copy of its
@@ -39,7 +40,7 @@ func badMakeImage(t *testing.T) (bad, good *intImage, off int64) {
 	if im.extents[0].Length <= at {
 		t.Fatalf("first extent is only %d bytes", im.extents[0].Length)
 	}
-	f, err := os.OpenFile(filepath.Join(im.dir, engine.FormatOffset(im.extents[0].Offset)), os.O_RDWR, 0)
+	f, err := os.OpenFile(filepath.Join(im.dir, torrentfile.FormatOffset(im.extents[0].Offset)), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestDamagedSeederStopsTheRoom(t *testing.T) {
 				if code != ExitFailed || res["type"] != "result" || res["result"] != "failed" {
 					t.Fatalf("client %d exited %d with %v, want 1 and a failed result\nstderr: %s\nseeder: %s", k, code, res, capTail(errs), capTail(seeder.stderr.String()))
 				}
-				for _, want := range []string{fmt.Sprintf("piece 9 at disk offset %d", off), engine.FormatOffset(im.extents[0].Offset), peer, "ezio torrent verify"} {
+				for _, want := range []string{fmt.Sprintf("piece 9 at disk offset %d", off), torrentfile.FormatOffset(im.extents[0].Offset), peer, "ezio torrent verify"} {
 					if !strings.Contains(msg, want) {
 						t.Errorf("client %d's error does not say %q: %s", k, want, msg)
 					}

@@ -23,6 +23,7 @@ import (
 
 	"ezio/disks/disktest"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // TestIntegrityHelperProcess is not a test: it is ezio, when the test
@@ -109,7 +110,7 @@ func intRun(t *testing.T, env []string, d time.Duration, args ...string) (int, s
 // offsets, as a partclone extent directory, with its torrent.
 type intImage struct {
 	dir, torrent string
-	extents      []engine.Extent
+	extents      []torrentfile.Extent
 	devSize      int64
 	total        int64
 	pieceLength  int64
@@ -126,10 +127,10 @@ func intMakeImage(t *testing.T, total int64, n int, pieceLength int64, seed uint
 		for k := range b {
 			b[k] = byte(r.Uint32())
 		}
-		if err := os.WriteFile(filepath.Join(im.dir, engine.FormatOffset(off)), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(im.dir, torrentfile.FormatOffset(off)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		im.extents = append(im.extents, engine.Extent{Offset: off, Length: int64(len(b))})
+		im.extents = append(im.extents, torrentfile.Extent{Offset: off, Length: int64(len(b))})
 		im.total += int64(len(b))
 		off += int64(len(b)) + 40999
 	}
@@ -150,7 +151,7 @@ func intSame(t *testing.T, im *intImage, target string) {
 	}
 	defer f.Close()
 	for _, e := range im.extents {
-		want, _ := os.ReadFile(filepath.Join(im.dir, engine.FormatOffset(e.Offset)))
+		want, _ := os.ReadFile(filepath.Join(im.dir, torrentfile.FormatOffset(e.Offset)))
 		got := make([]byte, e.Length)
 		if _, err := f.ReadAt(got, e.Offset); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("extent at %d differs on %s (%v)", e.Offset, target, err)
@@ -455,7 +456,7 @@ func TestTwoDeploysToOneDevice(t *testing.T) {
 func TestCorruptExtentOnTheSeeder(t *testing.T) {
 	im := intMakeImage(t, 8<<20, 2, 256<<10, 23)
 	// Flip 4 bytes inside the second extent.
-	victim := filepath.Join(im.dir, engine.FormatOffset(im.extents[1].Offset))
+	victim := filepath.Join(im.dir, torrentfile.FormatOffset(im.extents[1].Offset))
 	f, err := os.OpenFile(victim, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -476,8 +477,8 @@ func TestCorruptExtentOnTheSeeder(t *testing.T) {
 		t.Fatalf("verify of a corrupted source exited %d, want 1\n%s%s", code, out, errs)
 	}
 	wantOff := im.extents[1].Offset + int64(badIndex)*im.pieceLength - im.extents[0].Length
-	if !strings.Contains(out, fmt.Sprintf("piece %d at disk offset %d", badIndex, wantOff)) || !strings.Contains(out, engine.FormatOffset(im.extents[1].Offset)) {
-		t.Errorf("verify output does not name piece %d at %d in %s:\n%s", badIndex, wantOff, engine.FormatOffset(im.extents[1].Offset), out)
+	if !strings.Contains(out, fmt.Sprintf("piece %d at disk offset %d", badIndex, wantOff)) || !strings.Contains(out, torrentfile.FormatOffset(im.extents[1].Offset)) {
+		t.Errorf("verify output does not name piece %d at %d in %s:\n%s", badIndex, wantOff, torrentfile.FormatOffset(im.extents[1].Offset), out)
 	}
 	if !strings.Contains(errs, "verifying 100.0%") {
 		t.Errorf("no final progress line on stderr:\n%s", errs)
@@ -620,7 +621,7 @@ func TestWriteErrorsEndTheDeploy(t *testing.T) {
 // returns the index of the piece that holds them.
 func intCorrupt(t *testing.T, im *intImage, dir string, at int64) int {
 	t.Helper()
-	victim := filepath.Join(dir, engine.FormatOffset(im.extents[1].Offset))
+	victim := filepath.Join(dir, torrentfile.FormatOffset(im.extents[1].Offset))
 	f, err := os.OpenFile(victim, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // TestTorrentInfoPrintsNamesEscaped: a crafted info.name cannot clear the
 // screen or fake lines on `ezio torrent info`.
 func TestTorrentInfoPrintsNamesEscaped(t *testing.T) {
 	evil := "sda1\x1b[2J\x1b[H\rok: all verified"
-	mi, err := engine.BuildFromExtents(evil, 16384, []engine.Extent{{Offset: 0, Length: 4}}, [][20]byte{{}}, []string{"http://10.0.0.1:6969/announce\x1b[31m"})
+	mi, err := engine.BuildFromExtents(evil, 16384, []torrentfile.Extent{{Offset: 0, Length: 4}}, [][20]byte{{}}, []string{"http://10.0.0.1:6969/announce\x1b[31m"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // App is what every command shares: flags, logger, streams.
@@ -205,7 +206,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 			if l.s == "" {
 				continue
 			}
-			n, err := engine.ParseSize(l.s)
+			n, err := torrentfile.ParseSize(l.s)
 			if err != nil {
 				return refused(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
 
@@ -53,7 +54,7 @@ func verifyShowing(ctx context.Context, a *App, mi *metainfo.MetaInfo, source st
 	progress, end := verifyProgress(a)
 	r, err := engine.VerifySource(ctx, mi, source, threads, progress)
 	end()
-	var ve *engine.ValidationError
+	var ve *torrentfile.ValidationError
 	var se *engine.SourceError
 	if errors.As(err, &ve) || errors.As(err, &se) {
 		return nil, refused(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
 
@@ -44,7 +45,7 @@ covering its whole range.`,
 			if out == "" {
 				return refused(errors.New("give the output file with -o OUT.torrent"))
 			}
-			pl, err := engine.ParseSize(pieceLen)
+			pl, err := torrentfile.ParseSize(pieceLen)
 			if err != nil {
 				return refused(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"ezio/engine"
 	"ezio/engine/daemon/client"
 	"ezio/engine/demo"
+	"ezio/engine/torrentfile"
 	"ezio/tui"
 	"ezio/tui/format"
 )
@@ -106,13 +107,13 @@ outside the temporary directory is written, and it is removed on exit.`,
 			if clients < 1 || clients > 50 {
 				return refused(fmt.Errorf("--clients %d: choose 1 to 50", clients))
 			}
-			n, err := engine.ParseSize(size)
+			n, err := torrentfile.ParseSize(size)
 			if err != nil {
 				return refused(err)
 			}
 			tu := a.Tuning
 			if rate != "" && rate != "0" {
-				r, err := engine.ParseSize(rate)
+				r, err := torrentfile.ParseSize(rate)
 				if err != nil {
 					return refused(fmt.Errorf("--rate: %w", err))
 				}

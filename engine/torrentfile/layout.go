@@ -1,4 +1,4 @@
-package engine
+package torrentfile
 
 import (
 	"errors"
@@ -177,18 +177,18 @@ func (l *Layout) PieceSpan(i int) (off, n int64) {
 	return
 }
 
-// segment is a part of a torrent range that lies in one extent.
-type segment struct {
-	ext    int   // extent index
-	within int64 // offset within the extent
-	disk   int64 // disk offset
-	n      int64
-	buf    int64 // offset into the caller's buffer
+// Segment is a part of a torrent range that lies in one extent.
+type Segment struct {
+	Ext    int   // extent index
+	Within int64 // offset within the extent
+	Disk   int64 // disk offset
+	N      int64
+	Buf    int64 // offset into the caller's buffer
 }
 
-// mapRange splits the torrent range [off, off+n) into per-extent segments.
+// MapRange splits the torrent range [off, off+n) into per-extent segments.
 // The range is clamped to the torrent's length.
-func (l *Layout) mapRange(off, n int64, fn func(segment) bool) {
+func (l *Layout) MapRange(off, n int64, fn func(Segment) bool) {
 	if off < 0 || off >= l.Total || n <= 0 {
 		return
 	}
@@ -202,9 +202,21 @@ func (l *Layout) mapRange(off, n int64, fn func(segment) bool) {
 			continue
 		}
 		k := min(e.Length-within, n-done)
-		if !fn(segment{ext: i, within: within, disk: e.Offset + within, n: k, buf: done}) {
+		if !fn(Segment{Ext: i, Within: within, Disk: e.Offset + within, N: k, Buf: done}) {
 			return
 		}
 		done += k
 	}
+}
+
+// PieceWhere is the disk offset and extent file of piece i's first byte.
+func (l *Layout) PieceWhere(i int) (int64, string) {
+	off, n := l.PieceSpan(i)
+	var disk int64 = -1
+	var file string
+	l.MapRange(off, n, func(s Segment) bool {
+		disk, file = s.Disk, l.FileNames[s.Ext]
+		return false
+	})
+	return disk, file
 }

@@ -1,9 +1,9 @@
-package engine
+package torrentfile
 
-// withBase returns the layout with every extent moved by base bytes: a
+// WithBase returns the layout with every extent moved by base bytes: a
 // partition's torrent (offsets inside the partition) written to or read
 // from the whole disk that holds the partition at byte base.
-func (l *Layout) withBase(base int64) *Layout {
+func (l *Layout) WithBase(base int64) *Layout {
 	if base == 0 {
 		return l
 	}
@@ -20,8 +20,8 @@ func (l *Layout) withBase(base int64) *Layout {
 // the disk (or -1 past the end).
 func (l *Layout) DiskOffset(torrentOff int64) int64 {
 	out := int64(-1)
-	l.mapRange(torrentOff, 1, func(s segment) bool {
-		out = s.disk
+	l.MapRange(torrentOff, 1, func(s Segment) bool {
+		out = s.Disk
 		return false
 	})
 	return out
