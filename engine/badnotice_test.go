@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/torrentfile"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,7 +34,7 @@ func TestRefusalsWithoutNoticeEndTheDeploy(t *testing.T) {
 	t.Cleanup(func() { refusedGrace = old; silentSeederForTest.Store(false) })
 
 	im := makeImage(t, 8*pl-12345, 1, pl, 32)
-	_, l, err := Summarize(im.mi)
+	_, l, err := torrentfile.Summarize(im.mi)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestMillionExtentsWithinBudget(t *testing.T) {
 	var mid runtime.MemStats
 	runtime.ReadMemStats(&mid)
 	t.Logf("parse: %d MB", (mid.TotalAlloc-before.TotalAlloc)>>20)
-	sum, l, err := Summarize(mi)
+	sum, l, err := torrentfile.Summarize(mi)
 	if err != nil {
 		t.Fatal(err)
 	}

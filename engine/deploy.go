@@ -29,7 +29,7 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 	if base < 0 {
 		return nil, "", fmt.Errorf("negative base offset %d", base)
 	}
-	_, l, err := Summarize(mi)
+	_, l, err := torrentfile.Summarize(mi)
 	if err != nil {
 		return nil, "", err
 	}

@@ -354,7 +354,7 @@ func FetchImage(ctx context.Context, src string) (*FetchedImage, error) {
 }
 
 func partitionImage(src string, ft *FetchedTorrent) (*FetchedImage, error) {
-	sum, _, err := Summarize(ft.MetaInfo)
+	sum, _, err := torrentfile.Summarize(ft.MetaInfo)
 	if err != nil {
 		return nil, err
 	}

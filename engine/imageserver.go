@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,7 +72,7 @@ type servedPart struct {
 type servedTorrent struct {
 	key      string
 	mi       *metainfo.MetaInfo
-	sum      *TorrentSummary
+	sum      *torrentfile.TorrentSummary
 	peerPort int
 }
 
@@ -237,7 +238,7 @@ func (s *Server) SetExpect(n int) {
 // peerPort is the local seeder's BitTorrent port, handed to every client
 // that announces. The image is named by the torrent's name.
 func (s *Server) AddImage(mi *metainfo.MetaInfo, peerPort int) error {
-	sum, _, err := Summarize(mi)
+	sum, _, err := torrentfile.Summarize(mi)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,7 @@ func (s *Server) AddDiskImage(d DiskImage) error {
 		return fmt.Errorf("disk image %q: the manifest is not JSON", d.Name)
 	}
 	im := &servedImage{name: d.Name, kind: KindDisk, manifest: append(json.RawMessage(nil), d.Manifest...), files: d.Files}
-	var sums []*TorrentSummary
+	var sums []*torrentfile.TorrentSummary
 	seen := map[string]bool{}
 	for _, p := range d.Parts {
 		if p.Name == "" || strings.Contains(p.Name, "/") || seen[p.Name] {
@@ -271,7 +272,7 @@ func (s *Server) AddDiskImage(d DiskImage) error {
 		seen[p.Name] = true
 		sp := servedPart{DiskPart: p}
 		if p.MI != nil {
-			sum, _, err := Summarize(p.MI)
+			sum, _, err := torrentfile.Summarize(p.MI)
 			if err != nil {
 				return fmt.Errorf("disk image %q, partition %s: %w", d.Name, p.Name, err)
 			}
@@ -297,7 +298,7 @@ func (s *Server) AddDiskImage(d DiskImage) error {
 	return nil
 }
 
-func (s *Server) addTorrentLocked(t *servedTorrent, sum *TorrentSummary) {
+func (s *Server) addTorrentLocked(t *servedTorrent, sum *torrentfile.TorrentSummary) {
 	s.torrents[t.key] = t
 	ih := t.mi.HashInfoBytes()
 	sw := s.swarmLocked(ih)

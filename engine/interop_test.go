@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"ezio/disks/disktest"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,7 +43,7 @@ func TestAria2DownloadsFromOurSeeder(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("aria2c: %v\n%s", err, b)
 	}
-	_, l, _ := Summarize(im.mi)
+	_, l, _ := torrentfile.Summarize(im.mi)
 	for i := range im.extents {
 		got, err := os.ReadFile(filepath.Join(out, im.name, l.FileNames[i]))
 		if err != nil {

@@ -484,7 +484,7 @@ func (c *countReads) readExtent(ext int, p []byte, within int64) (int, error) {
 // pieces come and go under concurrent readers.
 func TestSeederKeepsCheckedPieces(t *testing.T) {
 	im := makeImage(t, 1<<20, 3, 64<<10, 12)
-	_, l, err := Summarize(im.mi)
+	_, l, err := torrentfile.Summarize(im.mi)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/torrentfile"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,7 +24,7 @@ func TestRefusedPiecesDoNotStarveTheConnection(t *testing.T) {
 	}{{"reveal", true}, {"ordinary", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			im := makeImage(t, 8*pl-12345, 1, pl, 31)
-			_, l, err := Summarize(im.mi)
+			_, l, err := torrentfile.Summarize(im.mi)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -68,7 +68,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if o.Torrent == nil {
 		return nil, fmt.Errorf("no torrent given")
 	}
-	_, l, err := Summarize(o.Torrent)
+	_, l, err := torrentfile.Summarize(o.Torrent)
 	if err != nil {
 		return nil, err
 	}

@@ -448,7 +448,7 @@ func TestLoopDeviceExclusiveIdentityAndWriteErrors(t *testing.T) {
 
 func TestSeederNeverServesABadPiece(t *testing.T) {
 	im := makeImage(t, 1<<20, 3, 64<<10, 11)
-	_, l, err := Summarize(im.mi)
+	_, l, err := torrentfile.Summarize(im.mi)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +605,7 @@ func TestStoppedDeployResumesIntoNewFileAndDirectory(t *testing.T) {
 				t.Errorf("rerun downloaded %d bytes, more than the %d missing: it did not resume", second.BytesDownloaded, limit)
 			}
 			if kind == "directory" {
-				_, l, _ := Summarize(im.mi)
+				_, l, _ := torrentfile.Summarize(im.mi)
 				for i := range im.extents {
 					got, err := os.ReadFile(filepath.Join(target, l.FileNames[i]))
 					if err != nil || !bytes.Equal(got, im.data[i]) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/disks/disktest"
+	"ezio/engine/torrentfile"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -117,7 +118,7 @@ func TestSeedFromImageFileAndDeployIntoDirectory(t *testing.T) {
 	outDir := filepath.Join(t.TempDir(), "out")
 	os.Mkdir(outDir, 0o755)
 	deployAll(t, im, seed, []string{outDir}, true)
-	_, l, _ := Summarize(im.mi)
+	_, l, _ := torrentfile.Summarize(im.mi)
 	for i := range im.extents {
 		got, err := os.ReadFile(filepath.Join(outDir, l.FileNames[i]))
 		if err != nil {

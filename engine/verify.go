@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"ezio/engine/torrentfile"
 	"fmt"
 	"time"
 
@@ -35,7 +36,7 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // that does not validate is a *ValidationError; a source that lacks data
 // the torrent declares is a *SourceError.
 func VerifySource(ctx context.Context, mi *metainfo.MetaInfo, source string, threads int, progress func(done, total int64)) (*VerifyResult, error) {
-	sum, l, err := Summarize(mi)
+	sum, l, err := torrentfile.Summarize(mi)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 	"ezio/partclone"
 	"ezio/partclone/capture"
 	"ezio/tui/format"
@@ -178,7 +179,7 @@ func buildTask(v BuildValues) taskFunc {
 		if err := engine.WriteTorrent(mi, out); err != nil {
 			return taskResult{err: err, hint: "Choose a torrent path in a writable directory."}
 		}
-		sum, _, _ := engine.Summarize(mi)
+		sum, _, _ := torrentfile.Summarize(mi)
 		lines := []string{"wrote " + out}
 		if sum != nil {
 			lines = append(lines, fmt.Sprintf("image %s: %s in %d extents, %d pieces", format.Name(sum.Name), format.Bytes(sum.TotalBytes), sum.Extents, sum.Pieces), "infohash "+sum.InfoHash)

@@ -15,6 +15,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
 
@@ -54,7 +55,7 @@ type DeployFlow struct {
 	images   []engine.ImageEntry
 	imageIdx int
 	ft       *engine.FetchedTorrent
-	sum      *engine.TorrentSummary
+	sum      *torrentfile.TorrentSummary
 	targets  *TargetTable
 	target   targetRow
 	confirm  string
@@ -296,7 +297,7 @@ func (f *DeployFlow) onTorrent(msg torrentMsg) tea.Cmd {
 		return showError("Could not read the torrent", msg.err,
 			"Check the path or the URL; a torrent made by Capture or Build a torrent, or served by a seeder, works.", f)
 	}
-	sum, _, err := engine.Summarize(msg.ft.MetaInfo)
+	sum, _, err := torrentfile.Summarize(msg.ft.MetaInfo)
 	if err != nil {
 		return showError("This torrent is not an ezio disk image", err,
 			"Its files must be extents named by hex disk offsets (partclone -T layout).", f)

@@ -34,7 +34,7 @@ func TestBuildFlowWritesTorrent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the built torrent: %v", err)
 	}
-	sum, _, err := engine.Summarize(mi)
+	sum, _, err := torrentfile.Summarize(mi)
 	if err != nil {
 		t.Fatal(err)
 	}

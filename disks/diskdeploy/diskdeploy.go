@@ -122,7 +122,7 @@ func LoadPartitionTorrent(fsys fs.FS, p diskimage.Partition) (*metainfo.MetaInfo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
 	}
-	if _, _, err := engine.Summarize(mi); err != nil {
+	if _, _, err := torrentfile.Summarize(mi); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Torrent, err)
 	}
 	return mi, nil

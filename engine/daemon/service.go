@@ -34,7 +34,7 @@ func (d *Daemon) AddTorrent(_ context.Context, req *ezioapi.AddRequest) (*ezioap
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	_, l, err := engine.Summarize(mi)
+	_, l, err := torrentfile.Summarize(mi)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

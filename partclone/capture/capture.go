@@ -108,7 +108,7 @@ func CheckName(name string) error {
 // reusing its piece hashes: nothing is read or hashed again. The extents
 // become files <name>/<offset as 32 hex digits> in the order listed, with
 // partclone's 16 MiB pieces.
-func TorrentFromInfo(info *partclone.Info, name string, trackers []string) (*metainfo.MetaInfo, *engine.TorrentSummary, error) {
+func TorrentFromInfo(info *partclone.Info, name string, trackers []string) (*metainfo.MetaInfo, *torrentfile.TorrentSummary, error) {
 	if err := CheckName(name); err != nil {
 		return nil, nil, err
 	}
@@ -126,7 +126,7 @@ func TorrentFromInfo(info *partclone.Info, name string, trackers []string) (*met
 	if err != nil {
 		return nil, nil, err
 	}
-	sum, l, err := engine.Summarize(mi)
+	sum, l, err := torrentfile.Summarize(mi)
 	if err != nil {
 		return nil, nil, err
 	}

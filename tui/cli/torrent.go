@@ -79,7 +79,7 @@ covering its whole range.`,
 			if err := engine.WriteTorrent(mi, out); err != nil {
 				return err
 			}
-			sum, _, _ := engine.Summarize(mi)
+			sum, _, _ := torrentfile.Summarize(mi)
 			fmt.Fprintf(a.Stdout, "wrote %s: %s, %d extents, %s in %d pieces of %s, infohash %s\n", out, format.Name(sum.Name), sum.Extents, format.Bytes(sum.TotalBytes), sum.Pieces, format.Bytes(sum.PieceLength), sum.InfoHash)
 			return nil
 		},
@@ -103,7 +103,7 @@ func newTorrentInfoCmd(a *App) *cobra.Command {
 			if err != nil {
 				return refused(err)
 			}
-			sum, _, err := engine.Summarize(mi)
+			sum, _, err := torrentfile.Summarize(mi)
 			if err != nil {
 				return refused(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
 
@@ -315,7 +316,7 @@ func (a *App) deployPartition(cmd *cobra.Command, o *deployFlags, src, target st
 	if o.grow != "" || o.hostname != "" || o.thenRun != "" {
 		return nil, "", refused(errors.New("--grow, --hostname and --then-run apply to whole-disk images, not to a partition image"))
 	}
-	sum, _, err := engine.Summarize(ft.MetaInfo)
+	sum, _, err := torrentfile.Summarize(ft.MetaInfo)
 	if err != nil {
 		return nil, "", refused(err)
 	}
