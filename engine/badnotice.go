@@ -56,19 +56,6 @@ func decodeBadNotice(p []byte) (badNotice, bool) {
 	return n, true
 }
 
-// StuckClient is a client of the seeder that lacks a piece the seeder
-// found bad on its source: it cannot finish from this seeder.
-type StuckClient struct {
-	Addr      string `json:"addr"`   // its address (listen port when known)
-	Client    string `json:"client"` // its software, from its handshake
-	Pieces    []int  `json:"pieces"` // bad pieces it lacks
-	Connected bool   `json:"connected"`
-	Told      bool   `json:"told"` // it was sent the bad-piece notice (an ezio client)
-}
-
-// StuckAdvice is what a technician does about a damaged source.
-const StuckAdvice = "the source's copy is damaged: re-capture the image, or fix the source and check it with `ezio torrent verify`"
-
 // seenClient is one client as the seeder saw it over its connection.
 type seenClient struct {
 	ip    netip.Addr

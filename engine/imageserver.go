@@ -22,11 +22,12 @@ import (
 // peer store (tracker.go), the images it serves (/images.json,
 // /images/NAME, /torrents/...) and a status page (status.go).
 type Server struct {
-	ln    net.Listener
-	srv   *http.Server
-	log   *slog.Logger
-	allow AllowList
-	now   func() time.Time
+	ln      net.Listener
+	srv     *http.Server
+	log     *slog.Logger
+	allow   AllowList
+	version string // reported on the status page
+	now     func() time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -103,6 +104,9 @@ type DiskImage struct {
 
 // ServerOption configures NewServer.
 type ServerOption func(*Server)
+
+// WithVersion is the ezio version the status page reports.
+func WithVersion(v string) ServerOption { return func(s *Server) { s.version = v } }
 
 // WithAllow limits every route (tracker, images, status) to clients in the
 // list; others get 403 and are not tracked.

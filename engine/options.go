@@ -71,7 +71,6 @@ func StrategyFromEnv() Strategy {
 
 const (
 	DefaultPeerPort     = 6881
-	DefaultTrackerPort  = 6969
 	DefaultCacheSizeMiB = 256
 	// DefaultTimeout is how long a deploy waits with no source before it
 	// gives up.

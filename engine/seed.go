@@ -106,9 +106,9 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		// The tracker believes a client's "completed" only when this
 		// seeder saw it take the image; the status page shows what the
 		// source check found.
-		w := newTorrentWitness(j.t)
+		w := NewConnWitness(j.t, peerListenPort)
 		j.haves.setWitness(w)
-		s.srv.SetWitness(j.ih, w.ask)
+		s.srv.SetWitness(j.ih, w.Ask)
 		s.srv.SetHealth(j.ih, j.health)
 		s.srv.SetClients(j.ih, j.clients.members, j.StuckClients)
 		if o.Expect > 0 {

@@ -8,6 +8,10 @@ import (
 	"strings"
 )
 
+// DefaultTrackerPort is where the tracker and image server listen unless
+// told otherwise.
+const DefaultTrackerPort = 6969
+
 // ParseServer turns what a technician types for an ezio server into its
 // base URL, http://HOST:PORT with no path. It accepts HOST, HOST:PORT,
 // http://HOST[:PORT] and http://HOST[:PORT]/; a missing port is

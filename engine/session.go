@@ -111,7 +111,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	s.cl = cl
 	if o.Serve {
-		opts := []ServerOption{WithAllow(AllowList(o.Allow))}
+		opts := []ServerOption{WithAllow(AllowList(o.Allow)), WithVersion(Version)}
 		if o.HoldServer {
 			opts = append(opts, WithHold())
 		}

@@ -101,7 +101,7 @@ func (s *Server) Status(host string) Status {
 	}
 	var hooks []hook
 	s.mu.Lock()
-	st := Status{Version: Version, Time: s.now().UTC().Truncate(time.Second), Expect: s.expect, Images: []StatusImage{}}
+	st := Status{Version: s.version, Time: s.now().UTC().Truncate(time.Second), Expect: s.expect, Images: []StatusImage{}}
 	names := make([]string, 0, len(s.images))
 	for n := range s.images {
 		names = append(names, n)
@@ -232,3 +232,16 @@ func visibleName(s string) string {
 	}
 	return b.String()
 }
+
+// StuckClient is a client of the seeder that lacks a piece the seeder
+// found bad on its source: it cannot finish from this seeder.
+type StuckClient struct {
+	Addr      string `json:"addr"`   // its address (listen port when known)
+	Client    string `json:"client"` // its software, from its handshake
+	Pieces    []int  `json:"pieces"` // bad pieces it lacks
+	Connected bool   `json:"connected"`
+	Told      bool   `json:"told"` // it was sent the bad-piece notice (an ezio client)
+}
+
+// StuckAdvice is what a technician does about a damaged source.
+const StuckAdvice = "the source's copy is damaged: re-capture the image, or fix the source and check it with `ezio torrent verify`"

@@ -71,7 +71,7 @@ func newSwarm() *swarm {
 }
 
 // SetWitness gives the tracker a way to check a completion claim for one
-// torrent (see TorrentWitness). Without one, a client that says it is
+// torrent (see ConnWitness). Without one, a client that says it is
 // complete is shown as "reported", never as done.
 func (s *Server) SetWitness(ih metainfo.Hash, w Witness) {
 	s.mu.Lock()
