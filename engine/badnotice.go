@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"ezio/engine/server"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -227,7 +228,7 @@ func (w *clientWatch) notices(bad []BadPiece) map[*torrent.PeerConn][]BadPiece {
 
 // stuck lists the clients that lack a bad piece; with mark, also each
 // client newly stuck since the last marked call, with its new pieces.
-func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []StuckClient, fresh []StuckClient) {
+func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []server.StuckClient, fresh []server.StuckClient) {
 	if len(bad) == 0 {
 		return nil, nil
 	}
@@ -251,7 +252,7 @@ func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []StuckClient, fres
 		if len(lacks) == 0 || c.seeder || c.conn == nil && c.count == 0 {
 			continue
 		}
-		sc := StuckClient{Addr: c.addr(), Client: c.name, Pieces: lacks, Connected: c.conn != nil, Told: told}
+		sc := server.StuckClient{Addr: c.addr(), Client: c.name, Pieces: lacks, Connected: c.conn != nil, Told: told}
 		list = append(list, sc)
 		if len(news) > 0 {
 			sc.Pieces = news
@@ -265,25 +266,25 @@ func (w *clientWatch) stuck(bad []BadPiece, mark bool) (list []StuckClient, fres
 // members lists the clients as fleet members: connected ones, and gone
 // ones with what they held when they left. A client that holds every
 // piece was seen taking the image by this seeder.
-func (w *clientWatch) members(now time.Time) []FleetMember {
+func (w *clientWatch) members(now time.Time) []server.FleetMember {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]FleetMember, 0, len(w.clients))
+	out := make([]server.FleetMember, 0, len(w.clients))
 	for _, c := range w.clients {
 		if c.seeder || c.conn == nil && c.count == 0 {
 			continue
 		}
-		m := FleetMember{Addr: c.addr(), Active: c.conn != nil}
+		m := server.FleetMember{Addr: c.addr(), Active: c.conn != nil}
 		if w.n > 0 {
 			m.Done = float64(c.count) / float64(w.n)
 		}
 		switch {
 		case c.count >= w.n:
-			m.State, m.Completed, m.Done = FleetDone, true, 1
+			m.State, m.Completed, m.Done = server.FleetDone, true, 1
 		case c.conn != nil:
-			m.State = FleetDownloading
+			m.State = server.FleetDownloading
 		default:
-			m.State = FleetLeft
+			m.State = server.FleetLeft
 			m.LastSeen = now.Sub(c.left).Seconds()
 		}
 		out = append(out, m)
@@ -318,14 +319,14 @@ func (j *Job) tellBad(stop <-chan struct{}) error {
 		}
 		_, fresh := j.clients.stuck(j.st.BadPieces(), true)
 		for _, c := range fresh {
-			j.log.Warn(fmt.Sprintf("client %s needs piece %v, which is damaged on the source: it cannot finish from this seeder; %s", c.Addr, c.Pieces, StuckAdvice))
+			j.log.Warn(fmt.Sprintf("client %s needs piece %v, which is damaged on the source: it cannot finish from this seeder; %s", c.Addr, c.Pieces, server.StuckAdvice))
 		}
 	}
 }
 
 // StuckClients lists, on a seeder, the clients that lack a piece found bad
 // on its source (nil on a client or when none is bad).
-func (j *Job) StuckClients() []StuckClient {
+func (j *Job) StuckClients() []server.StuckClient {
 	if j.clients == nil {
 		return nil
 	}

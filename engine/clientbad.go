@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"ezio/engine/server"
 	"fmt"
 	"sort"
 	"strings"
@@ -64,7 +65,7 @@ func (e *UnservableError) Error() string {
 	} else {
 		why = fmt.Sprintf("every peer that has it (%s) refused it for %s, and no other connected peer has it", from, refusedGrace)
 	}
-	return "cannot get " + where + ": " + why + ": " + StuckAdvice
+	return "cannot get " + where + ": " + why + ": " + server.StuckAdvice
 }
 
 // badHeard is a deploy's record of what its sources said and refused.

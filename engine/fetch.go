@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
@@ -220,7 +221,7 @@ func FetchTorrent(ctx context.Context, src string) (*FetchedTorrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if im.Kind != KindPartition || len(im.Parts) != 1 || im.Parts[0].Torrent == nil {
+	if im.Kind != server.KindPartition || len(im.Parts) != 1 || im.Parts[0].Torrent == nil {
 		return nil, &DiskImageError{URL: src}
 	}
 	return im.Parts[0].Torrent, nil
@@ -243,7 +244,7 @@ func torrentFromResponse(ctx context.Context, u string, resp *http.Response) (*F
 		return nil, err
 	}
 	ft := &FetchedTorrent{MetaInfo: mi}
-	if h := resp.Header.Get(SeederHeader); h != "" {
+	if h := resp.Header.Get(server.SeederHeader); h != "" {
 		if _, err := netip.ParseAddrPort(h); err == nil {
 			ft.Seeders = append(ft.Seeders, h)
 		}
@@ -265,7 +266,7 @@ type FetchedImage struct {
 
 // FetchedPart is one partition of a fetched image.
 type FetchedPart struct {
-	ImagePart
+	server.ImagePart
 	Torrent *FetchedTorrent // nil when its data is not transferred (swap)
 }
 
@@ -297,7 +298,7 @@ func FetchImage(ctx context.Context, src string) (*FetchedImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var info ImageInfo
+	var info server.ImageInfo
 	if err := json.Unmarshal(body, &info); err != nil {
 		return nil, &BadResponseError{URL: src, Status: http.StatusOK, Err: fmt.Errorf("not an ezio image description: %w", err)}
 	}
@@ -310,14 +311,14 @@ func FetchImage(ctx context.Context, src string) (*FetchedImage, error) {
 		return base.ResolveReference(r).String(), nil
 	}
 	im := &FetchedImage{Name: info.Name, Kind: info.Kind, URL: src, Manifest: info.Manifest}
-	var parts []ImagePart
+	var parts []server.ImagePart
 	switch info.Kind {
-	case KindPartition:
+	case server.KindPartition:
 		if info.Torrent == "" {
 			return nil, &BadResponseError{URL: src, Status: http.StatusOK, Err: errors.New("a partition image without a torrent")}
 		}
-		parts = []ImagePart{{Name: info.Name, Torrent: info.Torrent, InfoHash: info.InfoHash, Bytes: info.Size, Pieces: info.Pieces, PieceLength: info.PieceLength}}
-	case KindDisk:
+		parts = []server.ImagePart{{Name: info.Name, Torrent: info.Torrent, InfoHash: info.InfoHash, Bytes: info.Size, Pieces: info.Pieces, PieceLength: info.PieceLength}}
+	case server.KindDisk:
 		parts = info.Partitions
 		if len(parts) == 0 {
 			return nil, &BadResponseError{URL: src, Status: http.StatusOK, Err: errors.New("a disk image without partitions")}
@@ -359,8 +360,8 @@ func partitionImage(src string, ft *FetchedTorrent) (*FetchedImage, error) {
 		return nil, err
 	}
 	return &FetchedImage{
-		Name: sum.Name, Kind: KindPartition, URL: src, Seeders: ft.Seeders,
-		Parts: []FetchedPart{{ImagePart: ImagePart{Name: sum.Name, InfoHash: sum.InfoHash, Bytes: sum.TotalBytes, Pieces: sum.Pieces, PieceLength: sum.PieceLength}, Torrent: ft}},
+		Name: sum.Name, Kind: server.KindPartition, URL: src, Seeders: ft.Seeders,
+		Parts: []FetchedPart{{ImagePart: server.ImagePart{Name: sum.Name, InfoHash: sum.InfoHash, Bytes: sum.TotalBytes, Pieces: sum.Pieces, PieceLength: sum.PieceLength}, Torrent: ft}},
 	}, nil
 }
 
@@ -375,13 +376,13 @@ func serverURL(base string) (*url.URL, error) {
 		return nil, err
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(DefaultTrackerPort))
+		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(server.DefaultTrackerPort))
 	}
 	return u, nil
 }
 
 // ListImages reads a server's /images.json. base is http://HOST:PORT.
-func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
+func ListImages(ctx context.Context, base string) ([]server.ImageEntry, error) {
 	u, err := serverURL(base)
 	if err != nil {
 		return nil, err
@@ -397,13 +398,13 @@ func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var es []ImageEntry
+	var es []server.ImageEntry
 	if err := json.Unmarshal(body, &es); err != nil {
 		return nil, &BadResponseError{URL: u.String(), Status: http.StatusOK, Err: fmt.Errorf("not an ezio image list: %w", err)}
 	}
 	for i := range es {
 		if es[i].Kind == "" {
-			es[i].Kind = KindPartition // servers from before disk images
+			es[i].Kind = server.KindPartition // servers from before disk images
 		}
 	}
 	return es, nil
@@ -411,7 +412,7 @@ func ListImages(ctx context.Context, base string) ([]ImageEntry, error) {
 
 // TorrentURL is the full URL of a partition image's torrent on a server,
 // or "" for a disk image (see ImageURL).
-func TorrentURL(base string, e ImageEntry) string {
+func TorrentURL(base string, e server.ImageEntry) string {
 	if e.Torrent == "" {
 		return ""
 	}
@@ -419,10 +420,10 @@ func TorrentURL(base string, e ImageEntry) string {
 }
 
 // ImageURL is the full /images/NAME URL of an image on a server.
-func ImageURL(base string, e ImageEntry) string {
+func ImageURL(base string, e server.ImageEntry) string {
 	p := e.URL
 	if p == "" {
-		p = imagePath(e.Name)
+		p = server.ImagePath(e.Name)
 	}
 	return onServer(base, p)
 }

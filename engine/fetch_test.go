@@ -14,22 +14,24 @@ import (
 	"time"
 
 	"ezio/disks/disktest"
+	"ezio/engine/server"
+	"ezio/engine/server/servertest"
 	"ezio/engine/torrentfile"
 )
 
 func TestFetchImageDisk(t *testing.T) {
-	ls := newLabServer(t)
-	im, err := FetchImage(context.Background(), ls.s.BaseURL()+"/images/lab")
+	ls := servertest.NewLab(t)
+	im, err := FetchImage(context.Background(), ls.S.BaseURL()+"/images/lab")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if im.Name != "lab" || im.Kind != KindDisk || len(im.Parts) != 3 {
+	if im.Name != "lab" || im.Kind != server.KindDisk || len(im.Parts) != 3 {
 		t.Fatalf("fetched %+v", im)
 	}
-	if !bytes.Equal(bytes.Join(bytes.Fields(im.Manifest), nil), bytes.Join(bytes.Fields(ls.manifest), nil)) {
-		t.Errorf("manifest %s, want %s", im.Manifest, ls.manifest)
+	if !bytes.Equal(bytes.Join(bytes.Fields(im.Manifest), nil), bytes.Join(bytes.Fields(ls.Manifest), nil)) {
+		t.Errorf("manifest %s, want %s", im.Manifest, ls.Manifest)
 	}
-	for i, want := range []string{ls.esp.HashInfoBytes().HexString(), ls.root.HashInfoBytes().HexString()} {
+	for i, want := range []string{ls.ESP.HashInfoBytes().HexString(), ls.Root.HashInfoBytes().HexString()} {
 		p := im.Parts[i]
 		if p.Torrent == nil || p.Torrent.MetaInfo.HashInfoBytes().HexString() != want {
 			t.Errorf("partition %s: torrent %+v, want infohash %s", p.Name, p.Torrent, want)
@@ -43,20 +45,20 @@ func TestFetchImageDisk(t *testing.T) {
 	}
 	// FetchTorrent is for partition images.
 	var de *DiskImageError
-	if _, err := FetchTorrent(context.Background(), ls.s.BaseURL()+"/images/lab"); !errors.As(err, &de) {
+	if _, err := FetchTorrent(context.Background(), ls.S.BaseURL()+"/images/lab"); !errors.As(err, &de) {
 		t.Errorf("FetchTorrent of a disk image: %v, want a DiskImageError", err)
 	}
 }
 
 func TestFetchImagePartitionByEveryURL(t *testing.T) {
-	ls := newLabServer(t)
-	want := ls.part.HashInfoBytes()
-	for _, u := range []string{ls.s.BaseURL() + "/images/sda1", ls.s.BaseURL() + "/torrents/sda1.torrent"} {
+	ls := servertest.NewLab(t)
+	want := ls.Part.HashInfoBytes()
+	for _, u := range []string{ls.S.BaseURL() + "/images/sda1", ls.S.BaseURL() + "/torrents/sda1.torrent"} {
 		im, err := FetchImage(context.Background(), u)
 		if err != nil {
 			t.Fatalf("%s: %v", u, err)
 		}
-		if im.Kind != KindPartition || im.Name != "sda1" || len(im.Parts) != 1 || im.Parts[0].Torrent.MetaInfo.HashInfoBytes() != want {
+		if im.Kind != server.KindPartition || im.Name != "sda1" || len(im.Parts) != 1 || im.Parts[0].Torrent.MetaInfo.HashInfoBytes() != want {
 			t.Errorf("%s: %+v", u, im)
 		}
 		ft, err := FetchTorrent(context.Background(), u)
@@ -64,17 +66,17 @@ func TestFetchImagePartitionByEveryURL(t *testing.T) {
 			t.Errorf("FetchTorrent(%s): %+v %v", u, ft, err)
 		}
 	}
-	es, err := ListImages(context.Background(), strings.TrimPrefix(ls.s.BaseURL(), "http://"))
+	es, err := ListImages(context.Background(), strings.TrimPrefix(ls.S.BaseURL(), "http://"))
 	if err != nil || len(es) != 2 {
 		t.Fatalf("ListImages: %v %v", es, err)
 	}
-	if u := ImageURL(ls.s.BaseURL(), es[0]); u != ls.s.BaseURL()+"/images/lab" {
+	if u := ImageURL(ls.S.BaseURL(), es[0]); u != ls.S.BaseURL()+"/images/lab" {
 		t.Errorf("ImageURL %s", u)
 	}
-	if u := TorrentURL(ls.s.BaseURL(), es[1]); u != ls.s.BaseURL()+"/torrents/sda1.torrent" {
+	if u := TorrentURL(ls.S.BaseURL(), es[1]); u != ls.S.BaseURL()+"/torrents/sda1.torrent" {
 		t.Errorf("TorrentURL %s", u)
 	}
-	if u := TorrentURL(ls.s.BaseURL(), es[0]); u != "" {
+	if u := TorrentURL(ls.S.BaseURL(), es[0]); u != "" {
 		t.Errorf("TorrentURL of a disk image %q, want empty", u)
 	}
 }
@@ -137,9 +139,9 @@ func TestFetchErrorsAreTyped(t *testing.T) {
 	}
 
 	// 404, with a name full of terminal escapes in the server's message.
-	ls := newLabServer(t)
+	ls := servertest.NewLab(t)
 	var nf *NotFoundError
-	_, err = FetchImage(ctx, ls.s.BaseURL()+"/images/%1B%5B31mred")
+	_, err = FetchImage(ctx, ls.S.BaseURL()+"/images/%1B%5B31mred")
 	if !errors.As(err, &nf) {
 		t.Fatalf("404: %T %v, want NotFoundError", err, err)
 	}
@@ -150,17 +152,17 @@ func TestFetchErrorsAreTyped(t *testing.T) {
 	if _, err := FetchImage(ctx, raw+"/images/x"); !errors.As(err, &nf) || strings.ContainsAny(err.Error(), "\x1b\x07") {
 		t.Errorf("404 with raw escapes: %q", err)
 	}
-	if _, err := FetchTorrent(ctx, ls.s.BaseURL()+"/torrents/nope.torrent"); !errors.As(err, &nf) {
+	if _, err := FetchTorrent(ctx, ls.S.BaseURL()+"/torrents/nope.torrent"); !errors.As(err, &nf) {
 		t.Errorf("404 torrent: %T %v", err, err)
 	}
 
 	// 403 from a server that does not serve loopback.
-	other := newLabServer(t, WithAllow(AllowList{netip.MustParsePrefix("10.0.0.0/8")}))
+	other := servertest.NewLab(t, server.WithAllow(server.AllowList{netip.MustParsePrefix("10.0.0.0/8")}))
 	var fb *ForbiddenError
-	if _, err := FetchImage(ctx, other.s.BaseURL()+"/images/lab"); !errors.As(err, &fb) {
+	if _, err := FetchImage(ctx, other.S.BaseURL()+"/images/lab"); !errors.As(err, &fb) {
 		t.Errorf("403: %T %v, want ForbiddenError", err, err)
 	}
-	if _, err := ListImages(ctx, other.s.BaseURL()); !errors.As(err, &fb) {
+	if _, err := ListImages(ctx, other.S.BaseURL()); !errors.As(err, &fb) {
 		t.Errorf("ListImages 403: %T %v, want ForbiddenError", err, err)
 	}
 
@@ -216,5 +218,14 @@ func TestFetchTorrentTooLarge(t *testing.T) {
 	_, err = FetchTorrent(ctx, streamed+"/torrents/big.torrent")
 	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "torrent too large") {
 		t.Errorf("streamed body over the limit: %v", err)
+	}
+}
+
+func TestTorrentURLUsesParseServer(t *testing.T) {
+	e := server.ImageEntry{Torrent: "/torrents/sda1.torrent"}
+	for _, base := range []string{"10.0.0.1", "10.0.0.1:6969", "http://10.0.0.1:6969/"} {
+		if got := TorrentURL(base, e); got != "http://10.0.0.1:6969/torrents/sda1.torrent" {
+			t.Errorf("TorrentURL(%q) = %q", base, got)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"fmt"
 	"log/slog"
@@ -114,7 +115,7 @@ func (j *Job) PeerAddr() string { return j.sess.PeerAddr() }
 // Session is the session hosting the job.
 func (j *Job) Session() *Session { return j.sess }
 
-func (j *Job) server() *Server { return j.sess.srv }
+func (j *Job) server() *server.Server { return j.sess.srv }
 
 // TrackerURL is the embedded tracker's announce URL, or "".
 func (j *Job) TrackerURL() string {
@@ -133,7 +134,7 @@ func (j *Job) ServerURL() string {
 }
 
 // Fleet lists the clients the seeder's tracker knows, or nil.
-func (j *Job) Fleet() []FleetMember {
+func (j *Job) Fleet() []server.FleetMember {
 	if s := j.server(); s != nil {
 		return s.Fleet(j.ih, j.layout.Total)
 	}

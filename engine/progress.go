@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"sync"
 	"time"
 )
@@ -87,14 +88,14 @@ type Snapshot struct {
 	// served.
 	BadPieces []BadPiece `json:"bad_pieces,omitempty"`
 	// Seeder: clients that lack a bad piece and cannot finish from it.
-	Stuck []StuckClient `json:"stuck_clients,omitempty"`
+	Stuck []server.StuckClient `json:"stuck_clients,omitempty"`
 	// LostSeconds is how long ago the last source was lost, in phase
 	// "waiting".
 	LostSeconds float64 `json:"lost_seconds,omitempty"`
 	// Seeder only, from its tracker: every client that announced.
-	Fleet     []FleetMember `json:"fleet,omitempty"`
-	FleetDone int           `json:"fleet_done,omitempty"`
-	Expected  int           `json:"expected,omitempty"` // clients the room expects
+	Fleet     []server.FleetMember `json:"fleet,omitempty"`
+	FleetDone int                  `json:"fleet_done,omitempty"`
+	Expected  int                  `json:"expected,omitempty"` // clients the room expects
 
 }
 

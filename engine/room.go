@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"time"
 )
 
@@ -57,7 +58,7 @@ func (r RoomWatch) Run(ctx context.Context, j *Job) bool {
 // done. done ends the watch early (the seeder stopped for another
 // reason). A client counts as needing data while the tracker has it
 // downloading.
-func (r RoomWatch) RunImage(ctx context.Context, srv *Server, name string, done <-chan struct{}, stop func()) bool {
+func (r RoomWatch) RunImage(ctx context.Context, srv *server.Server, name string, done <-chan struct{}, stop func()) bool {
 	if r.Expect <= 0 || srv == nil {
 		return false
 	}
@@ -78,7 +79,7 @@ func (r RoomWatch) RunImage(ctx context.Context, srv *Server, name string, done 
 			switch {
 			case m.Completed:
 				completed++
-			case m.State == FleetDownloading:
+			case m.State == server.FleetDownloading:
 				needy++
 			}
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"log/slog"
 	"sort"
 	"time"
@@ -156,7 +157,7 @@ func (s *sampler) publish() {
 	}
 	if srv := j.server(); srv != nil && j.role == RoleSeed {
 		snap.Fleet = srv.Fleet(j.ih, j.layout.Total)
-		snap.FleetDone = DoneCount(snap.Fleet)
+		snap.FleetDone = server.DoneCount(snap.Fleet)
 	}
 	snap.Expected = j.expect
 	if ls := j.lostAt.Load(); ls != 0 && snap.Phase == PhaseWaiting {

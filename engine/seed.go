@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"fmt"
 	"os"
@@ -106,7 +107,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 		// The tracker believes a client's "completed" only when this
 		// seeder saw it take the image; the status page shows what the
 		// source check found.
-		w := NewConnWitness(j.t, peerListenPort)
+		w := server.NewConnWitness(j.t, peerListenPort)
 		j.haves.setWitness(w)
 		s.srv.SetWitness(j.ih, w.Ask)
 		s.srv.SetHealth(j.ih, j.health)
@@ -129,11 +130,11 @@ func (j *Job) seedMain(ctx context.Context) error {
 }
 
 // health is the seeder's bad pieces as the status page lists them.
-func (j *Job) health() []BadPieceInfo {
-	var out []BadPieceInfo
+func (j *Job) health() []server.BadPieceInfo {
+	var out []server.BadPieceInfo
 	for _, b := range j.st.BadPieces() {
 		off, n := j.layout.PieceSpan(b.Index)
-		out = append(out, BadPieceInfo{Piece: b.Index, Offset: off, Length: n, Reason: b.Reason})
+		out = append(out, server.BadPieceInfo{Piece: b.Index, Offset: off, Length: n, Reason: b.Reason})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/server"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,7 +44,7 @@ type Session struct {
 	tu  Tuning
 	log *slog.Logger
 	cl  *torrent.Client
-	srv *Server
+	srv *server.Server
 
 	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
 	held           *heldBudget   // memory for clients' pieces in flight (--cache-size)
@@ -97,7 +98,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	// cost nothing on a LAN and close with their jobs.
 	cfg.DropMutuallyCompletePeers = o.Serve
 	if len(o.Allow) > 0 {
-		cfg.IPBlocklist = AllowList(o.Allow).Blocklist()
+		cfg.IPBlocklist = server.AllowList(o.Allow).Blocklist()
 	}
 	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
@@ -111,11 +112,11 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	s.cl = cl
 	if o.Serve {
-		opts := []ServerOption{WithAllow(AllowList(o.Allow)), WithVersion(Version)}
+		opts := []server.ServerOption{server.WithAllow(server.AllowList(o.Allow)), server.WithVersion(Version)}
 		if o.HoldServer {
-			opts = append(opts, WithHold())
+			opts = append(opts, server.WithHold())
 		}
-		srv, err := NewServer(o.ServerListen, log, opts...)
+		srv, err := server.NewServer(o.ServerListen, log, opts...)
 		if err != nil {
 			cl.Close()
 			return nil, err
@@ -197,7 +198,7 @@ func (s *Session) OpenServer() {
 }
 
 // Server is the embedded tracker and image server, or nil.
-func (s *Session) Server() *Server { return s.srv }
+func (s *Session) Server() *server.Server { return s.srv }
 
 // PeerAddr is the address peers connect to (host:port).
 func (s *Session) PeerAddr() string {

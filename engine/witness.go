@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"ezio/engine/server"
 	"sync"
 
 	"github.com/anacrolix/torrent"
@@ -15,7 +16,7 @@ import (
 // the connection closes, so a finished client is always vouched for.
 type haveWatch struct {
 	n  int
-	w  *ConnWitness
+	w  *server.ConnWitness
 	mu sync.Mutex
 	// per connection: which pieces it said it has, and how many
 	have  map[*torrent.PeerConn][]bool
@@ -27,7 +28,7 @@ func newHaveWatch(n int) *haveWatch {
 }
 
 // setWitness says where closed connections are recorded (none: nowhere).
-func (h *haveWatch) setWitness(w *ConnWitness) {
+func (h *haveWatch) setWitness(w *server.ConnWitness) {
 	h.mu.Lock()
 	h.w = w
 	h.mu.Unlock()
@@ -83,8 +84,8 @@ func (h *haveWatch) closed(pc *torrent.PeerConn) {
 	if n == 0 || w == nil {
 		return
 	}
-	if keys := PeerKeys(pc, peerListenPort(pc)); keys != nil {
-		w.Record(keys, Evidence{Pieces: n})
+	if keys := server.PeerKeys(pc, peerListenPort(pc)); keys != nil {
+		w.Record(keys, server.Evidence{Pieces: n})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"ezio/disks"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/server"
 )
 
 // Screen is one page of the wizard. Screens change by messages, never by
@@ -65,7 +66,7 @@ type Deps struct {
 	Logger        *slog.Logger
 	Tuning        engine.Tuning
 	ConfigPath    string
-	ListImages    func(ctx context.Context, base string) ([]engine.ImageEntry, error)
+	ListImages    func(ctx context.Context, base string) ([]server.ImageEntry, error)
 	FetchTorrent  func(ctx context.Context, src string) (*engine.FetchedTorrent, error)
 	ListDisks     func() ([]disks.Disk, error)
 	PrepareDeploy func(mi *metainfo.MetaInfo, target string) error

@@ -12,6 +12,7 @@ import (
 
 	"ezio/disks"
 	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 )
 
@@ -38,11 +39,11 @@ func fakeDeps(t *testing.T, w *fakeWorld) *Deps {
 	mi := testTorrent(t)
 	return &Deps{
 		Ctx: context.Background(),
-		ListImages: func(ctx context.Context, base string) ([]engine.ImageEntry, error) {
+		ListImages: func(ctx context.Context, base string) ([]server.ImageEntry, error) {
 			if w.listErr != nil {
 				return nil, w.listErr
 			}
-			return []engine.ImageEntry{
+			return []server.ImageEntry{
 				{Name: "sda1", Size: 4 << 20, HighestEnd: 0x900000, Pieces: 4, PieceLength: 1 << 20, Torrent: "/torrents/sda1.torrent", Clients: 2, Done: 1},
 				{Name: "sda2", Size: 8 << 20, Pieces: 8, PieceLength: 1 << 20, Torrent: "/torrents/sda2.torrent"},
 			}, nil

@@ -16,7 +16,7 @@ import (
 	"github.com/charmbracelet/huh"
 
 	"ezio/disks/diskimage"
-	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/partclone"
 	"ezio/partclone/capture"
 	"ezio/tui/format"
@@ -79,7 +79,7 @@ func captureGroup(c *Common, deps *Deps, v *CaptureValues) *huh.Group {
 // servingAddr is where this machine would serve, as the Serve form has
 // it or would default it: HOST:PORT, "" when it has no LAN address.
 func servingAddr(serve *ServeValues) string {
-	host, port := "", strconv.Itoa(engine.DefaultTrackerPort)
+	host, port := "", strconv.Itoa(server.DefaultTrackerPort)
 	if serve != nil {
 		host = serve.Host
 		if p := trimmed(serve.Port); p != "" {
@@ -111,7 +111,7 @@ func trackerURL(s string) (string, error) {
 	if u, err := url.Parse(s); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.HasSuffix(u.Path, "/announce") {
 		return s, nil
 	}
-	base, err := engine.ParseServer(s)
+	base, err := server.ParseServer(s)
 	if err != nil {
 		return "", errors.New("a server address like 10.0.0.1:6969, or empty for none")
 	}

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 type fakeJob struct {
@@ -63,7 +64,7 @@ func seedSnap(sec int) engine.Snapshot {
 			{Addr: "127.0.0.1:40001", Client: "ezio 0.1.0", UploadRate: 60e6, BytesUploaded: 400 << 20, Share: 0.7},
 			{Addr: "127.0.0.1:40002", Client: "ezio 0.1.0", UploadRate: 35e6, BytesUploaded: 300 << 20, Share: 0.3},
 		},
-		Fleet: []engine.FleetMember{
+		Fleet: []server.FleetMember{
 			{Addr: "127.0.0.1:6001", Done: 1, Completed: true, Active: true, LastSeen: 1},
 			{Addr: "127.0.0.1:6002", Done: 0.7, Active: true, LastSeen: 2},
 			{Addr: "127.0.0.1:6003", Done: 0.3, Active: true, LastSeen: 0.5},
@@ -281,7 +282,7 @@ func TestSeedDashboardShowsStuckClients(t *testing.T) {
 	d := newDashboard(c, engine.RoleSeed, "seed sda1", &fakeJob{})
 	s := seedSnap(30)
 	s.BadPieces = []engine.BadPiece{{Index: 9, Offset: 10486537, Reason: "SHA-1 mismatch"}}
-	s.Stuck = []engine.StuckClient{{Addr: "127.0.0.1:6002", Pieces: []int{9}, Connected: true, Told: true}, {Addr: "127.0.0.1:6003", Pieces: []int{9}, Told: true}}
+	s.Stuck = []server.StuckClient{{Addr: "127.0.0.1:6002", Pieces: []int{9}, Connected: true, Told: true}, {Addr: "127.0.0.1:6003", Pieces: []int{9}, Told: true}}
 	feed(t, d, snapMsg{d.id, s})
 	v := d.View()
 	checkSize(t, v, 100, 30)

@@ -15,6 +15,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
@@ -52,7 +53,7 @@ type DeployFlow struct {
 
 	// Values kept across steps, so Esc never loses them.
 	source   string
-	images   []engine.ImageEntry
+	images   []server.ImageEntry
 	imageIdx int
 	ft       *engine.FetchedTorrent
 	sum      *torrentfile.TorrentSummary
@@ -367,7 +368,7 @@ func (f *DeployFlow) submitted() tea.Cmd {
 		return f.listImages()
 	case stepImage:
 		e := f.images[f.imageIdx]
-		if e.Kind == engine.KindDisk {
+		if e.Kind == server.KindDisk {
 			u := engine.ImageURL(f.source, e)
 			return f.openDisk(u, "reading the disk image "+u)
 		}
@@ -381,8 +382,8 @@ func (f *DeployFlow) submitted() tea.Cmd {
 
 // imageLabel is one row of the image list: what kind of image it is, so
 // that a whole disk is never mistaken for a partition.
-func imageLabel(e engine.ImageEntry) string {
-	if e.Kind == engine.KindDisk {
+func imageLabel(e server.ImageEntry) string {
+	if e.Kind == server.KindDisk {
 		return fmt.Sprintf("disk %-16s %10s  %d partitions  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), len(e.Partitions), e.Clients, e.Done)
 	}
 	return fmt.Sprintf("part %-16s %10s  %5d pieces  %d clients, %d done", format.Name(e.Name), format.Bytes(e.Size), e.Pieces, e.Clients, e.Done)

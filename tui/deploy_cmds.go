@@ -11,6 +11,7 @@ import (
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/tui/format"
 )
 
@@ -20,7 +21,7 @@ import (
 type (
 	imagesMsg struct {
 		flow   int
-		images []engine.ImageEntry
+		images []server.ImageEntry
 		err    error
 	}
 	torrentMsg struct {

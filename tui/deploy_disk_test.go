@@ -16,6 +16,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/disks/table"
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // fakeDiskRun is a disk deploy whose progress the test sets.
@@ -67,11 +68,11 @@ type diskWorld struct {
 // partition image, and a disk /dev/sdb with a GPT table on it.
 func diskDeps(t *testing.T, w *diskWorld) *Deps {
 	d := fakeDeps(t, &fakeWorld{})
-	d.ListImages = func(ctx context.Context, base string) ([]engine.ImageEntry, error) {
-		return []engine.ImageEntry{
-			{Name: "lab-2026", Kind: engine.KindDisk, Size: 400 << 20, HighestEnd: 300 << 30, Clients: 4, Done: 1,
-				Partitions: []engine.ImagePart{{Name: "sda1"}, {Name: "sda2"}, {Name: "sda3"}, {Name: "sda4"}}},
-			{Name: "sda1", Kind: engine.KindPartition, Size: 4 << 20, HighestEnd: 0x900000, Pieces: 4, Torrent: "/torrents/sda1.torrent"},
+	d.ListImages = func(ctx context.Context, base string) ([]server.ImageEntry, error) {
+		return []server.ImageEntry{
+			{Name: "lab-2026", Kind: server.KindDisk, Size: 400 << 20, HighestEnd: 300 << 30, Clients: 4, Done: 1,
+				Partitions: []server.ImagePart{{Name: "sda1"}, {Name: "sda2"}, {Name: "sda3"}, {Name: "sda4"}}},
+			{Name: "sda1", Kind: server.KindPartition, Size: 4 << 20, HighestEnd: 0x900000, Pieces: 4, Torrent: "/torrents/sda1.torrent"},
 		}, nil
 	}
 	d.ListDisks = func() ([]disks.Disk, error) {

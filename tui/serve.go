@@ -16,6 +16,7 @@ import (
 	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
@@ -108,7 +109,7 @@ func localAddrs() []localAddr {
 
 func NewServeFlow(c *Common, deps *Deps, v *ServeValues) *ServeFlow {
 	if v.Port == "" {
-		v.Port = strconv.Itoa(engine.DefaultTrackerPort)
+		v.Port = strconv.Itoa(server.DefaultTrackerPort)
 	}
 	s := &ServeFlow{c: c, deps: deps, v: v, hosts: listLocalAddrs()}
 	s.build()
@@ -326,7 +327,7 @@ func (s *ServeFlow) start() tea.Cmd {
 			return serveStartedMsg{flow: flow, err: err, doing: "read the torrent"}
 		}
 		if err := verifySource(ctx, v, mi); err != nil {
-			return serveStartedMsg{flow: flow, err: err, doing: "check the source", hint: engine.StuckAdvice}
+			return serveStartedMsg{flow: flow, err: err, doing: "check the source", hint: server.StuckAdvice}
 		}
 		j, err := deps.Seed(ctx, engine.SeedOptions{
 			Torrent: mi, Source: trimmed(v.Source), TrackerListen: v.listen(), NoTracker: v.NoTracker,

@@ -14,6 +14,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/tui/format"
 )
 
@@ -32,7 +33,7 @@ type DiskSeedOptions struct {
 type DiskSeeding struct {
 	Manifest *diskimage.Manifest
 	Jobs     []*engine.Job
-	Server   *engine.Server
+	Server   *server.Server
 	// Stop ends every job, the client and the server, and returns once
 	// they have ended.
 	Stop func()
@@ -54,7 +55,7 @@ func (sd *DiskSeeding) served() []diskimage.Partition {
 // fleet; *diskSeedRun has it, tests a fake.
 type diskSeedSource interface {
 	JobControl
-	sample() (parts []engine.Snapshot, fleet []engine.FleetMember)
+	sample() (parts []engine.Snapshot, fleet []server.FleetMember)
 	events() <-chan engine.Event // nil: none
 	done() <-chan struct{}
 	err() error
@@ -136,12 +137,12 @@ func (r *diskSeedRun) Paused() bool {
 	return false
 }
 
-func (r *diskSeedRun) sample() ([]engine.Snapshot, []engine.FleetMember) {
+func (r *diskSeedRun) sample() ([]engine.Snapshot, []server.FleetMember) {
 	snaps := make([]engine.Snapshot, len(r.sd.Jobs))
 	for i, j := range r.sd.Jobs {
 		snaps[i] = j.Snapshot()
 	}
-	var fleet []engine.FleetMember
+	var fleet []server.FleetMember
 	if r.sd.Server != nil {
 		fleet = r.sd.Server.ImageFleet(r.sd.Manifest.Name)
 	}
@@ -180,7 +181,7 @@ type (
 	diskSeedDoneMsg struct {
 		id    int
 		parts []engine.Snapshot
-		fleet []engine.FleetMember
+		fleet []server.FleetMember
 		err   error
 	}
 )
@@ -250,7 +251,7 @@ func (d *DiskSeedDashboard) sample() {
 // sumSnapshots is a disk as one seeder: its partitions' totals and rates
 // added up, their peers side by side (a client has a connection for each
 // partition), the image's fleet.
-func sumSnapshots(name string, expect int, parts []engine.Snapshot, fleet []engine.FleetMember) engine.Snapshot {
+func sumSnapshots(name string, expect int, parts []engine.Snapshot, fleet []server.FleetMember) engine.Snapshot {
 	s := engine.Snapshot{Role: engine.RoleSeed, Name: name, Phase: engine.PhaseStarting, Fleet: fleet, Expected: expect}
 	phases := map[engine.Phase]int{}
 	for _, p := range parts {
@@ -285,7 +286,7 @@ func sumSnapshots(name string, expect int, parts []engine.Snapshot, fleet []engi
 	case len(parts) > 0:
 		s.Phase = parts[0].Phase
 	}
-	s.FleetDone = engine.DoneCount(fleet)
+	s.FleetDone = server.DoneCount(fleet)
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // fakeDiskSeed is a disk image being served whose partitions' snapshots
@@ -21,12 +22,12 @@ import (
 type fakeDiskSeed struct {
 	fakeJob
 	parts []engine.Snapshot
-	fleet []engine.FleetMember
+	fleet []server.FleetMember
 	doneC chan struct{}
 	fail  error
 }
 
-func (f *fakeDiskSeed) sample() ([]engine.Snapshot, []engine.FleetMember) { return f.parts, f.fleet }
+func (f *fakeDiskSeed) sample() ([]engine.Snapshot, []server.FleetMember) { return f.parts, f.fleet }
 func (f *fakeDiskSeed) events() <-chan engine.Event                       { return nil }
 func (f *fakeDiskSeed) done() <-chan struct{}                             { return f.doneC }
 func (f *fakeDiskSeed) err() error                                        { return f.fail }
@@ -81,11 +82,11 @@ func diskSeedSnaps(sec int) []engine.Snapshot {
 	}
 }
 
-func diskSeedFleet() []engine.FleetMember {
-	return []engine.FleetMember{
-		{Addr: "10.0.0.21:6881", Done: 1, Completed: true, State: engine.FleetDone},
-		{Addr: "10.0.0.22:6881", Done: 0.45, State: engine.FleetDownloading, Active: true},
-		{Addr: "10.0.0.23:6881", Done: 0.1, State: engine.FleetDownloading, Active: true},
+func diskSeedFleet() []server.FleetMember {
+	return []server.FleetMember{
+		{Addr: "10.0.0.21:6881", Done: 1, Completed: true, State: server.FleetDone},
+		{Addr: "10.0.0.22:6881", Done: 0.45, State: server.FleetDownloading, Active: true},
+		{Addr: "10.0.0.23:6881", Done: 0.1, State: server.FleetDownloading, Active: true},
 	}
 }
 

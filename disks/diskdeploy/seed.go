@@ -8,6 +8,7 @@ import (
 	"errors"
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/server"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -32,7 +33,7 @@ func (e *ImageError) Unwrap() error { return e.Err }
 type Seeding struct {
 	Manifest *diskimage.Manifest
 	Jobs     []*engine.Job
-	Server   *engine.Server // nil with NoTracker
+	Server   *server.Server // nil with NoTracker
 	Session  *engine.Session
 }
 
@@ -82,7 +83,7 @@ func Seed(ctx context.Context, dir string, o SeedOptions) (_ *Seeding, err error
 		}
 	}()
 	fsys := os.DirFS(dir)
-	var parts []engine.DiskPart
+	var parts []server.DiskPart
 	for _, p := range m.Partitions {
 		if !p.HasData() {
 			continue
@@ -102,7 +103,7 @@ func Seed(ctx context.Context, dir string, o SeedOptions) (_ *Seeding, err error
 			return nil, &ImageError{Dir: dir, Err: fmt.Errorf("partition %s: %w", p.Name, err)}
 		}
 		s.Jobs = append(s.Jobs, j)
-		parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem, MI: mi})
+		parts = append(parts, server.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem, MI: mi})
 	}
 	if s.Server != nil {
 		files, err := diskimage.ClientFiles(dir, m)
@@ -111,13 +112,13 @@ func Seed(ctx context.Context, dir string, o SeedOptions) (_ *Seeding, err error
 		}
 		for _, p := range m.Partitions {
 			if !p.HasData() {
-				parts = append(parts, engine.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem})
+				parts = append(parts, server.DiskPart{Name: p.Name, Number: p.Number, Start: p.Start, Size: p.Size, FS: p.Filesystem})
 			}
 		}
 		if o.Expect > 0 {
 			s.Server.SetExpect(o.Expect)
 		}
-		if err := s.Server.AddDiskImage(engine.DiskImage{Name: m.Name, Manifest: files[diskimage.ManifestFile], Parts: parts, PeerPort: sess.PeerPort(), Files: files}); err != nil {
+		if err := s.Server.AddDiskImage(server.DiskImage{Name: m.Name, Manifest: files[diskimage.ManifestFile], Parts: parts, PeerPort: sess.PeerPort(), Files: files}); err != nil {
 			return nil, err
 		}
 	}

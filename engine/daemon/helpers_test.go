@@ -20,6 +20,7 @@ import (
 	"ezio/engine"
 	"ezio/engine/daemon"
 	"ezio/engine/ezioapi"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 )
 
@@ -230,9 +231,9 @@ func makeImage(t *testing.T, name string, total int64, n int, seed uint64, track
 // startTracker runs ezio's embedded tracker for the test's swarms (the
 // role opentracker plays beside Clonezilla's Lite Server); serve registers
 // each image with it.
-func startTracker(t *testing.T) *engine.Server {
+func startTracker(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := engine.NewServer(fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), nil)
+	srv, err := server.NewServer(fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func shutdown(t *testing.T, d *runningDaemon) {
 	}
 }
 
-func serve(t *testing.T, tr *engine.Server, im *image) {
+func serve(t *testing.T, tr *server.Server, im *image) {
 	t.Helper()
 	if err := tr.AddImage(im.mi, 0); err != nil {
 		t.Fatal(err)

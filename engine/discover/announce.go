@@ -33,6 +33,7 @@ import (
 	"github.com/miekg/dns"
 
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // Service is the DNS-SD service type of an ezio seeder.
@@ -49,7 +50,7 @@ type Info struct {
 	// Name is the instance name shown to people; "ezio on HOSTNAME" when empty.
 	Name string
 	// BaseURL is the seeder's HTTP server, http://HOST:PORT. A loopback or
-	// unspecified host (what engine.Server.BaseURL writes for a server
+	// unspecified host (what server.Server.BaseURL writes for a server
 	// listening on every address) means: every interface, each with its own
 	// address in url=. A specific IP means the one interface that has it.
 	BaseURL string
@@ -165,7 +166,7 @@ type target struct {
 
 // announceTargets picks the interfaces a server at baseURL is reachable on.
 func announceTargets(baseURL, listen string, only []string) ([]target, int, error) {
-	base, err := engine.ParseServer(baseURL)
+	base, err := server.ParseServer(baseURL)
 	if err != nil {
 		return nil, 0, fmt.Errorf("announce: %w", err)
 	}

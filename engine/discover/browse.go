@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // ErrNoServer is the answer when nobody on the LAN announces ezio. It means
@@ -143,7 +144,7 @@ func serverFrom(e instance, ifi net.Interface) (Server, bool) {
 		case "version":
 			s.Version = v
 		case "url":
-			if b, err := engine.ParseServer(v); err == nil {
+			if b, err := server.ParseServer(v); err == nil {
 				s.BaseURL = b
 			}
 		case "images":

@@ -27,6 +27,7 @@ import (
 	"ezio/disks/disktest"
 	"ezio/engine"
 	"ezio/engine/discover/lantest"
+	"ezio/engine/server"
 )
 
 const python = "/usr/bin/python3"
@@ -412,7 +413,7 @@ func TestAnnounceEverywhereGivesEachNetworkItsURL(t *testing.T) {
 // FetchTorrent reads every form of source the wizard accepts, here from
 // a real ezio server on loopback.
 func TestFetchTorrentForms(t *testing.T) {
-	srv, err := engine.NewServer("127.0.0.1:0", nil)
+	srv, err := server.NewServer("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // AmbiguousError is the refusal when a search found more than one answer
@@ -125,13 +126,13 @@ func FetchTorrent(ctx context.Context, src string, timeout time.Duration) (*engi
 		}
 		return fetchImage(ctx, base, name)
 	}
-	if engine.IsTorrentURL(src) || strings.HasSuffix(src, ".torrent") {
+	if server.IsTorrentURL(src) || strings.HasSuffix(src, ".torrent") {
 		return engine.FetchTorrent(ctx, src)
 	}
 	if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
 		return engine.FetchTorrent(ctx, src)
 	}
-	base, err := engine.ParseServer(src)
+	base, err := server.ParseServer(src)
 	if err != nil {
 		return engine.FetchTorrent(ctx, src)
 	}
@@ -148,7 +149,7 @@ func fetchImage(ctx context.Context, base, name string) (*engine.FetchedTorrent,
 	var names []string
 	for _, e := range es {
 		if e.Name == name || name == "" && len(es) == 1 {
-			if e.Kind == engine.KindDisk {
+			if e.Kind == server.KindDisk {
 				// Several torrents: the caller deploys it as a disk
 				// image from its /images/NAME.
 				return nil, &engine.DiskImageError{URL: engine.ImageURL(base, e)}

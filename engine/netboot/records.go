@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"ezio/engine"
 	"ezio/engine/atomicfile"
+	"ezio/engine/server"
 )
 
 // Machine states, in the order a machine goes through them.
@@ -35,7 +35,7 @@ const (
 )
 
 // Machine is one row of the room, by MAC, from its first DHCP request.
-type Machine = engine.Machine
+type Machine = server.Machine
 
 // deployed says whether the machine's next network boot goes to its disk:
 // it has a verified deploy on record.

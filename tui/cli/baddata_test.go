@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"ezio/disks/disktest"
-	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 )
 
@@ -82,14 +82,14 @@ func badSeed(t *testing.T, im *intImage, source string, extra ...string) (*intPr
 }
 
 // badStatus reads a seeder's /status.json.
-func badStatus(t *testing.T, base string) engine.Status {
+func badStatus(t *testing.T, base string) server.Status {
 	t.Helper()
 	r, err := http.Get(base + "/status.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
-	var st engine.Status
+	var st server.Status
 	if err := json.NewDecoder(r.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"ezio/disks/diskdeploy"
 	"ezio/engine"
 	"ezio/engine/discover"
+	"ezio/engine/server"
 	"ezio/tui/format"
 )
 
@@ -38,10 +39,10 @@ type diskSeedLine struct {
 	Uploaded   int64                `json:"bytes_uploaded"`
 	Expected   int                  `json:"expected,omitempty"`
 	FleetDone  int                  `json:"fleet_done"`
-	Fleet      []engine.FleetMember `json:"fleet"`
+	Fleet      []server.FleetMember `json:"fleet"`
 	Partitions []engine.Snapshot    `json:"partitions"`
 	// Machines: the network-booted room (--netboot).
-	Machines []engine.Machine `json:"machines,omitempty"`
+	Machines []server.Machine `json:"machines,omitempty"`
 }
 
 // SeedDiskCommand is `ezio seed DIR` for a disk image directory: it serves
@@ -105,7 +106,7 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 	// report prints the state each second; final is the last line, as
 	// the seeder stops (a room that ended between two ticks is seen).
 	report := func(final bool) {
-		line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []engine.FleetMember{}}
+		line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []server.FleetMember{}}
 		for _, j := range s.Jobs {
 			sn := j.Snapshot()
 			line.UploadRate += sn.UploadRate
@@ -116,7 +117,7 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			if f := s.Server.ImageFleet(name); f != nil {
 				line.Fleet = f
 			}
-			line.FleetDone = engine.DoneCount(line.Fleet)
+			line.FleetDone = server.DoneCount(line.Fleet)
 		}
 		room := ""
 		if o.room.expect > 0 {

@@ -25,6 +25,7 @@ import (
 	"ezio/disks/disktest"
 	"ezio/disks/table"
 	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // dkPart is one partition of a test disk.
@@ -748,7 +749,7 @@ func TestDiskSeedServesImageToURLDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 1 || es[0].Name != "room" || es[0].Kind != engine.KindDisk || len(es[0].Partitions) != 2 {
+	if len(es) != 1 || es[0].Name != "room" || es[0].Kind != server.KindDisk || len(es[0].Partitions) != 2 {
 		t.Fatalf("/images.json: %+v", es)
 	}
 	url := seed.Server.BaseURL() + "/images/room"

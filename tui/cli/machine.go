@@ -17,7 +17,7 @@ import (
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
 	"ezio/disks/machine"
-	"ezio/engine"
+	"ezio/engine/server"
 )
 
 // machineResult is what --hostname and --then-run did, in the JSON
@@ -169,7 +169,7 @@ func serverHostOf(src string) string {
 func roomNumber(ctx context.Context, src, client string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	u := strings.TrimRight(src, "/") + "/" + engine.RoomNumberPath + "?client=" + url.QueryEscape(client)
+	u := strings.TrimRight(src, "/") + "/" + server.RoomNumberPath + "?client=" + url.QueryEscape(client)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return 0, err

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"ezio/engine"
 	"ezio/engine/netboot"
 	"ezio/engine/netboot/initramfs"
+	"ezio/engine/server"
 )
 
 // netbootFlags are the seed command's network-boot flags.
@@ -64,7 +64,7 @@ func (r *netbootRoom) Stop() {
 
 // startNetboot builds (or finds cached) the deploy environment and answers
 // DHCP, TFTP and /netboot/ on the interfaces of listenHost ("" = all).
-func (a *App) startNetboot(ctx context.Context, dir string, s *DiskSeed, f netbootFlags, listenHost string, allow engine.AllowList, log *slog.Logger) (_ *netbootRoom, err error) {
+func (a *App) startNetboot(ctx context.Context, dir string, s *DiskSeed, f netbootFlags, listenHost string, allow server.AllowList, log *slog.Logger) (_ *netbootRoom, err error) {
 	if s.Server == nil {
 		return nil, refused(errors.New("--netboot serves the boot files over this seeder's HTTP server; it cannot be used with --no-tracker"))
 	}
@@ -213,7 +213,7 @@ func netbootListenHost(trackerListen, peerListen string) string {
 
 // machinesDone counts the machines that reached "verified" (or came back
 // after it) and how many of those have not yet come back to their disk.
-func machinesDone(ms []engine.Machine) (verified, waiting int) {
+func machinesDone(ms []server.Machine) (verified, waiting int) {
 	for _, m := range ms {
 		switch m.State {
 		case netboot.StateVerified:
@@ -228,7 +228,7 @@ func machinesDone(ms []engine.Machine) (verified, waiting int) {
 
 // watchMachines ends the seeder (stop) once expect machines are verified
 // and, when they reboot, are back in their own system (or linger passed).
-func watchMachines(ctx context.Context, srv *engine.Server, expect int, then string, linger time.Duration, log io.Writer, room *roomWatch, stop func()) {
+func watchMachines(ctx context.Context, srv *server.Server, expect int, then string, linger time.Duration, log io.Writer, room *roomWatch, stop func()) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var reached time.Time
@@ -256,7 +256,7 @@ func watchMachines(ctx context.Context, srv *engine.Server, expect int, then str
 
 // machinesLine counts the network-booted machines by state for the
 // seeder's progress line ("  machines: 2 verified, 1 deploying").
-func machinesLine(ms []engine.Machine) string {
+func machinesLine(ms []server.Machine) string {
 	if len(ms) == 0 {
 		return ""
 	}

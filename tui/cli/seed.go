@@ -14,6 +14,7 @@ import (
 	"ezio/engine"
 	"ezio/engine/discover"
 	"ezio/engine/netboot"
+	"ezio/engine/server"
 )
 
 func newSeedCmd(a *App) *cobra.Command {
@@ -53,7 +54,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 					return refused(errors.New("--exit-when-done counts the clients through this seeder's tracker; it cannot be used with --no-tracker"))
 				}
 			}
-			allow, err := engine.ParseAllowList(o.allow)
+			allow, err := server.ParseAllowList(o.allow)
 			if err != nil {
 				return refused(err)
 			}
@@ -133,7 +134,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", engine.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
+	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", server.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
 	f.BoolVar(&o.noTracker, "no-tracker", false, "do not run the embedded tracker; use the torrent's trackers")
 	f.BoolVar(&o.noAnnounce, "no-announce", false, "do not announce this server on the LAN (mDNS); clients then need its address")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines")

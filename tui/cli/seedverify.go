@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"ezio/tui/format"
 )
@@ -78,5 +79,5 @@ func verifyBeforeSeeding(ctx context.Context, a *App, mi *metainfo.MetaInfo, sou
 	for _, b := range r.Bad {
 		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
 	}
-	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match the torrent; %s", source, len(r.Bad), r.Pieces, engine.StuckAdvice)}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match the torrent; %s", source, len(r.Bad), r.Pieces, server.StuckAdvice)}
 }

@@ -30,9 +30,9 @@ import (
 
 	"ezio/disks/disktest"
 	"ezio/disks/table"
-	"ezio/engine"
 	"ezio/engine/discover/lantest"
 	"ezio/engine/netboot/initramfs"
+	"ezio/engine/server"
 	"ezio/tui/cli"
 )
 
@@ -198,7 +198,7 @@ type seedRoom struct {
 
 	mu       sync.Mutex
 	log      bytes.Buffer
-	machines []engine.Machine
+	machines []server.Machine
 }
 
 func startSeedRoom(t *testing.T, ctx context.Context, lan *roomLAN, bin string, args ...string) *seedRoom {
@@ -217,7 +217,7 @@ func startSeedRoom(t *testing.T, ctx context.Context, lan *roomLAN, bin string, 
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var line struct {
-				Machines []engine.Machine `json:"machines"`
+				Machines []server.Machine `json:"machines"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Machines != nil {
 				s.mu.Lock()
@@ -245,10 +245,10 @@ func startSeedRoom(t *testing.T, ctx context.Context, lan *roomLAN, bin string, 
 }
 
 func (s *seedRoom) Log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.log.String() }
-func (s *seedRoom) Machines() []engine.Machine {
+func (s *seedRoom) Machines() []server.Machine {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]engine.Machine(nil), s.machines...)
+	return append([]server.Machine(nil), s.machines...)
 }
 
 type writerFunc func([]byte) (int, error)
@@ -405,7 +405,7 @@ func TestNetbootRoom(t *testing.T) {
 	if exitCode(seed.err) != 0 || !strings.Contains(seed.Log(), fmt.Sprintf("the room is done: %d machines verified", len(machines))) {
 		t.Errorf("seeder: %v\n%s", seed.err, tail(seed.Log(), 2000))
 	}
-	got := map[string]engine.Machine{}
+	got := map[string]server.Machine{}
 	for _, m := range seed.Machines() {
 		got[m.MAC] = m
 	}
@@ -512,7 +512,7 @@ func TestNetbootProxyBesideDnsmasq(t *testing.T) {
 			t.Errorf("the status page lacks %q:\n%s", want, page)
 		}
 	}
-	rows := map[string]engine.Machine{}
+	rows := map[string]server.Machine{}
 	for _, m := range seed.Machines() {
 		rows[m.MAC] = m
 	}

@@ -1,4 +1,4 @@
-package engine
+package server
 
 // A seeder's fleet: each client as the tracker saw it, and the count a
 // room is judged by.

@@ -1,8 +1,7 @@
-package engine
+package server
 
 import (
-	"crypto/sha1"
-	"ezio/engine/torrentfile"
+	"ezio/engine/torrentfile/torrentfiletest"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,21 +18,6 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
-
-// fakeTorrent is a torrent of pieces*pieceLen bytes in one extent, with
-// made-up hashes: enough for the server, which never reads the data.
-func fakeTorrent(t testing.TB, name string, pieces int, pieceLen int64) *metainfo.MetaInfo {
-	t.Helper()
-	hashes := make([][20]byte, pieces)
-	for i := range hashes {
-		hashes[i] = sha1.Sum([]byte(fmt.Sprintf("%s %d", name, i)))
-	}
-	mi, err := BuildFromExtents(name, pieceLen, []torrentfile.Extent{{Offset: 1 << 20, Length: int64(pieces) * pieceLen}}, hashes, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mi
-}
 
 // testClock is a settable clock for the tracker.
 type testClock struct{ ns atomic.Int64 }
@@ -60,7 +44,7 @@ func newTrackerUnderTest(t testing.TB, opts ...ServerOption) *trackerUnderTest {
 	clock := &testClock{}
 	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	s.now = clock.now
-	mi := fakeTorrent(t, "sda1", 10, 1<<20)
+	mi := torrentfiletest.Fake(t, "sda1", 10, 1<<20)
 	if err := s.AddImage(mi, 6881); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +321,7 @@ func TestAnnounceConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	mi := fakeTorrent(t, "sda1", 4, 1<<20)
+	mi := torrentfiletest.Fake(t, "sda1", 4, 1<<20)
 	s.AddImage(mi, 6881)
 	ih := mi.HashInfoBytes()
 	var wg sync.WaitGroup

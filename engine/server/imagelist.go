@@ -1,4 +1,4 @@
-package engine
+package server
 
 // What a client asks the image server for: the list of images, one
 // image's entry and files, a torrent, and each image's fleet of clients.
@@ -64,11 +64,12 @@ func torrentPath(key string) string {
 	return "/torrents/" + strings.Join(parts, "/") + ".torrent"
 }
 
-func imagePath(name string) string { return "/images/" + url.PathEscape(name) }
+// ImagePath is the server path of the image called name.
+func ImagePath(name string) string { return "/images/" + url.PathEscape(name) }
 
 // entryLocked describes an image; prefix is put before every path.
 func (s *Server) entryLocked(im *servedImage, prefix string) ImageEntry {
-	e := ImageEntry{Name: im.name, Kind: im.kind, URL: prefix + imagePath(im.name)}
+	e := ImageEntry{Name: im.name, Kind: im.kind, URL: prefix + ImagePath(im.name)}
 	for _, p := range im.parts {
 		if p.t != nil {
 			e.Size += p.t.sum.TotalBytes

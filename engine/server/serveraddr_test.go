@@ -1,4 +1,4 @@
-package engine
+package server
 
 import "testing"
 
@@ -37,15 +37,6 @@ func TestIsTorrentURL(t *testing.T) {
 	} {
 		if got := IsTorrentURL(in); got != want {
 			t.Errorf("IsTorrentURL(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestTorrentURLUsesParseServer(t *testing.T) {
-	e := ImageEntry{Torrent: "/torrents/sda1.torrent"}
-	for _, base := range []string{"10.0.0.1", "10.0.0.1:6969", "http://10.0.0.1:6969/"} {
-		if got := TorrentURL(base, e); got != "http://10.0.0.1:6969/torrents/sda1.torrent" {
-			t.Errorf("TorrentURL(%q) = %q", base, got)
 		}
 	}
 }
