@@ -6,6 +6,7 @@ import (
 	"errors"
 	"ezio/disks/disktest"
 	"ezio/engine/torrentfile"
+	"ezio/engine/torrentfile/torrentfiletest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,20 +19,10 @@ import (
 	"ezio/disks"
 )
 
-func infoWith(files []metainfo.FileInfo, pieceLength int64) *metainfo.Info {
-	info := &metainfo.Info{Name: "sda1", PieceLength: pieceLength, Files: files}
-	info.Pieces = make([]byte, 20*((info.TotalLength()+pieceLength-1)/pieceLength))
-	return info
-}
-
-func fi(name string, n int64) metainfo.FileInfo {
-	return metainfo.FileInfo{Path: []string{name}, Length: n}
-}
-
 // craft builds a torrent whose files are as given, hashes zeroed.
 func craft(t *testing.T, files []metainfo.FileInfo) *metainfo.MetaInfo {
 	t.Helper()
-	ib, err := bencode.Marshal(infoWith(files, 16<<10))
+	ib, err := bencode.Marshal(torrentfiletest.Info(files, 16<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +34,11 @@ func TestDeployRefusesBadTorrentsAndLeavesTargetUntouched(t *testing.T) {
 	target := makeTargetFile(t, size)
 	before := disktest.Sum(t, target)
 	for name, mi := range map[string]*metainfo.MetaInfo{
-		"not hex":      craft(t, []metainfo.FileInfo{fi("1000", 100), fi("hello", 100)}),
-		"past the end": craft(t, []metainfo.FileInfo{fi("1000", 100), fi("fff00", 0x200)}),
-		"overlapping":  craft(t, []metainfo.FileInfo{fi("1000", 0x200), fi("1100", 0x200)}),
+		"not hex":      craft(t, []metainfo.FileInfo{torrentfiletest.File("1000", 100), torrentfiletest.File("hello", 100)}),
+		"past the end": craft(t, []metainfo.FileInfo{torrentfiletest.File("1000", 100), torrentfiletest.File("fff00", 0x200)}),
+		"overlapping":  craft(t, []metainfo.FileInfo{torrentfiletest.File("1000", 0x200), torrentfiletest.File("1100", 0x200)}),
 		"piece mismatch": func() *metainfo.MetaInfo {
-			info := infoWith([]metainfo.FileInfo{fi("1000", 100)}, 16<<10)
+			info := torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("1000", 100)}, 16<<10)
 			info.Pieces = append(info.Pieces, make([]byte, 20)...)
 			ib, _ := bencode.Marshal(info)
 			return &metainfo.MetaInfo{InfoBytes: ib}

@@ -1,22 +1,13 @@
 package torrentfile
 
 import (
+	"ezio/engine/torrentfile/torrentfiletest"
 	"strings"
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
-
-func infoWith(files []metainfo.FileInfo, pieceLength int64) *metainfo.Info {
-	info := &metainfo.Info{Name: "sda1", PieceLength: pieceLength, Files: files}
-	info.Pieces = make([]byte, 20*((info.TotalLength()+pieceLength-1)/pieceLength))
-	return info
-}
-
-func fi(name string, n int64) metainfo.FileInfo {
-	return metainfo.FileInfo{Path: []string{name}, Length: n}
-}
 
 func TestParseOffset(t *testing.T) {
 	for in, want := range map[string]int64{
@@ -43,13 +34,13 @@ func TestLayoutRejects(t *testing.T) {
 		info *metainfo.Info
 		want string
 	}{
-		"not hex":      {infoWith([]metainfo.FileInfo{fi("0000000000001000", 10), fi("zz", 10)}, 16), `file "zz"`},
-		"nested path":  {infoWith([]metainfo.FileInfo{{Path: []string{"a", "1000"}, Length: 5}}, 16), "directly under"},
-		"overlap":      {infoWith([]metainfo.FileInfo{fi("1000", 0x100), fi("10ff", 0x10)}, 16), "overlaps"},
-		"overlap back": {infoWith([]metainfo.FileInfo{fi("2000", 0x100), fi("1000", 0x1001)}, 16), "overlaps"},
+		"not hex":      {torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("0000000000001000", 10), torrentfiletest.File("zz", 10)}, 16), `file "zz"`},
+		"nested path":  {torrentfiletest.Info([]metainfo.FileInfo{{Path: []string{"a", "1000"}, Length: 5}}, 16), "directly under"},
+		"overlap":      {torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("1000", 0x100), torrentfiletest.File("10ff", 0x10)}, 16), "overlaps"},
+		"overlap back": {torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("2000", 0x100), torrentfiletest.File("1000", 0x1001)}, 16), "overlaps"},
 		"no files":     {&metainfo.Info{Name: "x", PieceLength: 16, Length: 100, Pieces: make([]byte, 140)}, "no extent files"},
-		"zero length":  {infoWith([]metainfo.FileInfo{fi("1000", 0)}, 16), "no data"},
-		"overflow":     {infoWith([]metainfo.FileInfo{fi("7ffffffffffffff0", 0x100)}, 16), "overflows"},
+		"zero length":  {torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("1000", 0)}, 16), "no data"},
+		"overflow":     {torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("7ffffffffffffff0", 0x100)}, 16), "overflows"},
 	}
 	for name, c := range cases {
 		_, err := NewLayout(c.info)
@@ -58,7 +49,7 @@ func TestLayoutRejects(t *testing.T) {
 		}
 	}
 	// Piece table that does not match the length.
-	info := infoWith([]metainfo.FileInfo{fi("1000", 100)}, 16)
+	info := torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("1000", 100)}, 16)
 	info.Pieces = info.Pieces[:len(info.Pieces)-20]
 	if _, err := NewLayout(info); err == nil || !strings.Contains(err.Error(), "piece table") {
 		t.Errorf("short piece table: %v", err)
@@ -66,7 +57,7 @@ func TestLayoutRejects(t *testing.T) {
 }
 
 func TestLayoutMapsAcrossExtents(t *testing.T) {
-	l, err := NewLayout(infoWith([]metainfo.FileInfo{fi("10", 5), fi("100", 3), fi("20", 8)}, 4))
+	l, err := NewLayout(torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("10", 5), torrentfiletest.File("100", 3), torrentfiletest.File("20", 8)}, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +83,7 @@ func TestLayoutMapsAcrossExtents(t *testing.T) {
 // FuzzLayout feeds arbitrary info dictionaries: NewLayout must never panic,
 // and whatever it accepts must map only inside declared extents.
 func FuzzLayout(f *testing.F) {
-	seed, _ := bencode.Marshal(infoWith([]metainfo.FileInfo{fi("00000000000000000000000000001000", 100), fi("2000", 50)}, 32))
+	seed, _ := bencode.Marshal(torrentfiletest.Info([]metainfo.FileInfo{torrentfiletest.File("00000000000000000000000000001000", 100), torrentfiletest.File("2000", 50)}, 32))
 	f.Add(seed)
 	f.Add([]byte("d4:name4:sda112:piece lengthi16e6:pieces0:e"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -4,7 +4,6 @@ package torrentfiletest
 
 import (
 	"crypto/sha1"
-	"ezio/engine/torrentfile"
 	"fmt"
 	"testing"
 
@@ -20,8 +19,11 @@ func Fake(t testing.TB, name string, pieces int, pieceLen int64) *metainfo.MetaI
 	for i := range hashes {
 		hashes[i] = sha1.Sum([]byte(fmt.Sprintf("%s %d", name, i)))
 	}
+	// One extent at 1 MiB, named as torrentfile.FormatOffset names it
+	// (this package imports nothing of ezio, so torrentfile's own tests
+	// can use it).
 	info := metainfo.Info{Name: name, PieceLength: pieceLen,
-		Files: []metainfo.FileInfo{{Path: []string{torrentfile.FormatOffset(1 << 20)}, Length: int64(pieces) * pieceLen}}}
+		Files: []metainfo.FileInfo{File(fmt.Sprintf("%032x", 1<<20), int64(pieces)*pieceLen)}}
 	for _, h := range hashes {
 		info.Pieces = append(info.Pieces, h[:]...)
 	}
@@ -30,4 +32,17 @@ func Fake(t testing.TB, name string, pieces int, pieceLen int64) *metainfo.MetaI
 		t.Fatal(err)
 	}
 	return &metainfo.MetaInfo{InfoBytes: b}
+}
+
+// Info is an info dictionary named sda1 of the given files, with zeroed
+// piece hashes of the right count.
+func Info(files []metainfo.FileInfo, pieceLength int64) *metainfo.Info {
+	info := &metainfo.Info{Name: "sda1", PieceLength: pieceLength, Files: files}
+	info.Pieces = make([]byte, 20*((info.TotalLength()+pieceLength-1)/pieceLength))
+	return info
+}
+
+// File is one torrent file: an extent called name of n bytes.
+func File(name string, n int64) metainfo.FileInfo {
+	return metainfo.FileInfo{Path: []string{name}, Length: n}
 }
