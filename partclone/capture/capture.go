@@ -172,41 +172,9 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	if o.Name == "" {
 		o.Name = filepath.Base(filepath.Clean(o.Source))
 	}
-	if err := CheckName(o.Name); err != nil {
-		return nil, refused(err)
-	}
-	if _, err := os.Stat(o.Source); err != nil {
-		return nil, refused(fmt.Errorf("source %s: %w", o.Source, err))
-	}
-	if st, err := os.Stat(o.OutDir); err == nil && !st.IsDir() {
-		return nil, refused(fmt.Errorf("%s is not a directory", o.OutDir))
-	}
-	p := PathsFor(o.OutDir, o.Name)
-	for _, f := range []string{p.Torrent, p.Info, p.Manifest} {
-		if _, err := os.Lstat(f); err == nil {
-			return nil, refused(fmt.Errorf("%s already exists: an image named %s is in %s; choose another name or output directory, or remove it", f, o.Name, o.OutDir))
-		}
-	}
-	imageDirExisted := false
-	if entries, err := os.ReadDir(p.ImageDir); err == nil {
-		if len(entries) > 0 {
-			return nil, refused(fmt.Errorf("%s already holds files (%s...); choose another name or output directory, or remove it", p.ImageDir, entries[0].Name()))
-		}
-		imageDirExisted = true
-	} else if _, statErr := os.Lstat(p.ImageDir); statErr == nil {
-		return nil, refused(fmt.Errorf("%s exists and is not a directory", p.ImageDir))
-	}
-
-	// Choose the program first, so that a missing one is a refusal that
-	// names the package, before anything is created.
-	fstype := o.FSType
-	if fstype == "" {
-		if fstype, err = partclone.DetectFS(o.Source); err != nil {
-			return nil, refused(err)
-		}
-	}
-	if _, _, err := partclone.ProgramFor(fstype); err != nil {
-		return nil, refused(err)
+	p, imageDirExisted, fstype, err := preflight(o)
+	if err != nil {
+		return nil, err
 	}
 	version, verr := partclone.Version()
 	if verr != nil {
@@ -280,16 +248,7 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	if err := mi.Write(&tb); err != nil {
 		return nil, err
 	}
-	devSize, _ := engine.SizeOf(o.Source)
-	m := &Manifest{
-		Name: o.Name, Mode: ModeImage, SourceDevice: o.Source, Filesystem: res.FSType,
-		Program: res.Program, Fallback: res.Fallback, PartcloneVersion: version,
-		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: devSize, FilesystemSize: res.Info.DeviceSize(),
-		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
-		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.Torrent), TorrentInfo: filepath.Base(p.Info),
-		ImageDir: filepath.Base(p.ImageDir), SeedFrom: filepath.Base(p.ImageDir), Trackers: sum.Trackers,
-		Date: start.Format(time.RFC3339), CaptureSeconds: res.Elapsed.Seconds(), CreatedBy: "ezio " + engine.Version,
-	}
+	m := partitionManifest(o, res, sum, p, version, start)
 	r := &Result{Manifest: m, Paths: p, SeedFrom: p.ImageDir, ImageDir: p.ImageDir, Started: start}
 	if o.TorrentOnly {
 		m.Mode, m.ImageDir, m.SeedFrom = ModeTorrentOnly, "", o.Source
@@ -303,18 +262,8 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var written []string
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{{p.Info, infoBytes}, {p.Torrent, tb.Bytes()}, {p.Manifest, mj}} {
-		if err := WriteFileAtomic(f.path, f.data); err != nil {
-			for _, w := range written {
-				os.Remove(w)
-			}
-			return nil, err
-		}
-		written = append(written, f.path)
+	if err := writeAll([]namedBytes{{p.Info, infoBytes}, {p.Torrent, tb.Bytes()}, {p.Manifest, mj}}); err != nil {
+		return nil, err
 	}
 	if !o.TorrentOnly {
 		// The image directory holds exactly the torrent's files.
@@ -324,6 +273,86 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	}
 	log.Info("captured", "source", o.Source, "torrent", p.Torrent, "infohash", sum.InfoHash, "pieces", sum.Pieces, "bytes", sum.TotalBytes)
 	return r, nil
+}
+
+// partitionManifest is the manifest of a partition image that partclone
+// captured (res) and ezio made a torrent of (sum).
+func partitionManifest(o Options, res *partclone.Result, sum *torrentfile.TorrentSummary, p Paths, version string, start time.Time) *Manifest {
+	devSize, _ := engine.SizeOf(o.Source)
+	return &Manifest{
+		Name: o.Name, Mode: ModeImage, SourceDevice: o.Source, Filesystem: res.FSType,
+		Program: res.Program, Fallback: res.Fallback, PartcloneVersion: version,
+		BlockSize: res.Info.BlockSize, BlocksTotal: res.Info.BlocksTotal, DeviceSize: devSize, FilesystemSize: res.Info.DeviceSize(),
+		UsedBytes: sum.TotalBytes, Extents: sum.Extents, Pieces: sum.Pieces, PieceLength: sum.PieceLength,
+		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.Torrent), TorrentInfo: filepath.Base(p.Info),
+		ImageDir: filepath.Base(p.ImageDir), SeedFrom: filepath.Base(p.ImageDir), Trackers: sum.Trackers,
+		Date: start.Format(time.RFC3339), CaptureSeconds: res.Elapsed.Seconds(), CreatedBy: "ezio " + engine.Version,
+	}
+}
+
+// preflight refuses a capture before anything is created: a bad name,
+// a missing source, an output that is not a directory, an image of that
+// name already there, a filesystem without a partclone program (naming
+// its package). It returns where the image goes, whether its (empty)
+// image directory already existed, and the filesystem type.
+func preflight(o Options) (p Paths, imageDirExisted bool, fstype string, err error) {
+	if err := CheckName(o.Name); err != nil {
+		return p, false, "", refused(err)
+	}
+	if _, err := os.Stat(o.Source); err != nil {
+		return p, false, "", refused(fmt.Errorf("source %s: %w", o.Source, err))
+	}
+	if st, err := os.Stat(o.OutDir); err == nil && !st.IsDir() {
+		return p, false, "", refused(fmt.Errorf("%s is not a directory", o.OutDir))
+	}
+	p = PathsFor(o.OutDir, o.Name)
+	for _, f := range []string{p.Torrent, p.Info, p.Manifest} {
+		if _, err := os.Lstat(f); err == nil {
+			return p, false, "", refused(fmt.Errorf("%s already exists: an image named %s is in %s; choose another name or output directory, or remove it", f, o.Name, o.OutDir))
+		}
+	}
+	if entries, err := os.ReadDir(p.ImageDir); err == nil {
+		if len(entries) > 0 {
+			return p, false, "", refused(fmt.Errorf("%s already holds files (%s...); choose another name or output directory, or remove it", p.ImageDir, entries[0].Name()))
+		}
+		imageDirExisted = true
+	} else if _, statErr := os.Lstat(p.ImageDir); statErr == nil {
+		return p, false, "", refused(fmt.Errorf("%s exists and is not a directory", p.ImageDir))
+	}
+	// Choose the program first, so that a missing one is a refusal that
+	// names the package, before anything is created.
+	fstype = o.FSType
+	if fstype == "" {
+		if fstype, err = partclone.DetectFS(o.Source); err != nil {
+			return p, false, "", refused(err)
+		}
+	}
+	if _, _, err := partclone.ProgramFor(fstype); err != nil {
+		return p, false, "", refused(err)
+	}
+	return p, imageDirExisted, fstype, nil
+}
+
+// namedBytes is a file's path and its whole content.
+type namedBytes struct {
+	path string
+	data []byte
+}
+
+// writeAll writes each file atomically, in order; on a failure it
+// removes the ones it wrote, so an image's files appear all or none.
+func writeAll(files []namedBytes) error {
+	var written []string
+	for _, f := range files {
+		if err := WriteFileAtomic(f.path, f.data); err != nil {
+			for _, w := range written {
+				os.Remove(w)
+			}
+			return err
+		}
+		written = append(written, f.path)
+	}
+	return nil
 }
 
 // WriteFileAtomic writes data to a temporary file beside path, flushes it
