@@ -145,7 +145,7 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *Layout, kind T
 		}
 	}
 	if len(trackers) > 0 {
-		j.t.AddTrackers(trackers)
+		j.addTrackers(trackers)
 	}
 	j.addPeers(o.Seeders, true)
 	j.addPeers(o.Peers, false)
