@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/disks/diskdeploy"
-	"ezio/disks/diskimage"
 	"ezio/engine"
 	"ezio/tui/format"
 )
@@ -85,94 +81,32 @@ func verifyBeforeSeeding(ctx context.Context, a *App, mi *metainfo.MetaInfo, sou
 	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match the torrent; %s", source, len(r.Bad), r.Pieces, engine.StuckAdvice)}
 }
 
-// diskBad is one bad piece of a whole-disk image's partition.
-type diskBad struct {
-	part  diskimage.Partition
-	piece engine.BadPiece
-}
-
-func (b diskBad) String() string {
-	s := fmt.Sprintf("partition %s: piece %d at partition offset %d, disk offset %d", b.part.Name, b.piece.Index, b.piece.Offset, b.part.Start+b.piece.Offset)
-	if b.piece.File != "" {
-		s += " (extent file " + b.piece.File + ")"
-	}
-	return s
-}
-
 // verifyDiskBeforeSeeding is `ezio seed IMAGE-DIR --verify`: every
 // partition's extents are hashed against its torrent on all cores, under
 // one progress line for the whole disk, before anything is served. Bad
 // pieces are listed per partition (partition, piece, offsets in the
 // partition and on the disk, extent file) and the seeder refuses to start
-// (exit 1); an image whose manifest, torrents or extent directories are
-// missing or wrong is refused (exit 2) as seeding it would be.
+// (exit 1); an image whose manifest, torrents or extent files are missing
+// or wrong is refused (exit 2), as serving it would be.
 func verifyDiskBeforeSeeding(ctx context.Context, a *App, dir string) error {
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
+	progress, end := verifyProgress(a)
+	r, err := diskdeploy.Verify(ctx, dir, 0, progress)
+	end()
+	var ie *diskdeploy.ImageError
+	var ve *engine.ValidationError
+	var se *engine.SourceError
+	if errors.As(err, &ie) || errors.As(err, &ve) || errors.As(err, &se) {
 		return refused(err)
 	}
-	type part struct {
-		p  diskimage.Partition
-		mi *metainfo.MetaInfo
-		n  int64
+	if err != nil {
+		return err
 	}
-	var parts []part
-	var grand int64
-	fsys := os.DirFS(dir)
-	for _, p := range m.Partitions {
-		if !p.HasData() {
-			continue
-		}
-		mi, err := diskdeploy.LoadPartitionTorrent(fsys, p)
-		if err != nil {
-			return refused(err)
-		}
-		_, l, err := engine.Summarize(mi)
-		if err != nil {
-			return refused(fmt.Errorf("partition %s: %w", p.Name, err))
-		}
-		parts = append(parts, part{p, mi, l.Total})
-		grand += l.Total
-	}
-	progress, end := verifyProgress(a)
-	var bad []diskBad
-	var pieces int
-	var base int64
-	start := time.Now()
-	for _, pt := range parts {
-		r, err := engine.VerifySource(ctx, pt.mi, filepath.Join(dir, pt.p.ImageDir), 0, func(done, _ int64) { progress(base+done, grand) })
-		if err != nil {
-			end()
-			var ve *engine.ValidationError
-			var se *engine.SourceError
-			if errors.As(err, &ve) || errors.As(err, &se) {
-				return refused(fmt.Errorf("partition %s: %w", pt.p.Name, err))
-			}
-			return err
-		}
-		base += pt.n
-		pieces += r.Pieces
-		for _, b := range r.Bad {
-			bad = append(bad, diskBad{pt.p, b})
-		}
-	}
-	end()
-	if len(bad) == 0 {
-		fmt.Fprintf(a.Stderr, "%s: all %d pieces of %d partitions match their torrents (%s in %s)\n", dir, pieces, len(parts), format.Bytes(grand), time.Since(start).Round(10*time.Millisecond))
+	if len(r.Bad) == 0 {
+		fmt.Fprintf(a.Stderr, "%s: all %d pieces of %d partitions match their torrents (%s in %s)\n", dir, r.Pieces, r.Partitions, format.Bytes(r.Bytes), r.Elapsed.Round(10*time.Millisecond))
 		return nil
 	}
-	perPart := map[string]int{}
-	var names []string
-	for _, b := range bad {
+	for _, b := range r.Bad {
 		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
-		if perPart[b.part.Name] == 0 {
-			names = append(names, b.part.Name)
-		}
-		perPart[b.part.Name]++
 	}
-	var where []string
-	for _, n := range names {
-		where = append(where, fmt.Sprintf("%s: %d", n, perPart[n]))
-	}
-	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match their torrents (%s); %s", dir, len(bad), pieces, strings.Join(where, ", "), engine.StuckAdvice)}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match their torrents (%s); %s", dir, len(r.Bad), r.Pieces, r.BadCounts(), engine.StuckAdvice)}
 }
