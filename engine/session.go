@@ -56,13 +56,14 @@ type Session struct {
 	// and ends with it. Set before that job starts, never changed.
 	single bool
 
-	mu   sync.RWMutex
-	jobs map[metainfo.Hash]*Job
-	// announced: infohashes whose trackers the library was given
-	// (reannounce.go).
+	mu       sync.RWMutex
+	jobs     map[metainfo.Hash]*Job
+	closed   bool
+	shutOnce sync.Once
+
+	// announced (under mu): infohashes whose trackers the library was
+	// given (reannounce.go).
 	announced map[metainfo.Hash]bool
-	closed    bool
-	shutOnce  sync.Once
 }
 
 // peerHooks are a job's share of the client's connection callbacks.
