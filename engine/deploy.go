@@ -146,7 +146,7 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *torrentfile.La
 		}
 	}
 	if len(trackers) > 0 {
-		j.t.AddTrackers(trackers)
+		j.addTrackers(trackers)
 	}
 	j.addPeers(o.Seeders, true)
 	j.addPeers(o.Peers, false)

@@ -56,6 +56,8 @@ type Job struct {
 	clients   *clientWatch  // seeder: every client connected, announced or not (badnotice.go)
 	seeders   []string      // trusted sources (host:port), redialled while missing
 	peers     []string      // other sources given directly, likewise
+	// ownTrackers: announced to by the job itself (reannounce.go).
+	ownTrackers []string
 }
 
 // Subscribe returns the latest-snapshot mailbox and the event stream, until
@@ -267,6 +269,9 @@ func (j *Job) run(ctx context.Context, main func(context.Context) error) {
 	}
 	if j.role == RoleDeploy {
 		g.Go(func() error { return j.redial(gctx) })
+	}
+	if len(j.ownTrackers) > 0 {
+		g.Go(func() error { return j.announceOwn(gctx) })
 	}
 	g.Go(func() error {
 		if err := main(gctx); err != nil {

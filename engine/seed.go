@@ -116,7 +116,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 			s.srv.SetExpect(o.Expect)
 		}
 	} else if al := o.Torrent.UpvertedAnnounceList(); len(al) > 0 {
-		j.t.AddTrackers(al)
+		j.addTrackers(al)
 	}
 	j.log.Info("seeding", "source", o.Source, "kind", string(kind), "base", o.Base, "bytes", l.Total, "pieces", l.NumPieces, "peer_addr", j.PeerAddr(), "server", j.ServerURL())
 	go j.run(ctx, j.seedMain)

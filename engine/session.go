@@ -61,6 +61,10 @@ type Session struct {
 	jobs     map[metainfo.Hash]*Job
 	closed   bool
 	shutOnce sync.Once
+
+	// announced (under mu): infohashes whose trackers the library was
+	// given (reannounce.go).
+	announced map[metainfo.Hash]bool
 }
 
 // peerHooks are a job's share of the client's connection callbacks.

@@ -181,7 +181,7 @@ func (s *ServeFlow) build() {
 				return err
 			}),
 		),
-		huh.NewGroup(verifyQuestion(&v.Verify)).WithHideFunc(disk),
+		huh.NewGroup(verifyQuestion(&v.Verify)),
 		// Finding the server and ending by itself need the tracker: it is
 		// what clients reach and what counts the room.
 		huh.NewGroup(

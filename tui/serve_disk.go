@@ -340,11 +340,17 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 	v, tu := *s.v, s.tuning()
 	dir, expect := trimmed(v.Torrent), expectOf(v.Expect)
 	s.busy = "reading the disk image " + dir + " and starting to serve"
+	if v.Verify {
+		s.busy = "checking every partition of " + dir + " against its torrent, then serving"
+	}
 	ctx, deps, c, flow, host := s.deps.Ctx, s.deps, s.c, s, s.clientHost()
 	return func() tea.Msg {
 		fail := func(doing string, err error) tea.Msg {
 			return serveStartedMsg{flow: flow, err: err, doing: doing,
 				hint: "Check the disk image directory: Capture writes it whole (ezio-disk.json, the table, each partition's torrent and data)."}
+		}
+		if err := verifyDisk(ctx, v, dir); err != nil {
+			return serveStartedMsg{flow: flow, err: err, doing: "check the disk image", hint: engine.StuckAdvice}
 		}
 		sd, err := deps.SeedDisk(ctx, dir, DiskSeedOptions{TrackerListen: v.listen(), Tuning: tu, Logger: deps.Logger})
 		if err != nil {

@@ -171,8 +171,8 @@ func TestDiskSeedDashboard(t *testing.T) {
 }
 
 // TestServeFormTakesADiskImage: a disk image directory skips the image
-// data and the tracker question (a disk's clients need the server), says
-// what clients run, and starts SeedDisk with the form's address, port
+// data and the tracker question (a disk's clients need the server), asks
+// whether to check the data first, says what clients run, and starts SeedDisk with the form's address, port
 // and upload limit; a plain directory and a build without SeedDisk are
 // refused with their reason.
 func TestServeFormTakesADiskImage(t *testing.T) {
@@ -211,6 +211,10 @@ func TestServeFormTakesADiskImage(t *testing.T) {
 	drive(t, m, enter)
 	drive(t, m, keys("5MiB")...)
 	drive(t, m, enter)
+	if v := m.View(); !strings.Contains(v, "Check the whole source first?") {
+		t.Fatalf("no check question for a disk image:\n%s", v)
+	}
+	drive(t, m, key1("n"))
 	if v := m.View(); !strings.Contains(v, "Announce this server on the LAN?") {
 		t.Fatalf("no announce question for a disk image:\n%s", v)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/charmbracelet/huh"
 
+	"ezio/disks/diskdeploy"
 	"ezio/engine"
 )
 
@@ -40,4 +41,28 @@ func verifySource(ctx context.Context, v ServeValues, mi *metainfo.MetaInfo) err
 		list = append(list, b.String())
 	}
 	return fmt.Errorf("%d of %d pieces of %s do not match the torrent: %s", len(r.Bad), r.Pieces, r.Source, strings.Join(list, "; "))
+}
+
+// verifyDisk hashes every partition of a disk image directory when the
+// form asked for it, and says which pieces of which partitions are bad.
+func verifyDisk(ctx context.Context, v ServeValues, dir string) error {
+	if !v.Verify {
+		return nil
+	}
+	r, err := diskdeploy.Verify(ctx, dir, 0, nil)
+	if err != nil {
+		return err
+	}
+	if len(r.Bad) == 0 {
+		return nil
+	}
+	var list []string
+	for i, b := range r.Bad {
+		if i == 5 {
+			list = append(list, fmt.Sprintf("and %d more", len(r.Bad)-5))
+			break
+		}
+		list = append(list, b.String())
+	}
+	return fmt.Errorf("%d of %d pieces of %s do not match their torrents (%s): %s", len(r.Bad), r.Pieces, dir, r.BadCounts(), strings.Join(list, "; "))
 }

@@ -18,6 +18,8 @@ type host interface {
 	// SetUploadLimit changes the session-wide upload cap (bytes/s, 0: none)
 	// while torrents run: --slow-start.
 	SetUploadLimit(bytesPerSec int64)
+	// Jobs lists the torrents the session holds (GetDiagnostics).
+	Jobs() []*engine.Job
 }
 
 func newHost(tu engine.Tuning, log *slog.Logger) (host, error) {

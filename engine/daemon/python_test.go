@@ -166,3 +166,73 @@ func TestDaemonPythonClients(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonRemoveFromPython: ezio's RemoveTorrent and GetDiagnostics
+// from Python gRPC (stubs generated from our proto). A client daemon is
+// told to remove a deploy half-way: the call returns once the torrent is
+// gone from the daemon and its session, with the resume record written;
+// a second remove is NOT_FOUND; the same torrent added again resumes from
+// the record and ends byte-identical; then it is removed finished.
+func TestDaemonRemoveFromPython(t *testing.T) {
+	env := pyEnv(t)
+	tr := startTracker(t)
+	im := makeImage(t, "sda3", 6<<20, 4, 11, tr.AnnounceURL())
+	serve(t, tr, im)
+	tf := filepath.Join(t.TempDir(), "sda3.torrent")
+	if err := os.WriteFile(tf, im.raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := func(n string) string { return "unix:" + filepath.Join(t.TempDir(), n+".sock") }
+	seeder := startDaemon(t, "seeder", sock("seeder"), nil, "-F", "--listen", "127.0.0.1:0", "--upload-limit", "1MiB")
+	client := startDaemon(t, "client", sock("client"), []string{"EZIO_STATE_DIR=" + t.TempDir()}, "--listen", "127.0.0.1:0")
+	mustPy(t, env, "ezio_add.py", "-a", seeder.addr, "-S", tf, im.parent)
+	target := filepath.Join(t.TempDir(), "sda3.img")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(target, im.devSize); err != nil {
+		t.Fatal(err)
+	}
+	mustPy(t, env, "ezio_add.py", "-a", client.addr, tf, target)
+	mid := client.waitFor(t, im.hash, "part way", time.Minute, func(tr *ezioapi.Torrent) bool { return tr.GetNumPieces() >= 2 })
+	if mid.GetIsFinished() {
+		t.Fatalf("client finished before the remove (seeder too fast?): %v", mid)
+	}
+
+	mustPy(t, env, "ezio_ctl.py", "-a", client.addr, "remove", im.hash)
+	if st := client.status(t); len(st.GetTorrents()) != 0 {
+		t.Fatalf("the client still lists the removed torrent: %v", st)
+	}
+	diag := strings.TrimSpace(mustPy(t, env, "ezio_ctl.py", "-a", client.addr, "diag"))
+	if !strings.Contains(diag, " torrents=0 session_torrents=0") || !strings.HasPrefix(diag, "goroutines=") {
+		t.Fatalf("diag from Python after the remove: %q", diag)
+	}
+	if fi, err := os.Stat(engine.ResumePath(target, engine.TargetFile, im.mi.HashInfoBytes())); err != nil || fi.Size() == 0 {
+		t.Fatalf("removing an unfinished deploy left no resume record: %v", err)
+	}
+	code, _, errs := py(t, env, "ezio_ctl.py", "-a", client.addr, "remove", im.hash)
+	if code != 1 || !strings.HasPrefix(strings.TrimSpace(errs), "NOT_FOUND:") {
+		t.Fatalf("second remove from Python: exit %d, stderr %q", code, errs)
+	}
+
+	// Added again: it resumes from the record and finishes.
+	mustPy(t, env, "ezio_add.py", "-a", client.addr, tf, target)
+	client.waitFor(t, im.hash, "finished", 2*time.Minute, func(tr *ezioapi.Torrent) bool { return tr.GetIsFinished() })
+	if !strings.Contains(client.log.String(), "resuming:") {
+		t.Errorf("the torrent added again did not resume from its record")
+	}
+	mustPy(t, env, "ezio_ctl.py", "-a", client.addr, "remove", im.hash)
+	mustPy(t, env, "ezio_ctl.py", "-a", seeder.addr, "remove", im.hash)
+	if st := seeder.status(t); len(st.GetTorrents()) != 0 {
+		t.Fatalf("the seeder still lists the removed torrent: %v", st)
+	}
+	if disktest.Sum(t, target) != disktest.Sum(t, im.want) {
+		t.Fatalf("%s differs from the image", target)
+	}
+	for _, d := range []*runningDaemon{client, seeder} {
+		mustPy(t, env, "ezio_ctl.py", "-a", d.addr, "shutdown")
+		if code := d.waitExit(time.Minute); code != 0 {
+			t.Fatalf("daemon %s exited %d after Shutdown from Python", d.name, code)
+		}
+	}
+}

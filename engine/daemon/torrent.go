@@ -34,8 +34,13 @@ func newEntry(j *engine.Job, savePath string, now time.Time) *entry {
 	return e
 }
 
-// watch follows the job's snapshots until it ends.
+// watch follows the job's snapshots until it ends. Its subscription ends
+// with it: a subscription lives until its context ends, and one left to
+// the daemon's context kept a goroutine and the whole removed job (its
+// layout, buffers and peers' records) for the daemon's life.
 func (e *entry) watch(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	snaps, _ := e.job.Subscribe(ctx)
 	for {
 		select {
@@ -71,6 +76,12 @@ func (e *entry) markStopping() {
 	e.mu.Lock()
 	e.stopping = true
 	e.mu.Unlock()
+}
+
+func (e *entry) finishedAtTime() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.finishedAt
 }
 
 func (e *entry) failedBefore() bool {

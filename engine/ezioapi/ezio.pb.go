@@ -687,6 +687,233 @@ func (x *VersionResponse) GetVersion() string {
 	return ""
 }
 
+type RemoveTorrentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          string                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"` // infohash, hex (either case)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTorrentRequest) Reset() {
+	*x = RemoveTorrentRequest{}
+	mi := &file_ezio_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTorrentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTorrentRequest) ProtoMessage() {}
+
+func (x *RemoveTorrentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ezio_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTorrentRequest.ProtoReflect.Descriptor instead.
+func (*RemoveTorrentRequest) Descriptor() ([]byte, []int) {
+	return file_ezio_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RemoveTorrentRequest) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+// The torrent is stopped and dropped; its data stays where it is.
+type RemoveTorrentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTorrentResponse) Reset() {
+	*x = RemoveTorrentResponse{}
+	mi := &file_ezio_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTorrentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTorrentResponse) ProtoMessage() {}
+
+func (x *RemoveTorrentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ezio_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTorrentResponse.ProtoReflect.Descriptor instead.
+func (*RemoveTorrentResponse) Descriptor() ([]byte, []int) {
+	return file_ezio_proto_rawDescGZIP(), []int{12}
+}
+
+type DiagnosticsRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	CollectGarbage   bool                   `protobuf:"varint,1,opt,name=collect_garbage,json=collectGarbage,proto3" json:"collect_garbage,omitempty"`       // run the Go collector first: heap figures are then what is live
+	GoroutineProfile bool                   `protobuf:"varint,2,opt,name=goroutine_profile,json=goroutineProfile,proto3" json:"goroutine_profile,omitempty"` // also list the goroutines, grouped by stack
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DiagnosticsRequest) Reset() {
+	*x = DiagnosticsRequest{}
+	mi := &file_ezio_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnosticsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnosticsRequest) ProtoMessage() {}
+
+func (x *DiagnosticsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ezio_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnosticsRequest.ProtoReflect.Descriptor instead.
+func (*DiagnosticsRequest) Descriptor() ([]byte, []int) {
+	return file_ezio_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DiagnosticsRequest) GetCollectGarbage() bool {
+	if x != nil {
+		return x.CollectGarbage
+	}
+	return false
+}
+
+func (x *DiagnosticsRequest) GetGoroutineProfile() bool {
+	if x != nil {
+		return x.GoroutineProfile
+	}
+	return false
+}
+
+// What the daemon's process holds, for soak tests and for a technician
+// who suspects a leak in a daemon that has run for days.
+type DiagnosticsResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Goroutines       int64                  `protobuf:"varint,1,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	OpenFiles        int64                  `protobuf:"varint,2,opt,name=open_files,json=openFiles,proto3" json:"open_files,omitempty"`                     // entries of /proc/self/fd
+	RssBytes         int64                  `protobuf:"varint,3,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`                        // resident set (VmRSS)
+	HeapInuseBytes   int64                  `protobuf:"varint,4,opt,name=heap_inuse_bytes,json=heapInuseBytes,proto3" json:"heap_inuse_bytes,omitempty"`    // Go heap spans in use
+	Torrents         int64                  `protobuf:"varint,5,opt,name=torrents,proto3" json:"torrents,omitempty"`                                        // torrents the daemon lists
+	SessionTorrents  int64                  `protobuf:"varint,6,opt,name=session_torrents,json=sessionTorrents,proto3" json:"session_torrents,omitempty"`   // torrents its BitTorrent session holds
+	GoroutineProfile string                 `protobuf:"bytes,7,opt,name=goroutine_profile,json=goroutineProfile,proto3" json:"goroutine_profile,omitempty"` // when asked: runtime/pprof's goroutine profile as text (debug=1)
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DiagnosticsResponse) Reset() {
+	*x = DiagnosticsResponse{}
+	mi := &file_ezio_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiagnosticsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiagnosticsResponse) ProtoMessage() {}
+
+func (x *DiagnosticsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ezio_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiagnosticsResponse.ProtoReflect.Descriptor instead.
+func (*DiagnosticsResponse) Descriptor() ([]byte, []int) {
+	return file_ezio_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DiagnosticsResponse) GetGoroutines() int64 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetOpenFiles() int64 {
+	if x != nil {
+		return x.OpenFiles
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetRssBytes() int64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetHeapInuseBytes() int64 {
+	if x != nil {
+		return x.HeapInuseBytes
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetTorrents() int64 {
+	if x != nil {
+		return x.Torrents
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetSessionTorrents() int64 {
+	if x != nil {
+		return x.SessionTorrents
+	}
+	return 0
+}
+
+func (x *DiagnosticsResponse) GetGoroutineProfile() string {
+	if x != nil {
+		return x.GoroutineProfile
+	}
+	return ""
+}
+
 var File_ezio_proto protoreflect.FileDescriptor
 
 const file_ezio_proto_rawDesc = "" +
@@ -748,7 +975,24 @@ const file_ezio_proto_rawDesc = "" +
 	"\x04hash\x18\x01 \x01(\tR\x04hash\"\x17\n" +
 	"\x15ResumeTorrentResponse\"+\n" +
 	"\x0fVersionResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion2\xeb\x02\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"*\n" +
+	"\x14RemoveTorrentRequest\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\tR\x04hash\"\x17\n" +
+	"\x15RemoveTorrentResponse\"j\n" +
+	"\x12DiagnosticsRequest\x12'\n" +
+	"\x0fcollect_garbage\x18\x01 \x01(\bR\x0ecollectGarbage\x12+\n" +
+	"\x11goroutine_profile\x18\x02 \x01(\bR\x10goroutineProfile\"\x8f\x02\n" +
+	"\x13DiagnosticsResponse\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x01 \x01(\x03R\n" +
+	"goroutines\x12\x1d\n" +
+	"\n" +
+	"open_files\x18\x02 \x01(\x03R\topenFiles\x12\x1b\n" +
+	"\trss_bytes\x18\x03 \x01(\x03R\brssBytes\x12(\n" +
+	"\x10heap_inuse_bytes\x18\x04 \x01(\x03R\x0eheapInuseBytes\x12\x1a\n" +
+	"\btorrents\x18\x05 \x01(\x03R\btorrents\x12)\n" +
+	"\x10session_torrents\x18\x06 \x01(\x03R\x0fsessionTorrents\x12+\n" +
+	"\x11goroutine_profile\x18\a \x01(\tR\x10goroutineProfile2\x80\x04\n" +
 	"\x04EZIO\x12&\n" +
 	"\bShutdown\x12\v.ezio.Empty\x1a\v.ezio.Empty\"\x00\x12=\n" +
 	"\x10GetTorrentStatus\x12\x13.ezio.UpdateRequest\x1a\x12.ezio.UpdateStatus\"\x00\x123\n" +
@@ -757,7 +1001,9 @@ const file_ezio_proto_rawDesc = "" +
 	"\fPauseTorrent\x12\x19.ezio.PauseTorrentRequest\x1a\x1a.ezio.PauseTorrentResponse\"\x00\x12J\n" +
 	"\rResumeTorrent\x12\x1a.ezio.ResumeTorrentRequest\x1a\x1b.ezio.ResumeTorrentResponse\"\x00\x122\n" +
 	"\n" +
-	"GetVersion\x12\v.ezio.Empty\x1a\x15.ezio.VersionResponse\"\x00B\x15Z\x13ezio/engine/ezioapib\x06proto3"
+	"GetVersion\x12\v.ezio.Empty\x1a\x15.ezio.VersionResponse\"\x00\x12J\n" +
+	"\rRemoveTorrent\x12\x1a.ezio.RemoveTorrentRequest\x1a\x1b.ezio.RemoveTorrentResponse\"\x00\x12G\n" +
+	"\x0eGetDiagnostics\x12\x18.ezio.DiagnosticsRequest\x1a\x19.ezio.DiagnosticsResponse\"\x00B\x15Z\x13ezio/engine/ezioapib\x06proto3"
 
 var (
 	file_ezio_proto_rawDescOnce sync.Once
@@ -771,7 +1017,7 @@ func file_ezio_proto_rawDescGZIP() []byte {
 	return file_ezio_proto_rawDescData
 }
 
-var file_ezio_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ezio_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_ezio_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: ezio.Empty
 	(*Torrent)(nil),               // 1: ezio.Torrent
@@ -784,10 +1030,14 @@ var file_ezio_proto_goTypes = []any{
 	(*ResumeTorrentRequest)(nil),  // 8: ezio.ResumeTorrentRequest
 	(*ResumeTorrentResponse)(nil), // 9: ezio.ResumeTorrentResponse
 	(*VersionResponse)(nil),       // 10: ezio.VersionResponse
-	nil,                           // 11: ezio.UpdateStatus.TorrentsEntry
+	(*RemoveTorrentRequest)(nil),  // 11: ezio.RemoveTorrentRequest
+	(*RemoveTorrentResponse)(nil), // 12: ezio.RemoveTorrentResponse
+	(*DiagnosticsRequest)(nil),    // 13: ezio.DiagnosticsRequest
+	(*DiagnosticsResponse)(nil),   // 14: ezio.DiagnosticsResponse
+	nil,                           // 15: ezio.UpdateStatus.TorrentsEntry
 }
 var file_ezio_proto_depIdxs = []int32{
-	11, // 0: ezio.UpdateStatus.torrents:type_name -> ezio.UpdateStatus.TorrentsEntry
+	15, // 0: ezio.UpdateStatus.torrents:type_name -> ezio.UpdateStatus.TorrentsEntry
 	1,  // 1: ezio.UpdateStatus.TorrentsEntry.value:type_name -> ezio.Torrent
 	0,  // 2: ezio.EZIO.Shutdown:input_type -> ezio.Empty
 	4,  // 3: ezio.EZIO.GetTorrentStatus:input_type -> ezio.UpdateRequest
@@ -795,14 +1045,18 @@ var file_ezio_proto_depIdxs = []int32{
 	6,  // 5: ezio.EZIO.PauseTorrent:input_type -> ezio.PauseTorrentRequest
 	8,  // 6: ezio.EZIO.ResumeTorrent:input_type -> ezio.ResumeTorrentRequest
 	0,  // 7: ezio.EZIO.GetVersion:input_type -> ezio.Empty
-	0,  // 8: ezio.EZIO.Shutdown:output_type -> ezio.Empty
-	5,  // 9: ezio.EZIO.GetTorrentStatus:output_type -> ezio.UpdateStatus
-	3,  // 10: ezio.EZIO.AddTorrent:output_type -> ezio.AddResponse
-	7,  // 11: ezio.EZIO.PauseTorrent:output_type -> ezio.PauseTorrentResponse
-	9,  // 12: ezio.EZIO.ResumeTorrent:output_type -> ezio.ResumeTorrentResponse
-	10, // 13: ezio.EZIO.GetVersion:output_type -> ezio.VersionResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
+	11, // 8: ezio.EZIO.RemoveTorrent:input_type -> ezio.RemoveTorrentRequest
+	13, // 9: ezio.EZIO.GetDiagnostics:input_type -> ezio.DiagnosticsRequest
+	0,  // 10: ezio.EZIO.Shutdown:output_type -> ezio.Empty
+	5,  // 11: ezio.EZIO.GetTorrentStatus:output_type -> ezio.UpdateStatus
+	3,  // 12: ezio.EZIO.AddTorrent:output_type -> ezio.AddResponse
+	7,  // 13: ezio.EZIO.PauseTorrent:output_type -> ezio.PauseTorrentResponse
+	9,  // 14: ezio.EZIO.ResumeTorrent:output_type -> ezio.ResumeTorrentResponse
+	10, // 15: ezio.EZIO.GetVersion:output_type -> ezio.VersionResponse
+	12, // 16: ezio.EZIO.RemoveTorrent:output_type -> ezio.RemoveTorrentResponse
+	14, // 17: ezio.EZIO.GetDiagnostics:output_type -> ezio.DiagnosticsResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -819,7 +1073,7 @@ func file_ezio_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ezio_proto_rawDesc), len(file_ezio_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	EZIO_PauseTorrent_FullMethodName     = "/ezio.EZIO/PauseTorrent"
 	EZIO_ResumeTorrent_FullMethodName    = "/ezio.EZIO/ResumeTorrent"
 	EZIO_GetVersion_FullMethodName       = "/ezio.EZIO/GetVersion"
+	EZIO_RemoveTorrent_FullMethodName    = "/ezio.EZIO/RemoveTorrent"
+	EZIO_GetDiagnostics_FullMethodName   = "/ezio.EZIO/GetDiagnostics"
 )
 
 // EZIOClient is the client API for EZIO service.
@@ -42,6 +44,15 @@ type EZIOClient interface {
 	PauseTorrent(ctx context.Context, in *PauseTorrentRequest, opts ...grpc.CallOption) (*PauseTorrentResponse, error)
 	ResumeTorrent(ctx context.Context, in *ResumeTorrentRequest, opts ...grpc.CallOption) (*ResumeTorrentResponse, error)
 	GetVersion(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VersionResponse, error)
+	// ezio extensions (see above).
+	// RemoveTorrent stops one torrent and drops it from the daemon: a
+	// deploy stops where it is (its resume record kept when unfinished),
+	// its files and connections are closed; the data is never deleted.
+	// The call returns once all of that is done. Unknown hash: NOT_FOUND.
+	RemoveTorrent(ctx context.Context, in *RemoveTorrentRequest, opts ...grpc.CallOption) (*RemoveTorrentResponse, error)
+	// GetDiagnostics reports the process's goroutines, descriptors and
+	// memory.
+	GetDiagnostics(ctx context.Context, in *DiagnosticsRequest, opts ...grpc.CallOption) (*DiagnosticsResponse, error)
 }
 
 type eZIOClient struct {
@@ -112,6 +123,26 @@ func (c *eZIOClient) GetVersion(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *eZIOClient) RemoveTorrent(ctx context.Context, in *RemoveTorrentRequest, opts ...grpc.CallOption) (*RemoveTorrentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTorrentResponse)
+	err := c.cc.Invoke(ctx, EZIO_RemoveTorrent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eZIOClient) GetDiagnostics(ctx context.Context, in *DiagnosticsRequest, opts ...grpc.CallOption) (*DiagnosticsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiagnosticsResponse)
+	err := c.cc.Invoke(ctx, EZIO_GetDiagnostics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EZIOServer is the server API for EZIO service.
 // All implementations must embed UnimplementedEZIOServer
 // for forward compatibility.
@@ -122,6 +153,15 @@ type EZIOServer interface {
 	PauseTorrent(context.Context, *PauseTorrentRequest) (*PauseTorrentResponse, error)
 	ResumeTorrent(context.Context, *ResumeTorrentRequest) (*ResumeTorrentResponse, error)
 	GetVersion(context.Context, *Empty) (*VersionResponse, error)
+	// ezio extensions (see above).
+	// RemoveTorrent stops one torrent and drops it from the daemon: a
+	// deploy stops where it is (its resume record kept when unfinished),
+	// its files and connections are closed; the data is never deleted.
+	// The call returns once all of that is done. Unknown hash: NOT_FOUND.
+	RemoveTorrent(context.Context, *RemoveTorrentRequest) (*RemoveTorrentResponse, error)
+	// GetDiagnostics reports the process's goroutines, descriptors and
+	// memory.
+	GetDiagnostics(context.Context, *DiagnosticsRequest) (*DiagnosticsResponse, error)
 	mustEmbedUnimplementedEZIOServer()
 }
 
@@ -149,6 +189,12 @@ func (UnimplementedEZIOServer) ResumeTorrent(context.Context, *ResumeTorrentRequ
 }
 func (UnimplementedEZIOServer) GetVersion(context.Context, *Empty) (*VersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
+}
+func (UnimplementedEZIOServer) RemoveTorrent(context.Context, *RemoveTorrentRequest) (*RemoveTorrentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTorrent not implemented")
+}
+func (UnimplementedEZIOServer) GetDiagnostics(context.Context, *DiagnosticsRequest) (*DiagnosticsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDiagnostics not implemented")
 }
 func (UnimplementedEZIOServer) mustEmbedUnimplementedEZIOServer() {}
 func (UnimplementedEZIOServer) testEmbeddedByValue()              {}
@@ -279,6 +325,42 @@ func _EZIO_GetVersion_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EZIO_RemoveTorrent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTorrentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EZIOServer).RemoveTorrent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EZIO_RemoveTorrent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EZIOServer).RemoveTorrent(ctx, req.(*RemoveTorrentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EZIO_GetDiagnostics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiagnosticsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EZIOServer).GetDiagnostics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EZIO_GetDiagnostics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EZIOServer).GetDiagnostics(ctx, req.(*DiagnosticsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EZIO_ServiceDesc is the grpc.ServiceDesc for EZIO service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -309,6 +391,14 @@ var EZIO_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVersion",
 			Handler:    _EZIO_GetVersion_Handler,
+		},
+		{
+			MethodName: "RemoveTorrent",
+			Handler:    _EZIO_RemoveTorrent_Handler,
+		},
+		{
+			MethodName: "GetDiagnostics",
+			Handler:    _EZIO_GetDiagnostics_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -25,7 +25,11 @@ func newDaemonCmd(a *App) *cobra.Command {
 gRPC with EZIO's API (package ezio, service EZIO): AddTorrent,
 GetTorrentStatus, PauseTorrent, ResumeTorrent, Shutdown, GetVersion.
 Clonezilla's Lite Server scripts and EZIO's Python utilities drive it
-unchanged; "ezio status" shows what it is doing.
+unchanged; "ezio status" shows what it is doing. Two calls are ezio's own:
+RemoveTorrent stops one torrent and forgets it (its data stays; an
+unfinished deploy keeps its resume record), so a daemon can be handed
+torrent after torrent for days; GetDiagnostics reports the process's
+goroutines, open files and memory.
 
 A torrent added with seeding_mode is served from its save_path; any other
 is written onto its save_path (every safety check of "ezio deploy"

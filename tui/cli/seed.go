@@ -65,11 +65,13 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 				return refused(errors.New("--netboot deploys a whole-disk image: ezio seed IMAGE-DIR --netboot"))
 			}
 			if len(args) == 1 {
-				if o.verify {
-					return refused(errors.New("--verify checks one partition's source; for a disk image run ezio torrent verify on each partition's torrent and extents first"))
-				}
 				if !diskimage.IsDiskImage(args[0]) {
 					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
+				}
+				if o.verify {
+					if err := verifyDiskBeforeSeeding(ctx, a, args[0]); err != nil {
+						return err
+					}
 				}
 				return a.SeedDiskCommand(ctx, args[0], diskSeedFlags{trackerListen: o.trackerListen, noTracker: o.noTracker, noAnnounce: o.noAnnounce,
 					asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room, netboot: o.netboot})
@@ -141,7 +143,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.allow, "allow", "", "serve only these networks, CIDR[,CIDR] (peers, tracker and image server; loopback always)")
 	f.IntVar(&o.room.expect, "expect", 0, "how many clients make the room (shown as \"k of N done\")")
 	f.BoolVar(&o.exitWhenDone, "exit-when-done", false, "stop serving once --expect clients are done and no client still needs data")
-	f.BoolVar(&o.verify, "verify", false, "hash the whole source on all cores first and refuse to serve (exit 1) if a piece does not match")
+	f.BoolVar(&o.verify, "verify", false, "hash the whole source (every partition of a disk image) on all cores first and refuse to serve (exit 1) if a piece does not match")
 	f.DurationVar(&o.room.linger, "linger", 0, "with --exit-when-done: stop this long after the room is done even if some client still needs data")
 	f.BoolVar(&o.netboot.on, "netboot", false, "boot the room's machines over the network into a deploy of IMAGE-DIR (proxyDHCP, TFTP, HTTP)")
 	f.StringVar(&o.netboot.dhcpRange, "dhcp-range", "", "with --netboot: be the DHCP server, leasing FROM-TO (refused if another DHCP server answers)")

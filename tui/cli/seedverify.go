@@ -9,6 +9,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"ezio/disks/diskdeploy"
 	"ezio/engine"
 	"ezio/engine/server"
 	"ezio/engine/torrentfile"
@@ -80,4 +81,34 @@ func verifyBeforeSeeding(ctx context.Context, a *App, mi *metainfo.MetaInfo, sou
 		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
 	}
 	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match the torrent; %s", source, len(r.Bad), r.Pieces, server.StuckAdvice)}
+}
+
+// verifyDiskBeforeSeeding is `ezio seed IMAGE-DIR --verify`: every
+// partition's extents are hashed against its torrent on all cores, under
+// one progress line for the whole disk, before anything is served. Bad
+// pieces are listed per partition (partition, piece, offsets in the
+// partition and on the disk, extent file) and the seeder refuses to start
+// (exit 1); an image whose manifest, torrents or extent files are missing
+// or wrong is refused (exit 2), as serving it would be.
+func verifyDiskBeforeSeeding(ctx context.Context, a *App, dir string) error {
+	progress, end := verifyProgress(a)
+	r, err := diskdeploy.Verify(ctx, dir, 0, progress)
+	end()
+	var ie *diskdeploy.ImageError
+	var ve *engine.ValidationError
+	var se *engine.SourceError
+	if errors.As(err, &ie) || errors.As(err, &ve) || errors.As(err, &se) {
+		return refused(err)
+	}
+	if err != nil {
+		return err
+	}
+	if len(r.Bad) == 0 {
+		fmt.Fprintf(a.Stderr, "%s: all %d pieces of %d partitions match their torrents (%s in %s)\n", dir, r.Pieces, r.Partitions, format.Bytes(r.Bytes), r.Elapsed.Round(10*time.Millisecond))
+		return nil
+	}
+	for _, b := range r.Bad {
+		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
+	}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match their torrents (%s); %s", dir, len(r.Bad), r.Pieces, r.BadCounts(), engine.StuckAdvice)}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The small verbs of an EZIO-API daemon: pause HASH, resume HASH,
-version, shutdown. A gRPC error is printed as "CODE: details" on stderr
+version, shutdown, and ezio's extensions: remove HASH, diag (one line of
+key=value). A gRPC error is printed as "CODE: details" on stderr
 and the script exits 1.
 """
 import argparse
@@ -15,7 +16,7 @@ import ezio_pb2_grpc
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-a", "--address", default="127.0.0.1:50051")
-    ap.add_argument("verb", choices=["pause", "resume", "version", "shutdown"])
+    ap.add_argument("verb", choices=["pause", "resume", "version", "shutdown", "remove", "diag"])
     ap.add_argument("hash", nargs="?")
     args = ap.parse_args()
     with grpc.insecure_channel(args.address) as ch:
@@ -25,6 +26,12 @@ def main():
                 stub.PauseTorrent(ezio_pb2.PauseTorrentRequest(hash=args.hash), timeout=30)
             elif args.verb == "resume":
                 stub.ResumeTorrent(ezio_pb2.ResumeTorrentRequest(hash=args.hash), timeout=30)
+            elif args.verb == "remove":
+                stub.RemoveTorrent(ezio_pb2.RemoveTorrentRequest(hash=args.hash), timeout=60)
+            elif args.verb == "diag":
+                d = stub.GetDiagnostics(ezio_pb2.DiagnosticsRequest(collect_garbage=True), timeout=30)
+                print("goroutines=%d open_files=%d rss_bytes=%d heap_inuse_bytes=%d torrents=%d session_torrents=%d" % (
+                    d.goroutines, d.open_files, d.rss_bytes, d.heap_inuse_bytes, d.torrents, d.session_torrents))
             elif args.verb == "version":
                 print(stub.GetVersion(ezio_pb2.Empty(), timeout=30).version)
             else:
