@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"net/netip"
 	"time"
 
@@ -46,7 +47,7 @@ func (j *Job) addTrackers(al metainfo.AnnounceList) {
 func (j *Job) announceOwn(ctx context.Context) error {
 	event := tracker.Started
 	for {
-		wait := AnnounceInterval
+		wait := server.AnnounceInterval
 		for _, u := range j.ownTrackers {
 			res, err := j.announceTo(ctx, u, event, 15*time.Second)
 			if err != nil {

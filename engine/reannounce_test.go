@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/server"
 	"testing"
 	"time"
 )
@@ -14,7 +15,7 @@ import (
 // second deploy never got a peer.
 func TestTorrentAddedAgainFindsPeersThroughTheTracker(t *testing.T) {
 	t.Setenv("EZIO_STATE_DIR", t.TempDir())
-	srv, err := NewServer("127.0.0.1:0", nil)
+	srv, err := server.NewServer("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

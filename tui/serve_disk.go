@@ -350,7 +350,7 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 				hint: "Check the disk image directory: Capture writes it whole (ezio-disk.json, the table, each partition's torrent and data)."}
 		}
 		if err := verifyDisk(ctx, v, dir); err != nil {
-			return serveStartedMsg{flow: flow, err: err, doing: "check the disk image", hint: engine.StuckAdvice}
+			return serveStartedMsg{flow: flow, err: err, doing: "check the disk image", hint: server.StuckAdvice}
 		}
 		sd, err := deps.SeedDisk(ctx, dir, DiskSeedOptions{TrackerListen: v.listen(), Tuning: tu, Logger: deps.Logger})
 		if err != nil {

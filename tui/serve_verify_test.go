@@ -14,6 +14,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // testDiskImageWithData is the sample disk image with data: each
@@ -42,7 +43,7 @@ func testDiskImageWithData(t *testing.T) (dir, ext2 string) {
 			for k := range b {
 				b[k] = byte(r.Uint32())
 			}
-			f := filepath.Join(ed, engine.FormatOffset(x.off))
+			f := filepath.Join(ed, torrentfile.FormatOffset(x.off))
 			if err := os.WriteFile(f, b, 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/torrentfile"
 )
 
 // PartBad is a piece of one partition whose data does not match the
@@ -70,7 +71,7 @@ func Verify(ctx context.Context, dir string, threads int, progress func(done, to
 		if err != nil {
 			return nil, &ImageError{Dir: dir, Err: fmt.Errorf("partition %s: %w", p.Name, err)}
 		}
-		_, l, err := engine.Summarize(mi)
+		_, l, err := torrentfile.Summarize(mi)
 		if err != nil {
 			return nil, &ImageError{Dir: dir, Err: fmt.Errorf("partition %s: %w", p.Name, err)}
 		}

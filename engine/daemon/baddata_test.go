@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"ezio/engine"
 	"ezio/engine/ezioapi"
+	"ezio/engine/server"
 )
 
 // TestDaemonClientOfADamagedSeeder: Clonezilla's room, with the seeder
@@ -72,7 +72,7 @@ func TestDaemonClientOfADamagedSeeder(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{fmt.Sprintf("cannot get piece %d at disk offset %d", piece, pieceDisk), "does not match the torrent", engine.StuckAdvice} {
+	for _, want := range []string{fmt.Sprintf("cannot get piece %d at disk offset %d", piece, pieceDisk), "does not match the torrent", server.StuckAdvice} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the client daemon's log does not say %q:\n%s", want, log)
 		}

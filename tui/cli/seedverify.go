@@ -95,7 +95,7 @@ func verifyDiskBeforeSeeding(ctx context.Context, a *App, dir string) error {
 	r, err := diskdeploy.Verify(ctx, dir, 0, progress)
 	end()
 	var ie *diskdeploy.ImageError
-	var ve *engine.ValidationError
+	var ve *torrentfile.ValidationError
 	var se *engine.SourceError
 	if errors.As(err, &ie) || errors.As(err, &ve) || errors.As(err, &se) {
 		return refused(err)
@@ -110,5 +110,5 @@ func verifyDiskBeforeSeeding(ctx context.Context, a *App, dir string) error {
 	for _, b := range r.Bad {
 		fmt.Fprintf(a.Stderr, "bad: %s\n", b)
 	}
-	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match their torrents (%s); %s", dir, len(r.Bad), r.Pieces, r.BadCounts(), engine.StuckAdvice)}
+	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("not serving %s: %d of %d pieces do not match their torrents (%s); %s", dir, len(r.Bad), r.Pieces, r.BadCounts(), server.StuckAdvice)}
 }
