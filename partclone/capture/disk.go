@@ -76,41 +76,9 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d, p, err := disks.Lookup(o.Source)
+	d, t, dir, err := checkDiskSource(ctx, &o)
 	if err != nil {
-		return nil, refused(err)
-	}
-	if p != nil {
-		return nil, refused(fmt.Errorf("%s is a partition of %s, not a whole disk", o.Source, d.Path))
-	}
-	if o.Name == "" {
-		o.Name = d.Name
-	}
-	if err := CheckName(o.Name); err != nil {
-		return nil, refused(err)
-	}
-	var mounted []string
-	if d.MountPoint != "" {
-		mounted = append(mounted, d.Path+" on "+d.MountPoint)
-	}
-	for _, part := range d.Partitions {
-		if part.MountPoint != "" {
-			mounted = append(mounted, part.Path+" on "+part.MountPoint)
-		}
-	}
-	if len(mounted) > 0 {
-		return nil, refused(fmt.Errorf("%s has mounted partitions: %s; unmount them first", o.Source, strings.Join(mounted, ", ")))
-	}
-	t, err := table.Dump(ctx, o.Source)
-	if err != nil {
-		return nil, refused(err)
-	}
-	if len(t.Partitions) == 0 {
-		return nil, refused(fmt.Errorf("%s has a partition table without partitions: nothing to capture", o.Source))
-	}
-	dir := filepath.Join(o.OutDir, o.Name)
-	if _, err := os.Lstat(dir); err == nil {
-		return nil, refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
+		return nil, err
 	}
 	boot, err := table.ReadBootAreas(ctx, o.Source, t)
 	if err != nil {
@@ -149,6 +117,70 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 	if err != nil {
 		return nil, err
 	}
+	volumes, err := capturePartitions(ctx, o, dir, parts, progress, log)
+	if err != nil {
+		return nil, err
+	}
+	m.Partitions = append(parts, volumes...)
+	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	log.Info("captured disk", "source", o.Source, "dir", dir, "partitions", len(parts), "seconds", time.Since(start).Seconds())
+	return &DiskResult{Manifest: m, Dir: dir}, nil
+}
+
+// checkDiskSource refuses a whole-disk capture before anything is made:
+// not a whole disk, a bad name, mounted partitions, no partitions, an
+// image of that name already there. It names the image after the disk
+// when no name was given, and returns the disk, its table and the
+// image directory.
+func checkDiskSource(ctx context.Context, o *DiskOptions) (d *disks.Disk, t *table.Table, dir string, err error) {
+	d, p, err := disks.Lookup(o.Source)
+	if err != nil {
+		return nil, nil, "", refused(err)
+	}
+	if p != nil {
+		return nil, nil, "", refused(fmt.Errorf("%s is a partition of %s, not a whole disk", o.Source, d.Path))
+	}
+	if o.Name == "" {
+		o.Name = d.Name
+	}
+	if err := CheckName(o.Name); err != nil {
+		return nil, nil, "", refused(err)
+	}
+	var mounted []string
+	if d.MountPoint != "" {
+		mounted = append(mounted, d.Path+" on "+d.MountPoint)
+	}
+	for _, part := range d.Partitions {
+		if part.MountPoint != "" {
+			mounted = append(mounted, part.Path+" on "+part.MountPoint)
+		}
+	}
+	if len(mounted) > 0 {
+		return nil, nil, "", refused(fmt.Errorf("%s has mounted partitions: %s; unmount them first", o.Source, strings.Join(mounted, ", ")))
+	}
+	t, err = table.Dump(ctx, o.Source)
+	if err != nil {
+		return nil, nil, "", refused(err)
+	}
+	if len(t.Partitions) == 0 {
+		return nil, nil, "", refused(fmt.Errorf("%s has a partition table without partitions: nothing to capture", o.Source))
+	}
+	dir = filepath.Join(o.OutDir, o.Name)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, nil, "", refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
+	}
+	return d, t, dir, nil
+}
+
+// capturePartitions captures every partition that carries data into dir
+// (partclone, or dd for a filesystem it has no program for; an LVM PV
+// volume by volume), records swap, and reports progress over them all.
+// It returns the LVs of LVM PVs, which follow the table's partitions in
+// the manifest.
+func capturePartitions(ctx context.Context, o DiskOptions, dir string, parts []diskimage.Partition, progress func(DiskProgress), log *slog.Logger) ([]diskimage.Partition, error) {
 	var total, done int64
 	count := 0
 	for _, part := range parts {
@@ -215,13 +247,7 @@ func CaptureDisk(ctx context.Context, o DiskOptions, progress func(DiskProgress)
 		done += part.Size
 		fillSaved(part, r.Manifest)
 	}
-	m.Partitions = append(parts, volumes...)
-	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
-	if err := writeManifest(dir, m); err != nil {
-		return nil, err
-	}
-	log.Info("captured disk", "source", o.Source, "dir", dir, "partitions", len(parts), "seconds", time.Since(start).Seconds())
-	return &DiskResult{Manifest: m, Dir: dir}, nil
+	return volumes, nil
 }
 
 func overall(done, size int64, pct float64, total int64) float64 {
