@@ -61,63 +61,11 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	if err := CheckName(o.Name); err != nil {
 		return nil, refused(err)
 	}
-	read := func(name string) (string, error) {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		return string(b), err
-	}
-	diskText, err := read("disk")
+	cz, err := readClonezilla(ctx, src)
 	if err != nil {
-		return nil, refused(fmt.Errorf("%s is not a Clonezilla disk image (ocs-sr savedisk): %w", src, err))
+		return nil, err
 	}
-	diskNames := strings.Fields(diskText)
-	if len(diskNames) != 1 {
-		return nil, refused(fmt.Errorf("%s holds %d disks (%s); ezio imports an image of one disk", src, len(diskNames), strings.Join(diskNames, ", ")))
-	}
-	disk := diskNames[0]
-	partsText, _ := read("parts")
-	parts := strings.Fields(partsText)
-	if _, err := os.Stat(filepath.Join(src, "ecryptfs.info")); err == nil {
-		return nil, refused(fmt.Errorf("%s is encrypted (ecryptfs.info): every partition (%s) is inside an ecryptfs volume; decrypt it with Clonezilla first (ocs-sr restores it, then save it again without -senc)", src, strings.Join(parts, ", ")))
-	}
-	vgs, err := readClonezillaPVs(src)
-	if err != nil {
-		return nil, refused(err)
-	}
-	pvOf := map[string]*czVG{}
-	for _, vg := range vgs {
-		pvOf[vg.Part] = vg
-	}
-	parts = slices.DeleteFunc(parts, func(p string) bool { return pvOf[p] != nil })
-	pt, mbr, hidden, gpt := diskimage.Files(disk)
-	ptText, err := read(pt)
-	if err != nil {
-		return nil, refused(fmt.Errorf("%s has no partition table file %s: %w", src, pt, err))
-	}
-	t, err := table.ParseDump(ptText)
-	if err != nil {
-		return nil, refused(fmt.Errorf("%s: %s: %w", src, pt, err))
-	}
-	images, err := findImages(src, parts)
-	if err != nil {
-		return nil, refused(err)
-	}
-	if len(vgs) > 0 {
-		cleanup, err := prepareLVM(ctx, src, t, disk, vgs, images)
-		if err != nil {
-			return nil, refused(err)
-		}
-		defer cleanup()
-	}
-	// Every program before the first byte is written.
-	for _, part := range parts {
-		im := images[part]
-		if _, err := partclone.ExtractProgram(im.fs); err != nil {
-			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
-		}
-		if _, err := partclone.Decompressor(im.compression); err != nil {
-			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
-		}
-	}
+	defer cz.cleanup()
 	dir := filepath.Join(o.OutDir, o.Name)
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
@@ -130,17 +78,115 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 			os.RemoveAll(dir)
 		}
 	}()
-	m := newDiskManifest(o.Name, disk, t, 0)
+	m := newDiskManifest(o.Name, cz.disk, cz.t, 0)
 	m.ImportedFrom = src
-	m.HiddenAfterMBR, m.GPTBackup = "", ""
-	copied := []string{"disk", pt, mbr}
-	if exists(filepath.Join(src, hidden)) && t.Label == table.LabelDOS {
-		m.HiddenAfterMBR = hidden
-		copied = append(copied, hidden)
+	swaps, err := cz.copyTableFiles(dir, m)
+	if err != nil {
+		return nil, err
 	}
-	if exists(filepath.Join(src, gpt)) && t.Label == table.LabelGPT {
-		m.GPTBackup = gpt
-		copied = append(copied, gpt)
+	out, volumes, err := cz.importPartitions(ctx, dir, swaps, o, progress, log)
+	if err != nil {
+		return nil, err
+	}
+	m.Partitions = append(out, volumes...)
+	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	return &DiskResult{Manifest: m, Dir: dir}, nil
+}
+
+// czImage is a Clonezilla disk image directory, read and checked.
+type czImage struct {
+	src, disk            string
+	parts                []string         // partitions saved by partclone (PVs apart)
+	pvOf                 map[string]*czVG // LVM PVs by partition name
+	pt, mbr, hidden, gpt string           // its table and boot area files
+	t                    *table.Table
+	images               map[string]clonezillaImage
+	cleanup              func()
+}
+
+// readClonezilla reads what an import needs of the image directory src
+// and refuses, before anything is written, what ezio cannot import: not
+// one disk, ecryptfs, a table it cannot parse, missing partition or LV
+// images, a program (partclone or a decompressor) it would need.
+func readClonezilla(ctx context.Context, src string) (*czImage, error) {
+	cz := &czImage{src: src, cleanup: func() {}}
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		return string(b), err
+	}
+	diskText, err := read("disk")
+	if err != nil {
+		return nil, refused(fmt.Errorf("%s is not a Clonezilla disk image (ocs-sr savedisk): %w", src, err))
+	}
+	diskNames := strings.Fields(diskText)
+	if len(diskNames) != 1 {
+		return nil, refused(fmt.Errorf("%s holds %d disks (%s); ezio imports an image of one disk", src, len(diskNames), strings.Join(diskNames, ", ")))
+	}
+	cz.disk = diskNames[0]
+	partsText, _ := read("parts")
+	cz.parts = strings.Fields(partsText)
+	if _, err := os.Stat(filepath.Join(src, "ecryptfs.info")); err == nil {
+		return nil, refused(fmt.Errorf("%s is encrypted (ecryptfs.info): every partition (%s) is inside an ecryptfs volume; decrypt it with Clonezilla first (ocs-sr restores it, then save it again without -senc)", src, strings.Join(cz.parts, ", ")))
+	}
+	vgs, err := readClonezillaPVs(src)
+	if err != nil {
+		return nil, refused(err)
+	}
+	cz.pvOf = map[string]*czVG{}
+	for _, vg := range vgs {
+		cz.pvOf[vg.Part] = vg
+	}
+	cz.parts = slices.DeleteFunc(cz.parts, func(p string) bool { return cz.pvOf[p] != nil })
+	cz.pt, cz.mbr, cz.hidden, cz.gpt = diskimage.Files(cz.disk)
+	ptText, err := read(cz.pt)
+	if err != nil {
+		return nil, refused(fmt.Errorf("%s has no partition table file %s: %w", src, cz.pt, err))
+	}
+	if cz.t, err = table.ParseDump(ptText); err != nil {
+		return nil, refused(fmt.Errorf("%s: %s: %w", src, cz.pt, err))
+	}
+	if cz.images, err = findImages(src, cz.parts); err != nil {
+		return nil, refused(err)
+	}
+	if len(vgs) > 0 {
+		cleanup, err := prepareLVM(ctx, src, cz.t, cz.disk, vgs, cz.images)
+		if err != nil {
+			return nil, refused(err)
+		}
+		cz.cleanup = cleanup
+	}
+	// Every program before the first byte is written.
+	for _, part := range cz.parts {
+		im := cz.images[part]
+		if _, err := partclone.ExtractProgram(im.fs); err != nil {
+			cz.cleanup()
+			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
+		}
+		if _, err := partclone.Decompressor(im.compression); err != nil {
+			cz.cleanup()
+			return nil, refused(fmt.Errorf("partition %s: %w", part, err))
+		}
+	}
+	return cz, nil
+}
+
+// copyTableFiles copies the table and boot area files into dir, records
+// them and the disk's size in m, and copies each swap partition's info
+// file; it returns those swap facts by partition name.
+func (cz *czImage) copyTableFiles(dir string, m *diskimage.Manifest) (map[string]map[string]string, error) {
+	src, t := cz.src, cz.t
+	m.HiddenAfterMBR, m.GPTBackup = "", ""
+	copied := []string{"disk", cz.pt, cz.mbr}
+	if exists(filepath.Join(src, cz.hidden)) && t.Label == table.LabelDOS {
+		m.HiddenAfterMBR = cz.hidden
+		copied = append(copied, cz.hidden)
+	}
+	if exists(filepath.Join(src, cz.gpt)) && t.Label == table.LabelGPT {
+		m.GPTBackup = cz.gpt
+		copied = append(copied, cz.gpt)
 	}
 	for _, f := range copied {
 		b, err := os.ReadFile(filepath.Join(src, f))
@@ -157,7 +203,6 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	if t.Label == table.LabelGPT && t.LastLBA > 0 {
 		m.SizeBytes = max(m.SizeBytes, (t.LastLBA+34)*t.SectorSize)
 	}
-	blkid := parseBlkidList(filepath.Join(src, "blkid.list"))
 	swaps := map[string]map[string]string{}
 	if entries, err := os.ReadDir(src); err == nil {
 		for _, e := range entries {
@@ -170,18 +215,26 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 			}
 		}
 	}
+	return swaps, nil
+}
+
+// importPartitions turns each partition of the table into the manifest's
+// entry: extended and swap recorded, a PV imported LV by LV, a saved
+// partition extracted from its partclone image into extents; one
+// Clonezilla did not save is left to the table. It returns the
+// partitions and, apart, the LVs.
+func (cz *czImage) importPartitions(ctx context.Context, dir string, swaps map[string]map[string]string, o ImportOptions, progress func(DiskProgress), log *slog.Logger) (out, volumes []diskimage.Partition, err error) {
+	t, images := cz.t, cz.images
+	blkid := parseBlkidList(filepath.Join(cz.src, "blkid.list"))
 	saved := map[string]bool{}
-	for _, p := range parts {
-		saved[p] = true
-	}
 	var total, done int64
-	for _, p := range parts {
+	for _, p := range cz.parts {
+		saved[p] = true
 		total += images[p].bytes
 	}
-	var out, volumes []diskimage.Partition
 	index := 0
 	for _, tp := range t.Partitions {
-		name := table.PartitionName(disk, tp.Number)
+		name := table.PartitionName(cz.disk, tp.Number)
 		p := diskimage.Partition{
 			Number: tp.Number, Name: name, Start: tp.Start * t.SectorSize, Size: tp.Size * t.SectorSize,
 			Type: tp.Type, PartUUID: tp.UUID, PartLabel: tp.Name,
@@ -195,10 +248,10 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 		case swaps[name] != nil:
 			p.Saved, p.Filesystem = diskimage.SavedSwap, "swap"
 			p.UUID, p.Label = swaps[name]["UUID"], swaps[name]["LABEL"]
-		case pvOf[name] != nil:
-			vols, err := importPV(ctx, src, dir, &p, pvOf[name], images, o, diskimage.VolumeNumbers+len(volumes), log)
+		case cz.pvOf[name] != nil:
+			vols, err := importPV(ctx, cz.src, dir, &p, cz.pvOf[name], images, o, diskimage.VolumeNumbers+len(volumes), log)
 			if err != nil {
-				return nil, fmt.Errorf("partition %s: %w", name, err)
+				return nil, nil, fmt.Errorf("partition %s: %w", name, err)
 			}
 			volumes = append(volumes, vols...)
 		case saved[name]:
@@ -208,14 +261,14 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 				p.Filesystem = im.fs
 			}
 			log.Info("importing partition", "partition", name, "fs", im.fs, "compression", im.compression, "files", len(im.files))
-			mm, err := extractOne(ctx, src, dir, name, im, o.Trackers, func(pr partclone.Progress) {
+			mm, err := extractOne(ctx, cz.src, dir, name, im, o.Trackers, func(pr partclone.Progress) {
 				if progress != nil {
-					progress(DiskProgress{Partition: name, Index: index, Count: len(parts), Percent: pr.Percent,
+					progress(DiskProgress{Partition: name, Index: index, Count: len(cz.parts), Percent: pr.Percent,
 						Overall: overall(done, im.bytes, pr.Percent, total), Progress: pr})
 				}
 			})
 			if err != nil {
-				return nil, fmt.Errorf("partition %s: %w", name, err)
+				return nil, nil, fmt.Errorf("partition %s: %w", name, err)
 			}
 			done += im.bytes
 			fillSaved(&p, mm)
@@ -230,17 +283,12 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 		}
 		out = append(out, p)
 	}
-	for _, part := range parts {
+	for _, part := range cz.parts {
 		if !containsName(out, part) {
-			return nil, refused(fmt.Errorf("%s lists partition %s, which %s does not have", filepath.Join(src, "parts"), part, pt))
+			return nil, nil, refused(fmt.Errorf("%s lists partition %s, which %s does not have", filepath.Join(cz.src, "parts"), part, cz.pt))
 		}
 	}
-	m.Partitions = append(out, volumes...)
-	m.Date, m.CreatedBy = start.Format(time.RFC3339), "ezio "+engine.Version
-	if err := writeManifest(dir, m); err != nil {
-		return nil, err
-	}
-	return &DiskResult{Manifest: m, Dir: dir}, nil
+	return out, volumes, nil
 }
 
 func containsName(ps []diskimage.Partition, name string) bool {
