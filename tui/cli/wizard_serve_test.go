@@ -184,6 +184,8 @@ func TestWizardServesADiskImage(t *testing.T) {
 	w.wait("| Upload limit per second", 10*time.Second)
 	w.typeText("200MiB")
 	w.send(wzEnter)
+	w.wait("Check the whole source first?", 10*time.Second)
+	w.typeText("n")
 	w.wait("Announce this server on the LAN?", 10*time.Second)
 	w.typeText("n")
 	w.wait("Stop serving when the room is done?", 10*time.Second)
