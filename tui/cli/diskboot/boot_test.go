@@ -1,0 +1,149 @@
+package diskboot
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ezio/disks/diskimage"
+	"ezio/disks/disktest/vmtest"
+	"ezio/disks/table"
+)
+
+// TestDiskBoot: deployed disks boot in QEMU. One kernel and initramfs
+// (mkinitramfs, with lvm2's hook) serve every subtest.
+func TestDiskBoot(t *testing.T) {
+	need(t)
+	start := time.Now()
+	kit := vmtest.NewKit(t, t.TempDir())
+	t.Run("lvm", func(t *testing.T) { testLVMBoot(t, kit) })
+	t.Logf("all boots: %s", time.Since(start).Round(time.Second))
+}
+
+// checkLVMBoot checks the facts of a booted LVM disk: the initramfs's
+// lvm activated the VG (root is the LV, home is there and its file
+// reads), with home's device and filesystem of homeBytes.
+func checkLVMBoot(t *testing.T, facts map[string]string, homeBytes int64) {
+	t.Helper()
+	if got := fact(t, facts, "home_file"); got != homeText {
+		t.Errorf("home's file reads %q in the booted system, want %q", got, homeText)
+	}
+	if got := fact(t, facts, "mapper"); !strings.Contains(got, "vgez-root") || !strings.Contains(got, "vgez-home") {
+		t.Errorf("/dev/mapper in the booted system: %q", got)
+	}
+	if got := factBytes(t, facts, "root_dev"); got != 8*lvmExtent {
+		t.Errorf("the booted root LV is %d bytes, want %d", got, 8*lvmExtent)
+	}
+	if got := factBytes(t, facts, "home_dev"); got != homeBytes {
+		t.Errorf("the booted home LV is %d bytes, want %d", got, homeBytes)
+	}
+	// statfs counts the blocks left after ext4's own overhead: a little
+	// less than the filesystem, more than three quarters of it.
+	if got := factBytes(t, facts, "home_fs"); got > homeBytes || got < homeBytes/4*3 {
+		t.Errorf("the booted system sees home's ext4 as %d bytes in a %d-byte LV", got, homeBytes)
+	}
+}
+
+// imageBytes is the size of the files under an image directory's entry.
+func imageBytes(t *testing.T, dir, sub string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(filepath.Join(dir, sub), func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// testLVMBoot: the LVM disk captured (used blocks only: the PV's label
+// and metadata area, each LV's used blocks), seeded and deployed onto a
+// blank disk of its size boots: GRUB, the initramfs's lvm activates the
+// VG, the root LV's init reads home; the same VG and LV UUIDs. Deployed
+// with --grow onto a disk twice the size, the PV fills the partition,
+// home (the VG's last LV) takes the new extents, and the grown disk
+// boots with home grown.
+func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
+	m := newLVMMaster(t, kit)
+	want := lvUUIDs(t, m.pv)
+	used := map[string]int64{}
+	for _, lv := range m.lvs {
+		_, used["vgez-"+lv.name] = ext4Bytes(t, m.lvLoop(t, m.pv, lv))
+	}
+	dir := capture(t, m.dev, "lvmboot")
+	man, err := diskimage.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The PV's entry holds its label and metadata area (the bytes before
+	// the first extent), each LV's entry its ext4's used blocks: not the
+	// PV's free extents, nor the LVs' free blocks.
+	var pvImage, lvImage, lvBytes int64
+	for _, p := range man.Partitions {
+		switch {
+		case p.Saved == diskimage.SavedLVM:
+			pvImage = imageBytes(t, dir, p.ImageDir)
+			if pvImage != m.peStart {
+				t.Errorf("the PV's entry holds %d bytes, want its %d bytes before the first extent", pvImage, m.peStart)
+			}
+		case p.Volume != nil:
+			n := imageBytes(t, dir, p.ImageDir)
+			if p.Saved != diskimage.SavedPartclone || n != used[p.Name] {
+				t.Errorf("LV entry %s: saved by %s, %d bytes; want partclone, the ext4's %d used bytes", p.Name, p.Saved, n, used[p.Name])
+			}
+			lvImage += n
+			lvBytes += p.Size
+		}
+	}
+	pvSize := int64(0)
+	if p, ok := man.Partition(2); ok {
+		pvSize = p.Size
+	}
+	if pvImage == 0 || lvImage == 0 || pvImage+lvImage > pvSize/4 || lvImage >= lvBytes/2 {
+		t.Errorf("the image holds %d bytes of LVM header and %d of LVs (%d bytes of LVs) for a %d-byte PV", pvImage, lvImage, lvBytes, pvSize)
+	}
+	t.Logf("LVM image: %d bytes of PV header and %d of LV data for a %d-byte PV", pvImage, lvImage, pvSize)
+
+	url := seed(t, dir)
+	target := blank(t, 128<<20)
+	deploy(t, url, target.dev)
+	tpv, err := table.PartitionNode(target.dev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lvUUIDs(t, tpv); got != want || !strings.Contains(got, "home") {
+		t.Errorf("on the deployed disk lvs says %q, want the master's %q", got, want)
+	}
+	checkLVMBoot(t, boot(t, target, false), 4*lvmExtent)
+
+	grown := blank(t, 256<<20)
+	rep := deploy(t, url, grown.dev, "--grow")
+	var g *diskimage.Growth
+	for _, p := range rep.Partitions {
+		if p.Number == 2 {
+			g = p.Grew
+		}
+	}
+	if g == nil || g.LV == nil || g.LV.Name != "vgez/home" || g.LV.To < 30*lvmExtent {
+		t.Fatalf("--grow: the PV grew %+v, want home to take the new extents", g)
+	}
+	gpv, err := table.PartitionNode(grown.dev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lvUUIDs(t, gpv); got != want {
+		t.Errorf("on the grown disk lvs says %q, want the master's %q", got, want)
+	}
+	home := m.lvs[1]
+	home.extents = int(g.LV.To / lvmExtent)
+	if size, _ := ext4Bytes(t, m.lvLoop(t, gpv, home)); size != g.LV.To {
+		t.Errorf("home's ext4 is %d bytes in its %d-byte LV", size, g.LV.To)
+	}
+	checkLVMBoot(t, boot(t, grown, false), g.LV.To)
+}
