@@ -2,12 +2,14 @@ package diskboot
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ezio/disks/diskimage"
+	"ezio/disks/disktest"
 	"ezio/disks/disktest/vmtest"
 	"ezio/disks/table"
 )
@@ -19,6 +21,7 @@ func TestDiskBoot(t *testing.T) {
 	start := time.Now()
 	kit := vmtest.NewKit(t, t.TempDir())
 	t.Run("lvm", func(t *testing.T) { testLVMBoot(t, kit) })
+	t.Run("clonezilla-lvm", func(t *testing.T) { testClonezillaLVMBoot(t, kit) })
 	t.Logf("all boots: %s", time.Since(start).Round(time.Second))
 }
 
@@ -146,4 +149,64 @@ func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 		t.Errorf("home's ext4 is %d bytes in its %d-byte LV", size, g.LV.To)
 	}
 	checkLVMBoot(t, boot(t, grown, false), g.LV.To)
+}
+
+// testClonezillaLVMBoot: the LVM disk saved by Debian's Clonezilla. This
+// kernel has no device-mapper: ocs-sr saves the VG's metadata but no LV
+// image and says it saved the disk; ezio import refuses the directory,
+// naming both LVs. With the LV images added the way Clonezilla names
+// them (partclone through a loop device at the LV's offset, zstd), it
+// imports, deploys, and the disk boots with the master's VG and LVs.
+func testClonezillaLVMBoot(t *testing.T, kit *vmtest.Kit) {
+	disktest.Need(t, true, "ocs-sr", "parted", "zstd", "flock")
+	m := newLVMMaster(t, kit)
+	want := lvUUIDs(t, m.pv)
+	root := t.TempDir()
+	start := time.Now()
+	// ocs-sr keeps its device caches in one place for the whole machine
+	// (/tmp/ocs-cache): the ocs-sr runs of every test take turns.
+	cmd := exec.Command("flock", filepath.Join(os.TempDir(), "ezio-test-ocs-sr.lock"),
+		"timeout", "300", "ocs-sr", "-b", "-nogui", "--ocsroot", root, "-q2", "-j2", "-z9p", "-i", "0", "-sfsck", "-senc", "-scs", "-p", "true", "savedisk", "IMG", filepath.Base(m.dev))
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "saved successfully") {
+		t.Fatalf("ocs-sr savedisk: %v\n%s", err, vmtest.Tail(string(out), 3000))
+	}
+	t.Logf("ocs-sr savedisk: %s", time.Since(start).Round(100*time.Millisecond))
+	img := filepath.Join(root, "IMG")
+	for _, f := range []string{"lvm_vgez.conf", "lvm_vg_dev.list", "lvm_logv.list"} {
+		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
+			t.Errorf("Clonezilla wrote no %s: %v", f, err)
+		}
+	}
+	if lv, _ := filepath.Glob(filepath.Join(img, "vgez-*")); len(lv) > 0 {
+		t.Fatalf("Clonezilla imaged LVs on a kernel without device-mapper: %v", lv)
+	}
+	out1 := t.TempDir()
+	code, stdout, stderr := ezio(t, "import", img, out1, "--name", "nolv")
+	if code != 2 || !strings.Contains(stderr, "vgez/root") || !strings.Contains(stderr, "vgez/home") {
+		t.Errorf("ezio import of Clonezilla's directory without LV images: exit %d, want 2 naming vgez/root and vgez/home\n%s\n%s", code, vmtest.Tail(stdout, 1000), stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out1, "nolv")); err == nil {
+		t.Errorf("the refused import left %s", filepath.Join(out1, "nolv"))
+	}
+	for _, lv := range m.lvs {
+		sh := "partclone.ext4 -c -s \"$1\" -o - -L /dev/null | zstd -q -c > \"$2\""
+		disktest.Run(t, "sh", "-c", sh, "sh", m.lvLoop(t, m.pv, lv), filepath.Join(img, "vgez-"+lv.name+".ext4-ptcl-img.zst"))
+	}
+	out2 := t.TempDir()
+	if code, stdout, stderr := ezio(t, "import", img, out2, "--name", "czlvm"); code != 0 {
+		t.Fatalf("ezio import: exit %d\n%s\n%s", code, vmtest.Tail(stdout, 1000), vmtest.Tail(stderr, 2000))
+	}
+	target := blank(t, 128<<20)
+	deploy(t, filepath.Join(out2, "czlvm"), target.dev)
+	tpv, err := table.PartitionNode(target.dev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lvUUIDs(t, tpv); got != want || !strings.Contains(got, "home") {
+		t.Errorf("on the deployed disk lvs says %q, want the master's %q", got, want)
+	}
+	checkLVMBoot(t, boot(t, target, false), 4*lvmExtent)
 }
