@@ -22,6 +22,8 @@ func TestDiskBoot(t *testing.T) {
 	kit := vmtest.NewKit(t, t.TempDir())
 	t.Run("lvm", func(t *testing.T) { testLVMBoot(t, kit) })
 	t.Run("clonezilla-lvm", func(t *testing.T) { testClonezillaLVMBoot(t, kit) })
+	t.Run("grow-gpt-uefi", func(t *testing.T) { testGrowBoot(t, kit, "gpt") })
+	t.Run("grow-mbr-bios", func(t *testing.T) { testGrowBoot(t, kit, "dos") })
 	t.Logf("all boots: %s", time.Since(start).Round(time.Second))
 }
 
@@ -145,9 +147,11 @@ func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 	}
 	home := m.lvs[1]
 	home.extents = int(g.LV.To / lvmExtent)
-	if size, _ := ext4Bytes(t, m.lvLoop(t, gpv, home)); size != g.LV.To {
+	homeLoop := m.lvLoop(t, gpv, home)
+	if size, _ := ext4Bytes(t, homeLoop); size != g.LV.To {
 		t.Errorf("home's ext4 is %d bytes in its %d-byte LV", size, g.LV.To)
 	}
+	fsckClean(t, homeLoop)
 	checkLVMBoot(t, boot(t, grown, false), g.LV.To)
 }
 
@@ -209,4 +213,54 @@ func testClonezillaLVMBoot(t *testing.T, kit *vmtest.Kit) {
 		t.Errorf("on the deployed disk lvs says %q, want the master's %q", got, want)
 	}
 	checkLVMBoot(t, boot(t, target, false), 4*lvmExtent)
+}
+
+// testGrowBoot: a master whose last partition is an ext4 root (after an
+// EFI system partition on GPT, booted by OVMF; after a /boot with GRUB
+// on MBR, booted by SeaBIOS) deployed with --grow onto a disk twice its
+// size: the root partition reaches the end of the disk, its ext4 fills
+// it, and the disk boots into that root, whose kernel sees the grown
+// partition and filesystem.
+func testGrowBoot(t *testing.T, kit *vmtest.Kit, label string) {
+	const size = 96 << 20
+	uefi := label == "gpt"
+	disktest.Need(t, true, "sgdisk")
+	var m loopDisk
+	if uefi {
+		m = partitioned(t, size, "label: gpt\nstart=2048, size=32MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=0FC63DAF-8483-4772-8E79-3D69E4C47D47\n")
+		uefiBoot(t, kit, node(m, 1), cmdline("/dev/vda2"))
+	} else {
+		m = partitioned(t, size, "label: dos\nstart=2048, size=40MiB, type=83, bootable\ntype=83\n")
+		biosBoot(t, kit, m.dev, node(m, 1), cmdline("/dev/vda2"))
+	}
+	disktest.Run(t, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", rootDir(t, rootFacts("/dev/vda2")), node(m, 2))
+	from, _ := ext4Bytes(t, node(m, 2))
+	dir := capture(t, m.dev, "grow-"+label)
+	target := blank(t, 2*size)
+	rep := deploy(t, dir, target.dev, "--grow")
+	tb, err := table.Dump(t.Context(), target.dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := tb.Partitions[1]
+	partBytes := p2.Size * tb.SectorSize
+	if end := (p2.Start + p2.Size) * tb.SectorSize; end < 2*size-(1<<20)-34*512 {
+		t.Errorf("the root partition ends at byte %d of the %d-byte disk", end, 2*size)
+	}
+	tnode, err := table.PartitionNode(target.dev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsBytes, _ := ext4Bytes(t, tnode)
+	if g := rep.Partitions[1].Grew; g == nil || g.To != partBytes || g.FSBytes != fsBytes || fsBytes > partBytes || partBytes-fsBytes > 1<<20 {
+		t.Errorf("partition 2 grew %+v; the table says %d bytes, dumpe2fs %d", g, partBytes, fsBytes)
+	}
+	fsckClean(t, tnode)
+	facts := boot(t, target, uefi)
+	if got := factBytes(t, facts, "root_dev"); got != partBytes {
+		t.Errorf("the booted system's root partition is %d bytes, want the grown %d", got, partBytes)
+	}
+	if got := factBytes(t, facts, "root_fs"); got > fsBytes || got <= from {
+		t.Errorf("the booted system sees its root ext4 as %d bytes: want more than the master's %d, at most the grown %d", got, from, fsBytes)
+	}
 }

@@ -238,3 +238,11 @@ func ext4Bytes(t *testing.T, dev string) (size, used int64) {
 	bs := num("Block size")
 	return num("Block count") * bs, (num("Block count") - num("Free blocks")) * bs
 }
+
+// fsckClean: e2fsck, forced and read-only, finds nothing on dev.
+func fsckClean(t *testing.T, dev string) {
+	t.Helper()
+	if out, err := exec.Command("e2fsck", "-fn", dev).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn %s: %v\n%s", dev, err, out)
+	}
+}
