@@ -70,10 +70,11 @@ func imageBytes(t *testing.T, dir, sub string) int64 {
 // testLVMBoot: the LVM disk captured (used blocks only: the PV's label
 // and metadata area, each LV's used blocks), seeded and deployed onto a
 // blank disk of its size boots: GRUB, the initramfs's lvm activates the
-// VG, the root LV's init reads home; the same VG and LV UUIDs. Deployed
-// with --grow onto a disk twice the size, the PV fills the partition,
-// home (the VG's last LV) takes the new extents, and the grown disk
-// boots with home grown.
+// VG, the root LV's init reads home; the same VG and LV UUIDs; the
+// --hostname given reached the root LV (its name, hosts line, empty
+// machine-id). Deployed with --grow onto a disk twice the size, the PV
+// fills the partition, home (the VG's last LV) takes the new extents,
+// and the grown disk boots with home grown, named too.
 func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 	m := newLVMMaster(t, kit)
 	want := lvUUIDs(t, m.pv)
@@ -117,7 +118,8 @@ func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 
 	url := seed(t, dir)
 	target := blank(t, 128<<20)
-	deploy(t, url, target.dev)
+	// The root is an LV: --hostname must reach it without device-mapper.
+	deploy(t, url, target.dev, "--hostname", "lvm-{n}")
 	tpv, err := table.PartitionNode(target.dev, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +127,13 @@ func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 	if got := lvUUIDs(t, tpv); got != want || !strings.Contains(got, "home") {
 		t.Errorf("on the deployed disk lvs says %q, want the master's %q", got, want)
 	}
-	checkLVMBoot(t, boot(t, target, false), 4*lvmExtent)
+	facts := boot(t, target, false)
+	checkLVMBoot(t, facts, 4*lvmExtent)
+	checkName(t, facts, "lvm-1", "")
 
 	grown := blank(t, 256<<20)
-	rep := deploy(t, url, grown.dev, "--grow")
+	// Named too: the root LV is then reached at its place on a PV that grew.
+	rep := deploy(t, url, grown.dev, "--grow", "--hostname", "lvm-grown")
 	var g *diskimage.Growth
 	for _, p := range rep.Partitions {
 		if p.Number == 2 {
@@ -152,7 +157,24 @@ func testLVMBoot(t *testing.T, kit *vmtest.Kit) {
 		t.Errorf("home's ext4 is %d bytes in its %d-byte LV", size, g.LV.To)
 	}
 	fsckClean(t, homeLoop)
-	checkLVMBoot(t, boot(t, grown, false), g.LV.To)
+	facts = boot(t, grown, false)
+	checkLVMBoot(t, facts, g.LV.To)
+	checkName(t, facts, "lvm-grown", "")
+}
+
+// checkName checks the booted system's hostname, its 127.0.1.1 line in
+// /etc/hosts, and its machine-id.
+func checkName(t *testing.T, facts map[string]string, name, id string) {
+	t.Helper()
+	if got := fact(t, facts, "hostname"); got != name {
+		t.Errorf("the booted system is named %q, want %q", got, name)
+	}
+	if got := strings.Fields(fact(t, facts, "hosts")); len(got) != 2 || got[1] != name {
+		t.Errorf("the booted system's 127.0.1.1 line is %q, want it to name %s", got, name)
+	}
+	if got := fact(t, facts, "machine_id"); got != id {
+		t.Errorf("the booted system's machine-id is %q, want %q", got, id)
+	}
 }
 
 // testClonezillaLVMBoot: the LVM disk saved by Debian's Clonezilla. This
@@ -263,4 +285,5 @@ func testGrowBoot(t *testing.T, kit *vmtest.Kit, label string) {
 	if got := factBytes(t, facts, "root_fs"); got > fsBytes || got <= from {
 		t.Errorf("the booted system sees its root ext4 as %d bytes: want more than the master's %d, at most the grown %d", got, from, fsBytes)
 	}
+	checkName(t, facts, "master", masterID) // no --hostname: left as it was
 }

@@ -18,9 +18,12 @@ import (
 	"ezio/disks/disktest/vmtest"
 )
 
+// masterID is the machine-id of every test root.
+const masterID = "0123456789abcdef0123456789abcdef"
+
 // rootDir is the tree of a root filesystem: static busybox, the
-// directories the initramfs moves its mounts onto, an os-release, and
-// an init that runs script (busybox sh, $b is busybox), prints the
+// directories the initramfs moves its mounts onto, an os-release, a
+// hostname, hosts and machine-id, and an init that runs script (busybox sh, $b is busybox), prints the
 // marker and powers off.
 func rootDir(t *testing.T, script string) string {
 	t.Helper()
@@ -35,7 +38,8 @@ func rootDir(t *testing.T, script string) string {
 		"fact() { $b echo \"EZIO-FACT $1 $2\"; }\n" +
 		"fsbytes() { set -- $($b stat -f -c '%b %S' \"$1\"); $b echo $(($1 * $2)); }\n" +
 		script + "$b echo " + bootMarker + "\n$b poweroff -f\n"
-	files := map[string]string{"sbin/init": init, "etc/os-release": "PRETTY_NAME=\"ezio boot test\"\nID=debian\n"}
+	files := map[string]string{"sbin/init": init, "etc/os-release": "PRETTY_NAME=\"ezio boot test\"\nID=debian\n",
+		"etc/hostname": "master\n", "etc/hosts": "127.0.0.1\tlocalhost\n127.0.1.1\tmaster\n", "etc/machine-id": masterID + "\n"}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
 			t.Fatal(err)
@@ -45,9 +49,11 @@ func rootDir(t *testing.T, script string) string {
 }
 
 // rootFacts is the init's script for a root on dev: the size of the
-// device and of the mounted filesystem as the booted kernel sees them.
+// device and of the mounted filesystem as the booted kernel sees them,
+// and the machine's name and machine-id.
 func rootFacts(dev string) string {
-	return "fact root_dev $($b blockdev --getsize64 " + dev + ")\nfact root_fs $(fsbytes /)\n"
+	return "fact root_dev $($b blockdev --getsize64 " + dev + ")\nfact root_fs $(fsbytes /)\n" +
+		"fact hostname \"$($b cat /etc/hostname)\"\nfact hosts \"$($b grep 127.0.1.1 /etc/hosts)\"\nfact machine_id \"$($b cat /etc/machine-id)\"\n"
 }
 
 // cmdline is the kernel's command line for a root on dev: the console
