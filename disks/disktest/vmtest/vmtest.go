@@ -29,7 +29,7 @@ const (
 // here, as root.
 func Need(t testing.TB) {
 	t.Helper()
-	disktest.Need(t, true, "qemu-system-x86_64", "mkinitramfs", "lvm", "busybox")
+	disktest.Need(t, true, "qemu-system-x86_64", "mkinitramfs", "lsinitramfs", "lvm", "busybox")
 	if _, err := os.Stat(OVMFCode); err != nil {
 		disktest.SkipOrFail(t, "no UEFI firmware (the ovmf package): %v", err)
 	}

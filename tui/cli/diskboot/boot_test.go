@@ -184,7 +184,7 @@ func checkName(t *testing.T, facts map[string]string, name, id string) {
 // them (partclone through a loop device at the LV's offset, zstd), it
 // imports, deploys, and the disk boots with the master's VG and LVs.
 func testClonezillaLVMBoot(t *testing.T, kit *vmtest.Kit) {
-	disktest.Need(t, true, "ocs-sr", "parted", "zstd", "flock")
+	disktest.Need(t, true, "ocs-sr", "parted", "zstd", "flock", "partclone.ext4")
 	m := newLVMMaster(t, kit)
 	want := lvUUIDs(t, m.pv)
 	root := t.TempDir()
