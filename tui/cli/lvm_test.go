@@ -7,6 +7,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -207,8 +208,13 @@ func TestDiskLVM(t *testing.T) {
 		t.Errorf("the last LV grew %+v; lvs says home is %s bytes", g.LV, homeBytes)
 	} else {
 		lvs[2].segs[0][1] = int(g.LV.To >> 22) // home's extents now
-		if got := grFSSize(t, lvLoop(t, tpv, lvs[2].segs[0]), "ext4"); got != g.LV.To {
+		loop := lvLoop(t, tpv, lvs[2].segs[0])
+		if got := grFSSize(t, loop, "ext4"); got != g.LV.To {
 			t.Errorf("home's ext4 is %d bytes, want the LV's %d", got, g.LV.To)
+		}
+		// Checked here too, not only by the deploy's own report.
+		if c, err := table.Fsck(context.Background(), loop, "ext4"); err != nil || !c.OK {
+			t.Errorf("home's ext4 after growing: %v %+v", err, c)
 		}
 	}
 	if got, want := lvUUIDs(t, tpv), lvUUIDs(t, pv); got != want || !strings.Contains(got, "root") {

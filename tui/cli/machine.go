@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
+	"ezio/disks/lvm"
 	"ezio/disks/machine"
 	"ezio/engine/server"
 )
@@ -89,18 +91,15 @@ func (a *App) finishMachine(ctx context.Context, plan *diskimage.Plan, rep *disk
 		}
 		res.Hostname = name
 	}
-	var parts []machine.Part
-	for _, p := range rep.Partitions {
-		if p.Saved == diskimage.SavedPartclone || p.Saved == diskimage.SavedDD {
-			parts = append(parts, machine.Part{Number: p.Number, Node: p.Node, Filesystem: p.Filesystem})
-		}
-	}
+	parts, notMounted, detach := machineParts(ctx, plan, rep)
+	defer detach() // after the unmount below: defers run last first
 	mounts, err := machine.MountAll(ctx, parts)
 	if err != nil {
 		return res, &ExitError{Code: ExitFailed, Err: fmt.Errorf("deployed and verified, but mounting its partitions: %w", err)}
 	}
-	if len(mounts.Skipped) > 0 {
-		res.NotMounted = mounts.Skipped
+	maps.Copy(notMounted, mounts.Skipped)
+	if len(notMounted) > 0 {
+		res.NotMounted = notMounted
 	}
 	unmounted := false
 	defer func() {
@@ -115,6 +114,11 @@ func (a *App) finishMachine(ctx context.Context, plan *diskimage.Plan, rep *disk
 			continue
 		}
 		r := machine.Root{Dir: m.Dir, Node: m.Node, OS: kind, Name: name}
+		for _, p := range rep.Partitions {
+			if p.Number == m.Number && p.Node != m.Node {
+				r.Node = p.Node // an LV, named rather than by its loop device, gone after
+			}
+		}
 		switch {
 		case kind == "windows":
 			r.Done = "left alone: ezio names Linux systems only"
@@ -150,6 +154,48 @@ func (a *App) finishMachine(ctx context.Context, plan *diskimage.Plan, rep *disk
 		return res, &ExitError{Code: ExitFailed, Err: scriptErr}
 	}
 	return res, nil
+}
+
+// machineParts are the deployed partitions finishMachine mounts. An
+// LV (the root of most installs on LVM) has no device node here, as
+// nothing is activated: it is reached through a read-write loop device
+// over the target at its offset, at its size after --grow, detached by
+// detach once it is unmounted. An LV in several segments is not mounted.
+func machineParts(ctx context.Context, plan *diskimage.Plan, rep *diskimage.Report) (parts []machine.Part, notMounted map[int]string, detach func()) {
+	notMounted = map[int]string{}
+	var loops []func()
+	grown := map[string]int64{} // VG/LV: its size after --grow
+	for _, p := range rep.Partitions {
+		if p.Grew != nil && p.Grew.LV != nil {
+			grown[p.Grew.LV.Name] = p.Grew.LV.To
+		}
+	}
+	for _, p := range rep.Partitions {
+		if p.Saved != diskimage.SavedPartclone && p.Saved != diskimage.SavedDD {
+			continue
+		}
+		node := p.Node
+		if mp, ok := plan.Manifest.Partition(p.Number); ok && mp.Volume != nil {
+			v := mp.Volume
+			if v.Segments > 1 {
+				notMounted[p.Number] = fmt.Sprintf("segment %d of %d of LV %s/%s", v.Segment, v.Segments, v.VG, v.LV)
+				continue
+			}
+			loop, undo, err := lvm.Loop(ctx, plan.Target, mp.Start, cmp.Or(grown[v.VG+"/"+v.LV], mp.Size), true)
+			if err != nil {
+				notMounted[p.Number] = fmt.Sprintf("LV %s/%s: %v", v.VG, v.LV, err)
+				continue
+			}
+			loops = append(loops, undo)
+			node = loop
+		}
+		parts = append(parts, machine.Part{Number: p.Number, Node: node, Filesystem: p.Filesystem})
+	}
+	return parts, notMounted, func() {
+		for _, undo := range loops {
+			undo()
+		}
+	}
 }
 
 // serverHostOf is the host of a seeder's URL, "" for a local directory.

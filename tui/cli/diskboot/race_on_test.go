@@ -1,0 +1,6 @@
+//go:build race
+
+package diskboot
+
+// raceDetector: this test binary runs under -race.
+const raceDetector = true
