@@ -90,9 +90,9 @@ func (p *Plan) SetGrow(which string) error {
 	what := fmt.Sprintf("partition %d (%s)", part.Number, part.Name)
 	switch {
 	case part.Saved == SavedExtended:
-		return refuse(what+" is an MBR extended partition, a container of others", "Name the partition to grow with --grow PART")
+		return refuse(what+" is an MBR extended partition, a container of others", "Name the partition to grow")
 	case p.Manifest.Label == table.LabelDOS && part.Number > 4:
-		return refuse(what+" is a logical partition inside an extended one: ezio grows primary and GPT partitions only", "Deploy without --grow, or name a primary partition")
+		return refuse(what+" is a logical partition inside an extended one: ezio grows primary and GPT partitions only", "Deploy without growing, or name a primary partition to grow")
 	}
 	fstype := part.Filesystem
 	if part.Saved == SavedSwap {
@@ -104,12 +104,12 @@ func (p *Plan) SetGrow(which string) error {
 		if strings.EqualFold(fstype, "vfat") {
 			reason = what + " holds FAT, which is not grown: no FAT resizer is installed here and FAT cannot be grown in place by mkfs or fsck tools"
 		}
-		return refuse(reason+" (it grows ext2/3/4, xfs, btrfs, NTFS, swap and LVM PVs)", "Deploy without --grow, or name another partition with --grow PART")
+		return refuse(reason+" (it grows ext2/3/4, xfs, btrfs, NTFS, swap and LVM PVs)", "Deploy without growing, or name another partition to grow")
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return refuse(fmt.Sprintf("growing %s (%s) needs %s, which is not installed", what, fstype, tool),
-				"Install the Debian package "+table.PackageOf(tool)+", or deploy without --grow")
+				"Install the Debian package "+table.PackageOf(tool)+", or deploy without growing")
 		}
 	}
 	p.Grow = &GrowRequest{Partition: part, Room: p.roomAfter(part)}
@@ -143,7 +143,7 @@ func (p *Plan) growPartition(which string) (Partition, error) {
 	}
 	return Partition{}, &disks.RefusedError{Target: p.Target, Kind: RefusedGrow,
 		Reason: fmt.Sprintf("the image has no partition %q to grow; it has %s", which, strings.Join(names, ", ")),
-		Hint:   "Name one by number or name, e.g. --grow " + strconv.Itoa(m.Partitions[len(m.Partitions)-1].Number)}
+		Hint:   "Name one by its number or name, e.g. " + strconv.Itoa(m.Partitions[len(m.Partitions)-1].Number)}
 }
 
 // roomAfter is the free space after part on the target once the image's

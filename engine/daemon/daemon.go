@@ -122,7 +122,7 @@ func Listen(addr string) (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gRPC address %s: %w (is another daemon running? try --grpc-listen)", addr, err)
+		return nil, fmt.Errorf("gRPC address %s: %w (is another daemon running? give this one another address)", addr, err)
 	}
 	return ln, nil
 }

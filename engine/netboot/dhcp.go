@@ -27,12 +27,12 @@ type Range struct{ From, To netip.Addr }
 func ParseRange(s string) (Range, error) {
 	a, b, ok := strings.Cut(s, "-")
 	if !ok {
-		return Range{}, fmt.Errorf("--dhcp-range %q: want FROM-TO, e.g. 10.0.0.100-10.0.0.199", s)
+		return Range{}, fmt.Errorf("DHCP range %q: want FROM-TO, e.g. 10.0.0.100-10.0.0.199", s)
 	}
 	from, err1 := netip.ParseAddr(a)
 	to, err2 := netip.ParseAddr(b)
 	if err1 != nil || err2 != nil || !from.Is4() || !to.Is4() || to.Less(from) {
-		return Range{}, fmt.Errorf("--dhcp-range %q: want two IPv4 addresses, the lower first", s)
+		return Range{}, fmt.Errorf("DHCP range %q: want two IPv4 addresses, the lower first", s)
 	}
 	return Range{from, to}, nil
 }

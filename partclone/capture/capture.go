@@ -95,7 +95,7 @@ func refused(err error) error { return &RefusedError{Err: err} }
 func CheckName(name string) error {
 	switch {
 	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("image name %q: give a plain name such as sda1 with --name", name)
+		return fmt.Errorf("image name %q: give it a plain name such as sda1", name)
 	case strings.ContainsAny(name, "/\\\x00"):
 		return fmt.Errorf("image name %q must not contain a slash", name)
 	case strings.HasPrefix(name, "."):

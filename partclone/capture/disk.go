@@ -170,7 +170,7 @@ func checkDiskSource(ctx context.Context, o *DiskOptions) (d *disks.Disk, t *tab
 	}
 	dir = filepath.Join(o.OutDir, o.Name)
 	if _, err := os.Lstat(dir); err == nil {
-		return nil, nil, "", refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
+		return nil, nil, "", refused(fmt.Errorf("%s already exists: choose another name or another output directory, or remove it", dir))
 	}
 	return d, t, dir, nil
 }

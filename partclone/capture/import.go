@@ -68,7 +68,7 @@ func ImportClonezilla(ctx context.Context, o ImportOptions, progress func(DiskPr
 	defer cz.cleanup()
 	dir := filepath.Join(o.OutDir, o.Name)
 	if _, err := os.Lstat(dir); err == nil {
-		return nil, refused(fmt.Errorf("%s already exists: choose another name with --name or another output directory, or remove it", dir))
+		return nil, refused(fmt.Errorf("%s already exists: choose another name or another output directory, or remove it", dir))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, refused(fmt.Errorf("output directory: %w", err))

@@ -71,7 +71,7 @@ func NewestKernel(root string) (string, error) {
 	}
 	all, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
 	if len(all) == 0 {
-		return "", errors.New("no kernel in /boot (install linux-image-amd64, or name one with --kernel PATH)")
+		return "", errors.New("no kernel in /boot (install linux-image-amd64, or name a kernel image to use)")
 	}
 	sort.Slice(all, func(i, j int) bool { return versionLess(filepath.Base(all[i]), filepath.Base(all[j])) })
 	return all[len(all)-1], nil
