@@ -37,6 +37,8 @@ type ServeValues struct {
 	NoAnnounce, ExitWhenDone bool
 	// Verify hashes the whole source before serving (ezio seed --verify).
 	Verify bool
+	// Netboot boots a disk image's room from the network (serve_netboot.go).
+	Netboot NetbootValues
 }
 
 // ServeFlow asks for a torrent and its data, or a disk image directory,
@@ -69,6 +71,8 @@ type serveStartedMsg struct {
 	doing  string
 	hint   string
 	expect int
+	// problem, when set, is err in the wizard's words already.
+	problem *problem
 }
 
 // localAddr is one address of this machine a server may listen on.
@@ -156,7 +160,7 @@ func (s *ServeFlow) build() {
 	for _, h := range s.hosts {
 		hosts = append(hosts, huh.NewOption(h.ip+" ("+h.iface+")", h.ip))
 	}
-	s.form, s.formID = newForm(s.c,
+	groups := []*huh.Group{
 		huh.NewGroup(
 			huh.NewInput().Title("Torrent file or disk image").Description("a torrent made by Capture or Build a torrent, or a disk image directory").Value(&v.Torrent).Validate(served),
 			&skippedFor{Field: huh.NewInput().Title("Image data").Description("the extent directory, image file or partition the torrent describes").Value(&v.Source).Validate(func(p string) error {
@@ -180,6 +184,9 @@ func (s *ServeFlow) build() {
 			}),
 		),
 		huh.NewGroup(verifyQuestion(&v.Verify)).WithHideFunc(disk),
+	}
+	groups = append(groups, s.netbootGroups(disk)...)
+	groups = append(groups,
 		// Finding the server and ending by itself need the tracker: it is
 		// what clients reach and what counts the room.
 		huh.NewGroup(
@@ -193,6 +200,7 @@ func (s *ServeFlow) build() {
 				Affirmative("Yes").Negative("No").Value(&v.ExitWhenDone),
 		).WithHideFunc(func() bool { return !s.serves() || expectOf(v.Expect) == 0 }),
 	)
+	s.form, s.formID = newForm(s.c, groups...)
 }
 
 // serves tells whether the tracker and image server will run: as
@@ -264,6 +272,9 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return s, nil
 		}
 		s.busy = ""
+		if msg.problem != nil {
+			return s, errorScreen(*msg.problem, s)
+		}
 		if msg.err != nil {
 			hint := msg.hint
 			if hint == "" {

@@ -24,12 +24,14 @@ type fakeDiskSeed struct {
 	fleet []engine.FleetMember
 	doneC chan struct{}
 	fail  error
+	room  []engine.Machine // the network-booted machines
 }
 
 func (f *fakeDiskSeed) sample() ([]engine.Snapshot, []engine.FleetMember) { return f.parts, f.fleet }
 func (f *fakeDiskSeed) events() <-chan engine.Event                       { return nil }
 func (f *fakeDiskSeed) done() <-chan struct{}                             { return f.doneC }
 func (f *fakeDiskSeed) err() error                                        { return f.fail }
+func (f *fakeDiskSeed) machines() []engine.Machine                        { return f.room }
 
 // sampleDiskManifest is the spare disk's image (sampleDiskResult) as its
 // ezio-disk.json has it: three partitions with data, one swap.
@@ -91,7 +93,7 @@ func diskSeedFleet() []engine.FleetMember {
 
 func newFakeDiskSeedDashboard(c *Common) (*DiskSeedDashboard, *fakeDiskSeed) {
 	src := &fakeDiskSeed{parts: diskSeedSnaps(10), fleet: diskSeedFleet(), doneC: make(chan struct{})}
-	d := newDiskSeedDashboard(c, sampleDiskManifest(), src, 4)
+	d := newDiskSeedDashboard(c, sampleDiskManifest(), src, 4, false)
 	d.howTo = diskInstructions("http://0.0.0.0:6969", "10.0.0.5", "pc1", "ezio on lab")
 	return d, src
 }
