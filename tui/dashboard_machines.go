@@ -59,15 +59,17 @@ func machineStateText(m engine.Machine) string {
 	return m.State
 }
 
-// topBoxes are the partitions and, when the room boots from the network,
-// its machines below them; the fleet and log keep at least 5 rows.
+// topBoxes are the partitions, and when the room boots from the network
+// its machines above them: the machines come first (what the technician
+// watches), the partitions keep at least a row, the fleet and log at
+// least three.
 func (d *DiskSeedDashboard) topBoxes(w, body int) []string {
 	if !d.netboot {
 		return d.partsBox(w, body)
 	}
-	parts := d.partsBoxH(w, min(len(d.parts)+3, max(4, body/3)))
-	h := min(len(d.machines)+3, max(4, body-len(parts)-5))
-	return append(parts, d.machinesBox(w, h)...)
+	mh := min(max(1, len(d.machines))+3, max(4, body-5-4))
+	ph := max(4, min(len(d.parts)+3, body-mh-5))
+	return append(d.machinesBox(w, mh), d.partsBoxH(w, ph)...)
 }
 
 // machinesBox is one row per machine; its title counts them by state,

@@ -207,11 +207,10 @@ func newDiskSeedDashboard(c *Common, m *diskimage.Manifest, src diskSeedSource, 
 	d.expect = expect
 	d.events = src.events()
 	d.top, d.noPieces = d.topBoxes, true
-	d.paneSet = []pane{paneParts, paneFleet, paneLog}
+	d.paneSet, d.focus = []pane{paneParts, paneFleet, paneLog}, paneParts
 	if netboot {
-		d.paneSet = []pane{paneParts, paneMachines, paneFleet, paneLog}
+		d.paneSet, d.focus = []pane{paneMachines, paneParts, paneFleet, paneLog}, paneMachines
 	}
-	d.focus = paneParts
 	d.howToRows = 2
 	return d
 }

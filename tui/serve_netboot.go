@@ -66,7 +66,7 @@ func (s *ServeFlow) netbootGroups(disk func() bool) []*huh.Group {
 			huh.NewInput().Title("Addresses to lease").Description("FROM-TO on this server's network, e.g. 192.168.50.100-192.168.50.199").
 				Value(&n.Range).Validate(func(r string) error {
 				if _, err := netboot.ParseRange(strings.TrimSpace(r)); err != nil {
-					return errors.New(withoutFlags(err.Error()))
+					return errors.New("FROM-TO: two IPv4 addresses, the lower first")
 				}
 				return nil
 			}),
@@ -114,8 +114,11 @@ func netbootProblem(err error) problem {
 		p.hint = "Run the wizard as root (sudo ezio), or answer no to network boot and deploy each machine from the wizard or a USB stick."
 	case errors.Is(err, netboot.ErrOtherDHCP):
 		// Up to the command line's advice, which names its flag.
-		what, _, _ = strings.Cut(what, "; leave out")
-		p.what = what + "."
+		head, tail, _ := strings.Cut(what, "; leave out")
+		if i := strings.LastIndex(tail, "(server "); i >= 0 {
+			head += " " + tail[i:] // which server answered
+		}
+		p.what = head + "."
 		p.hint = "This network already has a DHCP server: answer \"from the LAN's DHCP server (proxyDHCP)\"; ezio then answers only the machines' network boot."
 	case strings.Contains(what, "ipxe"):
 		p.hint = "Install Debian's ipxe package (apt-get install ipxe): the machines load its first stage over TFTP."
@@ -136,11 +139,11 @@ func netbootProblem(err error) problem {
 // netbootHowTo is the dashboard's first instruction for a room that boots
 // from the network, then the client commands for machines that do not.
 func netbootHowTo(name, then string, inst, said []string) []string {
-	does := "reboot into it"
+	does := "reboot"
 	if then == room.ThenPoweroff {
 		does = "power off"
 	}
-	first := fmt.Sprintf("power the machines on (network boot first): each deploys %s, then they %s", name, does)
+	first := fmt.Sprintf("power the machines on (network boot first): they deploy %s, %s", name, does)
 	out := []string{first, "or: " + strings.TrimPrefix(inst[0], "on each client: ")}
 	out = append(out, inst[1:]...)
 	return append(out, said...)
