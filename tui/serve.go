@@ -61,6 +61,11 @@ type ServeFlow struct {
 		path, name string
 		disk       bool
 	}
+	// onRecord counts the machines deployed before, for the image in dir.
+	onRecord struct {
+		dir string
+		n   int
+	}
 }
 
 // serveStartedMsg carries the started seeder (or why it did not start).
@@ -282,6 +287,9 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			}
 			return s, showError("Could not "+msg.doing, msg.err, hint, s)
 		}
+		// Forgetting the deployed machines is done once, not on every
+		// later visit.
+		s.v.Netboot.Redeploy = false
 		return s, show(msg.dash)
 	}
 	_, cmd := s.form.Update(msg)

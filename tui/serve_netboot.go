@@ -29,6 +29,27 @@ type NetbootValues struct {
 	// Then is what a machine does after its verified deploy: "reboot"
 	// ("" too) or "poweroff".
 	Then string
+	// Redeploy forgets the machines deployed before (kept beside the
+	// image), so that they deploy again instead of booting their disks.
+	Redeploy bool
+}
+
+// deployedOnRecord is how many machines have a verified deploy on record
+// beside the disk image dir (their next network boot goes to their own
+// disk unless Redeploy); read once per directory.
+func (s *ServeFlow) deployedOnRecord() int {
+	dir := trimmed(s.v.Torrent)
+	if dir != s.onRecord.dir {
+		s.onRecord.dir, s.onRecord.n = dir, 0
+		if recs, err := netboot.OpenRecords(dir, false); err == nil {
+			for _, m := range recs.List() {
+				if !m.Verified.IsZero() {
+					s.onRecord.n++
+				}
+			}
+		}
+	}
+	return s.onRecord.n
 }
 
 // then is the answer, reboot unless power-off was chosen.
@@ -72,6 +93,13 @@ func (s *ServeFlow) netbootGroups(disk func() bool) []*huh.Group {
 			}),
 		).WithHideFunc(func() bool { return !on() || !n.FullDHCP }),
 		huh.NewGroup(
+			huh.NewConfirm().Title("Deploy the machines deployed before again?").
+				DescriptionFunc(func() string {
+					return fmt.Sprintf("%d machines have a verified deploy on record; no: they boot their own disks", s.deployedOnRecord())
+				}, &s.v.Torrent).
+				Affirmative("Yes").Negative("No").Value(&n.Redeploy),
+		).WithHideFunc(func() bool { return !on() || s.deployedOnRecord() == 0 }),
+		huh.NewGroup(
 			huh.NewSelect[string]().Title("After its deploy, each machine").
 				Description("reboot: it comes up in its new system (its next network boot goes to its disk)").
 				Options(huh.NewOption("reboots", room.ThenReboot), huh.NewOption("powers off", room.ThenPoweroff)).Value(&n.Then),
@@ -82,8 +110,8 @@ func (s *ServeFlow) netbootGroups(disk func() bool) []*huh.Group {
 // netbootOptions are the answers as the room's use case takes them:
 // every machine's target is the one internal disk that fits.
 func netbootOptions(v ServeValues, tu engine.Tuning, deps *Deps, say func(string)) room.Options {
-	o := room.Options{Then: v.Netboot.then(), TargetDisk: "auto", ListenHost: room.ListenHost(v.listen(), tu.ListenAddr),
-		Logger: deps.Logger, Say: say}
+	o := room.Options{Then: v.Netboot.then(), TargetDisk: "auto", Redeploy: v.Netboot.Redeploy,
+		ListenHost: room.ListenHost(v.listen(), tu.ListenAddr), Logger: deps.Logger, Say: say}
 	if v.Netboot.FullDHCP {
 		o.DHCPRange = strings.TrimSpace(v.Netboot.Range)
 	}

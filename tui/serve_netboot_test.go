@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -320,4 +321,47 @@ func TestDiskSeedDashboardMachines(t *testing.T) {
 		t.Errorf("scrolled to the end:\n%s", v)
 	}
 	checkSize(t, d.View(), 80, 25)
+}
+
+// TestServeNetbootRedeploy: with machines deployed before on record beside
+// the image, the wizard asks whether to deploy them again (no by
+// default), saying how many; yes reaches the room as Redeploy.
+func TestServeNetbootRedeploy(t *testing.T) {
+	c := testCommon(80, 25, "linux")
+	w := newNetbootWorld(t, c)
+	defer func(f func() bool) { isRoot = f }(isRoot)
+	isRoot = func() bool { return true }
+	dir := testDiskImageDir(t)
+	recs, err := netboot.OpenRecords(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []string{netboot.StateVerified, netboot.StateRebooted, netboot.StateFailed} {
+		mac, _ := net.ParseMAC(fmt.Sprintf("52:54:00:00:00:%02x", i))
+		if _, err := recs.Update(mac, func(m *engine.Machine) {
+			m.State = st
+			if st != netboot.StateFailed {
+				m.Verified = t0
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := w.m
+	toNetbootQuestion(t, m, dir)
+	drive(t, m, key1("y"))
+	drive(t, m, enter) // proxyDHCP
+	v := m.View()
+	if !strings.Contains(v, "Deploy the machines deployed before again?") || !strings.Contains(v, "2 machines have a verified deploy on record") {
+		t.Fatalf("no redeploy question:\n%s", v)
+	}
+	checkSize(t, v, 80, 25)
+	golden(t, "serve-netboot-redeploy-80x25-linux", v)
+	drive(t, m, key1("y"))
+	drive(t, m, enter)     // reboot
+	drive(t, m, key1("n")) // not announced
+	settle(t, m, 10*time.Second, "StartNetboot", func() bool { return w.got != nil })
+	if !w.got.Redeploy || w.got.DHCPRange != "" {
+		t.Errorf("options %+v", w.got)
+	}
 }
