@@ -371,6 +371,11 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 			return serveStartedMsg{flow: flow, err: err, doing: doing,
 				hint: "Check the disk image directory: Capture writes it whole (ezio-disk.json, the table, each partition's torrent and data)."}
 		}
+		if v.Netboot.On && !isRoot() {
+			// Refused before anything starts.
+			p := netbootProblem(errNotRoot)
+			return serveStartedMsg{flow: flow, err: errNotRoot, problem: &p}
+		}
 		sd, err := deps.SeedDisk(ctx, dir, DiskSeedOptions{TrackerListen: v.listen(), Tuning: tu, Logger: deps.Logger})
 		if err != nil {
 			return fail("serve the disk image", err)

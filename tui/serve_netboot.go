@@ -122,9 +122,6 @@ func netbootOptions(v ServeValues, tu engine.Tuning, deps *Deps, say func(string
 // lines it says for the technician come back for the dashboard. On a
 // refusal nothing of it runs (the caller stops the serving).
 func startNetboot(ctx context.Context, deps *Deps, v ServeValues, tu engine.Tuning, dir string, sd *DiskSeeding) (stop func(), said []string, err error) {
-	if !isRoot() {
-		return nil, nil, errNotRoot
-	}
 	o := netbootOptions(v, tu, deps, func(l string) { said = append(said, l) })
 	stop, err = deps.StartNetboot(ctx, dir, sd.Manifest.Name, sd.Server, o)
 	return stop, said, err

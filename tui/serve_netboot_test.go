@@ -26,12 +26,14 @@ type netbootWorld struct {
 	image   string
 	stopped chan struct{} // closed when the serving was stopped
 	refuse  error
+	served  bool // SeedDisk was called
 }
 
 func newNetbootWorld(t *testing.T, c *Common) *netbootWorld {
 	w := &netbootWorld{stopped: make(chan struct{})}
 	w.m = New(c, fakeDeps(t, &fakeWorld{}), &Config{})
 	w.m.deps.SeedDisk = func(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeeding, error) {
+		w.served = true
 		tu := o.Tuning
 		tu.ListenAddr = "127.0.0.1:0"
 		sess, err := engine.NewSession(engine.SessionOptions{Tuning: tu, Serve: true, ServerListen: "127.0.0.1:0"})
@@ -168,7 +170,7 @@ func o(p *room.Options) room.Options { return *p }
 var flagName = regexp.MustCompile(`--[a-z]`)
 
 // TestServeNetbootRefusals: each refusal in the wizard's words, with what
-// to do; not root is refused before the room is started.
+// to do; not root is refused before anything is served.
 func TestServeNetbootRefusals(t *testing.T) {
 	c := testCommon(80, 25, "linux")
 	w := newNetbootWorld(t, c)
@@ -181,8 +183,8 @@ func TestServeNetbootRefusals(t *testing.T) {
 	drive(t, m, enter)
 	drive(t, m, key1("n"))
 	settle(t, m, 10*time.Second, "the error", func() bool { _, ok := m.Current().(*ErrorScreen); return ok })
-	if v := m.View(); !strings.Contains(v, "which only root") || !strings.Contains(v, "Run the wizard as root") || w.got != nil {
-		t.Errorf("not root (room started: %v):\n%s", w.got != nil, v)
+	if v := m.View(); !strings.Contains(v, "which only root") || !strings.Contains(v, "Run the wizard as root") || w.got != nil || w.served {
+		t.Errorf("not root (served: %v, room started: %v):\n%s", w.served, w.got != nil, v)
 	}
 	for _, tc := range []struct {
 		err        error
