@@ -139,10 +139,7 @@ func netbootProblem(err error) problem {
 		p.hint = "Run the wizard as root (sudo ezio), or answer no to network boot and deploy each machine from the wizard or a USB stick."
 	case errors.Is(err, netboot.ErrOtherDHCP):
 		// Up to the command line's advice, which names its flag.
-		head, tail, _ := strings.Cut(what, "; leave out")
-		if i := strings.LastIndex(tail, "(server "); i >= 0 {
-			head += " " + tail[i:] // which server answered
-		}
+		head, _, _ := strings.Cut(what, "; leave out")
 		p.what = head + "."
 		p.hint = "This network already has a DHCP server: answer \"from the LAN's DHCP server (proxyDHCP)\"; ezio then answers only the machines' network boot."
 	case strings.Contains(what, "ipxe"):

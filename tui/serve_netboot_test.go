@@ -106,7 +106,7 @@ func TestServeNetbootQuestion(t *testing.T) {
 	m = w.m
 	drive(t, m, esc) // back to the menu
 	w = newNetbootWorld(t, c)
-	w.refuse = fmt.Errorf("not serving DHCP on eth0: %w; leave out --dhcp-range to boot by proxyDHCP beside it (server 10.0.0.1)", netboot.ErrOtherDHCP)
+	w.refuse = fmt.Errorf("not serving DHCP on eth0: %w; leave out --dhcp-range to boot by proxyDHCP beside it (server 10.0.0.1)", fmt.Errorf("%w (10.0.0.1 offered 10.0.0.220)", netboot.ErrOtherDHCP))
 	m = w.m
 	toNetbootQuestion(t, m, dir)
 	drive(t, m, key1("y"))
@@ -147,7 +147,7 @@ func TestServeNetbootQuestion(t *testing.T) {
 			t.Errorf("the refusal lacks %q:\n%s", want, v)
 		}
 	}
-	if flagName.MatchString(v) || !strings.Contains(v, "(server 10.0.0.1)") {
+	if flagName.MatchString(v) || !strings.Contains(v, "(10.0.0.1 offered 10.0.0.220)") {
 		t.Errorf("the refusal names a flag, or not the other server:\n%s", v)
 	}
 	checkSize(t, v, 80, 25)
