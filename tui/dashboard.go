@@ -77,10 +77,11 @@ const (
 	panePieces
 	paneLog
 	paneParts
+	paneMachines
 )
 
 func (p pane) String() string {
-	return [...]string{"Peers", "Fleet", "Pieces", "Log", "Partitions"}[p]
+	return [...]string{"Peers", "Fleet", "Pieces", "Log", "Partitions", "Machines"}[p]
 }
 
 type logLine struct {

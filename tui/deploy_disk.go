@@ -10,6 +10,8 @@ import (
 
 	"ezio/disks/diskdeploy"
 	"ezio/disks/diskimage"
+	"ezio/engine/netboot/room"
+	"ezio/engine/server"
 )
 
 // DiskDeps is what the wizard does for whole-disk images and after a
@@ -30,6 +32,10 @@ type DiskDeps struct {
 	// session with one tracker and image server (the command line's
 	// SeedDiskImage); nil: Serve takes torrents only.
 	SeedDisk func(ctx context.Context, dir string, o DiskSeedOptions) (*DiskSeeding, error)
+	// StartNetboot boots the room's machines from the network into a
+	// deploy of the disk image served by srv (room.Start, what `ezio seed
+	// IMAGE-DIR --netboot` runs); stop ends it. nil: Serve does not ask.
+	StartNetboot func(ctx context.Context, dir, image string, srv *server.Server, o room.Options) (stop func(), err error)
 	// Then carries out reboot or poweroff after a verified deploy (the
 	// command line's, with EZIO_POWER_COMMAND to replace it).
 	Then func(action string) error

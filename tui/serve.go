@@ -39,6 +39,8 @@ type ServeValues struct {
 	NoAnnounce, ExitWhenDone bool
 	// Verify hashes the whole source before serving (ezio seed --verify).
 	Verify bool
+	// Netboot boots a disk image's room from the network (serve_netboot.go).
+	Netboot NetbootValues
 }
 
 // ServeFlow asks for a torrent and its data, or a disk image directory,
@@ -61,6 +63,11 @@ type ServeFlow struct {
 		path, name string
 		disk       bool
 	}
+	// onRecord counts the machines deployed before, for the image in dir.
+	onRecord struct {
+		dir string
+		n   int
+	}
 }
 
 // serveStartedMsg carries the started seeder (or why it did not start).
@@ -71,6 +78,8 @@ type serveStartedMsg struct {
 	doing  string
 	hint   string
 	expect int
+	// problem, when set, is err in the wizard's words already.
+	problem *problem
 }
 
 // localAddr is one address of this machine a server may listen on.
@@ -158,7 +167,7 @@ func (s *ServeFlow) build() {
 	for _, h := range s.hosts {
 		hosts = append(hosts, huh.NewOption(h.ip+" ("+h.iface+")", h.ip))
 	}
-	s.form, s.formID = newForm(s.c,
+	groups := []*huh.Group{
 		huh.NewGroup(
 			huh.NewInput().Title("Torrent file or disk image").Description("a torrent made by Capture or Build a torrent, or a disk image directory").Value(&v.Torrent).Validate(served),
 			&skippedFor{Field: huh.NewInput().Title("Image data").Description("the extent directory, image file or partition the torrent describes").Value(&v.Source).Validate(func(p string) error {
@@ -182,6 +191,9 @@ func (s *ServeFlow) build() {
 			}),
 		),
 		huh.NewGroup(verifyQuestion(&v.Verify)),
+	}
+	groups = append(groups, s.netbootGroups(disk)...)
+	groups = append(groups,
 		// Finding the server and ending by itself need the tracker: it is
 		// what clients reach and what counts the room.
 		huh.NewGroup(
@@ -195,6 +207,7 @@ func (s *ServeFlow) build() {
 				Affirmative("Yes").Negative("No").Value(&v.ExitWhenDone),
 		).WithHideFunc(func() bool { return !s.serves() || expectOf(v.Expect) == 0 }),
 	)
+	s.form, s.formID = newForm(s.c, groups...)
 }
 
 // serves tells whether the tracker and image server will run: as
@@ -266,6 +279,9 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return s, nil
 		}
 		s.busy = ""
+		if msg.problem != nil {
+			return s, errorScreen(*msg.problem, s)
+		}
 		if msg.err != nil {
 			hint := msg.hint
 			if hint == "" {
@@ -273,6 +289,9 @@ func (s *ServeFlow) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			}
 			return s, showError("Could not "+msg.doing, msg.err, hint, s)
 		}
+		// Forgetting the deployed machines is done once, not on every
+		// later visit.
+		s.v.Netboot.Redeploy = false
 		return s, show(msg.dash)
 	}
 	_, cmd := s.form.Update(msg)
@@ -369,35 +388,6 @@ func announce(ctx context.Context, deps *Deps, v *ServeValues, serverURL, image 
 	return inst, nil
 }
 
-// clientBase is the server's base URL as clients type it: this machine's
-// address in place of a loopback or unspecified one.
-func clientBase(serverURL, host string) string {
-	if h := strings.TrimPrefix(serverURL, "http://"); h != serverURL {
-		if sh, port, err := net.SplitHostPort(h); err == nil {
-			if ip := net.ParseIP(sh); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) && host != "" {
-				sh = host
-			}
-			return "http://" + net.JoinHostPort(sh, port)
-		}
-	}
-	return serverURL
-}
-
-// clientInstructions is what to do on each client, exactly: the address
-// to give the wizard's Deploy, and the command line.
-func clientInstructions(serverURL, host, name string) []string {
-	if serverURL == "" {
-		return []string{"no image server here: clients use the torrent's own tracker"}
-	}
-	base := clientBase(serverURL, host)
-	addr := strings.TrimPrefix(base, "http://")
-	return []string{
-		"on each client: Deploy this machine from " + addr,
-		"or: ezio deploy " + base + "/torrents/" + name + ".torrent DISK",
-		"status page: " + base + "/",
-	}
-}
-
 // image is the name of the image typed so far ("" if it cannot be read
 // yet) and whether it is a disk image directory; read once per path.
 func (s *ServeFlow) image() (name string, disk bool) {
@@ -424,36 +414,6 @@ func (s *ServeFlow) image() (name string, disk bool) {
 		}
 	}
 	return s.nameOf.name, s.nameOf.disk
-}
-
-// instanceName is the DNS-SD instance this machine announces: the name
-// `ezio servers` lists.
-func instanceName() string {
-	h, err := hostName()
-	if err != nil || h == "" {
-		h = "localhost"
-	}
-	h, _, _ = strings.Cut(h, ".")
-	return "ezio on " + h
-}
-
-// serviceName is an instance's full DNS-SD name.
-func serviceName(inst string) string {
-	return inst + "." + discover.Service + "." + discover.Domain
-}
-
-// roomInstructions is what to do on each client of an announced server:
-// nothing to type but the image's name first, then the same by address.
-func roomInstructions(serverURL, host, name, inst string) []string {
-	byAddr := clientInstructions(serverURL, host, name)
-	base := strings.TrimSuffix(strings.TrimPrefix(byAddr[1], "or: ezio deploy "), "/torrents/"+name+".torrent DISK")
-	return []string{
-		"on each client: ezio deploy auto:" + name + " /dev/sdX --yes",
-		"or: ezio deploy " + base + "/torrents/" + name + ".torrent /dev/sdX --yes",
-		"or in the wizard: Deploy this machine from " + strings.TrimPrefix(base, "http://") + " (or auto:" + name + ")",
-		"announced on the LAN as " + serviceName(inst),
-		byAddr[2],
-	}
 }
 
 // watchRoom stops a seeder once expect clients have completed and no

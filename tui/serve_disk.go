@@ -14,6 +14,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/netboot/room"
 	"ezio/engine/server"
 	"ezio/tui/format"
 )
@@ -57,6 +58,8 @@ type diskSeedSource interface {
 	JobControl
 	sample() (parts []engine.Snapshot, fleet []server.FleetMember)
 	events() <-chan engine.Event // nil: none
+	// machines is the network-booted room, by MAC (nil: none).
+	machines() []server.Machine
 	done() <-chan struct{}
 	err() error
 }
@@ -66,6 +69,7 @@ type diskSeedSource interface {
 // saying it is done.
 type diskSeedRun struct {
 	sd       *DiskSeeding
+	netboot  bool // the room boots from the network: the server has machines
 	stopOnce sync.Once
 	doneC    chan struct{}
 	evs      chan engine.Event
@@ -150,7 +154,15 @@ func (r *diskSeedRun) sample() ([]engine.Snapshot, []server.FleetMember) {
 }
 
 func (r *diskSeedRun) events() <-chan engine.Event { return r.evs }
-func (r *diskSeedRun) done() <-chan struct{}       { return r.doneC }
+
+func (r *diskSeedRun) machines() []server.Machine {
+	if !r.netboot || r.sd.Server == nil {
+		return nil
+	}
+	return r.sd.Server.Machines()
+}
+
+func (r *diskSeedRun) done() <-chan struct{} { return r.doneC }
 
 // err is the first partition's failure, nil when every job ended as a
 // seeder does when it is stopped.
@@ -174,6 +186,11 @@ type DiskSeedDashboard struct {
 	parts []diskimage.Partition // every partition of the manifest
 	snaps []engine.Snapshot     // the served ones' latest, in order
 	name  string
+	// netboot: the room boots from the network; machines are its rows,
+	// machineState each MAC's last state logged.
+	netboot      bool
+	machines     []server.Machine
+	machineState map[string]string
 }
 
 type (
@@ -186,13 +203,15 @@ type (
 	}
 )
 
-func newDiskSeedDashboard(c *Common, m *diskimage.Manifest, src diskSeedSource, expect int) *DiskSeedDashboard {
-	d := &DiskSeedDashboard{Dashboard: newDashboard(c, engine.RoleSeed, "seed disk "+format.Name(m.Name), src), src: src, parts: m.Partitions, name: m.Name}
+func newDiskSeedDashboard(c *Common, m *diskimage.Manifest, src diskSeedSource, expect int, netboot bool) *DiskSeedDashboard {
+	d := &DiskSeedDashboard{Dashboard: newDashboard(c, engine.RoleSeed, "seed disk "+format.Name(m.Name), src), src: src, parts: m.Partitions, name: m.Name, netboot: netboot}
 	d.expect = expect
 	d.events = src.events()
-	d.top, d.noPieces = d.partsBox, true
-	d.paneSet = []pane{paneParts, paneFleet, paneLog}
-	d.focus = paneParts
+	d.top, d.noPieces = d.topBoxes, true
+	d.paneSet, d.focus = []pane{paneParts, paneFleet, paneLog}, paneParts
+	if netboot {
+		d.paneSet, d.focus = []pane{paneMachines, paneParts, paneFleet, paneLog}, paneMachines
+	}
 	d.howToRows = 2
 	return d
 }
@@ -246,6 +265,9 @@ func (d *DiskSeedDashboard) sample() {
 	parts, fleet := d.src.sample()
 	d.snaps = parts
 	d.apply(sumSnapshots(d.name, d.expect, parts, fleet))
+	if d.netboot {
+		d.setMachines(d.src.machines())
+	}
 }
 
 // sumSnapshots is a disk as one seeder: its partitions' totals and rates
@@ -292,7 +314,11 @@ func sumSnapshots(name string, expect int, parts []engine.Snapshot, fleet []serv
 
 // partsBox is one row per partition of the disk, at the top of the body.
 func (d *DiskSeedDashboard) partsBox(w, body int) []string {
-	h := min(len(d.parts)+3, max(4, body/2))
+	return d.partsBoxH(w, min(len(d.parts)+3, max(4, body/2)))
+}
+
+// partsBoxH is the partitions' box, h rows high.
+func (d *DiskSeedDashboard) partsBoxH(w, h int) []string {
 	return d.c.box("Partitions", d.window(paneParts, d.partLines(), h-2, true, false), w, h, d.focus == paneParts)
 }
 
@@ -349,6 +375,11 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 			return serveStartedMsg{flow: flow, err: err, doing: doing,
 				hint: "Check the disk image directory: Capture writes it whole (ezio-disk.json, the table, each partition's torrent and data)."}
 		}
+		if v.Netboot.On && !isRoot() {
+			// Refused before anything starts.
+			p := netbootProblem(errNotRoot)
+			return serveStartedMsg{flow: flow, err: errNotRoot, problem: &p}
+		}
 		if err := verifyDisk(ctx, v, dir); err != nil {
 			return serveStartedMsg{flow: flow, err: err, doing: "check the disk image", hint: server.StuckAdvice}
 		}
@@ -361,17 +392,40 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 			return fail("serve the disk image", errors.New("no image server was started"))
 		}
 		name, u := sd.Manifest.Name, sd.Server.BaseURL()
+		var said []string
+		netStop := func() {}
+		if v.Netboot.On {
+			stop, lines, err := startNetboot(ctx, deps, v, tu, dir, sd)
+			if err != nil {
+				sd.Stop()
+				p := netbootProblem(err)
+				return serveStartedMsg{flow: flow, err: err, problem: &p}
+			}
+			said, netStop = lines, stop
+		}
 		// The status page counts the room too.
 		sd.Server.SetExpect(expect)
 		run := newDiskSeedRun(ctx, sd)
-		d := newDiskSeedDashboard(c, sd.Manifest, run, expect)
+		run.netboot = v.Netboot.On
+		go func() { <-run.done(); netStop() }()
+		d := newDiskSeedDashboard(c, sd.Manifest, run, expect, v.Netboot.On)
 		d.howTo = diskInstructions(u, host, name, "")
 		if inst, err := announce(ctx, deps, &v, u, name, run.done()); err != nil {
 			d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+withoutFlags(err.Error()))
 		} else if inst != "" {
 			d.howTo = diskInstructions(u, host, name, inst)
 		}
-		if v.ExitWhenDone && expect > 0 {
+		if v.Netboot.On {
+			d.howTo = netbootHowTo(name, v.Netboot.then(), d.howTo, said)
+		}
+		switch {
+		case v.ExitWhenDone && expect > 0 && v.Netboot.On:
+			// The room is done when its machines are verified (and back
+			// in their own system), as `ezio seed --netboot` counts.
+			wctx, cancel := context.WithCancel(ctx)
+			go func() { <-run.done(); cancel() }()
+			go room.Watch{Expect: expect, Then: v.Netboot.then(), Stop: run.Stop}.Run(wctx, sd.Server)
+		case v.ExitWhenDone && expect > 0:
 			go engine.RoomWatch{Expect: expect}.RunImage(ctx, sd.Server, name, run.done(), run.Stop)
 		}
 		return serveStartedMsg{flow: flow, dash: d}

@@ -14,6 +14,7 @@ import (
 
 	"ezio/disks/diskimage"
 	"ezio/engine"
+	"ezio/engine/netboot/room"
 	"ezio/engine/server"
 )
 
@@ -25,12 +26,14 @@ type fakeDiskSeed struct {
 	fleet []server.FleetMember
 	doneC chan struct{}
 	fail  error
+	room  []server.Machine // the network-booted machines
 }
 
 func (f *fakeDiskSeed) sample() ([]engine.Snapshot, []server.FleetMember) { return f.parts, f.fleet }
 func (f *fakeDiskSeed) events() <-chan engine.Event                       { return nil }
 func (f *fakeDiskSeed) done() <-chan struct{}                             { return f.doneC }
 func (f *fakeDiskSeed) err() error                                        { return f.fail }
+func (f *fakeDiskSeed) machines() []server.Machine                        { return f.room }
 
 // sampleDiskManifest is the spare disk's image (sampleDiskResult) as its
 // ezio-disk.json has it: three partitions with data, one swap.
@@ -92,7 +95,7 @@ func diskSeedFleet() []server.FleetMember {
 
 func newFakeDiskSeedDashboard(c *Common) (*DiskSeedDashboard, *fakeDiskSeed) {
 	src := &fakeDiskSeed{parts: diskSeedSnaps(10), fleet: diskSeedFleet(), doneC: make(chan struct{})}
-	d := newDiskSeedDashboard(c, sampleDiskManifest(), src, 4)
+	d := newDiskSeedDashboard(c, sampleDiskManifest(), src, 4, false)
 	d.howTo = diskInstructions("http://0.0.0.0:6969", "10.0.0.5", "pc1", "ezio on lab")
 	return d, src
 }
@@ -282,4 +285,37 @@ func diskServeScreens(t *testing.T, c *Common, see func(name, v string)) {
 	close(src.doneC)
 	drive(t, m, diskSeedDoneMsg{id: d.id, parts: diskSeedSnaps(12), fleet: diskSeedFleet()})
 	see("disk-seed-result", m.View())
+
+	// Network boot: its questions, a bad range, and the room's rows.
+	m = New(c, fakeDeps(t, &fakeWorld{}), &Config{})
+	m.deps.SeedDisk = func(context.Context, string, DiskSeedOptions) (*DiskSeeding, error) { return nil, errors.New("test") }
+	m.deps.StartNetboot = func(context.Context, string, string, *server.Server, room.Options) (func(), error) {
+		return nil, errors.New("test")
+	}
+	toNetbootQuestion(t, m, testDiskImageDir(t))
+	if v := m.View(); !strings.Contains(v, "Boot the room") {
+		t.Errorf("not the network-boot question:\n%s", v)
+	}
+	see("serve-netboot", m.View())
+	drive(t, m, key1("y"))
+	see("serve-netboot-dhcp", m.View())
+	drive(t, m, down)
+	drive(t, m, enter)
+	drive(t, m, keys("10.0.0.9-10.0.0.1")...)
+	drive(t, m, enter)
+	if v := m.View(); !strings.Contains(v, "the lower first") {
+		t.Errorf("a reversed range is not refused:\n%s", v)
+	}
+	see("serve-netboot-range-bad", m.View())
+	p := netbootProblem(errNotRoot)
+	m = New(c, fakeDeps(t, &fakeWorld{}), &Config{})
+	drive(t, m, errorMsg{title: p.title, what: p.what, hint: p.hint})
+	see("serve-netboot-refused", m.View())
+	src = &fakeDiskSeed{parts: diskSeedSnaps(10), fleet: diskSeedFleet(), doneC: make(chan struct{}), room: sampleRoom()}
+	nd := newDiskSeedDashboard(c, sampleDiskManifest(), src, 5, true)
+	nd.howTo = netbootHowTo("pc1", room.ThenReboot, diskInstructions("http://0.0.0.0:6969", "10.0.0.5", "pc1", ""), nil)
+	m = New(c, fakeDeps(t, &fakeWorld{}), &Config{})
+	m.Start(nd)
+	nd.Init()
+	see("disk-netboot-dashboard", m.View())
 }

@@ -16,6 +16,8 @@ import (
 	"ezio/engine"
 	"ezio/engine/daemon/client"
 	"ezio/engine/demo"
+	"ezio/engine/netboot/room"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"ezio/tui"
 	"ezio/tui/format"
@@ -168,6 +170,15 @@ func (a *App) wizardDiskDeps() tui.DiskDeps {
 				return nil, err
 			}
 			return &tui.DiskSeeding{Manifest: s.Manifest, Jobs: s.Jobs, Server: s.Server, Stop: s.Stop}, nil
+		},
+		// Serve's "Boot the room's machines over the network?": the room
+		// `ezio seed IMAGE-DIR --netboot` starts.
+		StartNetboot: func(ctx context.Context, dir, image string, srv *server.Server, o room.Options) (func(), error) {
+			r, err := room.Start(ctx, dir, image, srv, o)
+			if err != nil {
+				return nil, err
+			}
+			return r.Stop, nil
 		},
 		// Reboot and power-off only: the wizard runs a shell itself, on
 		// the terminal it owns. Output goes to the log, not over the

@@ -186,6 +186,9 @@ func TestWizardServesADiskImage(t *testing.T) {
 	w.send(wzEnter)
 	w.wait("Check the whole source first?", 10*time.Second)
 	w.typeText("n")
+	// Not booted over the network (the default): these clients deploy.
+	w.wait("Boot the room's machines over the network?", 10*time.Second)
+	w.send(wzEnter)
 	w.wait("Announce this server on the LAN?", 10*time.Second)
 	w.typeText("n")
 	w.wait("Stop serving when the room is done?", 10*time.Second)
