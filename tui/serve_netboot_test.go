@@ -68,6 +68,7 @@ func toNetbootQuestion(t *testing.T, m *Model, dir string) {
 	drive(t, m, enter) // port 6969
 	drive(t, m, enter) // clients expected: not said
 	drive(t, m, enter) // no upload limit
+	drive(t, m, enter) // no check of the whole source first
 }
 
 // TestServeNetbootQuestion: a disk image's Serve asks whether the room
