@@ -22,6 +22,9 @@ import (
 // here); bench/soak.sh runs the long version (500).
 func TestSessionSoak(t *testing.T) {
 	cycles := 60
+	if testing.Short() {
+		cycles = 20 // the race pass: its concern is races, not slow leaks
+	}
 	if s := os.Getenv("EZIO_SOAK_CYCLES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 20 {

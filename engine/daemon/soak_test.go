@@ -32,6 +32,9 @@ import (
 // under two minutes here); bench/daemon-soak.sh runs the long version.
 func TestDaemonSoak(t *testing.T) {
 	cycles := 40
+	if testing.Short() {
+		cycles = 20 // the race pass: its concern is races, not slow leaks
+	}
 	if s := os.Getenv("EZIO_DAEMON_SOAK_CYCLES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 20 {
