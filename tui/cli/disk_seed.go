@@ -98,54 +98,13 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			Stopping: o.room.stopping(a.Stderr),
 		}.RunImage(ctx, s.Server, name, nil, cancel)
 	}
-	mode := a.progressMode(o.asJSON)
+	rp := &diskSeedReporter{a: a, s: s, o: &o, mode: a.progressMode(o.asJSON), enc: json.NewEncoder(a.Stdout)}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	enc := json.NewEncoder(a.Stdout)
-	last := time.Time{}
-	// report prints the state each second; final is the last line, as
-	// the seeder stops (a room that ended between two ticks is seen).
-	report := func(final bool) {
-		line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []server.FleetMember{}}
-		for _, j := range s.Jobs {
-			sn := j.Snapshot()
-			line.UploadRate += sn.UploadRate
-			line.Uploaded += sn.BytesUploaded
-			line.Partitions = append(line.Partitions, sn)
-		}
-		if s.Server != nil {
-			if f := s.Server.ImageFleet(name); f != nil {
-				line.Fleet = f
-			}
-			line.FleetDone = server.DoneCount(line.Fleet)
-		}
-		room := ""
-		if o.room.expect > 0 {
-			room = fmt.Sprintf("  %d of %d clients done", line.FleetDone, o.room.expect)
-		}
-		if s.Server != nil && o.netboot.on {
-			line.Machines = s.Server.Machines()
-			room += machinesLine(line.Machines)
-		}
-		switch mode {
-		case progressJSON:
-			enc.Encode(line)
-		case progressLine:
-			fmt.Fprintf(a.Stdout, "\rseeding %s  up %s  sent %s%s   ", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
-			if final {
-				fmt.Fprintln(a.Stdout)
-			}
-		case progressPlain:
-			if final || time.Since(last) >= 5*time.Second {
-				last = time.Now()
-				fmt.Fprintf(a.Stdout, "seeding %s  up %s  sent %s%s\n", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
-			}
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			report(true)
+			rp.report(true)
 			if o.room.done.Load() && o.netboot.on {
 				fmt.Fprintf(a.Stderr, "the room is done: %d machines verified\n", o.room.expect)
 			} else if o.room.done.Load() {
@@ -153,7 +112,58 @@ func (a *App) SeedDiskCommand(ctx context.Context, dir string, o diskSeedFlags) 
 			}
 			return nil // stopping a seeder is its normal end
 		case <-tick.C:
-			report(false)
+			rp.report(false)
+		}
+	}
+}
+
+// diskSeedReporter prints a disk seeder's state in the chosen mode.
+type diskSeedReporter struct {
+	a    *App
+	s    *DiskSeed
+	o    *diskSeedFlags
+	mode progressMode
+	enc  *json.Encoder
+	last time.Time
+}
+
+// report prints the state each second; final is the last line, as the
+// seeder stops (a room that ended between two ticks is seen).
+func (r *diskSeedReporter) report(final bool) {
+	s, o, name := r.s, r.o, r.s.Manifest.Name
+	line := diskSeedLine{Type: "progress", Image: name, Expected: o.room.expect, Fleet: []server.FleetMember{}}
+	for _, j := range s.Jobs {
+		sn := j.Snapshot()
+		line.UploadRate += sn.UploadRate
+		line.Uploaded += sn.BytesUploaded
+		line.Partitions = append(line.Partitions, sn)
+	}
+	if s.Server != nil {
+		if f := s.Server.ImageFleet(name); f != nil {
+			line.Fleet = f
+		}
+		line.FleetDone = server.DoneCount(line.Fleet)
+	}
+	room := ""
+	if o.room.expect > 0 {
+		room = fmt.Sprintf("  %d of %d clients done", line.FleetDone, o.room.expect)
+	}
+	if s.Server != nil && o.netboot.on {
+		line.Machines = s.Server.Machines()
+		room += machinesLine(line.Machines)
+	}
+	switch r.mode {
+	case progressJSON:
+		r.enc.Encode(line)
+	case progressLine:
+		fmt.Fprintf(r.a.Stdout, "\rseeding %s  up %s  sent %s%s   ", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
+		if final {
+			fmt.Fprintln(r.a.Stdout)
+		}
+	case progressPlain:
+		if final || time.Since(r.last) >= 5*time.Second {
+			r.last = time.Now()
+			fmt.Fprintf(r.a.Stdout, "seeding %s  up %s  sent %s%s\n", name, format.Rate(line.UploadRate), format.Bytes(line.Uploaded), room)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package cli
 // rule and network boot around it.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -17,18 +18,21 @@ import (
 	"ezio/engine/server"
 )
 
+// seedFlags are the seed command's flags.
+type seedFlags struct {
+	trackerListen string
+	noTracker     bool
+	asJSON        bool
+	room          roomWatch
+	exitWhenDone  bool
+	allow         string
+	noAnnounce    bool
+	verify        bool
+	netboot       netbootFlags
+}
+
 func newSeedCmd(a *App) *cobra.Command {
-	var o struct {
-		trackerListen string
-		noTracker     bool
-		asJSON        bool
-		room          roomWatch
-		exitWhenDone  bool
-		allow         string
-		noAnnounce    bool
-		verify        bool
-		netboot       netbootFlags
-	}
+	var o seedFlags
 	cmd := &cobra.Command{
 		Use:   "seed FILE.torrent SOURCE | seed IMAGE-DIR",
 		Short: "Serve an image to the swarm from a disk, an image file or a partclone extent directory",
@@ -44,96 +48,7 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
   ezio seed sda1.torrent /srv/images/sda1
   ezio seed sda1.torrent /dev/sda1 --listen 10.0.0.1:6881 --tracker-listen 10.0.0.1:6969`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if o.exitWhenDone {
-				if o.room.expect <= 0 {
-					return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
-				}
-				if o.noTracker {
-					return refused(errors.New("--exit-when-done counts the clients through this seeder's tracker; it cannot be used with --no-tracker"))
-				}
-			}
-			allow, err := server.ParseAllowList(o.allow)
-			if err != nil {
-				return refused(err)
-			}
-			if err := o.netboot.check(); err != nil {
-				return refused(err)
-			}
-			if o.netboot.on && len(args) != 1 {
-				return refused(errors.New("--netboot deploys a whole-disk image: ezio seed IMAGE-DIR --netboot"))
-			}
-			if len(args) == 1 {
-				if !diskimage.IsDiskImage(args[0]) {
-					return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
-				}
-				if o.verify {
-					if err := verifyDiskBeforeSeeding(ctx, a, args[0]); err != nil {
-						return err
-					}
-				}
-				return a.SeedDiskCommand(ctx, args[0], diskSeedFlags{trackerListen: o.trackerListen, noTracker: o.noTracker, noAnnounce: o.noAnnounce,
-					asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room, netboot: o.netboot})
-			}
-			log, err := a.Logger(true)
-			if err != nil {
-				return err
-			}
-			mi, err := engine.LoadTorrent(ctx, args[0])
-			if err != nil {
-				return refused(err)
-			}
-			if o.verify {
-				if err := verifyBeforeSeeding(ctx, a, mi, args[1]); err != nil {
-					return err
-				}
-			}
-			tl := o.trackerListen
-			j, err := engine.Seed(ctx, engine.SeedOptions{
-				Torrent: mi, Source: args[1], TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect,
-				Allow: allow, Tuning: a.Tuning, Logger: log,
-			})
-			if err != nil {
-				return refused(err)
-			}
-			if !o.asJSON {
-				fmt.Fprintf(a.Stderr, "seeding %s (%s) from %s; peers connect to %s\n", j.Name(), j.InfoHash(), args[1], j.PeerAddr())
-				if u := j.ServerURL(); u != "" {
-					fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/torrents/%s.torrent TARGET\n", u, j.Name())
-				}
-			}
-			if o.exitWhenDone {
-				go o.room.run(ctx, j, a.Stderr)
-			}
-			// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up.
-			if u := j.ServerURL(); u != "" && !o.noAnnounce {
-				stopAnnounce, err := discover.Announce(ctx, discover.Info{BaseURL: u, Listen: tl, Images: []string{j.Name()}, Logger: log})
-				if err != nil {
-					log.Warn("not announced on the LAN; clients need this server's address", "err", err)
-				} else {
-					defer stopAnnounce()
-					if !o.asJSON {
-						fmt.Fprintf(a.Stderr, "announced on the LAN; clients can also use: ezio deploy auto:%s TARGET\n", j.Name())
-					}
-				}
-			}
-			err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
-				if f := j.Fleet(); f != nil {
-					jl.Fleet = f
-				}
-			})
-			if o.room.done.Load() {
-				fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
-				return nil
-			}
-			var ee *ExitError
-			if errors.As(err, &ee) && ee.Code == ExitInterrupted {
-				// Stopping a seeder is its normal end.
-				return nil
-			}
-			return err
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return a.runSeed(cmd.Context(), &o, args) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.trackerListen, "tracker-listen", fmt.Sprintf(":%d", server.DefaultTrackerPort), "tracker and torrent server address ADDR:PORT")
@@ -152,4 +67,102 @@ Use --no-tracker to rely on the torrent's own (external) tracker.`,
 	f.StringVar(&o.netboot.targetDisk, "target-disk", "auto", "with --netboot: the disk machines write (auto: the one internal disk that fits; per MAC in "+netboot.TargetsFile+" beside the image)")
 	f.StringVar(&o.netboot.kernel, "netboot-kernel", "", "with --netboot: the kernel of the deploy environment (default: the newest /boot/vmlinuz-*)")
 	return cmd
+}
+
+// runSeed checks the flags together, then serves a whole-disk image
+// directory (one argument) or a partition image from its source (two).
+func (a *App) runSeed(ctx context.Context, o *seedFlags, args []string) error {
+	if o.exitWhenDone {
+		if o.room.expect <= 0 {
+			return refused(errors.New("--exit-when-done needs --expect N (how many clients make the room)"))
+		}
+		if o.noTracker {
+			return refused(errors.New("--exit-when-done counts the clients through this seeder's tracker; it cannot be used with --no-tracker"))
+		}
+	}
+	allow, err := server.ParseAllowList(o.allow)
+	if err != nil {
+		return refused(err)
+	}
+	if err := o.netboot.check(); err != nil {
+		return refused(err)
+	}
+	if o.netboot.on && len(args) != 1 {
+		return refused(errors.New("--netboot deploys a whole-disk image: ezio seed IMAGE-DIR --netboot"))
+	}
+	if len(args) == 1 {
+		if !diskimage.IsDiskImage(args[0]) {
+			return refused(fmt.Errorf("%s is not a disk image directory (it has no %s); a partition image is seeded with: ezio seed FILE.torrent SOURCE", args[0], diskimage.ManifestFile))
+		}
+		if o.verify {
+			if err := verifyDiskBeforeSeeding(ctx, a, args[0]); err != nil {
+				return err
+			}
+		}
+		return a.SeedDiskCommand(ctx, args[0], diskSeedFlags{trackerListen: o.trackerListen, noTracker: o.noTracker, noAnnounce: o.noAnnounce,
+			asJSON: o.asJSON, exitWhenDone: o.exitWhenDone, allow: allow, room: &o.room, netboot: o.netboot})
+	}
+	return a.seedPartition(ctx, o, args[0], args[1], allow)
+}
+
+// seedPartition serves the partition image torrentSrc describes from
+// source until interrupted or, with --exit-when-done, the room is done.
+func (a *App) seedPartition(ctx context.Context, o *seedFlags, torrentSrc, source string, allow server.AllowList) error {
+	log, err := a.Logger(true)
+	if err != nil {
+		return err
+	}
+	mi, err := engine.LoadTorrent(ctx, torrentSrc)
+	if err != nil {
+		return refused(err)
+	}
+	if o.verify {
+		if err := verifyBeforeSeeding(ctx, a, mi, source); err != nil {
+			return err
+		}
+	}
+	tl := o.trackerListen
+	j, err := engine.Seed(ctx, engine.SeedOptions{
+		Torrent: mi, Source: source, TrackerListen: tl, NoTracker: o.noTracker, Expect: o.room.expect,
+		Allow: allow, Tuning: a.Tuning, Logger: log,
+	})
+	if err != nil {
+		return refused(err)
+	}
+	if !o.asJSON {
+		fmt.Fprintf(a.Stderr, "seeding %s (%s) from %s; peers connect to %s\n", j.Name(), j.InfoHash(), source, j.PeerAddr())
+		if u := j.ServerURL(); u != "" {
+			fmt.Fprintf(a.Stderr, "clients: ezio deploy %s/torrents/%s.torrent TARGET\n", u, j.Name())
+		}
+	}
+	if o.exitWhenDone {
+		go o.room.run(ctx, j, a.Stderr)
+	}
+	// Announce on the LAN (DNS-SD _ezio._tcp) once the server is up.
+	if u := j.ServerURL(); u != "" && !o.noAnnounce {
+		stopAnnounce, err := discover.Announce(ctx, discover.Info{BaseURL: u, Listen: tl, Images: []string{j.Name()}, Logger: log})
+		if err != nil {
+			log.Warn("not announced on the LAN; clients need this server's address", "err", err)
+		} else {
+			defer stopAnnounce()
+			if !o.asJSON {
+				fmt.Fprintf(a.Stderr, "announced on the LAN; clients can also use: ezio deploy auto:%s TARGET\n", j.Name())
+			}
+		}
+	}
+	err = followJob(ctx, j, a.Stdout, a.progressMode(o.asJSON), func(jl *jsonLine) {
+		if f := j.Fleet(); f != nil {
+			jl.Fleet = f
+		}
+	})
+	if o.room.done.Load() {
+		fmt.Fprintf(a.Stderr, "the room is done: %d clients completed\n", o.room.expect)
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == ExitInterrupted {
+		// Stopping a seeder is its normal end.
+		return nil
+	}
+	return err
 }
