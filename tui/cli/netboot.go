@@ -97,6 +97,7 @@ func (a *App) BootInit(ctx context.Context) error {
 		if err := bootenv.MountEarly(); err != nil {
 			fmt.Fprintln(con, "ezio: "+err.Error())
 		}
+		con = bootenv.Consoles(con)
 		if a.LogLevel == "" {
 			a.LogLevel = "warn"
 		}

@@ -192,7 +192,10 @@ func (a *App) writeStick(ctx context.Context, dev string, o stickOptions, res *s
 		return err
 	}
 	defer os.RemoveAll(work)
-	cmdline := []string{"console=tty0", "console=ttyS0,115200",
+	// The screen last: /dev/console, where the shell of a failed deploy
+	// runs, is the last console named, and a stick's user is at the
+	// screen; boot-init writes its lines to the serial port too.
+	cmdline := []string{"console=ttyS0,115200", "console=tty0",
 		netboot.ArgServer + "=" + server, netboot.ArgTarget + "=auto", netboot.ArgThen + "=" + o.then, "panic=0"}
 	if o.image != "" {
 		cmdline = append(cmdline, netboot.ArgImage+"="+o.image)
