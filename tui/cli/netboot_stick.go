@@ -172,6 +172,14 @@ func (a *App) writeStick(ctx context.Context, dev string, o stickOptions, res *s
 			return err
 		}
 	}
+	if !o.asJSON {
+		fmt.Fprintf(a.Stderr, "writing %s...\n", dev)
+	}
+	return burnStick(dev, o, server, kernel, initrd, res)
+}
+
+// burnStick writes the stick onto dev, held exclusively while it does.
+func burnStick(dev string, o stickOptions, server, kernel, initrd string, res *stickResult) error {
 	// O_EXCL: the kernel refuses it while anything mounts the device or
 	// another writer (a second ezio) holds it, and refuses them while
 	// this one writes.
@@ -201,9 +209,6 @@ func (a *App) writeStick(ctx context.Context, dev string, o stickOptions, res *s
 		cmdline = append(cmdline, netboot.ArgImage+"="+o.image)
 	}
 	title := "ezio: deploy " + cmp.Or(o.image, "the server's image") + " from " + server
-	if !o.asJSON {
-		fmt.Fprintf(a.Stderr, "writing %s...\n", dev)
-	}
 	r, err := stick.Write(f, size, work, stick.Options{Kernel: kernel, Initrd: initrd, Cmdline: strings.Join(cmdline, " "), StickArg: netboot.ArgStick, Title: title})
 	if err != nil {
 		return &ExitError{Code: ExitFailed, Err: err}
@@ -282,6 +287,10 @@ func printStick(w io.Writer, r *stickResult) {
 	fmt.Fprintf(w, "server     %s\n", server)
 	fmt.Fprintf(w, "image      %s\n", cmp.Or(r.Image, "the server's only image"))
 	fmt.Fprintf(w, "then       %s\n", r.Then)
-	fmt.Fprintf(w, "Boot a machine from the stick: it writes its one internal disk (never the stick) and %s.\n", r.Then)
+	then := "powers off (take the stick out before it starts again)"
+	if r.Then == thenReboot {
+		then = "reboots (take the stick out first, or it deploys again)"
+	}
+	fmt.Fprintf(w, "Boot a machine from the stick: it writes its one internal disk (never the stick) and %s.\n", then)
 	fmt.Fprintf(w, "The kernel command line is in /boot/grub/grub.cfg on the stick.\n")
 }
