@@ -260,7 +260,7 @@ func showStickTarget(w io.Writer, d *disks.Disk, usb bool, server, kernel string
 	}
 	fmt.Fprintf(w, "Target %s: %s %s, %s.\n", d.Path, cmp.Or(strings.TrimSpace(d.Model), "disk"), format.Bytes(d.Size), kind)
 	if len(d.Partitions) == 0 && d.FSType == "" {
-		fmt.Fprintln(w, "Its partition table and everything on it will be lost (no partitions found).")
+		fmt.Fprintln(w, "Its partition table and everything on it will be lost (the kernel lists no partitions on it).")
 		return
 	}
 	fmt.Fprintln(w, "Everything on it will be lost:")
