@@ -98,6 +98,7 @@ func (a *App) BootInit(ctx context.Context) error {
 			fmt.Fprintln(con, "ezio: "+err.Error())
 		}
 		con = bootenv.Consoles(con)
+		a.Stderr = con // the deploy's log too
 		if a.LogLevel == "" {
 			a.LogLevel = "warn"
 		}

@@ -104,7 +104,8 @@ func TestNetbootStick(t *testing.T) {
 			}
 		case <-ctx.Done():
 			keepConsoles(machines, seed)
-			t.Fatalf("%s did not finish; its ezio lines:\n%s\nconsole:\n%s\nseeder:\n%s", m.name, ezioLines(m.console()), tail(m.console(), 3000), tail(seed.Log(), 2000))
+			status, _ := lan.ns.Command(context.Background(), "busybox", "wget", "-qO-", "http://10.78.0.1:6969/status.json").Output()
+			t.Fatalf("%s did not finish; its ezio lines:\n%s\nconsole:\n%s\nseeder:\n%s\nstatus:\n%s", m.name, ezioLines(m.console()), tail(m.console(), 3000), tail(seed.Log(), 2000), tail(string(status), 2000))
 		}
 		con := m.console()
 		if !strings.Contains(con, "ezio: deploy verified; poweroff") {
@@ -149,7 +150,8 @@ func keepConsoles(machines []*vm, seed *seedRoom) {
 func ezioLines(con string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(con, "\n") {
-		if i := strings.Index(l, "ezio: "); i >= 0 && !strings.Contains(l, "%  ") {
+		if i := strings.Index(l, "ezio: "); i >= 0 && !strings.Contains(l, "%  ") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			i = max(i, 0)
 			b.WriteString(l[i:] + "\n")
 		}
 	}
