@@ -13,6 +13,7 @@ const (
 	ArgMAC    = "ezio.mac"    // the booting NIC
 	ArgTarget = "ezio.target" // "auto" or /dev/...
 	ArgThen   = "ezio.then"   // "reboot" or "poweroff"
+	ArgStick  = "ezio.stick"  // the MBR disk ID of the stick booted from
 )
 
 // ScriptOptions describe the machine an iPXE script is for.

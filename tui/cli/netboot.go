@@ -3,10 +3,12 @@ package cli
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,7 +58,7 @@ deploy runs with their libraries. Prints what went in.`,
 	}
 	build.Flags().StringVar(&kernel, "kernel", "", "the kernel to boot (default: the newest /boot/vmlinuz-*)")
 	build.Flags().StringVarP(&out, "output", "o", "", "directory to write vmlinuz and initrd.gz to")
-	cmd.AddCommand(build)
+	cmd.AddCommand(build, newNetbootStickCmd(a))
 	return cmd
 }
 
@@ -95,6 +97,8 @@ func (a *App) BootInit(ctx context.Context) error {
 		if err := bootenv.MountEarly(); err != nil {
 			fmt.Fprintln(con, "ezio: "+err.Error())
 		}
+		con = bootenv.Consoles(con)
+		a.Stderr = con // the deploy's log too
 		if a.LogLevel == "" {
 			a.LogLevel = "warn"
 		}
@@ -111,10 +115,9 @@ func (a *App) BootInit(ctx context.Context) error {
 		}
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
-	if args[netboot.ArgImage] == "" {
-		return fail(fmt.Errorf("the kernel command line names no image (%s=)", netboot.ArgImage))
-	}
-	fmt.Fprintf(con, "ezio: network deploy of %s from %s\n", args[netboot.ArgImage], cmp.Or(rep.Server, "a server found on the LAN"))
+	// A stick may name no image: the server's only one is meant.
+	image := args[netboot.ArgImage]
+	fmt.Fprintf(con, "ezio: network deploy of %s from %s\n", cmp.Or(image, "the server's image"), cmp.Or(rep.Server, "a server found on the LAN"))
 	if pid1 {
 		mods, err := bootenv.LoadModules()
 		fmt.Fprintf(con, "ezio: loaded %d modules\n", len(mods))
@@ -126,24 +129,33 @@ func (a *App) BootInit(ctx context.Context) error {
 			return fail(err)
 		}
 		fmt.Fprintf(con, "ezio: %s has %s\n", lease.Iface, lease.Addr)
+		if ifi, err := net.InterfaceByName(lease.Iface); err == nil && rep.MAC == "" {
+			rep.MAC = ifi.HardwareAddr.String() // booted from a stick: the server knows it by this
+		}
 	}
 	if rep.Server == "" || rep.Server == "auto" {
 		// No server on the command line (a stick made without one):
 		// the one the LAN announces with this image.
-		base, err := findImageServer(ctx, args[netboot.ArgImage])
+		base, name, err := findImageServer(ctx, image)
 		if err != nil {
 			return fail(err)
 		}
-		rep.Server = base
+		rep.Server, image = base, name
 		fmt.Fprintf(con, "ezio: found %s on the LAN\n", base)
+	} else if image == "" {
+		name, err := onlyImage(ctx, rep.Server)
+		if err != nil {
+			return fail(err)
+		}
+		image = name
 	}
 	rep.Send(netboot.Report{State: netboot.StateDeploying, Phase: "starting"})
-	src := rep.Server + "/images/" + args[netboot.ArgImage]
-	target, err := netbootTarget(ctx, src, args[netboot.ArgTarget])
+	src := rep.Server + "/images/" + image
+	target, err := netbootTarget(ctx, con, src, args[netboot.ArgTarget], args[netboot.ArgStick])
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(con, "ezio: writing %s onto %s\n", args[netboot.ArgImage], target)
+	fmt.Fprintf(con, "ezio: writing %s onto %s\n", image, target)
 	rep.Send(netboot.Report{State: netboot.StateDeploying, Phase: "starting", Target: target})
 	fw := &progressForward{rep: rep, con: con, target: target}
 	stdout := a.Stdout
@@ -167,8 +179,9 @@ func (a *App) BootInit(ctx context.Context) error {
 }
 
 // findImageServer browses the LAN (DNS-SD) for the one server that offers
-// image, trying for about half a minute while the network settles.
-func findImageServer(ctx context.Context, image string) (string, error) {
+// image (any one image, when image is ""), trying for about half a minute
+// while the network settles. It returns the server and the image's name.
+func findImageServer(ctx context.Context, image string) (string, string, error) {
 	var last error = discover.ErrNoServer
 	for try := 0; try < 6 && ctx.Err() == nil; try++ {
 		ss, err := discover.Browse(ctx, 5*time.Second)
@@ -176,39 +189,100 @@ func findImageServer(ctx context.Context, image string) (string, error) {
 			last = err
 			continue
 		}
-		var found []string
+		var found, names []string
 		for _, sv := range ss {
-			if sv.Offers(ctx, image) {
-				found = append(found, sv.BaseURL)
+			if image != "" {
+				if sv.Offers(ctx, image) {
+					found, names = append(found, sv.BaseURL), append(names, image)
+				}
+				continue
 			}
+			name, err := onlyImage(ctx, sv.BaseURL)
+			if err != nil {
+				last = err
+				continue
+			}
+			found, names = append(found, sv.BaseURL), append(names, name)
 		}
 		switch len(found) {
 		case 1:
-			return found[0], nil
+			return found[0], names[0], nil
 		case 0:
-			last = fmt.Errorf("no server on the LAN offers the image %s", image)
+			if image != "" {
+				last = fmt.Errorf("no server on the LAN offers the image %s", image)
+			}
 		default:
-			return "", fmt.Errorf("several servers offer the image %s (%s): name one with %s=", image, strings.Join(found, ", "), netboot.ArgServer)
+			return "", "", fmt.Errorf("several servers offer %s (%s): name one with %s=", cmp.Or(image, "an image"), strings.Join(found, ", "), netboot.ArgServer)
 		}
 	}
-	return "", last
+	return "", "", last
+}
+
+// onlyImage is the name of the one image base serves; several are a
+// refusal naming them.
+func onlyImage(ctx context.Context, base string) (string, error) {
+	es, err := engine.ListImages(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("asking %s for its images: %w", base, err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name)
+	}
+	switch len(names) {
+	case 1:
+		return names[0], nil
+	case 0:
+		return "", fmt.Errorf("%s serves no image yet", base)
+	}
+	return "", fmt.Errorf("%s serves several images (%s): name one with %s= (ezio netboot stick --image NAME)", base, strings.Join(names, ", "), netboot.ArgImage)
 }
 
 // netbootTarget is the disk to write: want when it is a /dev path, else
-// the one internal disk that fits the image.
-func netbootTarget(ctx context.Context, src, want string) (string, error) {
+// the one internal disk that fits the image. The stick the machine
+// booted from (its MBR disk ID on the command line) is never a target.
+func netbootTarget(ctx context.Context, con io.Writer, src, want, stickID string) (string, error) {
 	if strings.HasPrefix(want, "/dev/") {
+		if isStick(want, stickID) {
+			return "", fmt.Errorf("%s is the stick this machine booted from; nothing was written", want)
+		}
 		return want, nil
 	}
 	img, err := diskdeploy.Load(diskdeploy.SourceFS(ctx, src))
 	if err != nil {
 		return "", fmt.Errorf("reading the image from the server: %w", err)
 	}
-	list, err := disks.List()
+	all, err := disks.List()
 	if err != nil {
 		return "", err
 	}
+	var list []disks.Disk
+	for _, d := range all {
+		if isStick(d.Path, stickID) {
+			fmt.Fprintf(con, "ezio: %s is the stick this machine booted from; it is never written\n", d.Path)
+			continue
+		}
+		list = append(list, d)
+	}
 	return pickTarget(list, isUSB, img.Manifest.End())
+}
+
+// isStick says whether the disk at path has the MBR disk ID id (eight hex
+// digits, as ezio netboot stick writes it on the command line).
+func isStick(path, id string) bool {
+	if id == "" {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 440); err != nil {
+		return false
+	}
+	return strings.EqualFold(fmt.Sprintf("%08x", binary.LittleEndian.Uint32(b[:])), id)
 }
 
 func isUSB(name string) bool {

@@ -42,6 +42,40 @@ func MountEarly() error {
 	return errors.Join(errs...)
 }
 
+// Consoles is a writer to every console the kernel writes to, when the
+// command line names several (console=tty0 console=ttyS0): /dev/console,
+// PID 1's output, is only the last one named, and the technician may be
+// at the screen (a stick) or at the serial port (a lab's VMs). It falls
+// back to w.
+func Consoles(w io.Writer) io.Writer {
+	b, err := os.ReadFile("/sys/class/tty/console/active")
+	names := strings.Fields(string(b))
+	if err != nil || len(names) < 2 {
+		return w
+	}
+	var all allWriter
+	for _, n := range names {
+		if f, err := os.OpenFile("/dev/"+n, os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+			all = append(all, f)
+		}
+	}
+	if len(all) == 0 {
+		return w
+	}
+	return all
+}
+
+// allWriter writes to each; one console that fails does not silence the
+// others.
+type allWriter []io.Writer
+
+func (a allWriter) Write(b []byte) (int, error) {
+	for _, w := range a {
+		w.Write(b)
+	}
+	return len(b), nil
+}
+
 // Cmdline is the ezio.* words of the kernel's command line.
 func Cmdline() map[string]string {
 	b, _ := os.ReadFile("/proc/cmdline")
