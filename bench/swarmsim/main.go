@@ -137,6 +137,10 @@ type verifyEv struct {
 	piece  int
 }
 
+// run is one simulated room from start to the last verified client. It
+// is over 100 lines on purpose: the event loop (link rates, request
+// pipelines, reveal steps, verification) reads as one timeline, and its
+// state is shared by every step of it.
 func run(c config) result {
 	rng := rand.New(rand.NewPCG(c.seed, uint64(c.n)))
 	s := &sim{c: c, n: c.n, P: c.pieces, plen: c.pieceMiB * (1 << 20), B: c.rateMbit * 1e6 / 8, firstShare: -1}

@@ -202,23 +202,9 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 		}
 		defer os.RemoveAll(work)
 	}
-	// undo removes what this capture made when it does not finish.
-	undo := func() {
-		if o.TorrentOnly {
-			return
-		}
-		if imageDirExisted {
-			entries, _ := os.ReadDir(p.ImageDir)
-			for _, e := range entries {
-				os.RemoveAll(filepath.Join(p.ImageDir, e.Name()))
-			}
-		} else {
-			os.RemoveAll(p.ImageDir)
-		}
-	}
 	defer func() {
-		if err != nil {
-			undo()
+		if err != nil && !o.TorrentOnly {
+			removeImageDir(p.ImageDir, imageDirExisted)
 		}
 	}()
 
@@ -287,6 +273,19 @@ func partitionManifest(o Options, res *partclone.Result, sum *torrentfile.Torren
 		InfoHash: sum.InfoHash, Torrent: filepath.Base(p.Torrent), TorrentInfo: filepath.Base(p.Info),
 		ImageDir: filepath.Base(p.ImageDir), SeedFrom: filepath.Base(p.ImageDir), Trackers: sum.Trackers,
 		Date: start.Format(time.RFC3339), CaptureSeconds: res.Elapsed.Seconds(), CreatedBy: "ezio " + engine.Version,
+	}
+}
+
+// removeImageDir takes back the image directory of a capture that did
+// not finish: its contents when it was there (empty) before, else all.
+func removeImageDir(dir string, existed bool) {
+	if !existed {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
 	}
 }
 
