@@ -172,6 +172,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /images/{name}", s.imageJSON)
 	mux.HandleFunc("GET /images/{name}/{file...}", s.imageFile)
 	mux.HandleFunc("POST /images/{name}/"+RoomNumberPath, s.roomNumber)
+	mux.HandleFunc("POST /images/{name}/"+ScriptReportPath, s.scriptReport)
 	mux.HandleFunc("GET /torrents/{file}", s.torrentFile)
 	mux.HandleFunc("GET /torrents/{image}/{file}", s.torrentFile)
 	mux.HandleFunc("GET /status.json", s.statusJSON)

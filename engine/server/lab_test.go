@@ -177,3 +177,33 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestScriptReport: a client's finishing-script report is taken for an
+// image the server serves (204), refused for another (404) and when it is
+// not a report or too long (400).
+func TestScriptReport(t *testing.T) {
+	ls := servertest.NewLab(t)
+	post := func(image, body string) int {
+		t.Helper()
+		resp, err := http.Post(ls.S.BaseURL()+"/images/"+image+"/"+server.ScriptReportPath+"?client=aa:bb", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := `{"hostname":"lab-1","script":"post.sh","exit":0,"output":"done\n"}`
+	for _, c := range []struct {
+		image, body string
+		want        int
+	}{
+		{"lab", good, http.StatusNoContent},
+		{"nope", good, http.StatusNotFound},
+		{"lab", "not json", http.StatusBadRequest},
+		{"lab", `{"output":"` + strings.Repeat("x", 70<<10) + `"}`, http.StatusBadRequest},
+	} {
+		if got := post(c.image, c.body); got != c.want {
+			t.Errorf("POST %s (%d bytes): %d, want %d", c.image, len(c.body), got, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,6 +142,12 @@ func (a *App) finishMachine(ctx context.Context, plan *diskimage.Plan, rep *disk
 	var scriptErr error
 	if script != nil {
 		res.ThenRun, scriptErr = machine.RunScript(ctx, o.ThenRun, script, env, o.Logger)
+		if res.ThenRun != nil && diskdeploy.IsRemote(o.Source) {
+			rep := server.ScriptReport{Hostname: res.Hostname, Script: res.ThenRun.Script, Exit: res.ThenRun.Exit, Output: res.ThenRun.Output}
+			if err := reportScript(ctx, o.Source, cmp.Or(facts.MAC, facts.IP)+" "+plan.Target, rep); err != nil && o.Logger != nil {
+				o.Logger.Warn("the server did not get the finishing script's output (it is in this log)", "err", err)
+			}
+		}
 	}
 	unmounted = true
 	if err := mounts.Unmount(); err != nil {
@@ -230,6 +237,33 @@ func roomNumber(ctx context.Context, src, client string) (int, error) {
 		return 0, fmt.Errorf("%s: HTTP %s: %s", u, resp.Status, bytes.TrimSpace(b))
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// reportScript tells the seeder of src (http://HOST/images/NAME) how the
+// finishing script ended, so that its log holds every machine's output.
+func reportScript(ctx context.Context, src, client string, rep server.ScriptReport) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(src, "/") + "/" + server.ScriptReportPath + "?client=" + url.QueryEscape(client)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return fmt.Errorf("%s: HTTP %s: %s", u, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
 }
 
 // printMachine words a machineResult for a terminal or a log.

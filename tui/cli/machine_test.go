@@ -8,6 +8,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,9 @@ func TestDiskHostnameRoom(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "post.sh"), []byte(post), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0"}})
+	var seedLog disktest.SyncBuffer
+	seed, err := SeedDiskImage(context.Background(), dir, DiskSeedOptions{TrackerListen: fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)), Tuning: engine.Tuning{ListenAddr: "127.0.0.1:0"},
+		Logger: slog.New(slog.NewTextHandler(&seedLog, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +121,10 @@ func TestDiskHostnameRoom(t *testing.T) {
 	for _, want := range []string{"lab-1", "lab-2", "lab-3"} {
 		if names[want] == "" {
 			t.Errorf("no client is named %s: %v", want, names)
+		}
+		// Each script's output reached the seeder's log too.
+		if line := "post: " + want + " on " + names[want]; !strings.Contains(seedLog.String(), line) {
+			t.Errorf("the seeder's log lacks %q:\n%s", line, seedLog.String())
 		}
 	}
 	if _, err := os.Stat("/etc/hosts.d/all"); err == nil {
