@@ -32,15 +32,7 @@ func verifySource(ctx context.Context, v ServeValues, mi *metainfo.MetaInfo) err
 	if len(r.Bad) == 0 {
 		return nil
 	}
-	var list []string
-	for i, b := range r.Bad {
-		if i == 5 {
-			list = append(list, fmt.Sprintf("and %d more", len(r.Bad)-5))
-			break
-		}
-		list = append(list, b.String())
-	}
-	return fmt.Errorf("%d of %d pieces of %s do not match the torrent: %s", len(r.Bad), r.Pieces, r.Source, strings.Join(list, "; "))
+	return fmt.Errorf("%d of %d pieces of %s do not match the torrent: %s", len(r.Bad), r.Pieces, r.Source, firstFive(r.Bad))
 }
 
 // verifyDisk hashes every partition of a disk image directory when the
@@ -56,13 +48,18 @@ func verifyDisk(ctx context.Context, v ServeValues, dir string) error {
 	if len(r.Bad) == 0 {
 		return nil
 	}
+	return fmt.Errorf("%d of %d pieces of %s do not match their torrents (%s): %s", len(r.Bad), r.Pieces, dir, r.BadCounts(), firstFive(r.Bad))
+}
+
+// firstFive lists the first five bad pieces and how many more there are.
+func firstFive[T fmt.Stringer](bad []T) string {
 	var list []string
-	for i, b := range r.Bad {
+	for i, b := range bad {
 		if i == 5 {
-			list = append(list, fmt.Sprintf("and %d more", len(r.Bad)-5))
+			list = append(list, fmt.Sprintf("and %d more", len(bad)-5))
 			break
 		}
 		list = append(list, b.String())
 	}
-	return fmt.Errorf("%d of %d pieces of %s do not match their torrents (%s): %s", len(r.Bad), r.Pieces, dir, r.BadCounts(), strings.Join(list, "; "))
+	return strings.Join(list, "; ")
 }

@@ -43,21 +43,32 @@ func (rn *roomNumbers) take(image, client string) int {
 
 // roomNumber answers the counter for an image this server serves.
 func (s *Server) roomNumber(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	s.mu.Lock()
-	_, ok := s.images[name]
-	s.mu.Unlock()
+	name, client, ok := s.imageClient(w, r)
 	if !ok {
-		http.Error(w, fmt.Sprintf("no image %q here", name), http.StatusNotFound)
-		return
-	}
-	client := strings.TrimSpace(r.URL.Query().Get("client"))
-	if len(client) > 128 {
-		http.Error(w, "client id too long", http.StatusBadRequest)
 		return
 	}
 	n := s.numbers.take(name, client)
 	s.log.Info("room number handed out", "image", name, "client", client, "from", remoteIP(r).String(), "number", n)
 	w.Header().Set("Content-Type", "text/plain")
 	fmt.Fprintf(w, "%d\n", n)
+}
+
+// imageClient reads a client's request about an image: the image (which
+// this server must serve, else 404) and the client's id (?client=, at
+// most 128 bytes, else 400). ok is false once the answer is written.
+func (s *Server) imageClient(w http.ResponseWriter, r *http.Request) (name, client string, ok bool) {
+	name = r.PathValue("name")
+	s.mu.Lock()
+	_, ok = s.images[name]
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, fmt.Sprintf("no image %q here", name), http.StatusNotFound)
+		return "", "", false
+	}
+	client = strings.TrimSpace(r.URL.Query().Get("client"))
+	if len(client) > 128 {
+		http.Error(w, "client id too long", http.StatusBadRequest)
+		return "", "", false
+	}
+	return name, client, true
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // ScriptReportPath is the route under an image where a client reports
@@ -30,17 +29,8 @@ const maxScriptReport = 64 << 10
 // scriptReport logs a client's finishing script for an image this
 // server serves.
 func (s *Server) scriptReport(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	s.mu.Lock()
-	_, ok := s.images[name]
-	s.mu.Unlock()
+	name, client, ok := s.imageClient(w, r)
 	if !ok {
-		http.Error(w, fmt.Sprintf("no image %q here", name), http.StatusNotFound)
-		return
-	}
-	client := strings.TrimSpace(r.URL.Query().Get("client"))
-	if len(client) > 128 {
-		http.Error(w, "client id too long", http.StatusBadRequest)
 		return
 	}
 	var rep ScriptReport
