@@ -134,22 +134,26 @@ var errNotRoot = errors.New("network boot answers DHCP (port 67) and TFTP (port 
 func netbootProblem(err error) problem {
 	what := err.Error()
 	p := problem{title: "Could not boot the room over the network", what: withoutFlags(what)}
+	var re *room.RefusedError
+	errors.As(err, &re)
+	kind := room.RefusedOther
+	if re != nil {
+		kind = re.Kind
+	}
 	switch {
 	case errors.Is(err, errNotRoot):
 		p.hint = "Run the wizard as root (sudo ezio), or answer no to network boot and deploy each machine from the wizard or a USB stick."
-	case errors.Is(err, netboot.ErrOtherDHCP):
-		// Up to the command line's advice, which names its flag.
-		head, _, _ := strings.Cut(what, "; leave out")
-		p.what = head + "."
+	case kind == room.RefusedOtherDHCP:
+		p.what = what + "."
 		p.hint = "This network already has a DHCP server: answer \"from the LAN's DHCP server (proxyDHCP)\"; ezio then answers only the machines' network boot."
-	case strings.Contains(what, "ipxe"):
+	case kind == room.RefusedNoIPXE:
 		p.hint = "Install Debian's ipxe package (apt-get install ipxe): the machines load its first stage over TFTP."
-	case strings.Contains(what, "network deploy environment"):
+	case kind == room.RefusedNoEnv:
 		p.hint = "The machines boot this server's newest kernel: install one (apt-get install linux-image-amd64) and its modules."
-	case strings.Contains(what, "is on no interface"):
-		p.what = "The addresses to lease (" + strings.Fields(what)[1] + ") are on no network this server serves on."
+	case kind == room.RefusedRangeOff:
+		p.what = "The addresses to lease (" + re.Range + ") are on no network this server serves on."
 		p.hint = "Give a range on the network of the address chosen in \"Serve on\", or serve on every interface."
-	case strings.Contains(what, "no IPv4 interface"):
+	case kind == room.RefusedNoIPv4:
 		p.what = "No network interface with an IPv4 address to answer the machines on."
 		p.hint = "Connect this server to the room's switch and give it an address, then serve again."
 	default:

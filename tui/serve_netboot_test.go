@@ -108,7 +108,7 @@ func TestServeNetbootQuestion(t *testing.T) {
 	m = w.m
 	drive(t, m, esc) // back to the menu
 	w = newNetbootWorld(t, c)
-	w.refuse = fmt.Errorf("not serving DHCP on eth0: %w; leave out --dhcp-range to boot by proxyDHCP beside it (server 10.0.0.1)", fmt.Errorf("%w (10.0.0.1 offered 10.0.0.220)", netboot.ErrOtherDHCP))
+	w.refuse = &room.RefusedError{Kind: room.RefusedOtherDHCP, Err: fmt.Errorf("not serving DHCP on eth0: %w", fmt.Errorf("%w (10.0.0.1 offered 10.0.0.220)", netboot.ErrOtherDHCP))}
 	m = w.m
 	toNetbootQuestion(t, m, dir)
 	drive(t, m, key1("y"))
@@ -192,10 +192,10 @@ func TestServeNetbootRefusals(t *testing.T) {
 		err        error
 		what, hint string
 	}{
-		{errors.New("network boot needs iPXE's undionly.kpxe in /usr/lib/ipxe: install the package ipxe (apt-get install ipxe)"), "undionly.kpxe", "apt-get install ipxe"},
-		{fmt.Errorf("building the network deploy environment: %w", errors.New("no kernel in /boot (install linux-image-amd64, or name one with --kernel PATH)")), "no kernel in /boot", "linux-image-amd64"},
-		{errors.New("--dhcp-range 10.9.0.10-10.9.0.20 is on no interface this server listens on"), "(10.9.0.10-10.9.0.20) are on no network", "Serve on"},
-		{errors.New("--netboot: no IPv4 interface to answer on (see --tracker-listen)"), "No network interface", "give it an address"},
+		{&room.RefusedError{Kind: room.RefusedNoIPXE, Err: errors.New("network boot needs iPXE's undionly.kpxe in /usr/lib/ipxe: install the package ipxe (apt-get install ipxe)")}, "undionly.kpxe", "apt-get install ipxe"},
+		{&room.RefusedError{Kind: room.RefusedNoEnv, Err: fmt.Errorf("building the network deploy environment: %w", errors.New("no kernel in /boot (install linux-image-amd64, or name a kernel image to use)"))}, "no kernel in /boot", "linux-image-amd64"},
+		{&room.RefusedError{Kind: room.RefusedRangeOff, Range: "10.9.0.10-10.9.0.20", Err: errors.New("the DHCP range 10.9.0.10-10.9.0.20 is on no interface this server listens on")}, "(10.9.0.10-10.9.0.20) are on no network", "Serve on"},
+		{&room.RefusedError{Kind: room.RefusedNoIPv4, Err: errors.New("network boot: no IPv4 interface to answer on")}, "No network interface", "give it an address"},
 	} {
 		p := netbootProblem(tc.err)
 		if !strings.Contains(p.what, tc.what) || !strings.Contains(p.hint, tc.hint) || flagName.MatchString(p.what+p.hint) {

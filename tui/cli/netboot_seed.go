@@ -51,9 +51,28 @@ func (a *App) startNetboot(ctx context.Context, dir string, s *DiskSeed, f netbo
 	r, err := room.Start(ctx, dir, s.Manifest.Name, s.Server, o)
 	var re *room.RefusedError
 	if errors.As(err, &re) {
-		return nil, refused(re.Err)
+		return nil, refused(withNetbootAdvice(re))
 	}
 	return r, err
+}
+
+// withNetbootAdvice adds to a room's refusal the flags that fix it.
+func withNetbootAdvice(re *room.RefusedError) error {
+	switch re.Kind {
+	case room.RefusedNoServer:
+		return errors.New("--netboot serves the boot files over this seeder's HTTP server; it cannot be used with --no-tracker")
+	case room.RefusedOtherDHCP:
+		return fmt.Errorf("%w; leave out --dhcp-range to boot by proxyDHCP beside it", re.Err)
+	case room.RefusedRangeOff:
+		return fmt.Errorf("--dhcp-range: %w; give a range on the network of --tracker-listen, or listen on every interface", re.Err)
+	case room.RefusedNoIPv4:
+		return fmt.Errorf("--netboot: %w (see --tracker-listen)", re.Err)
+	case room.RefusedBadListen:
+		return fmt.Errorf("%w (see --tracker-listen and --listen)", re.Err)
+	case room.RefusedNoEnv:
+		return fmt.Errorf("%w; --netboot-kernel PATH names the kernel to boot", re.Err)
+	}
+	return re.Err
 }
 
 // netbootListenHost is the address network boot answers on: the image

@@ -62,21 +62,43 @@ const DefaultDHCPProbe = 6 * time.Second
 
 // RefusedError is a room that cannot be booted as asked, for a reason
 // the technician can fix (a missing package, another DHCP server, no
-// interface); nothing is left running.
-type RefusedError struct{ Err error }
+// interface); nothing is left running. Its message names no command-line
+// flag: the command line and the wizard each add the advice their users
+// act on, by Kind.
+type RefusedError struct {
+	Kind  Refusal
+	Err   error
+	Range string // RefusedRangeOff: the DHCP range asked for
+}
+
+// Refusal is why a room was refused.
+type Refusal int
+
+const (
+	RefusedOther      Refusal = iota
+	RefusedNoServer           // the seeder runs no HTTP server to serve the boot files
+	RefusedNoIPXE             // Debian's ipxe files are missing
+	RefusedNoEnv              // the deploy environment could not be built (no kernel...)
+	RefusedOtherDHCP          // full DHCP asked, another DHCP server answers
+	RefusedRangeOff           // the DHCP range is on no interface served
+	RefusedNoIPv4             // no IPv4 interface to answer on
+	RefusedBadListen          // the listen host is not an IP address
+)
 
 func (e *RefusedError) Error() string { return e.Err.Error() }
 func (e *RefusedError) Unwrap() error { return e.Err }
 
 func refused(err error) error { return &RefusedError{Err: err} }
 
+func refusedAs(k Refusal, err error) error { return &RefusedError{Kind: k, Err: err} }
+
 // Check says what is wrong with the options, before anything starts.
 func (o Options) Check() error {
 	if o.Then != ThenReboot && o.Then != ThenPoweroff {
-		return fmt.Errorf("--then %q: a network-booted machine does \"reboot\" or \"poweroff\" after its deploy", o.Then)
+		return fmt.Errorf("what machines do after their deploy, %q: a network-booted machine does \"reboot\" or \"poweroff\"", o.Then)
 	}
 	if o.TargetDisk != "auto" && !strings.HasPrefix(o.TargetDisk, "/dev/") {
-		return fmt.Errorf("--target-disk %q: \"auto\" or a /dev/ path", o.TargetDisk)
+		return fmt.Errorf("target disk %q: \"auto\" or a /dev/ path", o.TargetDisk)
 	}
 	if o.DHCPRange != "" {
 		if _, err := netboot.ParseRange(o.DHCPRange); err != nil {
@@ -110,10 +132,10 @@ func Start(ctx context.Context, dir, image string, srv *server.Server, o Options
 		say = func(string) {}
 	}
 	if srv == nil {
-		return nil, refused(errors.New("--netboot serves the boot files over this seeder's HTTP server; it cannot be used with --no-tracker"))
+		return nil, refusedAs(RefusedNoServer, errors.New("network boot serves the boot files over this seeder's HTTP server, which is not running"))
 	}
 	if err := netboot.FindIPXE(netboot.IPXEDir); err != nil {
-		return nil, refused(err)
+		return nil, refusedAs(RefusedNoIPXE, err)
 	}
 	recs, err := netboot.OpenRecords(dir, o.Redeploy)
 	if err != nil {
@@ -125,7 +147,7 @@ func Start(ctx context.Context, dir, image string, srv *server.Server, o Options
 	}
 	env, hit, err := initramfs.Cached(initramfs.Options{Kernel: o.Kernel}, filepath.Join(cache, "ezio", "netboot"))
 	if err != nil {
-		return nil, refused(fmt.Errorf("building the network deploy environment: %w", err))
+		return nil, refusedAs(RefusedNoEnv, fmt.Errorf("building the network deploy environment: %w", err))
 	}
 	how := "built"
 	if hit {
@@ -162,7 +184,7 @@ func (r *Room) serveDHCP(ctx context.Context, srv *server.Server, o Options, say
 	port, _ := strconv.Atoi(portStr)
 	ifaces, err := Interfaces(o.ListenHost)
 	if err != nil {
-		return refused(err)
+		return refusedAs(RefusedBadListen, err)
 	}
 	var rg *netboot.Range
 	if o.DHCPRange != "" {
@@ -181,9 +203,10 @@ func (r *Room) serveDHCP(ctx context.Context, srv *server.Server, o Options, say
 			if !ifc.Prefix.Contains(rg.From) || !ifc.Prefix.Contains(rg.To) {
 				continue // the range belongs to another interface
 			}
-			if other, err := netboot.ProbeOtherDHCP(ctx, ifc.Name, probe); err != nil {
+			if _, err := netboot.ProbeOtherDHCP(ctx, ifc.Name, probe); err != nil {
 				if errors.Is(err, netboot.ErrOtherDHCP) {
-					return refused(fmt.Errorf("not serving DHCP on %s: %w; leave out --dhcp-range to boot by proxyDHCP beside it (server %s)", ifc.Name, err, other))
+					// err names the other server and what it offered.
+					return refusedAs(RefusedOtherDHCP, fmt.Errorf("not serving DHCP on %s: %w", ifc.Name, err))
 				}
 				return refused(err)
 			}
@@ -202,9 +225,9 @@ func (r *Room) serveDHCP(ctx context.Context, srv *server.Server, o Options, say
 	}
 	if len(r.stops) == 0 {
 		if rg != nil {
-			return refused(fmt.Errorf("--dhcp-range %s is on no interface this server listens on", o.DHCPRange))
+			return &RefusedError{Kind: RefusedRangeOff, Range: o.DHCPRange, Err: fmt.Errorf("the DHCP range %s is on no interface this server listens on", o.DHCPRange)}
 		}
-		return refused(errors.New("--netboot: no IPv4 interface to answer on (see --tracker-listen)"))
+		return refusedAs(RefusedNoIPv4, errors.New("network boot: no IPv4 interface to answer on"))
 	}
 	return nil
 }
@@ -223,7 +246,7 @@ func Interfaces(host string) ([]Iface, error) {
 	if host != "" {
 		a, err := netip.ParseAddr(host)
 		if err != nil {
-			return nil, fmt.Errorf("--netboot needs an IP address to listen on, not %q", host)
+			return nil, fmt.Errorf("network boot needs an IP address to listen on, not %q", host)
 		}
 		want = a
 	}
