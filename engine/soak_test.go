@@ -2,11 +2,11 @@ package engine
 
 import (
 	"context"
+	"ezio/disks/disktest"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -21,17 +21,7 @@ import (
 // EZIO_SOAK_CYCLES sets the number of cycles (default 60, about 30 s
 // here); bench/soak.sh runs the long version (500).
 func TestSessionSoak(t *testing.T) {
-	cycles := 60
-	if testing.Short() {
-		cycles = 20 // the race pass: its concern is races, not slow leaks
-	}
-	if s := os.Getenv("EZIO_SOAK_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 20 {
-			t.Fatalf("EZIO_SOAK_CYCLES=%q: want a number >= 20", s)
-		}
-		cycles = n
-	}
+	cycles := disktest.SoakCycles(t, "EZIO_SOAK_CYCLES", 60)
 	t.Setenv("EZIO_STATE_DIR", t.TempDir())
 	tu := Tuning{ListenAddr: "127.0.0.1:0"}
 	seeder, err := NewSession(SessionOptions{Tuning: tu})

@@ -31,17 +31,7 @@ import (
 // EZIO_DAEMON_SOAK_CYCLES sets the number of cycles (default 40, well
 // under two minutes here); bench/daemon-soak.sh runs the long version.
 func TestDaemonSoak(t *testing.T) {
-	cycles := 40
-	if testing.Short() {
-		cycles = 20 // the race pass: its concern is races, not slow leaks
-	}
-	if s := os.Getenv("EZIO_DAEMON_SOAK_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 20 {
-			t.Fatalf("EZIO_DAEMON_SOAK_CYCLES=%q: want a number >= 20", s)
-		}
-		cycles = n
-	}
+	cycles := disktest.SoakCycles(t, "EZIO_DAEMON_SOAK_CYCLES", 40)
 	tr := startTracker(t)
 	var ims []*image
 	for k := range 4 {
