@@ -7,11 +7,14 @@ package diskdeploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"ezio/disks/lvm"
 	"ezio/disks/table"
 	"ezio/engine"
+	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 )
 
@@ -42,6 +46,8 @@ type Image struct {
 	// Trackers are the seeder's own tracker when the image came from its
 	// HTTP server: where its seed jobs and the other clients are.
 	Trackers []string
+	// Seeders are that server's BitTorrent address (ServerSeeders).
+	Seeders []string
 	// Need is the smallest disk that takes the image: the end of its last
 	// partition (and the backup GPT).
 	Need int64
@@ -72,8 +78,30 @@ func Open(ctx context.Context, src string) (*Image, error) {
 		if u, err := url.Parse(src); err == nil {
 			img.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
 		}
+		img.Seeders = ServerSeeders(ctx, src)
 	}
 	return img, nil
+}
+
+// ServerSeeders is the BitTorrent address of the seeder that serves the
+// image at src (http://HOST:PORT/images/NAME), as the client reaches it:
+// every partition's job keeps it as a trusted source and dials it again
+// whenever it is not connected, as a partition deploy does with the
+// address its torrent came with. Nil when src says no peer port.
+func ServerSeeders(ctx context.Context, src string) []string {
+	u, err := url.Parse(src)
+	if err != nil || !IsRemote(src) {
+		return nil
+	}
+	b, err := engine.FetchFile(ctx, src, 30*time.Second, 1<<20)
+	if err != nil {
+		return nil
+	}
+	var info server.ImageInfo
+	if json.Unmarshal(b, &info) != nil || info.PeerPort <= 0 || info.PeerPort > 65535 {
+		return nil
+	}
+	return []string{net.JoinHostPort(u.Hostname(), strconv.Itoa(info.PeerPort))}
 }
 
 // Load reads the manifest and the torrents of a disk image from fsys.
@@ -189,6 +217,9 @@ func Start(ctx context.Context, jobs Jobs, img *Image, plan *diskimage.Plan, o O
 
 // start is Start with closer run once every job has ended.
 func start(ctx context.Context, jobs Jobs, img *Image, plan *diskimage.Plan, o Options, closer func()) (*Run, error) {
+	if len(o.Seeders) == 0 {
+		o.Seeders = img.Seeders
+	}
 	if err := diskimage.WriteTable(ctx, plan); err != nil {
 		return nil, err
 	}

@@ -415,6 +415,9 @@ func (a *App) DeployDiskCommand(ctx context.Context, src, target string, asJSON 
 	if u, err := url.Parse(src); err == nil && diskdeploy.IsRemote(src) && len(o.Trackers) == 0 {
 		o.Trackers = []string{u.Scheme + "://" + u.Host + "/announce"}
 	}
+	if diskdeploy.IsRemote(src) && len(o.Seeders) == 0 {
+		o.Seeders = diskdeploy.ServerSeeders(ctx, src)
+	}
 	if !diskdeploy.IsRemote(src) {
 		stop, err := serveLocalImage(ctx, src, a.Tuning, log, len(o.Peers) == 0 && len(o.Trackers) == 0, &o.Seeders, &o.SeedAfter)
 		if err != nil {
