@@ -75,14 +75,14 @@ type RefusedError struct {
 type Refusal int
 
 const (
-	RefusedOther      Refusal = iota
-	RefusedNoServer           // the seeder runs no HTTP server to serve the boot files
-	RefusedNoIPXE             // Debian's ipxe files are missing
-	RefusedNoEnv              // the deploy environment could not be built (no kernel...)
-	RefusedOtherDHCP          // full DHCP asked, another DHCP server answers
-	RefusedRangeOff           // the DHCP range is on no interface served
-	RefusedNoIPv4             // no IPv4 interface to answer on
-	RefusedBadListen          // the listen host is not an IP address
+	RefusedOther     Refusal = iota
+	RefusedNoServer          // the seeder runs no HTTP server to serve the boot files
+	RefusedNoIPXE            // Debian's ipxe files are missing
+	RefusedNoEnv             // the deploy environment could not be built (no kernel...)
+	RefusedOtherDHCP         // full DHCP asked, another DHCP server answers
+	RefusedRangeOff          // the DHCP range is on no interface served
+	RefusedNoIPv4            // no IPv4 interface to answer on
+	RefusedBadListen         // the listen host is not an IP address
 )
 
 func (e *RefusedError) Error() string { return e.Err.Error() }
