@@ -147,6 +147,12 @@ func (d *runningDaemon) torrent(t *testing.T, hash string) *ezioapi.Torrent {
 // waitFor polls one torrent until cond holds.
 func (d *runningDaemon) waitFor(t *testing.T, hash, what string, timeout time.Duration, cond func(*ezioapi.Torrent) bool) *ezioapi.Torrent {
 	t.Helper()
+	return d.waitEvery(t, hash, what, timeout, 250*time.Millisecond, cond)
+}
+
+// waitEvery polls one torrent every poll until cond holds.
+func (d *runningDaemon) waitEvery(t *testing.T, hash, what string, timeout, poll time.Duration, cond func(*ezioapi.Torrent) bool) *ezioapi.Torrent {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		tr := d.torrent(t, hash)
@@ -156,7 +162,7 @@ func (d *runningDaemon) waitFor(t *testing.T, hash, what string, timeout time.Du
 		if time.Now().After(deadline) {
 			t.Fatalf("daemon %s, torrent %s: not %s within %s; last status %v", d.name, tr.GetName(), what, timeout, tr)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

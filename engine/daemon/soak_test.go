@@ -203,15 +203,5 @@ func remove(t *testing.T, d *runningDaemon, hash string) {
 // waitQuick is waitFor polling every 50 ms: a soak's cycles are short.
 func (d *runningDaemon) waitQuick(t *testing.T, hash, what string, timeout time.Duration, cond func(*ezioapi.Torrent) bool) *ezioapi.Torrent {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		tr := d.torrent(t, hash)
-		if cond(tr) {
-			return tr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon %s, torrent %s: not %s within %s; last status %v", d.name, tr.GetName(), what, timeout, tr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return d.waitEvery(t, hash, what, timeout, 50*time.Millisecond, cond)
 }
