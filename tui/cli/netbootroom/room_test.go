@@ -288,6 +288,13 @@ func startVM(t *testing.T, ctx context.Context, lan *roomLAN, m *vm, diskSize in
 		args = append(args, "-device", "virtio-net-pci,netdev=n0,mac="+m.mac,
 			"-drive", "file="+m.disk+",format=raw,if=virtio", "-boot", "order=nc")
 	}
+	m.launch(t, ctx, lan, args)
+}
+
+// launch starts QEMU with args in the room's namespace; m.done gets how
+// it ended (with its output when it failed), and the test's end kills it.
+func (m *vm) launch(t *testing.T, ctx context.Context, lan *roomLAN, args []string) {
+	t.Helper()
 	m.cmd = lan.ns.Command(ctx, "qemu-system-x86_64", args...)
 	var out bytes.Buffer
 	m.cmd.Stdout, m.cmd.Stderr = &out, &out
@@ -298,7 +305,7 @@ func startVM(t *testing.T, ctx context.Context, lan *roomLAN, m *vm, diskSize in
 	go func() {
 		err := m.cmd.Wait()
 		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out.String())
+			err = &qemuError{err: err, out: out.String()}
 		}
 		m.done <- err
 	}()
@@ -309,6 +316,14 @@ func startVM(t *testing.T, ctx context.Context, lan *roomLAN, m *vm, diskSize in
 		}
 	})
 }
+
+// qemuError is QEMU's exit with what it printed.
+type qemuError struct {
+	err error
+	out string
+}
+
+func (e *qemuError) Error() string { return e.err.Error() + ": " + e.out }
 
 func (m *vm) console() string {
 	b, _ := os.ReadFile(m.serial)

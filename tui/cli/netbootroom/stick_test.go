@@ -208,32 +208,6 @@ func startStickVM(t *testing.T, ctx context.Context, lan *roomLAN, m *vm, diskSi
 			"-drive", "file="+m.disk+",format=raw,if=none,id=s0", "-device", "virtio-blk-pci,drive=s0,bootindex=1",
 			"-drive", "file="+target+",format=raw,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0,bootindex=2")
 	}
-	m.cmd = lan.ns.Command(ctx, "qemu-system-x86_64", args...)
-	var out bytes.Buffer
-	m.cmd.Stdout, m.cmd.Stderr = &out, &out
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.done = make(chan error, 1)
-	go func() {
-		err := m.cmd.Wait()
-		if err != nil {
-			err = &qemuError{err: err, out: out.String()}
-		}
-		m.done <- err
-	}()
-	t.Cleanup(func() {
-		if m.cmd.ProcessState == nil {
-			m.cmd.Process.Kill()
-			<-m.done
-		}
-	})
+	m.launch(t, ctx, lan, args)
 	return target
 }
-
-type qemuError struct {
-	err error
-	out string
-}
-
-func (e *qemuError) Error() string { return e.err.Error() + ": " + e.out }
