@@ -46,12 +46,13 @@ type Strategy struct {
 	PickerPeerDiv     int  // a client wants cache/PeerDiv of pieces peers hold (default 2)
 	RevealWindowMiB   int  // MiB revealed and not yet fetched per client at first (default 2)
 	RevealFirstOneOff bool // a client holding nothing gets a whole window, not one piece
+	RevealOnceOff     bool // second copies even while the seeder's uplink is busy (the old rule)
 }
 
 // StrategyFromEnv reads the benchmark's environment variables
 // (EZIO_PICKER=off, EZIO_REVEAL=off, EZIO_PICKER_RAREST=0,
 // EZIO_PICKER_SEED_MIB, EZIO_PICKER_PEER_DIV, EZIO_REVEAL_WINDOW_MIB,
-// EZIO_REVEAL_FIRST_ONE=off).
+// EZIO_REVEAL_FIRST_ONE=off, EZIO_REVEAL_ONCE=off).
 // Only the command line calls it; the engine never reads the environment.
 func StrategyFromEnv() Strategy {
 	num := func(k string) int {
@@ -66,6 +67,7 @@ func StrategyFromEnv() Strategy {
 		PickerPeerDiv:     num("EZIO_PICKER_PEER_DIV"),
 		RevealWindowMiB:   num("EZIO_REVEAL_WINDOW_MIB"),
 		RevealFirstOneOff: os.Getenv("EZIO_REVEAL_FIRST_ONE") == "off",
+		RevealOnceOff:     os.Getenv("EZIO_REVEAL_ONCE") == "off",
 	}
 }
 

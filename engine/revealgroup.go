@@ -51,6 +51,10 @@ type revealGroup struct {
 	firstOne bool
 
 	kick chan struct{}
+	// meter watches the members' uplink: busy, only fresh or lost pieces
+	// are revealed (revealbusy.go).
+	meter   uplinkMeter
+	onceOff bool // EZIO_REVEAL_ONCE=off: never busy, the old rule
 }
 
 func newRevealGroup(firstOne bool) *revealGroup {
@@ -67,6 +71,7 @@ func newRevealGroup(firstOne bool) *revealGroup {
 func (s *Session) revealGroup() *revealGroup {
 	s.revealOnce.Do(func() {
 		s.reveal = newRevealGroup(!s.tu.Strategy.RevealFirstOneOff)
+		s.reveal.onceOff = s.tu.Strategy.RevealOnceOff
 	})
 	return s.reveal
 }
@@ -113,6 +118,9 @@ type revealConn struct {
 	// bad are the torrent's pieces found bad on the source: never
 	// revealed, and no place in a window.
 	bad map[int]bool
+	// fly counts, per piece of the torrent, the connected clients it was
+	// revealed to and that do not hold it yet: on its way from the seeder.
+	fly []int32
 	// pending is what was revealed to the client and is not held yet.
 	pending      int
 	pendingBytes int64
@@ -142,17 +150,17 @@ func (g *revealGroup) step(kicked bool) {
 
 	// Each client's connections, over every torrent.
 	byClient := map[torrent.PeerID][]*revealConn{}
-	var initial, maxWin, total int64
+	var initial, maxWin, total, sent int64
 	for rs, t := range members {
+		st := t.Stats()
+		sent += st.BytesWrittenData.Int64()
 		rs.mu.Lock()
 		conns := make(map[*torrent.PeerConn]*revealState, len(rs.clients))
 		for pc, st := range rs.clients {
 			conns[pc] = st
 		}
 		rs.mu.Unlock()
-		n := len(rs.counts)
-		plen := rs.pieceLength
-		last := rs.total - int64(n-1)*plen
+		n, plen := len(rs.counts), rs.pieceLength
 		initial = max(initial, int64(rs.window)*plen)
 		maxWin = max(maxWin, int64(rs.maxWindow)*plen)
 		total += rs.total
@@ -181,19 +189,8 @@ func (g *revealGroup) step(kicked bool) {
 			}
 			have[pc] = h
 		}
-		for pc, st := range conns {
-			h := have[pc]
-			if h == nil {
-				continue
-			}
-			c := &revealConn{rs: rs, pc: pc, st: st, have: h, hold: holders, plen: plen, last: last, n: n, bad: bad}
-			for i, r := range st.revealed {
-				if r && !h[i] && !bad[i] {
-					c.pending++
-					c.pendingBytes += c.pieceLen(i)
-				}
-			}
-			byClient[pc.PeerID] = append(byClient[pc.PeerID], c)
+		for _, c := range torrentConns(rs, conns, have, holders, bad) {
+			byClient[c.pc.PeerID] = append(byClient[c.pc.PeerID], c)
 		}
 	}
 	for id := range g.windows {
@@ -202,11 +199,40 @@ func (g *revealGroup) step(kicked bool) {
 		}
 	}
 
+	busy := g.meter.add(time.Now(), sent) && !g.onceOff
 	var b [4]byte
-	for _, r := range g.plan(byClient, initial, maxWin, total) {
+	for _, r := range g.plan(byClient, initial, maxWin, total, busy) {
 		binary.BigEndian.PutUint32(b[:], uint32(r.piece))
 		r.pc.WriteExtendedMessage(extReveal, b[:])
 	}
+}
+
+// torrentConns are the revealConns of one torrent's clients (conns, with
+// what was revealed to each) that are connected (have: what each
+// connected peer holds; holders: how many hold each piece); bad may be nil.
+func torrentConns(rs *revealSeeder, conns map[*torrent.PeerConn]*revealState, have map[*torrent.PeerConn][]bool, holders []int32, bad map[int]bool) []*revealConn {
+	n, plen := len(rs.counts), rs.pieceLength
+	last := rs.total - int64(n-1)*plen
+	fly := make([]int32, n)
+	var out []*revealConn
+	for pc, st := range conns {
+		h := have[pc]
+		if h == nil {
+			continue
+		}
+		c := &revealConn{rs: rs, pc: pc, st: st, have: h, hold: holders, fly: fly, plen: plen, last: last, n: n, bad: bad}
+		for i, r := range st.revealed {
+			if r && !h[i] {
+				fly[i]++
+				if !bad[i] {
+					c.pending++
+					c.pendingBytes += c.pieceLen(i)
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 type reveal struct {
@@ -216,7 +242,10 @@ type reveal struct {
 
 // plan tops up each client's window (bytes, initial at first, up to
 // maxWin; up to total for a lone client) and says what to reveal to whom.
-func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, maxWin, total int64) []reveal {
+// While the seeder is busy, a piece some connected peer holds or is
+// fetching is not revealed; when it is not, such second copies fill a
+// client's window up to initial only (revealbusy.go).
+func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, maxWin, total int64, busy bool) []reveal {
 	var out []reveal
 	lone := len(byClient) == 1
 	// Clients holding nothing yet.
@@ -263,15 +292,15 @@ func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, m
 			win = min(win, one)
 		}
 		for pending < win {
-			c, i := g.pick(cs)
-			if c == nil {
+			c, i := g.pick(cs, busy)
+			if c == nil || (c.hold[i] > 0 || c.fly[i] > 0) && pending >= initial {
 				break
 			}
 			c.rs.mu.Lock()
 			c.st.revealed[i] = true
 			c.rs.counts[i]++
 			c.rs.mu.Unlock()
-			c.hold[i]++ // it is on its way to a peer
+			c.fly[i]++ // it is on its way to a peer
 			c.pending++
 			c.pendingBytes += c.pieceLen(i)
 			pending += c.pieceLen(i)
@@ -282,9 +311,10 @@ func (g *revealGroup) plan(byClient map[torrent.PeerID][]*revealConn, initial, m
 }
 
 // pick chooses the next piece to reveal to a client over its connections:
-// fewest holders, then least revealed, then in a torrent it already has
-// pieces pending in, then at random.
-func (g *revealGroup) pick(cs []*revealConn) (*revealConn, int) {
+// fewest holders and fetchers, then least revealed, then in a torrent it
+// already has pieces pending in, then at random. While the seeder is
+// busy, only pieces nobody holds or fetches.
+func (g *revealGroup) pick(cs []*revealConn, busy bool) (*revealConn, int) {
 	var best *revealConn
 	bestI, ties := -1, 0
 	var bH, bC int32
@@ -293,10 +323,10 @@ func (g *revealGroup) pick(cs []*revealConn) (*revealConn, int) {
 		same := c.pending > 0
 		c.rs.mu.Lock()
 		for i := range c.n {
-			if c.have[i] || c.st.revealed[i] || c.bad[i] {
+			if c.have[i] || c.st.revealed[i] || c.bad[i] || busy && c.hold[i]+c.fly[i] > 0 {
 				continue
 			}
-			h, n := c.hold[i], c.rs.counts[i]
+			h, n := c.hold[i]+c.fly[i], c.rs.counts[i]
 			switch {
 			case best == nil || h < bH || h == bH && (n < bC || n == bC && same && !bSame):
 				best, bestI, bH, bC, bSame, ties = c, i, h, n, same, 1

@@ -42,32 +42,28 @@ func TestRevealGroupOneWindowOverEveryTorrent(t *testing.T) {
 	for i, rs := range seeders {
 		holders[i] = make([]int32, len(rs.counts))
 	}
-	step := func(have map[torrent.PeerID][][]bool) []reveal {
+	step := func(haveBy map[torrent.PeerID][][]bool) []reveal {
 		by := map[torrent.PeerID][]*revealConn{}
 		for ti, rs := range seeders {
 			for i := range holders[ti] {
 				holders[ti][i] = 0
 			}
 			for _, c := range clients {
-				for i, h := range have[c.id][ti] {
+				for i, h := range haveBy[c.id][ti] {
 					if h {
 						holders[ti][i]++
 					}
 				}
 			}
-			for pc, st := range rs.clients {
-				n := len(rs.counts)
-				rc := &revealConn{rs: rs, pc: pc, st: st, have: have[pc.PeerID][ti], hold: holders[ti], plen: plen, last: plen, n: n}
-				for i, r := range st.revealed {
-					if r && !rc.have[i] {
-						rc.pending++
-						rc.pendingBytes += plen
-					}
-				}
-				by[pc.PeerID] = append(by[pc.PeerID], rc)
+			have := map[*torrent.PeerConn][]bool{}
+			for pc := range rs.clients {
+				have[pc] = haveBy[pc.PeerID][ti]
+			}
+			for _, rc := range torrentConns(rs, rs.clients, have, holders[ti], nil) {
+				by[rc.pc.PeerID] = append(by[rc.pc.PeerID], rc)
 			}
 		}
-		return g.plan(by, initial, maxWin, total)
+		return g.plan(by, initial, maxWin, total, false)
 	}
 	have := map[torrent.PeerID][][]bool{}
 	for _, c := range clients {
@@ -152,27 +148,21 @@ func TestRevealGroupLoneClientGetsEverything(t *testing.T) {
 	b := newRevealSeeder(g, 30, plen, 30*plen, 8)
 	var id torrent.PeerID
 	id[0] = 9
-	conns := []*revealConn{}
 	for _, rs := range []*revealSeeder{a, b} {
-		n := len(rs.counts)
-		pc := &torrent.PeerConn{PeerID: id}
-		st := &revealState{revealed: make([]bool, n)}
-		rs.clients[pc] = st
-		conns = append(conns, &revealConn{rs: rs, pc: pc, st: st, have: make([]bool, n), hold: make([]int32, n), plen: plen, last: plen, n: n})
+		rs.clients[&torrent.PeerConn{PeerID: id}] = &revealState{revealed: make([]bool, len(rs.counts))}
 	}
 	total := int64(70 * plen)
 	got := 0
 	for range 10 {
-		got += len(g.plan(map[torrent.PeerID][]*revealConn{id: conns}, 8*plen, 256*plen, total))
-		for _, c := range conns {
-			c.pending, c.pendingBytes = 0, 0
-			for _, r := range c.st.revealed {
-				if r {
-					c.pending++
-					c.pendingBytes += plen
-				}
+		var conns []*revealConn
+		for _, rs := range []*revealSeeder{a, b} {
+			have := map[*torrent.PeerConn][]bool{}
+			for pc := range rs.clients {
+				have[pc] = make([]bool, len(rs.counts))
 			}
+			conns = append(conns, torrentConns(rs, rs.clients, have, make([]int32, len(rs.counts)), nil)...)
 		}
+		got += len(g.plan(map[torrent.PeerID][]*revealConn{id: conns}, 8*plen, 256*plen, total, true))
 	}
 	if got != 70 {
 		t.Errorf("lone client got %d of 70 pieces revealed after 10 steps", got)
@@ -208,19 +198,16 @@ func TestRevealGroupFirstPieceAlone(t *testing.T) {
 				}
 			}
 		}
-		by := map[torrent.PeerID][]*revealConn{}
+		have := map[*torrent.PeerConn][]bool{}
 		for _, c := range cls {
-			rc := &revealConn{rs: rs, pc: c.pc, st: c.st, have: c.h, hold: hold, plen: plen, last: plen, n: 20}
-			for i, r := range c.st.revealed {
-				if r && !c.h[i] {
-					rc.pending++
-					rc.pendingBytes += plen
-				}
-			}
-			by[c.pc.PeerID] = []*revealConn{rc}
+			have[c.pc] = c.h
+		}
+		by := map[torrent.PeerID][]*revealConn{}
+		for _, rc := range torrentConns(rs, rs.clients, have, hold, nil) {
+			by[rc.pc.PeerID] = []*revealConn{rc}
 		}
 		got := map[torrent.PeerID]int{}
-		for _, r := range g.plan(by, 2*plen, 16*plen, 20*plen) {
+		for _, r := range g.plan(by, 2*plen, 16*plen, 20*plen, false) {
 			got[r.pc.PeerID]++
 		}
 		return got

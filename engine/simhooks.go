@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"ezio/engine/torrentfile"
+	"slices"
 
 	"github.com/anacrolix/torrent"
 )
@@ -73,35 +74,28 @@ func NewRevealPlanner(numPieces int, pieceLength, total int64, clients int, st S
 func (r *RevealPlanner) Revealed(c, i int) bool { return r.rs.clients[r.conns[c]].revealed[i] }
 
 // Step is one step of the seeder's group: have[c] is what client c holds
-// (nil: not connected), holders how many connected peers hold each piece.
-// It returns the pieces revealed now, per client.
-func (r *RevealPlanner) Step(have [][]bool, holders []int32) map[int][]int {
+// (nil: not connected), holders how many connected peers hold each piece,
+// busy whether the seeder's uplink is near its peak (revealbusy.go). It
+// returns the pieces revealed now, per client.
+func (r *RevealPlanner) Step(have [][]bool, holders []int32, busy bool) map[int][]int {
 	rs := r.rs
-	n := len(rs.counts)
-	plen := rs.pieceLength
-	last := rs.total - int64(n-1)*plen
-	byClient := map[torrent.PeerID][]*revealConn{}
-	hold := make([]int32, n)
-	copy(hold, holders)
+	hold := slices.Clone(holders)
+	conns := map[*torrent.PeerConn]*revealState{}
+	byConn := map[*torrent.PeerConn][]bool{}
 	for c, h := range have {
-		if h == nil {
-			continue
+		if h != nil {
+			conns[r.conns[c]] = rs.clients[r.conns[c]]
+			byConn[r.conns[c]] = h
 		}
-		pc := r.conns[c]
-		st := rs.clients[pc]
-		rc := &revealConn{rs: rs, pc: pc, st: st, have: h, hold: hold, plen: plen, last: last, n: n, bad: map[int]bool{}}
-		for i, v := range st.revealed {
-			if v && !h[i] {
-				rc.pending++
-				rc.pendingBytes += rc.pieceLen(i)
-			}
-		}
+	}
+	byClient := map[torrent.PeerID][]*revealConn{}
+	for _, rc := range torrentConns(rs, conns, byConn, hold, nil) {
 		var id torrent.PeerID
-		binary.BigEndian.PutUint64(id[:8], uint64(c)+1)
-		byClient[id] = append(byClient[id], rc)
+		binary.BigEndian.PutUint64(id[:8], uint64(r.id[rc.pc])+1)
+		byClient[id] = []*revealConn{rc}
 	}
 	out := map[int][]int{}
-	for _, x := range r.g.plan(byClient, int64(rs.window)*plen, int64(rs.maxWindow)*plen, rs.total) {
+	for _, x := range r.g.plan(byClient, int64(rs.window)*rs.pieceLength, int64(rs.maxWindow)*rs.pieceLength, rs.total, busy) {
 		c := r.id[x.pc]
 		out[c] = append(out[c], x.piece)
 	}

@@ -9,7 +9,7 @@ func TestRevealPlannerFreshClients(t *testing.T) {
 	const n, plen = 64, 1 << 20
 	r := NewRevealPlanner(n, plen, n*plen, 2, Strategy{})
 	have := [][]bool{make([]bool, n), make([]bool, n)}
-	got := r.Step(have, make([]int32, n))
+	got := r.Step(have, make([]int32, n), false)
 	if len(got[0]) != 1 || len(got[1]) != 1 {
 		t.Fatalf("fresh clients got %v, want one piece each", got)
 	}
@@ -22,7 +22,7 @@ func TestRevealPlannerFreshClients(t *testing.T) {
 	have[0][got[0][0]] = true
 	holders := make([]int32, n)
 	holders[got[0][0]] = 1
-	more := r.Step(have, holders)
+	more := r.Step(have, holders, false)
 	if len(more[0]) < 2 {
 		t.Errorf("a client holding a piece got %d more, want its window (2 MiB: two pieces)", len(more[0]))
 	}

@@ -125,6 +125,7 @@ type sim struct {
 	doneAt           []float64
 	left             []int // pieces not yet verified, per client
 	seederSent       float64
+	seederRate       float64 // bytes/s, averaged over about a second
 	downUsed, upUsed float64
 	firstShare       float64
 	recv, lastRecv   []float64 // bytes received per client (trace)
@@ -226,7 +227,7 @@ func run(c config) result {
 			s.stepOnce()
 		}
 		if s.reveal != nil && (t >= nextReveal || kicked && t-lastReveal >= c.revealMin.Seconds()) {
-			s.stepReveal()
+			s.stepReveal(t >= 1 && s.seederRate >= 0.8*s.B && !strategy.RevealOnceOff)
 			nextReveal, kicked, lastReveal = t+c.revealEvery.Seconds(), false, t
 		}
 		if t >= nextPick {
@@ -238,7 +239,9 @@ func run(c config) result {
 		for i := range s.n {
 			s.request(i)
 		}
+		before := s.seederSent
 		s.transfer(t, dt)
+		s.seederRate += ((s.seederSent-before)/dt - s.seederRate) * math.Min(1, dt)
 		if c.trace && int((t+dt)/1) != int(t/1) {
 			s.traceLine(t)
 		}
@@ -262,14 +265,16 @@ func (s *sim) gain(i, p int) {
 	}
 }
 
-func (s *sim) stepReveal() {
+// stepReveal is one step of the seeder's reveal; busy: its uplink runs
+// near its rate (as the engine's meter would say).
+func (s *sim) stepReveal(busy bool) {
 	have := make([][]bool, s.n)
 	for i := range s.n {
 		if s.left[i] > 0 {
 			have[i] = s.have[i]
 		}
 	}
-	for i, ps := range s.reveal.Step(have, s.holders) {
+	for i, ps := range s.reveal.Step(have, s.holders, busy) {
 		for _, p := range ps {
 			if !s.seedShown[i][p] {
 				s.seedShown[i][p] = true
