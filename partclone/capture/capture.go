@@ -145,6 +145,23 @@ type Options struct {
 	TorrentOnly bool
 	Trackers    []string
 	Logger      *slog.Logger
+	// PieceLength is the torrent's piece size. 0 (or partclone's 16 MiB)
+	// reuses partclone's hashes and reads nothing again; any other size
+	// reads the extent files once more and hashes them (not in
+	// torrent-only mode). Smaller pieces start a room sooner: a client
+	// passes a piece on only once it holds all of it (docs/benchmarks.md).
+	PieceLength int64
+	// HashProgress, when set, follows that second read: bytes hashed, of total.
+	HashProgress func(done, total int64)
+}
+
+// CheckPieceLength refuses piece sizes a capture cannot make: a power of
+// two from 256 KiB to 64 MiB, or 0 for partclone's own.
+func CheckPieceLength(n int64) error {
+	if n == 0 || n >= 256<<10 && n <= 64<<20 && n&(n-1) == 0 {
+		return nil
+	}
+	return fmt.Errorf("piece size %d bytes: give a power of two from 256 KiB to 64 MiB", n)
 }
 
 // Result is a finished capture.
@@ -230,6 +247,11 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	if err != nil {
 		return nil, fmt.Errorf("converting %s: %w", res.InfoPath, err)
 	}
+	if o.PieceLength != 0 && o.PieceLength != partclone.InfoPieceLength {
+		if mi, sum, err = rehash(ctx, work, o, sum, log); err != nil {
+			return nil, err
+		}
+	}
 	var tb bytes.Buffer
 	if err := mi.Write(&tb); err != nil {
 		return nil, err
@@ -259,6 +281,26 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	}
 	log.Info("captured", "source", o.Source, "torrent", p.Torrent, "infohash", sum.InfoHash, "pieces", sum.Pieces, "bytes", sum.TotalBytes)
 	return r, nil
+}
+
+// rehash makes the torrent of the extent files in dir again in pieces of
+// o.PieceLength; want is partclone's, whose files and sizes it must keep.
+func rehash(ctx context.Context, dir string, o Options, want *torrentfile.TorrentSummary, log *slog.Logger) (*metainfo.MetaInfo, *torrentfile.TorrentSummary, error) {
+	log.Info("hashing the extents again", "piece_length", o.PieceLength, "bytes", want.TotalBytes)
+	mi, err := engine.CreateTorrent(ctx, dir, engine.CreateOptions{
+		Name: o.Name, PieceLength: o.PieceLength, Trackers: o.Trackers, Progress: o.HashProgress,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("hashing the extents in pieces of %d bytes: %w", o.PieceLength, err)
+	}
+	sum, _, err := torrentfile.Summarize(mi)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sum.TotalBytes != want.TotalBytes || sum.Extents != want.Extents {
+		return nil, nil, fmt.Errorf("the extent files hold %d bytes in %d files, partclone listed %d in %d", sum.TotalBytes, sum.Extents, want.TotalBytes, want.Extents)
+	}
+	return mi, sum, nil
 }
 
 // partitionManifest is the manifest of a partition image that partclone
@@ -297,6 +339,12 @@ func removeImageDir(dir string, existed bool) {
 func preflight(o Options) (p Paths, imageDirExisted bool, fstype string, err error) {
 	if err := CheckName(o.Name); err != nil {
 		return p, false, "", refused(err)
+	}
+	if err := CheckPieceLength(o.PieceLength); err != nil {
+		return p, false, "", refused(err)
+	}
+	if o.TorrentOnly && o.PieceLength != 0 && o.PieceLength != partclone.InfoPieceLength {
+		return p, false, "", refused(fmt.Errorf("a torrent-only capture keeps partclone's %d MiB pieces: its hashes are all it has", partclone.InfoPieceLength>>20))
 	}
 	if _, err := os.Stat(o.Source); err != nil {
 		return p, false, "", refused(fmt.Errorf("source %s: %w", o.Source, err))

@@ -25,6 +25,8 @@ type DiskOptions struct {
 	Name     string // default: the disk's name
 	Trackers []string
 	Logger   *slog.Logger
+	// PieceLength of every partition's torrent (Options.PieceLength).
+	PieceLength int64
 }
 
 // DiskProgress is the progress of a disk capture or import: the partition
@@ -146,6 +148,9 @@ func checkDiskSource(ctx context.Context, o *DiskOptions) (d *disks.Disk, t *tab
 	if o.Name == "" {
 		o.Name = d.Name
 	}
+	if err := CheckPieceLength(o.PieceLength); err != nil {
+		return nil, nil, "", refused(err)
+	}
 	if err := CheckName(o.Name); err != nil {
 		return nil, nil, "", refused(err)
 	}
@@ -235,7 +240,7 @@ func capturePartitions(ctx context.Context, o DiskOptions, dir string, parts []d
 			fstype = "unknown-" + fstype
 		}
 		log.Info("capturing partition", "partition", part.Name, "node", node, "fs", part.Filesystem)
-		r, err := Capture(ctx, Options{Source: node, OutDir: dir, Name: part.Name, FSType: fstype, Trackers: o.Trackers, Logger: log}, func(pr partclone.Progress) {
+		r, err := Capture(ctx, Options{Source: node, OutDir: dir, Name: part.Name, FSType: fstype, Trackers: o.Trackers, Logger: log, PieceLength: o.PieceLength}, func(pr partclone.Progress) {
 			if progress != nil {
 				progress(DiskProgress{Partition: part.Name, Index: index, Count: count, Percent: pr.Percent,
 					Overall: overall(done, part.Size, pr.Percent, total), Progress: pr})

@@ -101,7 +101,7 @@ func (c *lvmCapture) one(ctx context.Context, o DiskOptions, e *diskimage.Partit
 	}
 	defer detach()
 	c.log.Info("capturing an LVM piece", "name", e.Name, "offset", off, "bytes", length, "loop", loop)
-	r, err := Capture(ctx, Options{Source: loop, OutDir: c.dir, Name: e.Name, FSType: fstype, Trackers: o.Trackers, Logger: c.log}, func(pr partclone.Progress) {
+	r, err := Capture(ctx, Options{Source: loop, OutDir: c.dir, Name: e.Name, FSType: fstype, Trackers: o.Trackers, Logger: c.log, PieceLength: o.PieceLength}, func(pr partclone.Progress) {
 		if progress != nil {
 			progress(e.Name, pr.Percent)
 		}

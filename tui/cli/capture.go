@@ -69,6 +69,7 @@ func newCaptureCmd(a *App) *cobra.Command {
 		fsType      string
 		trackers    []string
 		asJSON      bool
+		pieceMiB    int
 	}
 	cmd := &cobra.Command{
 		Use:   "capture SOURCE OUTDIR",
@@ -110,12 +111,13 @@ interrupted.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !o.torrentOnly && o.fsType == "" && capture.IsWholeDiskWithTable(cmd.Context(), args[0]) {
-				return a.captureDisk(cmd.Context(), args[0], filepath.Clean(args[1]), o.name, o.trackers, o.asJSON)
+				return a.captureDisk(cmd.Context(), capture.DiskOptions{Source: args[0], OutDir: filepath.Clean(args[1]), Name: o.name, Trackers: o.trackers, PieceLength: int64(o.pieceMiB) << 20}, o.asJSON)
 			}
 			c := &captureRun{
 				a: a, source: args[0], outDir: filepath.Clean(args[1]), name: o.name,
 				torrentOnly: o.torrentOnly, fsType: o.fsType, trackers: o.trackers,
-				mode: a.progressMode(o.asJSON), start: time.Now(),
+				pieceLength: int64(o.pieceMiB) << 20,
+				mode:        a.progressMode(o.asJSON), start: time.Now(),
 			}
 			return c.run(cmd.Context())
 		},
@@ -126,6 +128,7 @@ interrupted.`,
 	f.StringVar(&o.fsType, "fs", "", "filesystem type instead of detecting it, e.g. ext4, vfat, ntfs (unknown types are copied with partclone.dd)")
 	f.StringArrayVar(&o.trackers, "tracker", nil, "announce URL to put in the torrent (repeatable)")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
+	f.IntVar(&o.pieceMiB, "piece-size", 0, "MiB per torrent piece, a power of two up to 64; smaller pieces start a room sooner but the extents are read again to hash them (default: partclone's 16 MiB hashes, nothing read twice)")
 	return cmd
 }
 
@@ -138,6 +141,8 @@ type captureRun struct {
 	torrentOnly bool
 	fsType      string
 	trackers    []string
+	pieceLength int64
+	hashStart   time.Time
 	mode        progressMode
 	start       time.Time
 	log         *slog.Logger
@@ -202,6 +207,7 @@ func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 	r, err := capture.Capture(ctx, capture.Options{
 		Source: c.source, OutDir: c.outDir, Name: c.name, FSType: c.fsType,
 		TorrentOnly: c.torrentOnly, Trackers: c.trackers, Logger: log,
+		PieceLength: c.pieceLength, HashProgress: c.hashProgress,
 	}, c.progress)
 	if err != nil {
 		var re *capture.RefusedError
@@ -222,11 +228,14 @@ func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 }
 
 // progress shows one partclone progress report.
-func (c *captureRun) progress(p partclone.Progress) {
+func (c *captureRun) progress(p partclone.Progress) { c.report("capturing", p) }
+
+// report shows the progress of a phase: capturing, or hashing.
+func (c *captureRun) report(phase string, p partclone.Progress) {
 	now := time.Now()
 	switch c.mode {
 	case progressLine:
-		line := fmt.Sprintf("capturing  %5.1f%%  %s  elapsed %s  remaining %s",
+		line := fmt.Sprintf("%-9s  %5.1f%%  %s  elapsed %s  remaining %s", phase,
 			p.Percent, format.Rate(p.BytesPerSec), format.Duration(p.Elapsed), format.ETA(p.Remaining))
 		pad := ""
 		if n := c.lastLen - len(line); n > 0 {
@@ -239,17 +248,38 @@ func (c *captureRun) progress(p partclone.Progress) {
 			return
 		}
 		json.NewEncoder(c.a.Stdout).Encode(captureProgress{
-			Type: "progress", Phase: "capturing", Percent: p.Percent, BytesPerSec: p.BytesPerSec,
+			Type: "progress", Phase: phase, Percent: p.Percent, BytesPerSec: p.BytesPerSec,
 			ElapsedSeconds: p.Elapsed.Seconds(), RemainingSeconds: p.Remaining.Seconds(),
 		})
 	case progressPlain:
 		if !c.lastEmit.IsZero() && now.Sub(c.lastEmit) < 5*time.Second && !p.Done {
 			return
 		}
-		fmt.Fprintf(c.a.Stdout, "capturing %5.1f%%  %s  elapsed %s  remaining %s\n",
+		fmt.Fprintf(c.a.Stdout, "%s %5.1f%%  %s  elapsed %s  remaining %s\n", phase,
 			p.Percent, format.Rate(p.BytesPerSec), format.Duration(p.Elapsed), format.ETA(p.Remaining))
 	}
 	c.lastEmit = now
+}
+
+// hashProgress shows the second read of a capture in other pieces.
+func (c *captureRun) hashProgress(done, total int64) {
+	pct := 100.0
+	if total > 0 {
+		pct = 100 * float64(done) / float64(total)
+	}
+	elapsed := time.Since(c.start)
+	if c.hashStart.IsZero() {
+		c.hashStart = time.Now()
+	}
+	var rate float64
+	if s := time.Since(c.hashStart).Seconds(); s > 0 {
+		rate = float64(done) / s
+	}
+	var remaining time.Duration
+	if rate > 0 {
+		remaining = time.Duration(float64(total-done) / rate * float64(time.Second))
+	}
+	c.report("hashing", partclone.Progress{Percent: pct, Elapsed: elapsed, Remaining: remaining, BytesPerSec: rate, Done: done == total})
 }
 
 func newTorrentFromPartcloneCmd(a *App) *cobra.Command {

@@ -60,14 +60,15 @@ later step). Exit status: 0 done, 1 failed, 2 refused, 130 interrupted.`,
 }
 
 // captureDisk is `ezio capture DISK OUTDIR`.
-func (a *App) captureDisk(ctx context.Context, source, outDir, name string, trackers []string, asJSON bool) error {
+func (a *App) captureDisk(ctx context.Context, o capture.DiskOptions, asJSON bool) error {
 	d := a.newDiskRun("capturing", asJSON)
 	log, err := a.Logger(d.mode != progressJSON || a.LogFile != "")
 	if err != nil {
 		return err
 	}
-	r, err := capture.CaptureDisk(ctx, capture.DiskOptions{Source: source, OutDir: outDir, Name: name, Trackers: trackers, Logger: log}, d.progress)
-	return d.finish(ctx, source, r, err)
+	o.Logger = log
+	r, err := capture.CaptureDisk(ctx, o, d.progress)
+	return d.finish(ctx, o.Source, r, err)
 }
 
 // diskRun reports a disk capture or import.
