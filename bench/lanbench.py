@@ -926,6 +926,8 @@ def main():
     ap.add_argument("--clients", default="1,2,4,8")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--piece-mib", default="1", help="piece sizes in MiB, comma separated (e.g. 1,16)")
+    ap.add_argument("--capture-piece-mib", type=int, default=16,
+                    help="--disk: the piece size ezio capture hashes (--piece-size; 16: partclone's own)")
     ap.add_argument("--methods", default="unicast,ezio,libtorrent,multicast")
     ap.add_argument("--unicast-copies", type=int, default=0,
                     help="measure only this many unicast copies per N; the sum is then N x their median (0: all N)")
@@ -980,9 +982,10 @@ def main():
         methods = [m for m in methods if m in ("unicast", "ezio", "ezio-b", "multicast")]
         if not a.ezio:
             sys.exit("--disk needs an ezio binary (ezio capture makes the image)")
-        imgdir = os.path.join(a.work, "disk%d" % a.image_mib)
+        cp = a.capture_piece_mib
+        imgdir = os.path.join(a.work, "disk%d" % a.image_mib + ("" if cp == 16 else "-p%d" % cp))
         subprocess.run([os.path.join(HERE, "mkdisk.sh"), imgdir, str(a.image_mib), a.ezio], check=True,
-                       stdout=sys.stderr)
+                       stdout=sys.stderr, env=dict(os.environ, PIECE_MIB=str(cp)))
     else:
         imgdir = os.path.join(a.work, "img%d" % a.image_mib)
         subprocess.run([os.path.join(HERE, "mkimage.sh"), imgdir, str(a.image_mib)], check=True, stdout=sys.stderr)
@@ -1001,8 +1004,8 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     if a.disk:
-        pieces = [16]           # what ezio capture makes
-        torrents = {16: {}}
+        pieces = [a.capture_piece_mib]  # what ezio capture makes
+        torrents = {a.capture_piece_mib: {}}
     else:
         torrents = {p: make_torrents(a, img, p, os.path.join(a.work, "torrents")) for p in pieces}
     a.title = "%s%s%s%s%s" % ("scenario %s, " % a.scenario if a.scenario else "", "whole disk, " if a.disk else "",
@@ -1077,11 +1080,11 @@ def main():
     if a.title:
         head.insert(2, "- room: %s" % a.title.rstrip(", "))
     if a.disk:
-        head.insert(-2, "- whole disk: GPT, 3 ext4 partitions (`bench/mkdisk.sh`), `ezio capture` (16 MiB pieces), "
+        head.insert(-2, "- whole disk: GPT, 3 ext4 partitions (`bench/mkdisk.sh`), `ezio capture --piece-size %d`, "
                         "`ezio seed IMAGE-DIR`, clients `ezio deploy http://10.77.0.1:6969/images/%s LOOPDISK --yes --json%s` "
                         "onto blank loop disks of %d MiB on tmpfs; a client is done at its `result: ok` line or its first progress line with every partition verified and serving (`--seed-after`); "
                         "F_total = the partitions' extent bytes; every client disk is checked partition by partition" % (
-                            img.name, "" if (a.stagger or a.ezio_default_flags) else " --seed-after " + a.ezio_seed_after,
+                            a.capture_piece_mib, img.name, "" if (a.stagger or a.ezio_default_flags) else " --seed-after " + a.ezio_seed_after,
                             img.device_bytes >> 20))
     if a.stagger:
         body = stagger_table(results, a.stagger) + "\n\n" + body
@@ -1095,7 +1098,7 @@ def main():
         f.write(text)
     if a.md:
         key = a.md_key or (("scenario-%s-" % a.scenario if a.scenario else "") + "%s-%smbit-%smib-n%s-img%d%s%s-%s" % (
-            a.mode, a.rates.replace(",", "+"), "16" if a.disk else a.piece_mib.replace(",", "+"),
+            a.mode, a.rates.replace(",", "+"), str(a.capture_piece_mib) if a.disk else a.piece_mib.replace(",", "+"),
             a.clients.replace(",", "+"), a.image_mib, "-disk" if a.disk else "",
             "-stagger%g" % a.stagger if a.stagger else "", started.strftime("%Y%m%d")))
         write_md(a.md, key, text)

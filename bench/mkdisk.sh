@@ -15,9 +15,11 @@
 set -euo pipefail
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; ezio=${3:?EZIO}; name=${4:-disk}
+piece=${PIECE_MIB:-16}   # ezio capture --piece-size (16: partclone's own hashes)
 [ "$(id -u)" = 0 ] || { echo "mkdisk: run as root" >&2; exit 1; }
 
-if [ -f "$out/meta.env" ] && grep -qx "USED_MIB=$used" "$out/meta.env" && grep -qx "NAME=$name" "$out/meta.env"; then
+if [ -f "$out/meta.env" ] && grep -qx "USED_MIB=$used" "$out/meta.env" && grep -qx "NAME=$name" "$out/meta.env" &&
+   grep -qx "PIECE_MIB=$piece" "$out/meta.env"; then
     echo "mkdisk: reusing $out"; exit 0
 fi
 
@@ -65,7 +67,7 @@ for p in 1 2 3; do
     mkfs.ext4 -q -F -L "ezb$p" -d "$work/p$p" "${loop}p$p"
 done
 rm -rf "$work"/p[123]
-"$ezio" capture "$loop" "$out/img" --name "$name" >"$out/capture.log" 2>&1 \
+"$ezio" capture "$loop" "$out/img" --name "$name" --piece-size "$piece" >"$out/capture.log" 2>&1 \
     || { tail -20 "$out/capture.log" >&2; exit 1; }
 partx -d "$loop" 2>/dev/null || true
 losetup -d "$loop"; loop=""
@@ -76,6 +78,7 @@ losetup -d "$loop"; loop=""
 cat > "$out/meta.env" <<EOF
 USED_MIB=$used
 NAME=$name
+PIECE_MIB=$piece
 DISK=1
 DEVICE_BYTES=$(( disk_mib << 20 ))
 IMAGE_BYTES=$(stat -c %s "$out/$name.concat")
