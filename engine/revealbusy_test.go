@@ -96,8 +96,8 @@ func TestRevealOnceWhileBusy(t *testing.T) {
 	}
 }
 
-// The meter: unknown is not busy; at its peak rate the uplink is busy;
-// at half of it, not.
+// The meter: unknown is not busy; at its peak rate the uplink is busy,
+// and at 80 % of it; at 40 %, not.
 func TestUplinkMeter(t *testing.T) {
 	var m uplinkMeter
 	at := time.Unix(1000, 0)
@@ -111,22 +111,22 @@ func TestUplinkMeter(t *testing.T) {
 		t.Error("busy after one sample")
 	}
 	busy := false
-	for range 20 {
+	for range 30 {
 		busy = tick(10 << 20)
 	}
 	if !busy {
 		t.Error("not busy at a steady 10 MiB/s (its peak)")
 	}
-	for range 20 {
-		busy = tick(5 << 20)
+	for range 30 {
+		busy = tick(4 << 20)
 	}
 	if busy {
-		t.Error("busy at half its peak rate")
+		t.Error("busy at 40 % of its peak rate")
 	}
-	for range 20 {
-		busy = tick(9 << 20)
+	for range 30 {
+		busy = tick(8 << 20)
 	}
 	if !busy {
-		t.Error("not busy at 90 % of its peak rate")
+		t.Error("not busy at 80 % of its peak rate")
 	}
 }

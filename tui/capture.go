@@ -209,6 +209,9 @@ func captureDiskTask(ctx context.Context, o capture.DiskOptions, tracker string,
 // disk in the bar.
 func diskTaskProgress(p capture.DiskProgress) taskProgress {
 	what := fmt.Sprintf("partition %s, %d of %d: %.1f%%", p.Partition, p.Index, p.Count, p.Percent)
+	if p.Hashing {
+		what = fmt.Sprintf("partition %s, %d of %d: hashing %.1f%%", p.Partition, p.Index, p.Count, p.Percent)
+	}
 	if p.Remaining > 0 {
 		what += ", " + format.Duration(p.Remaining) + " left"
 	}

@@ -80,6 +80,8 @@ disk's name): its table and boot areas under Clonezilla's names (disk,
 parts, <disk>-pt.sf, <disk>-mbr, <disk>-hidden-data-after-mbr,
 <disk>-gpt.gdisk), each partition as below (<part>/, <part>.torrent,
 <part>.torrent.info), swap as its UUID and label, and ezio-disk.json.
+Its torrents have 4 MiB pieces (--piece-size): a room passes them on
+sooner than partclone's 16 MiB, for one more read of the extents.
 Serve it with ezio seed OUTDIR/NAME; write it with ezio deploy. No
 partition of the disk may be mounted.
 
@@ -87,11 +89,12 @@ Otherwise capture the used blocks of the partition SOURCE with the partclone pro
 for its filesystem (detected with blkid, or given with --fs; a filesystem
 partclone does not know is copied block by block by partclone.dd), and turn
 partclone's torrent.info into an image torrent, reusing its SHA-1 piece
-hashes: the data is read once.
+hashes: the data is read once (with --piece-size other than 16, the extent
+files are read again and hashed in pieces of that size).
 
 OUTDIR receives (the layout of Clonezilla's BitTorrent mode):
   OUTDIR/NAME/               the used blocks as extent files named by hex disk offset
-  OUTDIR/NAME.torrent        the image torrent (info.name NAME, 16 MiB pieces)
+  OUTDIR/NAME.torrent        the image torrent (info.name NAME, 16 MiB pieces unless --piece-size)
   OUTDIR/NAME.torrent.info   partclone's description of the extents and hashes
   OUTDIR/NAME.json           a manifest: source, filesystem, sizes, infohash, date
 
@@ -128,7 +131,7 @@ interrupted.`,
 	f.StringVar(&o.fsType, "fs", "", "filesystem type instead of detecting it, e.g. ext4, vfat, ntfs (unknown types are copied with partclone.dd)")
 	f.StringArrayVar(&o.trackers, "tracker", nil, "announce URL to put in the torrent (repeatable)")
 	f.BoolVar(&o.asJSON, "json", false, "print progress as JSON lines and a final result object")
-	f.IntVar(&o.pieceMiB, "piece-size", 0, "MiB per torrent piece, a power of two up to 64; smaller pieces start a room sooner but the extents are read again to hash them (default: partclone's 16 MiB hashes, nothing read twice)")
+	f.IntVar(&o.pieceMiB, "piece-size", 0, "MiB per torrent piece, a power of two up to 64: smaller pieces start a room sooner, but anything but 16 reads the extents again to hash them (default: 4 for a whole disk, partclone's 16 for a partition)")
 	return cmd
 }
 

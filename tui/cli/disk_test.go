@@ -26,6 +26,9 @@ import (
 	"ezio/disks/table"
 	"ezio/engine"
 	"ezio/engine/server"
+	"ezio/partclone/capture"
+
+	"github.com/anacrolix/torrent/metainfo"
 )
 
 // dkPart is one partition of a test disk.
@@ -231,6 +234,21 @@ func dkCaptureDisk(t *testing.T, dev, out, name string) string {
 	code, stdout, stderr, err := capCLI(t, "capture", dev, out, "--name", name)
 	if code != 0 {
 		t.Fatalf("ezio capture %s: status %d, %v\n%s\n%s", dev, code, err, stdout, stderr)
+	}
+	// A whole disk's torrents have 4 MiB pieces, hashed again after
+	// partclone (a phase of its own in the progress).
+	torrents, _ := filepath.Glob(filepath.Join(out, name, "*.torrent"))
+	for _, tf := range torrents {
+		mi, err := metainfo.LoadFromFile(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := mi.UnmarshalInfo(); err != nil || info.PieceLength != capture.DiskPieceLength {
+			t.Errorf("%s: piece length %d (%v), want %d", tf, info.PieceLength, err, capture.DiskPieceLength)
+		}
+	}
+	if len(torrents) == 0 || !strings.Contains(stdout, "hashing ") {
+		t.Errorf("capture made %d torrents; its output shows no hashing phase:\n%s", len(torrents), stdout)
 	}
 	return filepath.Join(out, name)
 }

@@ -111,9 +111,13 @@ type diskCaptureResult struct {
 
 func (d *diskRun) progress(p capture.DiskProgress) {
 	now := time.Now()
+	verb := d.verb
+	if p.Hashing {
+		verb = "hashing"
+	}
 	switch d.mode {
 	case progressLine:
-		line := fmt.Sprintf("%s %s (%d of %d) %5.1f%%  disk %5.1f%%  %s  remaining %s", d.verb, p.Partition, p.Index, p.Count, p.Percent, p.Overall, format.Rate(p.BytesPerSec), format.ETA(p.Remaining))
+		line := fmt.Sprintf("%s %s (%d of %d) %5.1f%%  disk %5.1f%%  %s  remaining %s", verb, p.Partition, p.Index, p.Count, p.Percent, p.Overall, format.Rate(p.BytesPerSec), format.ETA(p.Remaining))
 		pad := ""
 		if n := d.lastLen - len(line); n > 0 {
 			pad = strings.Repeat(" ", n)
@@ -124,13 +128,13 @@ func (d *diskRun) progress(p capture.DiskProgress) {
 		if !d.lastEmit.IsZero() && now.Sub(d.lastEmit) < time.Second && !p.Done {
 			return
 		}
-		json.NewEncoder(d.a.Stdout).Encode(diskCaptureProgress{Type: "progress", Phase: d.verb, Partition: p.Partition, Index: p.Index, Count: p.Count,
+		json.NewEncoder(d.a.Stdout).Encode(diskCaptureProgress{Type: "progress", Phase: verb, Partition: p.Partition, Index: p.Index, Count: p.Count,
 			Percent: p.Percent, OverallPercent: p.Overall, BytesPerSec: p.BytesPerSec, RemainingSeconds: p.Remaining.Seconds()})
 	case progressPlain:
 		if !d.lastEmit.IsZero() && now.Sub(d.lastEmit) < 5*time.Second && !p.Done {
 			return
 		}
-		fmt.Fprintf(d.a.Stdout, "%s %s (%d of %d) %5.1f%%  disk %5.1f%%\n", d.verb, p.Partition, p.Index, p.Count, p.Percent, p.Overall)
+		fmt.Fprintf(d.a.Stdout, "%s %s (%d of %d) %5.1f%%  disk %5.1f%%\n", verb, p.Partition, p.Index, p.Count, p.Percent, p.Overall)
 	}
 	d.lastEmit = now
 }
