@@ -209,7 +209,7 @@ var refreshKey = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh"))
 
 // attachProblem words why the daemon could not be asked.
 func attachProblem(addr string, err error) problem {
-	var ue *client.UnreachableError
+	var ue *engine.UnreachableError
 	if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
 		what := "Nothing answered at " + addr + "."
 		if ue != nil && ue.Err != nil {
@@ -461,7 +461,7 @@ func (a *AttachDashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		}
 		p := problem{title: "Lost the daemon's torrent", what: withoutFlags(msg.err.Error()),
 			hint: "The daemon stopped, or the torrent was removed. Esc goes back to the daemon's list."}
-		var ue *client.UnreachableError
+		var ue *engine.UnreachableError
 		if errors.As(msg.err, &ue) {
 			p.title = "The daemon stopped answering"
 		}
