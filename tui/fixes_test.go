@@ -115,8 +115,8 @@ func waitFor(t *testing.T, m *Model, ok func(string) bool) {
 }
 
 func TestErrorsAreNamedForWhatHappened(t *testing.T) {
-	busy := fmt.Errorf("starting BitTorrent client on 0.0.0.0:6881: %w (is another ezio using the port? try --listen with another port)",
-		&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
+	busy := &engine.ListenError{Addr: "0.0.0.0:6881",
+		Err: &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}}
 	refused := &disks.RefusedError{Target: "/dev/loop1", Reason: "it is mounted on /mnt", Hint: "Unmount it first", Kind: disks.RefusedMounted}
 	noTracker := engine.ErrNoPeerSource
 	notImage := &torrentfile.ValidationError{Reason: "file names are not hex offsets"}
@@ -502,8 +502,8 @@ func TestDeployStartErrorIsNotARefusal(t *testing.T) {
 		title string
 	}{
 		{engine.ErrNoPeerSource, "no way to find the server"},
-		{fmt.Errorf("starting BitTorrent client on 0.0.0.0:0: %w (is another ezio using the port? try --listen with another port)",
-			&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}), "A port is already in use"},
+		{&engine.ListenError{Addr: "0.0.0.0:0",
+			Err: &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}}, "A port is already in use"},
 	} {
 		w := &fakeWorld{deployErr: c.err}
 		m := newApp(t, w)
