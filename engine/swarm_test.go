@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/disks/disktest"
+	"ezio/engine/extent"
 	"ezio/engine/torrentfile"
 	"net/netip"
 	"os"
@@ -146,9 +147,9 @@ func TestCorruptPeerIsSurvived(t *testing.T) {
 		os.WriteFile(filepath.Join(badDir, e.Name()), b, 0o644)
 	}
 	// The library bans by IP, so the liar lives on its own loopback address.
-	serveUncheckedForTest.Store(true) // integrity: ezio's seeder checks before serving; this one must lie
+	extent.ServeUncheckedForTest.Store(true) // integrity: ezio's seeder checks before serving; this one must lie
 	bad, err := Seed(context.Background(), SeedOptions{Torrent: im.mi, Source: badDir, NoTracker: true, Tuning: Tuning{ListenAddr: "127.0.0.2:0"}})
-	serveUncheckedForTest.Store(false)
+	extent.ServeUncheckedForTest.Store(false)
 	if err != nil {
 		t.Fatal(err)
 	}
