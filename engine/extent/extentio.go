@@ -324,38 +324,32 @@ func Open(path string, l *torrentfile.Layout, write bool) (IO, TargetKind, error
 
 // ReadRange reads torrent bytes [off, off+len(p)) through the layout.
 func ReadRange(l *torrentfile.Layout, xio IO, p []byte, off int64) (int, error) {
-	var n int
-	var rerr error
-	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
-		k, err := xio.readExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
-		n += k
-		if err != nil || int64(k) < s.N {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			rerr = err
-			return false
-		}
-		return true
-	})
-	return n, rerr
+	return mapIO(l, p, off, xio.readExtent, io.ErrUnexpectedEOF)
 }
 
 // writeRange writes torrent bytes [off, off+len(p)) through the layout.
 func writeRange(l *torrentfile.Layout, xio IO, p []byte, off int64) (int, error) {
-	var n int
-	var werr error
-	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
-		k, err := xio.writeExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
-		n += k
-		if err != nil {
-			werr = err
-			return false
-		}
-		return true
-	})
-	if werr == nil && n < len(p) {
-		werr = io.ErrShortWrite
+	n, err := mapIO(l, p, off, xio.writeExtent, io.ErrShortWrite)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
 	}
-	return n, werr
+	return n, err
+}
+
+// mapIO runs do on each extent's part of torrent bytes [off,
+// off+len(p)), in order, and stops at the first error or at a part done
+// short (short is then the error).
+func mapIO(l *torrentfile.Layout, p []byte, off int64, do func(ext int, b []byte, within int64) (int, error), short error) (int, error) {
+	var n int
+	var ferr error
+	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
+		k, err := do(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
+		n += k
+		if err == nil && int64(k) < s.N {
+			err = short
+		}
+		ferr = err
+		return err == nil
+	})
+	return n, ferr
 }

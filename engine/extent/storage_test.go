@@ -87,12 +87,20 @@ func piece(s *Storage, i int) storage.PieceImpl {
 	return &extentPiece{s: s, index: i, off: off, n: n}
 }
 
+// onFake is a client storage of pieces on fio, with its resume record
+// in a temporary directory (at fio.recPath).
+func onFake(t *testing.T, pieces int, fio *fakeIO) (*Storage, *torrentfile.Layout) {
+	t.Helper()
+	l := testLayout(t, pieces)
+	fio.recPath = filepath.Join(t.TempDir(), "t.ezio-resume")
+	st, _ := LoadResume(fio.recPath, testIH, l.NumPieces, "fake")
+	return New(l, fio, false, st, false, 2), l
+}
+
 func TestFlushWritesDataBeforeTheRecordClaimsIt(t *testing.T) {
-	l := testLayout(t, 8)
-	rec := filepath.Join(t.TempDir(), "t.ezio-resume")
-	fio := &fakeIO{recPath: rec}
-	st, _ := LoadResume(rec, testIH, l.NumPieces, "fake")
-	s := New(l, fio, false, st, false, 2)
+	fio := &fakeIO{}
+	s, _ := onFake(t, 8, fio)
+	rec := fio.recPath
 	defer s.Close()
 	p := piece(s, 3)
 	if _, err := p.WriteAt(make([]byte, 100), 0); err != nil {
@@ -138,11 +146,7 @@ func TestFlushWritesDataBeforeTheRecordClaimsIt(t *testing.T) {
 }
 
 func TestFailedBackgroundFlushFailsTheJob(t *testing.T) {
-	l := testLayout(t, 4)
-	rec := filepath.Join(t.TempDir(), "t.ezio-resume")
-	fio := &fakeIO{recPath: rec, syncErr: unix.EIO}
-	st, _ := LoadResume(rec, testIH, l.NumPieces, "fake")
-	s := New(l, fio, false, st, false, 2)
+	s, _ := onFake(t, 4, &fakeIO{syncErr: unix.EIO})
 	defer s.Close()
 	got := make(chan error, 1)
 	s.Attach(nil, func(err error) { got <- err })
@@ -185,11 +189,8 @@ func TestWriteErrorIsFatal(t *testing.T) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	l := testLayout(t, 4)
-	rec := filepath.Join(t.TempDir(), "t.ezio-resume")
-	fio := &fakeIO{recPath: rec}
-	st, _ := LoadResume(rec, testIH, l.NumPieces, "fake")
-	s := New(l, fio, false, st, false, 2)
+	fio := &fakeIO{}
+	s, l := onFake(t, 4, fio)
 	piece(s, 1).MarkComplete()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -200,7 +201,7 @@ func TestCloseTwice(t *testing.T) {
 	if fio.closed != 1 {
 		t.Fatalf("target closed %d times", fio.closed)
 	}
-	if n, _ := ResumeRecordPieces(rec); n != 1 {
+	if n, _ := ResumeRecordPieces(fio.recPath); n != 1 {
 		t.Fatalf("Close did not make the verified piece durable and recorded (%d)", n)
 	}
 	seed := New(l, &fakeIO{}, true, nil, false, 2)
