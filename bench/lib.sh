@@ -3,19 +3,20 @@
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# bench_work BASE PREFIX: work is a new directory under BASE, and pids the
-# processes to stop; at exit both are cleaned up (bench_cleanup_extra, if
-# the script defines it, runs first).
+# bench_work BASE PREFIX [nowait]: work is a new directory under BASE, and
+# pids the processes to stop; at exit they are stopped and waited for
+# (not with nowait: /usr/bin/time ignores SIGTERM, cpu.sh's children run
+# under it) and work is removed.
 bench_work() {
 	work=$(mktemp -d "$1/$2.XXXXXX")
 	pids=()
+	bench_wait=${3:-wait}
 	trap bench_cleanup EXIT
 }
 
 bench_cleanup() {
-	if declare -F bench_cleanup_extra >/dev/null; then bench_cleanup_extra; fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	if [ "$bench_wait" != nowait ]; then wait 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 
@@ -33,8 +34,22 @@ vmhwm() {
 	awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
-# image_made OUT USED NAME: OUT already holds the image that mkimage.sh or
-# mkdisk.sh makes with these arguments.
-image_made() {
-	[ -f "$1/meta.env" ] && grep -qx "USED_MIB=$2" "$1/meta.env" && grep -qx "NAME=$3" "$1/meta.env"
+# image_start TOOL OUT KEY=VALUE...: the start of mkimage.sh and mkdisk.sh.
+# Refuses to run as anyone but root; ends the script at once when OUT
+# already holds the image made with these arguments (its meta.env has
+# every KEY=VALUE line); otherwise leaves OUT empty.
+image_start() {
+	local tool=$1 out=$2 kv made=1
+	shift 2
+	[ "$(id -u)" = 0 ] || { echo "$tool: run as root" >&2; exit 1; }
+	[ -f "$out/meta.env" ] || made=0
+	for kv in "$@"; do
+		[ "$made" = 1 ] && grep -qx "$kv" "$out/meta.env" || made=0
+	done
+	if [ "$made" = 1 ]; then
+		echo "$tool: reusing $out"
+		exit 0
+	fi
+	rm -rf "$out"
+	mkdir -p "$out"
 }

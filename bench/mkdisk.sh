@@ -17,13 +17,7 @@ set -euo pipefail
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; ezio=${3:?EZIO}; name=${4:-disk}
 piece=${PIECE_MIB:-16}   # ezio capture --piece-size (16: partclone's own hashes)
-[ "$(id -u)" = 0 ] || { echo "mkdisk: run as root" >&2; exit 1; }
-
-if image_made "$out" "$used" "$name" && grep -qx "PIECE_MIB=$piece" "$out/meta.env"; then
-    echo "mkdisk: reusing $out"; exit 0
-fi
-
-rm -rf "$out"; mkdir -p "$out"
+image_start mkdisk "$out" "USED_MIB=$used" "NAME=$name" "PIECE_MIB=$piece"
 disk_mib=$(( used * 8 / 5 + 64 ))
 work=$(mktemp -d "$out/.work.XXXX")
 loop=""

@@ -14,13 +14,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; name=${3:-sda1}
-[ "$(id -u)" = 0 ] || { echo "mkimage: run as root" >&2; exit 1; }
-
-if image_made "$out" "$used" "$name"; then
-    echo "mkimage: reusing $out"; exit 0
-fi
-
-rm -rf "$out"; mkdir -p "$out"
+image_start mkimage "$out" "USED_MIB=$used" "NAME=$name"
 dev_mib=$(( used * 3 / 2 + 64 ))
 work=$(mktemp -d "$out/.work.XXXX")
 loop="" mnt="$work/mnt"
