@@ -78,8 +78,7 @@ func TestSwarmIntoFiles(t *testing.T) {
 }
 
 func TestSwarmIntoLoopDevices(t *testing.T) {
-	requireRoot(t)
-	requireTool(t, "losetup")
+	disktest.Need(t, true, "losetup")
 	im := makeImage(t, 64<<20, 5, 1<<20, 2)
 	seed := startSeed(t, im, im.dir)
 	var files, devs []string
