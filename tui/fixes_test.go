@@ -175,22 +175,7 @@ func TestDeployListensOnAFreePort(t *testing.T) {
 // TestServeFormPassesItsFields: address, port, tracker, expected clients
 // and the upload limit reach the seeder's options.
 func TestServeFormPassesItsFields(t *testing.T) {
-	dir := t.TempDir()
-	tor := filepath.Join(dir, "sda1.torrent")
-	if err := engine.WriteTorrent(testTorrent(t), tor); err != nil {
-		t.Fatal(err)
-	}
-	var got *engine.SeedOptions
-	m := newApp(t, &fakeWorld{})
-	m.deps.Seed = func(ctx context.Context, o engine.SeedOptions) (*engine.Job, error) {
-		got = &o
-		return nil, fmt.Errorf("listen tcp 127.0.0.1:7070: %w", os.NewSyscallError("bind", syscall.EADDRINUSE))
-	}
-	drive(t, m, key1("s"))
-	drive(t, m, keys(tor)...)
-	drive(t, m, enter)
-	drive(t, m, keys(dir)...)
-	drive(t, m, enter)
+	m, seeded := serveFormOnTorrent(t, fmt.Errorf("listen tcp 127.0.0.1:7070: %w", os.NewSyscallError("bind", syscall.EADDRINUSE)))
 	s := m.Current().(*ServeFlow)
 	// Second page: serve on loopback (the last address), port 7070, no
 	// tracker, 12 clients, 5 MiB/s.
@@ -210,6 +195,7 @@ func TestServeFormPassesItsFields(t *testing.T) {
 		t.Fatalf("no question about checking the source:\n%s", v)
 	}
 	drive(t, m, key1("n")) // serve without hashing it all first
+	got := seeded.got
 	if got == nil {
 		t.Fatalf("the seeder was not started:\n%s", m.View())
 	}
