@@ -356,11 +356,18 @@ func TestPieceHashConcurrentWrites(t *testing.T) {
 	})
 }
 
-// countIO counts the writes that reach the target.
+// countIO counts the reads and writes that reach the target or source.
 type countIO struct {
 	IO
-	mu     sync.Mutex
-	writes int
+	mu            sync.Mutex
+	reads, writes int
+}
+
+func (c *countIO) readExtent(ext int, p []byte, within int64) (int, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.IO.readExtent(ext, p, within)
 }
 
 func (c *countIO) writeExtent(ext int, p []byte, within int64) (int, error) {
@@ -465,20 +472,6 @@ func TestPieceHashHeldWriteErrorIsFatal(t *testing.T) {
 	}
 }
 
-// countReads counts the reads that reach a source.
-type countReads struct {
-	IO
-	mu    sync.Mutex
-	reads int
-}
-
-func (c *countReads) readExtent(ext int, p []byte, within int64) (int, error) {
-	c.mu.Lock()
-	c.reads++
-	c.mu.Unlock()
-	return c.IO.readExtent(ext, p, within)
-}
-
 // A seeder serves the chunks of a piece it has just checked from memory,
 // keeps at most its budget of pieces, and serves the right bytes while
 // pieces come and go under concurrent readers.
@@ -493,7 +486,7 @@ func TestSeederKeepsCheckedPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr := &countReads{IO: xio}
+	cr := &countIO{IO: xio}
 	s := New(l, cr, true, nil, false, 4)
 	defer s.Close()
 	s.serve.io = cr
