@@ -11,6 +11,7 @@
 # disk space); its peak RSS (VmHWM) is sampled throughout, start-up (the
 # layout of every extent, the piece tables) included. Prints one table row.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 size_gib=50 extents=30000 cache_mib=256 stop_gib=4 ezio=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -22,19 +23,8 @@ while [ $# -gt 0 ]; do
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
-here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /var/tmp/ezio-big.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-if [ -z "$ezio" ]; then
-	ezio=$work/ezio
-	(cd "$here" && PATH=/usr/local/go/bin:$PATH go build -o "$ezio" .)
-fi
+bench_work /var/tmp ezio-big
+bench_ezio
 mkdir -p "$work/img/sda1"
 # Sparse extent files at odd offsets with gaps, as partclone names them.
 /usr/bin/python3 - "$work/img/sda1" "$size_gib" "$extents" <<'PY'
@@ -64,7 +54,7 @@ pids+=($cpid)
 peak=0 done_b=0
 stop_b=$((stop_gib << 30))
 while kill -0 "$cpid" 2>/dev/null; do
-	hwm=$(awk '/VmHWM/ {print $2}' /proc/$cpid/status 2>/dev/null || echo 0)
+	hwm=$(vmhwm "$cpid")
 	[ -n "$hwm" ] && [ "$hwm" -gt "$peak" ] && peak=$hwm
 	done_b=$(tail -1 "$work/deploy.json" 2>/dev/null | /usr/bin/python3 -c 'import json,sys
 try: print(json.load(sys.stdin).get("bytes_done",0))

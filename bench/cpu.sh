@@ -14,6 +14,7 @@
 # /usr/bin/time) in seconds per GiB, client peak RSS. Both targets are
 # compared with the source afterwards.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 ezio="" size=1024 pieces=1,16 runs=3
 while [ $# -gt 0 ]; do
@@ -26,17 +27,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 LT=$here/lt_node.py
-work=$(mktemp -d /dev/shm/ezio-cpu.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-if [ -z "$ezio" ]; then
-    ezio=$work/ezio
-    (cd "$here/.." && go build -o "$ezio" .)
-fi
+bench_work /dev/shm ezio-cpu nowait
+bench_ezio
 mkdir -p "$work/src/sda1"
 ext=$work/src/sda1/00000000000000000000000000000000
 head -c "$((size << 20))" /dev/urandom >"$ext"

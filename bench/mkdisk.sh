@@ -13,17 +13,11 @@
 # source disk, kept to check the clients' disks against) and OUTDIR/meta.env.
 # Reuses an existing OUTDIR whose meta.env matches.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; ezio=${3:?EZIO}; name=${4:-disk}
 piece=${PIECE_MIB:-16}   # ezio capture --piece-size (16: partclone's own hashes)
-[ "$(id -u)" = 0 ] || { echo "mkdisk: run as root" >&2; exit 1; }
-
-if [ -f "$out/meta.env" ] && grep -qx "USED_MIB=$used" "$out/meta.env" && grep -qx "NAME=$name" "$out/meta.env" &&
-   grep -qx "PIECE_MIB=$piece" "$out/meta.env"; then
-    echo "mkdisk: reusing $out"; exit 0
-fi
-
-rm -rf "$out"; mkdir -p "$out"
+image_start mkdisk "$out" "USED_MIB=$used" "NAME=$name" "PIECE_MIB=$piece"
 disk_mib=$(( used * 8 / 5 + 64 ))
 work=$(mktemp -d "$out/.work.XXXX")
 loop=""
@@ -45,24 +39,8 @@ EOF
 partx -a "$loop"        # this kernel parses no partition tables by itself
 
 # Each partition's files: 3/8, 2/8, 3/8 of USED_MIB, mixed sizes, fixed seed.
-/usr/bin/python3 - "$work" "$used" <<'EOF'
-import os, random, sys
-work, used = sys.argv[1], int(sys.argv[2]) << 20
-rng = random.Random(11)
-with open('/dev/urandom', 'rb') as ur:
-    for p, share in ((1, 3), (2, 2), (3, 3)):
-        want, done, i = used * share // 8, 0, 0
-        root = os.path.join(work, 'p%d' % p)
-        while done < want:
-            size = min(want - done, rng.choice([64, 256, 1024, 4096, 8192]) << 10)
-            d = os.path.join(root, 'd%02d' % (i % 8))
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, 'f%05d' % i), 'wb') as f:
-                left = size
-                while left:
-                    b = ur.read(min(left, 1 << 20)); f.write(b); left -= len(b)
-            done += size; i += 1
-EOF
+b=$(( used << 20 ))
+/usr/bin/python3 "$bench_dir/randfiles.py" 11 8 "$work/p1" $(( b * 3 / 8 )) "$work/p2" $(( b * 2 / 8 )) "$work/p3" $(( b * 3 / 8 )) >/dev/null
 for p in 1 2 3; do
     mkfs.ext4 -q -F -L "ezb$p" -d "$work/p$p" "${loop}p$p"
 done

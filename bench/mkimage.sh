@@ -11,15 +11,10 @@
 # the bytes that unicast and multicast copies send) and OUTDIR/meta.env.
 # Reuses an existing OUTDIR whose meta.env matches.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; name=${3:-sda1}
-[ "$(id -u)" = 0 ] || { echo "mkimage: run as root" >&2; exit 1; }
-
-if [ -f "$out/meta.env" ] && grep -qx "USED_MIB=$used" "$out/meta.env" && grep -qx "NAME=$name" "$out/meta.env"; then
-    echo "mkimage: reusing $out"; exit 0
-fi
-
-rm -rf "$out"; mkdir -p "$out"
+image_start mkimage "$out" "USED_MIB=$used" "NAME=$name"
 dev_mib=$(( used * 3 / 2 + 64 ))
 work=$(mktemp -d "$out/.work.XXXX")
 loop="" mnt="$work/mnt"
@@ -37,23 +32,7 @@ mkdir -p "$mnt"; mount "$loop" "$mnt"
 
 # Files of mixed sizes (64 KiB .. 8 MiB) until USED_MIB is written; a fixed
 # seed keeps the layout the same from one run to the next.
-/usr/bin/python3 - "$mnt" "$used" <<'EOF'
-import os, random, sys
-mnt, used = sys.argv[1], int(sys.argv[2]) << 20
-rng = random.Random(7)
-done = i = 0
-with open('/dev/urandom', 'rb') as ur:
-    while done < used:
-        size = min(used - done, rng.choice([64, 256, 1024, 4096, 8192]) << 10)
-        d = os.path.join(mnt, 'd%02d' % (i % 16))
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, 'f%05d' % i), 'wb') as f:
-            left = size
-            while left:
-                b = ur.read(min(left, 1 << 20)); f.write(b); left -= len(b)
-        done += size; i += 1
-print('mkimage: wrote %d files, %d MiB' % (i, done >> 20))
-EOF
+/usr/bin/python3 "$bench_dir/randfiles.py" 7 16 "$mnt" $(( used << 20 ))
 sync; umount "$mnt"
 
 mkdir -p "$out/$name"

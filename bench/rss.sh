@@ -8,6 +8,7 @@
 # sampling the client's VmHWM (peak RSS). Prints one table row; the target
 # is peak RSS < cache-size + 100 MiB. Needs about 2 x SIZE of free memory.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 size_gib=4 cache_mib=256 ezio=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -17,19 +18,8 @@ while [ $# -gt 0 ]; do
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
-here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /dev/shm/ezio-rss.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-if [ -z "$ezio" ]; then
-	ezio=$work/ezio
-	(cd "$here" && go build -o "$ezio" .)
-fi
+bench_work /dev/shm ezio-rss
+bench_ezio
 mkdir -p "$work/img/sda1"
 # Extents of 256 MiB at odd offsets, as partclone names them.
 n=$((size_gib * 4))
@@ -49,7 +39,7 @@ cpid=$!
 pids+=($cpid)
 peak=0
 while kill -0 "$cpid" 2>/dev/null; do
-	hwm=$(awk '/VmHWM/ {print $2}' /proc/$cpid/status 2>/dev/null || echo 0)
+	hwm=$(vmhwm "$cpid")
 	[ -n "$hwm" ] && [ "$hwm" -gt "$peak" ] && peak=$hwm
 	sleep 0.2
 done

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"ezio/disks/disktest"
 	"ezio/engine/torrentfile"
 	"fmt"
 	"net/http"
@@ -48,12 +49,12 @@ lt.set_piece_hashes(t, %q)
 open(%q, "wb").write(lt.bencode(t.generate()))`, im.dir, filepath.Dir(im.dir), out)
 		if b, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput(); err == nil {
 			made = append(made, out)
-		} else if inCI {
+		} else if disktest.InCI() {
 			t.Fatalf("python3-libtorrent: %v %s", err, b)
 		}
 	}
 	if len(made) == 0 {
-		skipOrFail(t, "no other torrent maker installed (mktorrent, transmission-cli, python3-libtorrent)")
+		disktest.SkipOrFail(t, "no other torrent maker installed (mktorrent, transmission-cli, python3-libtorrent)")
 	}
 	for _, p := range made {
 		if _, err := loadTorrentFile(p); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/engine/atomicfile"
+	"ezio/engine/extent"
 	"ezio/engine/torrentfile"
 	"fmt"
 	"io"
@@ -114,11 +115,11 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 	if err != nil {
 		return nil, err
 	}
-	xio, _, err := openExtentIO(source, l, false)
+	xio, _, err := extent.Open(source, l, false)
 	if err != nil {
 		return nil, err
 	}
-	defer xio.close()
+	defer xio.Close()
 	if err := hashPieces(ctx, l, xio, info.Pieces, opts.Threads, opts.Progress); err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func CreateTorrent(ctx context.Context, source string, opts CreateOptions) (*met
 const hashReadSize = 8 << 20
 
 // hashPieces fills pieces with the SHA-1 of every piece, on all cores.
-func hashPieces(ctx context.Context, l *torrentfile.Layout, xio extentIO, pieces []byte, threads int, progress func(done, total int64)) error {
+func hashPieces(ctx context.Context, l *torrentfile.Layout, xio extent.IO, pieces []byte, threads int, progress func(done, total int64)) error {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
@@ -158,7 +159,7 @@ func hashPieces(ctx context.Context, l *torrentfile.Layout, xio extentIO, pieces
 				off, _ := l.PieceSpan(first)
 				lo, ln := l.PieceSpan(last - 1)
 				span := lo + ln - off
-				if _, err := readRange(l, xio, buf[:span], off); err != nil {
+				if _, err := extent.ReadRange(l, xio, buf[:span], off); err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("reading pieces %d-%d: %w", first, last-1, err); cancel() })
 					return
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"ezio/disks"
+	"ezio/engine/extent"
 	"ezio/engine/torrentfile"
 )
 
@@ -43,7 +44,7 @@ func PrepareDeployAt(mi *metainfo.MetaInfo, target string, base int64, skipSafet
 		// Block devices are always checked, whatever the caller asked,
 		// and the refusal (mounted, in use, system disk...) comes first.
 		if err := disks.CheckWritable(target, l.End); err != nil {
-			return nil, "", nameHolder(target, err)
+			return nil, "", extent.NameHolder(target, err)
 		}
 		size, err := SizeOf(target)
 		if err != nil {
@@ -115,16 +116,16 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *torrentfile.La
 			return nil, fmt.Errorf("peer %q: %w", a, err)
 		}
 	}
-	xio, _, err := openExtentIO(o.Target, l, true)
+	xio, _, err := extent.Open(o.Target, l, true)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for writing: %w", o.Target, err)
 	}
-	state, warn := loadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces, xio.identity())
-	st := newExtentStorage(l, xio, false, state, o.Recheck, s.tu.AIOThreads)
+	state, warn := extent.LoadResume(ResumePath(o.Target, kind, ih), ih, l.NumPieces, xio.Identity())
+	st := extent.New(l, xio, false, state, o.Recheck, s.tu.AIOThreads)
 	// Pieces in flight are held in memory up to the cache size, shared by
-	// the session's deploys (see pieceHashes); the library's
+	// the session's deploys (see extent.Budget); the library's
 	// unverified-bytes budget bounds them too.
-	st.hashes.useBudget(s.held)
+	st.UseBudget(s.held)
 	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()
@@ -132,14 +133,14 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *torrentfile.La
 	}
 	j.resume = state
 	j.seeders, j.peers = o.Seeders, o.Peers
-	st.log.Store(j.log)
+	st.SetLogger(j.log)
 	if warn != "" {
 		j.log.Warn(warn)
 	}
-	if n := state.count(); n > 0 && !o.Recheck {
+	if n := state.Count(); n > 0 && !o.Recheck {
 		j.log.Info(fmt.Sprintf("resuming: %d of %d pieces recorded on the target; hashing them from it again", n, l.NumPieces))
-		for i, b := range state.bits {
-			if b {
+		for i := range l.NumPieces {
+			if state.Claims(i) {
 				_, k := l.PieceSpan(i)
 				j.startDone += k
 			}
@@ -196,7 +197,7 @@ wait:
 	}
 	j.lostAt.Store(0)
 	j.setPhase(PhaseFlushing)
-	if err := j.st.flush(); err != nil {
+	if err := j.st.Flush(); err != nil {
 		return fmt.Errorf("flushing the target: %w", err)
 	}
 	if !j.st.Durable() {
@@ -208,10 +209,10 @@ wait:
 	// The image is complete: the resume record has done its job, and a
 	// stale one must not vouch for a disk that changes later.
 	if j.resume != nil {
-		if err := j.resume.remove(); err != nil {
-			j.log.Warn("could not remove the resume record", "path", j.resume.path, "err", err)
+		if err := j.resume.Remove(); err != nil {
+			j.log.Warn("could not remove the resume record", "path", j.resume.Path(), "err", err)
 		}
-		j.st.dropState()
+		j.st.DropState()
 	}
 	return nil
 }

@@ -9,9 +9,10 @@
 // reveal and progress sampler, all started and joined by the job's run.
 //
 // Below it, engine/torrentfile is the torrent format (the bounded bencode
-// check, the extent layout and its mapping onto the disk) and
-// engine/server the seeder's HTTP side (tracker, image server, status
-// page); the session wires them to its jobs.
+// check, the extent layout and its mapping onto the disk), engine/extent
+// the storage (pieces on the target, resume records, the seeder's check
+// before serving) and engine/server the seeder's HTTP side (tracker,
+// image server, status page); the session wires them to its jobs.
 //
 // The engine knows nothing of terminals: it publishes Snapshots and Events
 // (progress.go) and returns typed errors (errors.go); the wizard and the

@@ -9,10 +9,12 @@ import (
 // The engine's errors carry what happened, never a command-line flag: the
 // CLI and the wizard add the hint their users can act on.
 
-// UnreachableError: no server or peer could be reached, or none has been
-// reachable for too long. Worth retrying later (exit 3 on the CLI).
+// UnreachableError: no server, peer or control daemon could be reached,
+// or none has been reachable for too long. Worth retrying later (exit 3 on
+// the CLI). It is the one such type: the daemon's client returns it too.
 type UnreachableError struct {
 	URL   string    // the URL that could not be fetched, if it was one
+	Addr  string    // the control daemon's address nobody answers at, if it was one
 	What  string    // what could not be reached ("the server"...)
 	Since time.Time // when the last source was lost; zero if never reached
 	Err   error
@@ -21,6 +23,9 @@ type UnreachableError struct {
 func (e *UnreachableError) Error() string {
 	if e.URL != "" {
 		return fmt.Sprintf("cannot reach %s: %v", e.URL, e.Err)
+	}
+	if e.Addr != "" {
+		return fmt.Sprintf("no daemon answers at %s: %v", e.Addr, e.Err)
 	}
 	msg := "no server reachable"
 	if e.What != "" {

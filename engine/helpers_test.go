@@ -16,26 +16,12 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// inCI is true in the CI run, where a missing prerequisite is a failure.
-var inCI = os.Getenv("CI") == "true"
-
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	disktest.SkipOrFail(t, "%s", why)
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "this test needs root (loop devices, mounts)")
-	}
-}
-
+// requireTool is name's path, or skips (fails in CI) without it.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		skipOrFail(t, fmt.Sprintf("this test needs %s on PATH (apt-get install the package providing it)", name))
+		disktest.SkipOrFail(t, "this test needs %s on PATH (apt-get install the package providing it)", name)
 	}
 	return p
 }

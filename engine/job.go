@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/extent"
 	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"fmt"
@@ -29,8 +30,8 @@ type Job struct {
 
 	sess   *Session
 	t      *torrent.Torrent
-	st     *extentStorage
-	resume *resumeState
+	st     *jobStorage
+	resume *extent.Resume
 	hooks  peerHooks
 	smp    *sampler
 
@@ -165,8 +166,15 @@ func (j *Job) setPhase(p Phase) {
 	j.log.Debug("phase", "phase", p)
 }
 
+// jobStorage is a job's extent storage, with its counter of the bytes put
+// on the target at hand for the sampler.
+type jobStorage struct {
+	*extent.Storage
+	bytesWritten extent.Counter
+}
+
 // newJob adds a torrent to the session with the given storage.
-func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout, st *extentStorage, log *slog.Logger) (*Job, error) {
+func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout, st *extent.Storage, log *slog.Logger) (*Job, error) {
 	if log == nil {
 		log = s.log
 	}
@@ -201,7 +209,7 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout
 		j.clients = newClientWatch(l.NumPieces)
 		j.hooks = chain(j.hooks, j.clients.hooks())
 	}
-	st.setLimits(s.upLim, s.downLim)
+	st.SetLimits(s.upLim, s.downLim)
 	if err := s.register(j); err != nil {
 		return nil, err
 	}
@@ -215,8 +223,8 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout
 		s.unregister(j)
 		return nil, fmt.Errorf("image %s is already in this session", l.Name)
 	}
-	j.t, j.st = t, st
-	st.attach(j.log, j.fail) // storage logs here; a failed flush or write fails the job
+	j.t, j.st = t, &jobStorage{Storage: st, bytesWritten: st.Written()}
+	st.Attach(j.log, j.fail) // storage logs here; a failed flush or write fails the job
 	t.SetOnWriteChunkError(func(err error) {
 		// A write error on the target is fatal: the disk is failing or gone.
 		j.log.Error("writing to the target failed", "err", err)
@@ -311,7 +319,7 @@ func (j *Job) drainIO(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	quiet := 0
 	for time.Now().Before(deadline) && quiet < 3 {
-		if len(j.st.aio) == 0 {
+		if j.st.Idle() {
 			quiet++
 		} else {
 			quiet = 0

@@ -10,7 +10,7 @@ import (
 // settings, whole disks included). --cache-size is the knob: it bounds
 // the whole process, not only the piece buffers.
 //
-// Half of it holds pieces in flight (heldBudget: one budget and one set of
+// Half of it holds pieces in flight (extent.Budget: one budget and one set of
 // buffers for all of a session's deploys, so a disk of three partitions
 // holds no more than one partition would); the rest is for everything
 // else: the library's per-connection and per-chunk buffers, the picker,

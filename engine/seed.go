@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"ezio/engine/extent"
 	"ezio/engine/server"
 	"ezio/engine/torrentfile"
 	"fmt"
@@ -22,9 +23,8 @@ func CheckSource(l *torrentfile.Layout, source string) (TargetKind, error) {
 	}
 	switch kind {
 	case TargetDir:
-		d := &dirIO{dir: source, l: l}
 		for i, e := range l.Extents {
-			fi, err := os.Stat(d.path(i))
+			fi, err := os.Stat(extent.FilePath(source, l, i))
 			if err != nil {
 				return kind, fmt.Errorf("source %s lacks extent file %s: %w", source, l.FileNames[i], err)
 			}
@@ -78,24 +78,22 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	xio, _, err := openExtentIO(o.Source, l, false)
+	xio, _, err := extent.Open(o.Source, l, false)
 	if err != nil {
 		return nil, fmt.Errorf("opening source %s: %w", o.Source, err)
 	}
-	st := newExtentStorage(l, xio, true, nil, false, s.tu.AIOThreads)
-	if st.serve != nil {
-		// A quarter of the cache (read-ahead on a seeder) keeps the last
-		// checked pieces for the chunk reads that follow their check.
-		st.serve.setKeep(int64(s.tu.CacheSizeMiB) << 20 / 4)
-	}
+	st := extent.New(l, xio, true, nil, false, s.tu.AIOThreads)
+	// A quarter of the cache (read-ahead on a seeder) keeps the last
+	// checked pieces for the chunk reads that follow their check.
+	st.SetKeep(int64(s.tu.CacheSizeMiB) << 20 / 4)
 	j, err := s.newJob(RoleSeed, o.Torrent, l, st, o.Logger)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	j.expect = o.Expect
-	if j.revealS != nil && st.serve != nil {
-		j.revealS.bad = st.serve.badPieces
+	if j.revealS != nil && st.Checks() {
+		j.revealS.bad = st.BadPieces
 	}
 	if s.srv != nil {
 		if !o.Unlisted {

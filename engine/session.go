@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"ezio/engine/extent"
 	"ezio/engine/server"
 	"fmt"
 	"log/slog"
@@ -46,8 +47,8 @@ type Session struct {
 	cl  *torrent.Client
 	srv *server.Server
 
-	upLim, downLim *rate.Limiter // session-wide caps, paced in the storage
-	held           *heldBudget   // memory for clients' pieces in flight (--cache-size)
+	upLim, downLim *rate.Limiter  // session-wide caps, paced in the storage
+	held           *extent.Budget // memory for clients' pieces in flight (--cache-size)
 
 	// reveal: the piece reveal of every seed job (revealgroup.go).
 	revealOnce sync.Once
@@ -84,7 +85,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	tu := o.Tuning.withDefaults()
 	s := &Session{tu: tu, log: log.With("component", "engine"), jobs: map[metainfo.Hash]*Job{},
 		upLim: newLimiter(tu.MaxUploadRate), downLim: newLimiter(tu.MaxDownloadRate),
-		held: &heldBudget{limit: heldLimit(tu)}}
+		held: extent.NewBudget(heldLimit(tu))}
 	cfg, err := clientConfig(tu, log)
 	if err != nil {
 		return nil, err

@@ -85,15 +85,15 @@ func TestSwarmSimulation(t *testing.T) {
 		n, size>>20, pl>>10, rate/1e6, total.Round(10*time.Millisecond), ideal.Round(10*time.Millisecond),
 		total.Seconds()/ideal.Seconds(), float64(seed.Snapshot().BytesUploaded)/float64(sumLen(im)))
 	hist := map[int]int{}
-	for i := range seed.st.pieceReads {
+	for i := range seed.layout.NumPieces {
 		_, pl := seed.layout.PieceSpan(i)
-		hist[int((seed.st.pieceReads[i].Load()+pl/2)/pl)]++
+		hist[int((seed.st.PieceReads(i)+pl/2)/pl)]++
 	}
 	fmt.Printf("  seeder: pieces by times sent: %v\n", hist)
 	var hot []int
-	for i := range seed.st.pieceReads {
+	for i := range seed.layout.NumPieces {
 		_, pl := seed.layout.PieceSpan(i)
-		if seed.st.pieceReads[i].Load() >= 4*pl {
+		if seed.st.PieceReads(i) >= 4*pl {
 			hot = append(hot, i)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"ezio/disks/disktest"
+	"ezio/engine/extent"
 	"ezio/engine/torrentfile"
 	"net/netip"
 	"os"
@@ -77,8 +78,7 @@ func TestSwarmIntoFiles(t *testing.T) {
 }
 
 func TestSwarmIntoLoopDevices(t *testing.T) {
-	requireRoot(t)
-	requireTool(t, "losetup")
+	disktest.Need(t, true, "losetup")
 	im := makeImage(t, 64<<20, 5, 1<<20, 2)
 	seed := startSeed(t, im, im.dir)
 	var files, devs []string
@@ -146,9 +146,9 @@ func TestCorruptPeerIsSurvived(t *testing.T) {
 		os.WriteFile(filepath.Join(badDir, e.Name()), b, 0o644)
 	}
 	// The library bans by IP, so the liar lives on its own loopback address.
-	serveUncheckedForTest.Store(true) // integrity: ezio's seeder checks before serving; this one must lie
+	extent.ServeUncheckedForTest.Store(true) // integrity: ezio's seeder checks before serving; this one must lie
 	bad, err := Seed(context.Background(), SeedOptions{Torrent: im.mi, Source: badDir, NoTracker: true, Tuning: Tuning{ListenAddr: "127.0.0.2:0"}})
-	serveUncheckedForTest.Store(false)
+	extent.ServeUncheckedForTest.Store(false)
 	if err != nil {
 		t.Fatal(err)
 	}

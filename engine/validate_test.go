@@ -61,8 +61,7 @@ func TestDeployRefusesBadTorrentsAndLeavesTargetUntouched(t *testing.T) {
 }
 
 func TestDeployRefusesUnsafeDevices(t *testing.T) {
-	requireRoot(t)
-	requireTool(t, "losetup")
+	disktest.Need(t, true, "losetup")
 	mkfs := requireTool(t, "mkfs.ext4")
 	im := makeImage(t, 2<<20, 2, 256<<10, 9)
 
@@ -89,7 +88,7 @@ func TestDeployRefusesUnsafeDevices(t *testing.T) {
 		}
 		mnt := t.TempDir()
 		if out, err := exec.Command("mount", dev, mnt).CombinedOutput(); err != nil {
-			skipOrFail(t, "cannot mount ext4 here: "+string(out))
+			disktest.SkipOrFail(t, "cannot mount ext4 here: %s", out)
 		}
 		t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 		os.WriteFile(filepath.Join(mnt, "keep"), []byte("precious"), 0o644)

@@ -3,8 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"ezio/engine/extent"
 	"ezio/engine/torrentfile"
-	"fmt"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -48,11 +48,11 @@ func VerifySource(ctx context.Context, mi *metainfo.MetaInfo, source string, thr
 	if err != nil {
 		return nil, &SourceError{err}
 	}
-	xio, _, err := openExtentIO(source, l, false)
+	xio, _, err := extent.Open(source, l, false)
 	if err != nil {
 		return nil, &SourceError{err}
 	}
-	defer xio.close()
+	defer xio.Close()
 	start := time.Now()
 	got := make([]byte, len(info.Pieces))
 	if err := hashPieces(ctx, l, xio, got, threads, progress); err != nil {
@@ -68,13 +68,4 @@ func VerifySource(ctx context.Context, mi *metainfo.MetaInfo, source string, thr
 	r.Elapsed = time.Since(start)
 	r.Seconds = r.Elapsed.Seconds()
 	return r, nil
-}
-
-// String describes a bad piece for people.
-func (b BadPiece) String() string {
-	s := fmt.Sprintf("piece %d at disk offset %d", b.Index, b.Offset)
-	if b.File != "" {
-		s += " (extent file " + b.File + ")"
-	}
-	return s
 }

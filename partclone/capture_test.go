@@ -202,7 +202,7 @@ func testCapture(t *testing.T, dev, fstype, program string, fallback bool) {
 	for _, e := range info.Extents {
 		want = append(want, ExtentFileName(e.Offset))
 	}
-	if got := dirNames(t, imgDir); !slices.Equal(got, sortedCopy(want)) {
+	if got := disktest.DirNames(t, imgDir); !slices.Equal(got, sortedCopy(want)) {
 		t.Errorf("image dir holds %v, want %v", got, sortedCopy(want))
 	}
 	devFile, err := os.Open(dev)
@@ -244,7 +244,7 @@ func testCapture(t *testing.T, dev, fstype, program string, fallback bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dirNames(t, torrentDir); !slices.Equal(got, []string{InfoFileName}) {
+	if got := disktest.DirNames(t, torrentDir); !slices.Equal(got, []string{InfoFileName}) {
 		t.Errorf("torrent-only dir holds %v", got)
 	}
 	if !slices.Equal(res2.Info.Extents, info.Extents) || !slices.Equal(res2.Info.Hashes, info.Hashes) {
@@ -266,19 +266,6 @@ func testCapture(t *testing.T, dev, fstype, program string, fallback bool) {
 	if _, err := Capture(ctx, CaptureOptions{Source: dev, OutDir: imgDir}, nil); err == nil || !strings.Contains(err.Error(), "already holds an image") {
 		t.Errorf("capture into a used dir: %v", err)
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 func sortedCopy(s []string) []string {
@@ -367,7 +354,7 @@ func TestCaptureCancel(t *testing.T) {
 				t.Fatal("no progress before the end")
 			}
 			if existing {
-				if got := dirNames(t, out); len(got) != 0 {
+				if got := disktest.DirNames(t, out); len(got) != 0 {
 					t.Errorf("after cancel the dir holds %v, want nothing", got)
 				}
 			} else if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {

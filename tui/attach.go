@@ -209,11 +209,11 @@ var refreshKey = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh"))
 
 // attachProblem words why the daemon could not be asked.
 func attachProblem(addr string, err error) problem {
-	var ue *client.UnreachableError
+	var ue *engine.UnreachableError
 	if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
 		what := "Nothing answered at " + addr + "."
 		if ue != nil && ue.Err != nil {
-			what = "Nothing answered at " + addr + ": " + withoutFlags(ue.Err.Error()) + "."
+			what = "Nothing answered at " + addr + ": " + ue.Err.Error() + "."
 		}
 		return problem{
 			title: "No daemon answers at " + addr,
@@ -221,7 +221,7 @@ func attachProblem(addr string, err error) problem {
 			hint:  "Check that ezio daemon runs on that machine and listens on that address (it listens on " + client.DefaultAddr + ", this machine only, unless told otherwise), then try again.",
 		}
 	}
-	return problem{title: "Could not ask the daemon at " + addr, what: withoutFlags(err.Error()),
+	return problem{title: "Could not ask the daemon at " + addr, what: err.Error(),
 		hint: "Check the address; it must be a daemon that speaks EZIO's API (ezio daemon, or EZIO's own)."}
 }
 
@@ -354,7 +354,7 @@ func (j *remoteJob) run(ctx context.Context, first client.Torrent) {
 		case err != nil:
 			if lostAt.IsZero() {
 				lostAt = time.Now()
-				j.log("warn", "the daemon does not answer: "+withoutFlags(err.Error()))
+				j.log("warn", "the daemon does not answer: "+err.Error())
 			}
 			// The dashboard says it waits, with nothing moving.
 			w := last
@@ -420,7 +420,7 @@ func (j *remoteJob) SetPaused(p bool) {
 			what = "pause"
 		}
 		if err := j.d.SetPaused(ctx, j.hash, p); err != nil {
-			j.log("error", fmt.Sprintf("the daemon did not %s %s: %s", what, j.name, withoutFlags(err.Error())))
+			j.log("error", fmt.Sprintf("the daemon did not %s %s: %s", what, j.name, err.Error()))
 			return
 		}
 		j.log("info", fmt.Sprintf("asked the daemon to %s %s", what, j.name))
@@ -459,9 +459,9 @@ func (a *AttachDashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 		if errors.Is(msg.err, errDetached) || msg.err == nil {
 			return a, show(a.back)
 		}
-		p := problem{title: "Lost the daemon's torrent", what: withoutFlags(msg.err.Error()),
+		p := problem{title: "Lost the daemon's torrent", what: msg.err.Error(),
 			hint: "The daemon stopped, or the torrent was removed. Esc goes back to the daemon's list."}
-		var ue *client.UnreachableError
+		var ue *engine.UnreachableError
 		if errors.As(msg.err, &ue) {
 			p.title = "The daemon stopped answering"
 		}

@@ -186,7 +186,7 @@ func TestAttachFlowUpdate(t *testing.T) {
 
 // No daemon: an error named for it, and Esc brings the address back.
 func TestAttachUnreachableKeepsAddress(t *testing.T) {
-	fd := &fakeDaemon{err: &client.UnreachableError{Addr: "10.0.0.9:50051", Err: fmt.Errorf("connection refused")}}
+	fd := &fakeDaemon{err: &engine.UnreachableError{Addr: "10.0.0.9:50051", Err: fmt.Errorf("connection refused")}}
 	var dialed []string
 	m := attachApp(t, fd, &dialed)
 	m.attach.Addr = "10.0.0.9:50051"
@@ -412,7 +412,7 @@ func TestAttachDaemonLost(t *testing.T) {
 	flow := NewAttachFlow(c, &Deps{Ctx: bg}, &AttachValues{Addr: "x:1"})
 	a := newAttachDashboard(c, bg, fd, "x:1", fd.torrents[0], flow)
 	fd.mu.Lock()
-	fd.err = &client.UnreachableError{Addr: "x:1", Err: fmt.Errorf("connection refused")}
+	fd.err = &engine.UnreachableError{Addr: "x:1", Err: fmt.Errorf("connection refused")}
 	fd.mu.Unlock()
 	deadline := time.After(5 * time.Second)
 	for waiting := false; !waiting; {

@@ -300,7 +300,7 @@ func (d *Dashboard) Update(msg tea.Msg) (Screen, tea.Cmd) {
 			return d, nil
 		}
 		if msg.err != nil {
-			d.logStatus = "not saved: " + withoutFlags(msg.err.Error())
+			d.logStatus = "not saved: " + msg.err.Error()
 		} else {
 			d.logStatus = fmt.Sprintf("%d lines saved to %s", msg.lines, msg.path)
 		}
@@ -448,9 +448,9 @@ func (d *Dashboard) event(e engine.Event) {
 	var l logLine
 	switch e.Kind {
 	case engine.EventLog:
-		l = logLine{e.Time, e.Level, withoutFlags(e.Message)}
+		l = logLine{e.Time, e.Level, e.Message}
 	case engine.EventFailed:
-		l = logLine{e.Time, "error", withoutFlags(e.Message)}
+		l = logLine{e.Time, "error", e.Message}
 	case engine.EventPeerJoined:
 		l = logLine{e.Time, "info", "peer joined " + e.Peer + " " + e.Message}
 	case engine.EventPeerLeft:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -114,21 +113,11 @@ func isNetFailure(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// flagHint matches the engine's advice for the command line: a
-// parenthesis or a clause that names a --flag.
-var flagHint = regexp.MustCompile(`\s*\([^()]*--[a-z][^()]*\)|[;:,]\s*(give|use|try|pass)\b[^;]*--[a-z][^;]*`)
-
-// withoutFlags removes command-line advice from an engine message.
-func withoutFlags(s string) string {
-	s = flagHint.ReplaceAllString(s, "")
-	return strings.TrimSpace(s)
-}
-
 // describe words err for the wizard. title says what failed ("Could not
 // list the server's images"), for errors of no more precise kind;
 // fallback is their hint.
 func describe(title string, err error, fallback string) problem {
-	what := withoutFlags(err.Error())
+	what := err.Error()
 	p := problem{title: title, what: what, hint: fallback}
 	switch classify(err) {
 	case errRefused:
@@ -177,7 +166,7 @@ func hintFor(err error) string {
 	if errors.As(err, &re) {
 		if re.Hint != "" {
 			h := strings.ReplaceAll(re.Hint, "Run `ezio disks` to see the disks", "The Disks screen of the menu lists them")
-			return withoutFlags(h) + "."
+			return h + "."
 		}
 		return "Choose another target. ezio never writes to a disk that is mounted, in use, too small or the one this system runs from."
 	}

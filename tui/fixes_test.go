@@ -115,8 +115,8 @@ func waitFor(t *testing.T, m *Model, ok func(string) bool) {
 }
 
 func TestErrorsAreNamedForWhatHappened(t *testing.T) {
-	busy := fmt.Errorf("starting BitTorrent client on 0.0.0.0:6881: %w (is another ezio using the port? try --listen with another port)",
-		&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)})
+	busy := &engine.ListenError{Addr: "0.0.0.0:6881",
+		Err: &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}}
 	refused := &disks.RefusedError{Target: "/dev/loop1", Reason: "it is mounted on /mnt", Hint: "Unmount it first", Kind: disks.RefusedMounted}
 	noTracker := engine.ErrNoPeerSource
 	notImage := &torrentfile.ValidationError{Reason: "file names are not hex offsets"}
@@ -175,22 +175,7 @@ func TestDeployListensOnAFreePort(t *testing.T) {
 // TestServeFormPassesItsFields: address, port, tracker, expected clients
 // and the upload limit reach the seeder's options.
 func TestServeFormPassesItsFields(t *testing.T) {
-	dir := t.TempDir()
-	tor := filepath.Join(dir, "sda1.torrent")
-	if err := engine.WriteTorrent(testTorrent(t), tor); err != nil {
-		t.Fatal(err)
-	}
-	var got *engine.SeedOptions
-	m := newApp(t, &fakeWorld{})
-	m.deps.Seed = func(ctx context.Context, o engine.SeedOptions) (*engine.Job, error) {
-		got = &o
-		return nil, fmt.Errorf("listen tcp 127.0.0.1:7070: %w", os.NewSyscallError("bind", syscall.EADDRINUSE))
-	}
-	drive(t, m, key1("s"))
-	drive(t, m, keys(tor)...)
-	drive(t, m, enter)
-	drive(t, m, keys(dir)...)
-	drive(t, m, enter)
+	m, seeded := serveFormOnTorrent(t, fmt.Errorf("listen tcp 127.0.0.1:7070: %w", os.NewSyscallError("bind", syscall.EADDRINUSE)))
 	s := m.Current().(*ServeFlow)
 	// Second page: serve on loopback (the last address), port 7070, no
 	// tracker, 12 clients, 5 MiB/s.
@@ -210,6 +195,7 @@ func TestServeFormPassesItsFields(t *testing.T) {
 		t.Fatalf("no question about checking the source:\n%s", v)
 	}
 	drive(t, m, key1("n")) // serve without hashing it all first
+	got := seeded.got
 	if got == nil {
 		t.Fatalf("the seeder was not started:\n%s", m.View())
 	}
@@ -502,8 +488,8 @@ func TestDeployStartErrorIsNotARefusal(t *testing.T) {
 		title string
 	}{
 		{engine.ErrNoPeerSource, "no way to find the server"},
-		{fmt.Errorf("starting BitTorrent client on 0.0.0.0:0: %w (is another ezio using the port? try --listen with another port)",
-			&net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}), "A port is already in use"},
+		{&engine.ListenError{Addr: "0.0.0.0:0",
+			Err: &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}}, "A port is already in use"},
 	} {
 		w := &fakeWorld{deployErr: c.err}
 		m := newApp(t, w)

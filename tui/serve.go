@@ -360,7 +360,7 @@ func (s *ServeFlow) start() tea.Cmd {
 		d.howTo = clientInstructions(j.ServerURL(), host, j.Name())
 		if u := j.ServerURL(); u != "" {
 			if inst, err := announce(ctx, deps, &v, u, j.Name(), j.Done()); err != nil {
-				d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+withoutFlags(err.Error()))
+				d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+err.Error())
 			} else if inst != "" {
 				d.howTo = roomInstructions(u, host, j.Name(), inst)
 			}

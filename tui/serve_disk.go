@@ -411,7 +411,7 @@ func (s *ServeFlow) startDisk() tea.Cmd {
 		d := newDiskSeedDashboard(c, sd.Manifest, run, expect, v.Netboot.On)
 		d.howTo = diskInstructions(u, host, name, "")
 		if inst, err := announce(ctx, deps, &v, u, name, run.done()); err != nil {
-			d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+withoutFlags(err.Error()))
+			d.howTo = append(d.howTo, "not announced on the LAN, clients need this address: "+err.Error())
 		} else if inst != "" {
 			d.howTo = diskInstructions(u, host, name, inst)
 		}

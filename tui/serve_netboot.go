@@ -133,7 +133,7 @@ var errNotRoot = errors.New("network boot answers DHCP (port 67) and TFTP (port 
 // to do, no flag named.
 func netbootProblem(err error) problem {
 	what := err.Error()
-	p := problem{title: "Could not boot the room over the network", what: withoutFlags(what)}
+	p := problem{title: "Could not boot the room over the network", what: what}
 	var re *room.RefusedError
 	errors.As(err, &re)
 	kind := room.RefusedOther

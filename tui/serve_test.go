@@ -18,26 +18,38 @@ import (
 	"ezio/engine/torrentfile"
 )
 
-// The form asks whether to announce and whether to stop when the room is
-// done (only with a tracker, and the latter only with a room size), and
-// shows the command clients run once the torrent is known.
-func TestServeFormAnnounceAndExitWhenDone(t *testing.T) {
+// serveFormOnTorrent opens Serve on a test torrent written in a temporary
+// directory, which is also the source, and returns the app at the form's
+// second page; seeded.got is what Seed is given (it fails with seedErr).
+func serveFormOnTorrent(t *testing.T, seedErr error) (*Model, *seedRecorder) {
+	t.Helper()
 	dir := t.TempDir()
 	tor := filepath.Join(dir, "sda1.torrent")
 	if err := engine.WriteTorrent(testTorrent(t), tor); err != nil {
 		t.Fatal(err)
 	}
-	var got *engine.SeedOptions
+	rec := &seedRecorder{}
 	m := newApp(t, &fakeWorld{})
 	m.deps.Seed = func(ctx context.Context, o engine.SeedOptions) (*engine.Job, error) {
-		got = &o
-		return nil, errors.New("test: not serving")
+		rec.got = &o
+		return nil, seedErr
 	}
 	drive(t, m, key1("s"))
 	drive(t, m, keys(tor)...)
 	drive(t, m, enter)
 	drive(t, m, keys(dir)...)
 	drive(t, m, enter)
+	return m, rec
+}
+
+// seedRecorder keeps the options a fake Seed was last given.
+type seedRecorder struct{ got *engine.SeedOptions }
+
+// The form asks whether to announce and whether to stop when the room is
+// done (only with a tracker, and the latter only with a room size), and
+// shows the command clients run once the torrent is known.
+func TestServeFormAnnounceAndExitWhenDone(t *testing.T) {
+	m, seeded := serveFormOnTorrent(t, errors.New("test: not serving"))
 	v := m.View()
 	if !strings.Contains(v, "ezio deploy auto:sda1 /dev/sdX --yes") || !strings.Contains(v, "mDNS "+instanceName()) {
 		t.Errorf("the form does not show the client command and the mDNS name:\n%s", v)
@@ -58,6 +70,7 @@ func TestServeFormAnnounceAndExitWhenDone(t *testing.T) {
 		t.Fatalf("no exit-when-done question:\n%s", v)
 	}
 	drive(t, m, key1("y"))
+	got := seeded.got
 	if got == nil {
 		t.Fatalf("the seeder was not started:\n%s", m.View())
 	}

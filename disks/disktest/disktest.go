@@ -117,6 +117,20 @@ func Sum(t testing.TB, path string) [32]byte {
 	return [32]byte(h.Sum(nil))
 }
 
+// DirNames lists the names in dir, in the order the directory gives.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // FreePort is a TCP port free on 127.0.0.1 a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()

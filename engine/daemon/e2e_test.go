@@ -26,7 +26,7 @@ import (
 // and resume, a Shutdown in the middle of a deploy that must leave a
 // resume record and exit 0, and a restarted daemon that resumes from it.
 func TestDaemonSwarm(t *testing.T) {
-	requireRoot(t)
+	disktest.Need(t, true)
 	tr := startTracker(t)
 	im := makeImage(t, "sda1", 12<<20, 5, 1, tr.AnnounceURL())
 	im2 := makeImage(t, "sda2", 1<<20, 2, 2, tr.AnnounceURL())
@@ -173,7 +173,7 @@ func TestDaemonSwarm(t *testing.T) {
 // torrent, JSON with the API's field names, and exit 3 with no daemon.
 func checkStatusCommand(t *testing.T, seeder *runningDaemon, ims ...*image) {
 	t.Helper()
-	out, err := exec.Command(ezioBinary(t), "status", "--grpc", seeder.addr).CombinedOutput()
+	out, err := exec.Command(disktest.EzioBinary(t), "status", "--grpc", seeder.addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ezio status: %v\n%s", err, out)
 	}
@@ -186,7 +186,7 @@ func checkStatusCommand(t *testing.T, seeder *runningDaemon, ims ...*image) {
 			t.Fatalf("ezio status line for %s: %q", im.name, lines[i])
 		}
 	}
-	out, err = exec.Command(ezioBinary(t), "status", "--grpc", seeder.addr, "--json", "--hash", ims[0].hash).Output()
+	out, err = exec.Command(disktest.EzioBinary(t), "status", "--grpc", seeder.addr, "--json", "--hash", ims[0].hash).Output()
 	if err != nil {
 		t.Fatalf("ezio status --json: %v", err)
 	}
@@ -199,7 +199,7 @@ func checkStatusCommand(t *testing.T, seeder *runningDaemon, ims ...*image) {
 	if tr := js.Torrents[0]; tr["hash"] != ims[0].hash || tr["state"] != 5.0 || tr["is_finished"] != true || tr["total"] != float64(ims[0].total) {
 		t.Fatalf("ezio status --json: %v", tr)
 	}
-	cmd := exec.Command(ezioBinary(t), "status", "--grpc", fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)))
+	cmd := exec.Command(disktest.EzioBinary(t), "status", "--grpc", fmt.Sprintf("127.0.0.1:%d", disktest.FreePort(t)))
 	msg, _ := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != 3 {
 		t.Fatalf("ezio status with no daemon exited %d, want 3:\n%s", code, msg)

@@ -24,30 +24,13 @@ import (
 	"ezio/engine/torrentfile"
 )
 
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	disktest.SkipOrFail(t, "%s", why)
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "this test needs root (loop devices, mounts)")
-	}
-}
-
-func ezioBinary(t *testing.T) string { return disktest.EzioBinary(t) }
-
-// syncBuffer collects a child process's output while the test reads it.
-type syncBuffer = disktest.SyncBuffer
-
 // runningDaemon is one `ezio daemon` process this test started.
 type runningDaemon struct {
 	t      *testing.T
 	name   string
 	addr   string
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *disktest.SyncBuffer
 	exited chan struct{}
 	err    error
 	cl     ezioapi.EZIOClient
@@ -56,12 +39,12 @@ type runningDaemon struct {
 // startDaemon runs `ezio daemon` with args and waits until it answers.
 func startDaemon(t *testing.T, name, grpcAddr string, env []string, args ...string) *runningDaemon {
 	t.Helper()
-	bin := ezioBinary(t)
+	bin := disktest.EzioBinary(t)
 	all := append([]string{"daemon", "--grpc-listen", grpcAddr, "--log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = t.TempDir() // whatever it leaves in its working directory goes too
-	d := &runningDaemon{t: t, name: name, addr: grpcAddr, cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	d := &runningDaemon{t: t, name: name, addr: grpcAddr, cmd: cmd, log: &disktest.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

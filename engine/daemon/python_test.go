@@ -25,7 +25,7 @@ const debianPython = "/usr/bin/python3"
 func pyEnv(t *testing.T) []string {
 	t.Helper()
 	if out, err := exec.Command(debianPython, "-c", "import grpc, grpc_tools.protoc").CombinedOutput(); err != nil {
-		skipOrFail(t, fmt.Sprintf("%s cannot import grpc and grpc_tools (apt-get install python3-grpcio python3-grpc-tools): %v %s", debianPython, err, out))
+		disktest.SkipOrFail(t, "%s cannot import grpc and grpc_tools (apt-get install python3-grpcio python3-grpc-tools): %v %s", debianPython, err, out)
 	}
 	dir := t.TempDir()
 	proto, err := filepath.Abs(filepath.Join("..", "ezioapi"))
@@ -76,7 +76,7 @@ func mustPy(t *testing.T, env []string, script string, args ...string) string {
 // client daemons, a status poller until every torrent is finished, pause,
 // resume and an unknown hash, and Shutdown.
 func TestDaemonPythonClients(t *testing.T) {
-	requireRoot(t)
+	disktest.Need(t, true)
 	env := pyEnv(t)
 	tr := startTracker(t)
 	im := makeImage(t, "sda1", 6<<20, 4, 9, tr.AnnounceURL())

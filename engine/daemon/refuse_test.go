@@ -23,10 +23,10 @@ import (
 // (here a mounted ext4 loop device) is refused by AddTorrent with the
 // same sentence, as FAILED_PRECONDITION, and the device is left alone.
 func TestDaemonRefusesMountedTarget(t *testing.T) {
-	requireRoot(t)
+	disktest.Need(t, true)
 	for _, tool := range []string{"mkfs.ext4", "mount", "umount"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skipOrFail(t, tool+" is missing (e2fsprogs, mount)")
+			disktest.SkipOrFail(t, "%s is missing (e2fsprogs, mount)", tool)
 		}
 	}
 	tr := startTracker(t)
@@ -58,7 +58,7 @@ func TestDaemonRefusesMountedTarget(t *testing.T) {
 	if err := os.WriteFile(tf, im.raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(ezioBinary(t), "deploy", tf, dev, "--yes")
+	cmd := exec.Command(disktest.EzioBinary(t), "deploy", tf, dev, "--yes")
 	cmd.Env = append(os.Environ(), "EZIO_STATE_DIR="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

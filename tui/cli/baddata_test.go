@@ -63,22 +63,14 @@ func badSeed(t *testing.T, im *intImage, source string, extra ...string) (*intPr
 	base := fmt.Sprintf("http://127.0.0.1:%d", tr)
 	args := append([]string{"seed", im.torrent, source, "--listen", peer, "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", tr)}, extra...)
 	p := intStart(t, nil, args...)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if r, err := http.Get(base + "/status.json"); err == nil {
+	intSeederUp(t, p, func() bool {
+		r, err := http.Get(base + "/status.json")
+		if err == nil {
 			r.Body.Close()
-			return p, peer, base
 		}
-		select {
-		case <-p.done:
-			t.Fatalf("seeder exited %d: %s", p.code, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("seeder did not come up: %s", p.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return p, peer, base
 }
 
 // badStatus reads a seeder's /status.json.

@@ -385,7 +385,7 @@ func capCapture(t *testing.T, dev, out, name string, extra ...string) *captured 
 		want = append(want, name)
 	}
 	slices.Sort(want)
-	if got := capDirNames(t, out); !slices.Equal(got, want) {
+	if got := disktest.DirNames(t, out); !slices.Equal(got, want) {
 		t.Errorf("%s holds %v, want %v", out, got, want)
 	}
 
@@ -410,7 +410,7 @@ func capCapture(t *testing.T, dev, out, name string, extra ...string) *captured 
 		for _, e := range c.info.Extents {
 			names = append(names, partclone.ExtentFileName(e.Offset))
 		}
-		if got := capDirNames(t, c.imageDir); !slices.Equal(got, names) {
+		if got := disktest.DirNames(t, c.imageDir); !slices.Equal(got, names) {
 			t.Errorf("image dir holds %v, want the extent files %v", got, names)
 		}
 		if bad, err := partclone.VerifyDir(context.Background(), c.info, c.imageDir, nil); err != nil || len(bad) > 0 {
@@ -503,19 +503,6 @@ func capCapture(t *testing.T, dev, out, name string, extra ...string) *captured 
 		t.Error("from-partclone made another info dictionary than capture")
 	}
 	return c
-}
-
-func capDirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // capReference converts torrent.info with python3-libtorrent and returns
@@ -887,7 +874,7 @@ func TestCaptureRefusesMounted(t *testing.T) {
 	if code != ExitRefused || len(lines) != 1 || lines[0]["result"] != "refused" || !strings.Contains(fmt.Sprint(lines[0]["error"]), "umount") {
 		t.Errorf("--json capture of a mounted device: status %d, %s", code, stdout)
 	}
-	if got := capDirNames(t, out); len(got) != 0 {
+	if got := disktest.DirNames(t, out); len(got) != 0 {
 		t.Errorf("OUTDIR holds %v after a refusal", got)
 	}
 }
@@ -960,7 +947,7 @@ func TestCaptureCancel(t *testing.T) {
 				t.Errorf("last line %v, want an interrupted result", last)
 			}
 			if tc.existing {
-				if got := capDirNames(t, out); len(got) != 0 {
+				if got := disktest.DirNames(t, out); len(got) != 0 {
 					t.Errorf("after cancel OUTDIR holds %v", got)
 				}
 			} else if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {

@@ -253,6 +253,20 @@ func dkCaptureDisk(t *testing.T, dev, out, name string) string {
 	return filepath.Join(out, name)
 }
 
+// dkImage makes a disk of size bytes with a label table of parts, captures
+// it as name and loads the image's manifest; src is the source disk, dir
+// the image directory.
+func dkImage(t *testing.T, size int64, label string, parts []dkPart, name string) (src, dir string, m *diskimage.Manifest) {
+	t.Helper()
+	src, _ = dkDisk(t, size, label, parts)
+	dir = dkCaptureDisk(t, src, t.TempDir(), name)
+	m, err := diskimage.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dir, m
+}
+
 // dkSeed serves the image directory over loopback and returns the seed
 // jobs' peer addresses.
 func dkSeed(t *testing.T, dir string) dkSwarm {
@@ -391,12 +405,7 @@ const dkGPTSize = 256 << 20
 func TestDiskCaptureDeployGPT(t *testing.T) {
 	dkNeed(t, "mkfs.vfat:dosfstools", "mcopy:mtools", "mkfs.ntfs:ntfs-3g", "ntfscp:ntfs-3g", "debugfs:e2fsprogs")
 	parts := dkGPTParts()
-	src, _ := dkDisk(t, dkGPTSize, "gpt", parts)
-	dir := dkCaptureDisk(t, src, t.TempDir(), "gptdisk")
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, dir, m := dkImage(t, dkGPTSize, "gpt", parts, "gptdisk")
 	for _, f := range []string{"disk", "parts", m.PartitionTable, m.MBR, m.GPTBackup} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("image lacks %s: %v", f, err)
@@ -617,12 +626,7 @@ func TestDiskRefusals(t *testing.T) {
 		{size: "24MiB", typ: "0FC63DAF-8483-4772-8E79-3D69E4C47D47", fs: "ext4", files: map[string][]byte{"x": []byte("x\n")}},
 		{typ: "0FC63DAF-8483-4772-8E79-3D69E4C47D47", fs: "ext2", files: map[string][]byte{"y": []byte("y\n")}},
 	}
-	src, _ := dkDisk(t, 48<<20, "gpt", parts)
-	dir := dkCaptureDisk(t, src, t.TempDir(), "small")
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, m := dkImage(t, 48<<20, "gpt", parts, "small")
 	ctx := context.Background()
 	var out capBuffer
 	a := &App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}

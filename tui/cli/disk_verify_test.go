@@ -28,12 +28,7 @@ func TestDiskSeedVerify(t *testing.T) {
 		{typ: "83", size: "20MiB", fs: "ext4", files: map[string][]byte{"f": dkRandom(31, 1<<20)}},
 		{typ: "83", fs: "ext4", files: map[string][]byte{"g": dkRandom(32, 20<<20)}},
 	}
-	src, _ := dkDisk(t, 48<<20, "dos", parts)
-	dir := dkCaptureDisk(t, src, t.TempDir(), "vfy")
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, m := dkImage(t, 48<<20, "dos", parts, "vfy")
 	var p diskimage.Partition
 	for _, x := range m.Partitions {
 		if x.HasData() {

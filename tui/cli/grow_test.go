@@ -167,12 +167,7 @@ func TestDiskGrowRefusals(t *testing.T) {
 		{size: "40MiB", typ: "0FC63DAF-8483-4772-8E79-3D69E4C47D47", fs: "ext4", files: map[string][]byte{"x": []byte("x\n")}},
 		{typ: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", fs: "fat32", files: map[string][]byte{"y": []byte("y\n")}},
 	}
-	src, _ := dkDisk(t, 80<<20, "gpt", parts)
-	dir := dkCaptureDisk(t, src, t.TempDir(), "nogrow")
-	m, err := diskimage.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir, m := dkImage(t, 80<<20, "gpt", parts, "nogrow")
 	need := m.End() + 33*512 // and the backup GPT
 	for _, c := range []struct {
 		name  string

@@ -165,13 +165,22 @@ func intSeed(t *testing.T, im *intImage, source string) (*intProc, string) {
 	bt, tr := disktest.FreePort(t), disktest.FreePort(t)
 	peer := fmt.Sprintf("127.0.0.1:%d", bt)
 	p := intStart(t, nil, "seed", im.torrent, source, "--listen", peer, "--tracker-listen", fmt.Sprintf("127.0.0.1:%d", tr))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	intSeederUp(t, p, func() bool {
 		c, err := net.DialTimeout("tcp4", peer, time.Second)
 		if err == nil {
 			c.Close()
-			return p, peer
 		}
+		return err == nil
+	})
+	return p, peer
+}
+
+// intSeederUp waits (30 s at most) until up says the seeder p answers;
+// the test fails if it exits first.
+func intSeederUp(t *testing.T, p *intProc, up func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !up() {
 		select {
 		case <-p.done:
 			t.Fatalf("seeder exited %d: %s", p.code, p.stderr.String())

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"ezio/engine"
 	"ezio/engine/daemon"
 	"ezio/engine/ezioapi"
 	"ezio/tui/format"
@@ -164,7 +166,7 @@ poll with the API's field names. Exit status 3 when no daemon answers.`,
 						return nil
 					}
 					if s, ok := status.FromError(err); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
-						return &ExitError{Code: ExitUnreachable, Err: fmt.Errorf("no daemon answers at %s: %s", o.addr, s.Message())}
+						return &engine.UnreachableError{Addr: o.addr, Err: errors.New(s.Message())}
 					}
 					return err
 				}

@@ -28,18 +28,6 @@ const DefaultAddr = daemon.DefaultAddr
 // ErrGone: the daemon answers but no longer has the torrent asked for.
 var ErrGone = errors.New("the daemon no longer has this torrent")
 
-// UnreachableError: nobody answers at the daemon's address.
-type UnreachableError struct {
-	Addr string
-	Err  error
-}
-
-func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("no daemon answers at %s: %v", e.Addr, e.Err)
-}
-
-func (e *UnreachableError) Unwrap() error { return e.Err }
-
 // Conn is one connection to a daemon.
 type Conn struct {
 	Addr string
@@ -119,7 +107,8 @@ func (c *Conn) SetPaused(ctx context.Context, hash string, paused bool) error {
 	return nil
 }
 
-// callError names what a failed call means for the caller.
+// callError names what a failed call means for the caller: nobody
+// answering is an *engine.UnreachableError with the daemon's address.
 func (c *Conn) callError(err error) error {
 	s, ok := status.FromError(err)
 	if !ok {
@@ -127,7 +116,7 @@ func (c *Conn) callError(err error) error {
 	}
 	switch s.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded:
-		return &UnreachableError{Addr: c.Addr, Err: errors.New(s.Message())}
+		return &engine.UnreachableError{Addr: c.Addr, Err: errors.New(s.Message())}
 	case codes.NotFound:
 		return ErrGone
 	}

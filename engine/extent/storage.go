@@ -1,4 +1,4 @@
-package engine
+package extent
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// extentStorage is the raw-extent storage backend: pieces are read and
+// Storage is the raw-extent storage backend: pieces are read and
 // written straight on the target through the Layout, nothing is copied.
 // Data I/O goes through io (extentio.go); what is known of each piece and
 // what the resume record may claim lives in book (resume.go); a seeder's
-// check-before-serve in serve (badpiece.go).
-type extentStorage struct {
+// check-before-serve in serve (servecheck.go).
+type Storage struct {
 	l      *torrentfile.Layout
-	io     extentIO
+	io     IO
 	seeder bool // every piece is complete by definition
 
 	book   *completionBook // client side
@@ -56,8 +56,11 @@ type extentStorage struct {
 	onFatal  func(error)
 }
 
-func newExtentStorage(l *torrentfile.Layout, xio extentIO, seeder bool, state *resumeState, recheck bool, aioThreads int) *extentStorage {
-	s := &extentStorage{
+// New makes the storage of one torrent on xio: a seeder's (every piece
+// complete, each checked before it is first served) or a client's, which
+// trusts nothing of state (the resume record) until it is hashed again.
+func New(l *torrentfile.Layout, xio IO, seeder bool, state *Resume, recheck bool, aioThreads int) *Storage {
+	s := &Storage{
 		aio: make(chan struct{}, max(1, aioThreads)),
 		l:   l, io: xio, seeder: seeder,
 		pieceReads: make([]atomic.Int64, l.NumPieces),
@@ -67,7 +70,7 @@ func newExtentStorage(l *torrentfile.Layout, xio extentIO, seeder bool, state *r
 	}
 	s.limCtx, s.limStop = context.WithCancel(context.Background())
 	if seeder {
-		if !serveUncheckedForTest.Load() {
+		if !ServeUncheckedForTest.Load() {
 			s.serve = newServeCheck(l, xio, &s.log)
 		}
 		close(s.flushDone)
@@ -89,15 +92,15 @@ func newExtentStorage(l *torrentfile.Layout, xio extentIO, seeder bool, state *r
 	return s
 }
 
-// setLimits caps the bytes/s read for serving and written from peers.
-func (s *extentStorage) setLimits(up, down *rate.Limiter) {
+// SetLimits caps the bytes/s read for serving and written from peers.
+func (s *Storage) SetLimits(up, down *rate.Limiter) {
 	s.upLim, s.downLim = up, down
 }
 
 // pace waits until lim allows n more bytes. After Close it no longer
 // waits: a read in flight must complete, never fail (the library cannot
 // handle a failed read of a closing torrent).
-func (s *extentStorage) pace(lim *rate.Limiter, n int) {
+func (s *Storage) pace(lim *rate.Limiter, n int) {
 	if lim == nil || lim.Limit() == rate.Inf {
 		return
 	}
@@ -110,19 +113,19 @@ func (s *extentStorage) pace(lim *rate.Limiter, n int) {
 	}
 }
 
-// attach connects the storage to its job: where to log, and what to call
+// Attach connects the storage to its job: where to log, and what to call
 // on a fatal error (see OnFatal).
-func (s *extentStorage) attach(log *slog.Logger, fail func(error)) {
+func (s *Storage) Attach(log *slog.Logger, fail func(error)) {
 	s.log.Store(log)
 	s.OnFatal(fail)
 }
 
 // Err delivers the storage's first fatal error (a failed flush or write).
-func (s *extentStorage) Err() <-chan error { return s.errc }
+func (s *Storage) Err() <-chan error { return s.errc }
 
 // OnFatal sets what to call with the first fatal error; if one already
 // happened, f is called at once. Jobs pass their fail method.
-func (s *extentStorage) OnFatal(f func(error)) {
+func (s *Storage) OnFatal(f func(error)) {
 	s.fatalMu.Lock()
 	s.onFatal = f
 	err := s.fatalErr
@@ -132,7 +135,7 @@ func (s *extentStorage) OnFatal(f func(error)) {
 	}
 }
 
-func (s *extentStorage) fatal(err error) {
+func (s *Storage) fatal(err error) {
 	s.fatalMu.Lock()
 	if s.fatalErr != nil {
 		s.fatalMu.Unlock()
@@ -150,7 +153,7 @@ func (s *extentStorage) fatal(err error) {
 // ResumeCounts tells how many pieces the resume record claimed that were
 // hashed good from the target in this run, and how many failed and are
 // fetched again.
-func (s *extentStorage) ResumeCounts() (reverified, refetched int) {
+func (s *Storage) ResumeCounts() (reverified, refetched int) {
 	if s.book == nil {
 		return 0, 0
 	}
@@ -161,7 +164,7 @@ func (s *extentStorage) ResumeCounts() (reverified, refetched int) {
 // of data already on the target (a recorded piece or --recheck) rather
 // than of downloaded data: not a peer's fault, and for --recheck not even
 // news.
-func (s *extentStorage) DiskCheckFailed(i int) bool {
+func (s *Storage) DiskCheckFailed(i int) bool {
 	if s.book == nil {
 		return false
 	}
@@ -171,26 +174,26 @@ func (s *extentStorage) DiskCheckFailed(i int) bool {
 }
 
 // BadPieces lists the pieces a seeder found bad on its source.
-func (s *extentStorage) BadPieces() []BadPiece {
+func (s *Storage) BadPieces() []BadPiece {
 	if s.serve == nil {
 		return nil
 	}
 	return s.serve.badPieces()
 }
 
-// flushInterval bounds how much verified work a crash can lose.
-const flushInterval = 2 * time.Second
+// FlushInterval bounds how much verified work a crash can lose.
+const FlushInterval = 2 * time.Second
 
-func (s *extentStorage) flushLoop() {
+func (s *Storage) flushLoop() {
 	defer close(s.flushDone)
-	t := time.NewTicker(flushInterval)
+	t := time.NewTicker(FlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stopFlush:
 			return
 		case <-t.C:
-			if err := s.flush(); err != nil {
+			if err := s.Flush(); err != nil {
 				if l := s.log.Load(); l != nil {
 					l.Error("recording progress failed", "err", err)
 				}
@@ -201,11 +204,11 @@ func (s *extentStorage) flushLoop() {
 	}
 }
 
-// flush makes verified pieces durable: data first (fdatasync), then the
+// Flush makes verified pieces durable: data first (fdatasync), then the
 // completion record that claims it. Never the other way round. Neither
 // runs under the book's mutex, so Completion and MarkComplete never wait
 // for a disk.
-func (s *extentStorage) flush() error {
+func (s *Storage) Flush() error {
 	if s.seeder {
 		return nil
 	}
@@ -232,8 +235,8 @@ func (s *extentStorage) flush() error {
 	return nil
 }
 
-// dropState removes the resume record and stops recording completion.
-func (s *extentStorage) dropState() {
+// DropState removes the resume record and stops recording completion.
+func (s *Storage) DropState() {
 	if s.book == nil {
 		return
 	}
@@ -244,7 +247,7 @@ func (s *extentStorage) dropState() {
 	s.book.rec = nil
 	s.book.mu.Unlock()
 	if rec != nil {
-		if err := rec.remove(); err != nil {
+		if err := rec.Remove(); err != nil {
 			if l := s.log.Load(); l != nil {
 				l.Warn("could not remove the resume record", "path", rec.path, "err", err)
 			}
@@ -255,13 +258,13 @@ func (s *extentStorage) dropState() {
 // Close stops the flusher, makes everything verified durable and closes
 // the target (releasing its exclusive hold). It may be called any number
 // of times; every call returns the first call's result.
-func (s *extentStorage) Close() error {
+func (s *Storage) Close() error {
 	s.closeOnce.Do(func() {
 		s.limStop()
 		close(s.stopFlush)
 		<-s.flushDone
-		err := s.flush()
-		if cerr := s.io.close(); err == nil {
+		err := s.Flush()
+		if cerr := s.io.Close(); err == nil {
 			err = cerr
 		}
 		s.closeErr = err
@@ -277,14 +280,14 @@ func (s *extentStorage) Close() error {
 }
 
 // Durable reports whether every piece is verified and recorded after a sync.
-func (s *extentStorage) Durable() bool {
+func (s *Storage) Durable() bool {
 	if s.seeder {
 		return true
 	}
 	return s.book.durable()
 }
 
-func (s *extentStorage) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+func (s *Storage) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
 	if s.serve != nil && info != nil {
 		s.serve.setHashes(info.Pieces)
 	}
@@ -307,7 +310,7 @@ func (s *extentStorage) OpenTorrent(_ context.Context, info *metainfo.Info, _ me
 }
 
 type extentPiece struct {
-	s     *extentStorage
+	s     *Storage
 	index int
 	off   int64
 	n     int64
@@ -336,7 +339,7 @@ func (p *extentPiece) ReadAt(b []byte, off int64) (int, error) {
 		return len(b), nil
 	}
 	p.s.aio <- struct{}{}
-	n, err := readRange(p.s.l, p.s.io, b, p.off+off)
+	n, err := ReadRange(p.s.l, p.s.io, b, p.off+off)
 	<-p.s.aio
 	p.s.bytesRead.Add(int64(n))
 	p.s.pieceReads[p.index].Add(int64(n))
@@ -396,7 +399,7 @@ func (p *extentPiece) WriteTo(w io.Writer) (int64, error) {
 	for done < p.n {
 		b := buf[:min(int64(len(buf)), p.n-done)]
 		p.s.aio <- struct{}{}
-		n, err := readRange(p.s.l, p.s.io, b, p.off+done)
+		n, err := ReadRange(p.s.l, p.s.io, b, p.off+done)
 		<-p.s.aio
 		p.s.bytesRead.Add(int64(n))
 		p.s.pieceReads[p.index].Add(int64(n))

@@ -1,4 +1,4 @@
-package engine
+package extent
 
 // One writer per target: the exclusive open of a device, file or extent
 // directory, the error that names who holds it when that fails, and the
@@ -242,9 +242,9 @@ func identityOf(f *os.File, path string) string {
 	return id
 }
 
-// nameHolder adds who holds a device to the safety check's "busy"
+// NameHolder adds who holds a device to the safety check's "busy"
 // refusal (another deploy, a mount, a program), where it can be found.
-func nameHolder(target string, err error) error {
+func NameHolder(target string, err error) error {
 	var re *disks.RefusedError
 	if !errors.As(err, &re) || re.Kind != disks.RefusedBusy {
 		return err

@@ -1,4 +1,4 @@
-package engine
+package extent
 
 import (
 	"crypto/sha1"
@@ -57,7 +57,7 @@ import (
 // one that finds and bans the peer whose blocks differ, exactly as before.
 type pieceHashes struct {
 	l   *torrentfile.Layout
-	io  extentIO
+	io  IO
 	aio chan struct{} // the storage's bound on disk operations in flight
 
 	// wroteOut counts bytes written to the target; failed reports a failed
@@ -68,7 +68,7 @@ type pieceHashes struct {
 	mu       sync.Mutex
 	m        map[int]*pieceHash
 	readBack map[int]bool // downloaded data failed: the library hashes (smart ban)
-	budget   *heldBudget  // bytes of piece buffers allowed and in use, and the buffers
+	budget   *Budget      // bytes of piece buffers allowed and in use, and the buffers
 
 	// Counters for tests and profiles: bytes hashed from written buffers,
 	// and bytes read back from the target to hash.
@@ -87,7 +87,7 @@ type pieceHash struct {
 	held map[int64]int64
 }
 
-func newPieceHashes(l *torrentfile.Layout, xio extentIO, aio chan struct{}) *pieceHashes {
+func newPieceHashes(l *torrentfile.Layout, xio IO, aio chan struct{}) *pieceHashes {
 	ph := &pieceHashes{l: l, io: xio, aio: aio, m: map[int]*pieceHash{}, readBack: map[int]bool{},
 		wroteOut: func(int) {}, failed: func(int, error) {}}
 	return ph
@@ -331,7 +331,7 @@ func (ph *pieceHashes) hashFromTarget(i int, st *pieceHash, end int64) error {
 	for st.next < end {
 		b := (*bp)[:min(int64(len(*bp)), end-st.next)]
 		ph.aio <- struct{}{}
-		k, err := readRange(ph.l, ph.io, b, off+st.next)
+		k, err := ReadRange(ph.l, ph.io, b, off+st.next)
 		<-ph.aio
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package engine
+package extent
 
 import (
 	"errors"
@@ -12,15 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// extentIO reads and writes the data of one extent. Every call is already
+// IO reads and writes the data of one extent. Every call is already
 // clamped by the Layout to lie inside the extent.
-type extentIO interface {
+type IO interface {
 	readExtent(ext int, p []byte, within int64) (int, error)
 	writeExtent(ext int, p []byte, within int64) (int, error)
 	sync() error
-	close() error
-	// identity describes the target for the resume record ("" if unknown).
-	identity() string
+	Close() error
+	// Identity describes the target for the resume record ("" if unknown).
+	Identity() string
 }
 
 // TargetKind says how extents are stored.
@@ -129,9 +129,9 @@ func (r *rawIO) sync() error {
 	return nil
 }
 
-func (r *rawIO) close() error { return r.f.Close() }
+func (r *rawIO) Close() error { return r.f.Close() }
 
-func (r *rawIO) identity() string { return identityOf(r.f, r.path) }
+func (r *rawIO) Identity() string { return identityOf(r.f, r.path) }
 
 // dirIO stores each extent as its own file named as in the torrent
 // (partclone's -T layout). Files are opened on first use and kept open up
@@ -183,6 +183,11 @@ func (d *dirIO) path(ext int) string {
 		}
 	}
 	return p
+}
+
+// FilePath is the file of extent ext in a directory source (see path).
+func FilePath(dir string, l *torrentfile.Layout, ext int) string {
+	return (&dirIO{dir: dir, l: l}).path(ext)
 }
 
 // file returns the extent's file and whether the caller must close it.
@@ -270,7 +275,7 @@ func (d *dirIO) sync() error {
 	return first
 }
 
-func (d *dirIO) identity() string {
+func (d *dirIO) Identity() string {
 	f, err := os.Open(d.dir)
 	if err != nil {
 		return ""
@@ -279,7 +284,7 @@ func (d *dirIO) identity() string {
 	return identityOf(f, d.dir)
 }
 
-func (d *dirIO) close() error {
+func (d *dirIO) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var first error
@@ -296,8 +301,8 @@ func (d *dirIO) close() error {
 	return first
 }
 
-// openExtentIO opens a target or source of any kind.
-func openExtentIO(path string, l *torrentfile.Layout, write bool) (extentIO, TargetKind, error) {
+// Open opens a target or source of any kind.
+func Open(path string, l *torrentfile.Layout, write bool) (IO, TargetKind, error) {
 	kind, err := KindOf(path)
 	if err != nil {
 		return nil, "", err
@@ -317,40 +322,34 @@ func openExtentIO(path string, l *torrentfile.Layout, write bool) (extentIO, Tar
 	}
 }
 
-// readRange reads torrent bytes [off, off+len(p)) through the layout.
-func readRange(l *torrentfile.Layout, xio extentIO, p []byte, off int64) (int, error) {
-	var n int
-	var rerr error
-	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
-		k, err := xio.readExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
-		n += k
-		if err != nil || int64(k) < s.N {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			rerr = err
-			return false
-		}
-		return true
-	})
-	return n, rerr
+// ReadRange reads torrent bytes [off, off+len(p)) through the layout.
+func ReadRange(l *torrentfile.Layout, xio IO, p []byte, off int64) (int, error) {
+	return mapIO(l, p, off, xio.readExtent, io.ErrUnexpectedEOF)
 }
 
 // writeRange writes torrent bytes [off, off+len(p)) through the layout.
-func writeRange(l *torrentfile.Layout, xio extentIO, p []byte, off int64) (int, error) {
-	var n int
-	var werr error
-	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
-		k, err := xio.writeExtent(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
-		n += k
-		if err != nil {
-			werr = err
-			return false
-		}
-		return true
-	})
-	if werr == nil && n < len(p) {
-		werr = io.ErrShortWrite
+func writeRange(l *torrentfile.Layout, xio IO, p []byte, off int64) (int, error) {
+	n, err := mapIO(l, p, off, xio.writeExtent, io.ErrShortWrite)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
 	}
-	return n, werr
+	return n, err
+}
+
+// mapIO runs do on each extent's part of torrent bytes [off,
+// off+len(p)), in order, and stops at the first error or at a part done
+// short (short is then the error).
+func mapIO(l *torrentfile.Layout, p []byte, off int64, do func(ext int, b []byte, within int64) (int, error), short error) (int, error) {
+	var n int
+	var ferr error
+	l.MapRange(off, int64(len(p)), func(s torrentfile.Segment) bool {
+		k, err := do(s.Ext, p[s.Buf:s.Buf+s.N], s.Within)
+		n += k
+		if err == nil && int64(k) < s.N {
+			err = short
+		}
+		ferr = err
+		return err == nil
+	})
+	return n, ferr
 }

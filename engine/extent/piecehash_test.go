@@ -1,4 +1,4 @@
-package engine
+package extent
 
 // The storage's hashing of pieces as they are written (piecehash.go):
 // whatever the order and concurrency of the writes, SelfHash must equal
@@ -32,7 +32,7 @@ var phModes = []struct {
 	budget int64
 }{{"through", 0}, {"held", 64 << 20}}
 
-func forModes(t *testing.T, f func(t *testing.T, held bool, s *extentStorage, ti storage.TorrentImpl, info *metainfo.Info, data []byte)) {
+func forModes(t *testing.T, f func(t *testing.T, held bool, s *Storage, ti storage.TorrentImpl, info *metainfo.Info, data []byte)) {
 	for _, m := range phModes {
 		t.Run(m.name, func(t *testing.T) {
 			s, ti, info, data := phSetup(t, m.budget)
@@ -44,7 +44,7 @@ func forModes(t *testing.T, f func(t *testing.T, held bool, s *extentStorage, ti
 // phSetup makes a client storage on a real image file: two extents with a
 // gap between them, 64 KiB pieces (the last one short, one piece across
 // the gap), and returns it with the torrent's data and info.
-func phSetup(t *testing.T, budget int64) (*extentStorage, storage.TorrentImpl, *metainfo.Info, []byte) {
+func phSetup(t *testing.T, budget int64) (*Storage, storage.TorrentImpl, *metainfo.Info, []byte) {
 	t.Helper()
 	const pl = 64 << 10
 	lens := []int64{3*pl + 20<<10, 2*pl + 8<<10} // 5 full pieces and 28 KiB
@@ -70,11 +70,11 @@ func phSetup(t *testing.T, budget int64) (*extentStorage, storage.TorrentImpl, *
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "target.img")
-	xio, _, err := openExtentIO(target, l, true)
+	xio, _, err := Open(target, l, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newExtentStorage(l, xio, false, nil, false, 4)
+	s := New(l, xio, false, nil, false, 4)
 	s.hashes.setBudget(budget)
 	t.Cleanup(func() { s.Close() })
 	ti, err := s.OpenTorrent(context.Background(), info, testIH)
@@ -122,11 +122,11 @@ func selfHash(t *testing.T, ti storage.TorrentImpl, info *metainfo.Info, i int) 
 }
 
 // onTarget is the SHA-1 of piece i as the target holds it.
-func onTarget(t *testing.T, s *extentStorage, i int) metainfo.Hash {
+func onTarget(t *testing.T, s *Storage, i int) metainfo.Hash {
 	t.Helper()
 	off, n := s.l.PieceSpan(i)
 	b := make([]byte, n)
-	if _, err := readRange(s.l, s.io, b, off); err != nil {
+	if _, err := ReadRange(s.l, s.io, b, off); err != nil {
 		t.Fatal(err)
 	}
 	return sha1.Sum(b)
@@ -139,7 +139,7 @@ func wantHash(info *metainfo.Info, i int) metainfo.Hash {
 }
 
 func TestPieceHashInOrderNeedsNoReadBack(t *testing.T) {
-	forModes(t, func(t *testing.T, held bool, s *extentStorage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
+	forModes(t, func(t *testing.T, held bool, s *Storage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
 		var total int64
 		for i := range info.NumPieces() {
 			p := libPiece(ti, info, i)
@@ -165,7 +165,7 @@ func TestPieceHashInOrderNeedsNoReadBack(t *testing.T) {
 }
 
 func TestPieceHashOutOfOrder(t *testing.T) {
-	forModes(t, func(t *testing.T, held bool, s *extentStorage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
+	forModes(t, func(t *testing.T, held bool, s *Storage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
 		i := 1
 		base := info.Piece(i).Offset()
 		offs, lens := chunks(info, i)
@@ -216,7 +216,7 @@ func TestPieceHashOutOfOrder(t *testing.T) {
 }
 
 func TestPieceHashRewriteAfterFailure(t *testing.T) {
-	forModes(t, func(t *testing.T, held bool, s *extentStorage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
+	forModes(t, func(t *testing.T, held bool, s *Storage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
 		i := 2
 		base := info.Piece(i).Offset()
 		offs, lens := chunks(info, i)
@@ -296,7 +296,7 @@ func TestPieceHashRewriteAfterFailure(t *testing.T) {
 // written twice with different data by racing writers: SelfHash always
 // equals the SHA-1 of what the target ends up holding.
 func TestPieceHashConcurrentWrites(t *testing.T) {
-	forModes(t, func(t *testing.T, held bool, s *extentStorage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
+	forModes(t, func(t *testing.T, held bool, s *Storage, ti storage.TorrentImpl, info *metainfo.Info, data []byte) {
 		for round := range 20 {
 			i := round % info.NumPieces()
 			base := info.Piece(i).Offset()
@@ -356,18 +356,25 @@ func TestPieceHashConcurrentWrites(t *testing.T) {
 	})
 }
 
-// countIO counts the writes that reach the target.
+// countIO counts the reads and writes that reach the target or source.
 type countIO struct {
-	extentIO
-	mu     sync.Mutex
-	writes int
+	IO
+	mu            sync.Mutex
+	reads, writes int
+}
+
+func (c *countIO) readExtent(ext int, p []byte, within int64) (int, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.IO.readExtent(ext, p, within)
 }
 
 func (c *countIO) writeExtent(ext int, p []byte, within int64) (int, error) {
 	c.mu.Lock()
 	c.writes++
 	c.mu.Unlock()
-	return c.extentIO.writeExtent(ext, p, within)
+	return c.IO.writeExtent(ext, p, within)
 }
 
 // A held piece reaches the target in one write per extent, at its check
@@ -375,7 +382,7 @@ func (c *countIO) writeExtent(ext int, p []byte, within int64) (int, error) {
 // past the budget, pieces are written through.
 func TestPieceHashHeldPiecesAreWrittenWhole(t *testing.T) {
 	s, ti, info, data := phSetup(t, 64<<10) // room for one piece
-	cio := &countIO{extentIO: s.io}
+	cio := &countIO{IO: s.io}
 	s.io, s.hashes.io = cio, cio
 	write := func(i int, perm []int) {
 		base := info.Piece(i).Offset()
@@ -442,7 +449,7 @@ func TestPieceHashHeldPiecesAreWrittenWhole(t *testing.T) {
 func TestPieceHashHeldWriteErrorIsFatal(t *testing.T) {
 	l := testLayout(t, 4)
 	fio := &fakeIO{writeErr: &DiskError{Op: "writing", Path: "/dev/x", Offset: 4096, Err: unix.ENOSPC}}
-	s := newExtentStorage(l, fio, false, nil, false, 2)
+	s := New(l, fio, false, nil, false, 2)
 	defer s.Close()
 	s.hashes.setBudget(1 << 20)
 	info := &metainfo.Info{PieceLength: l.PieceLength, Pieces: make([]byte, 20*4),
@@ -465,20 +472,6 @@ func TestPieceHashHeldWriteErrorIsFatal(t *testing.T) {
 	}
 }
 
-// countReads counts the reads that reach a source.
-type countReads struct {
-	extentIO
-	mu    sync.Mutex
-	reads int
-}
-
-func (c *countReads) readExtent(ext int, p []byte, within int64) (int, error) {
-	c.mu.Lock()
-	c.reads++
-	c.mu.Unlock()
-	return c.extentIO.readExtent(ext, p, within)
-}
-
 // A seeder serves the chunks of a piece it has just checked from memory,
 // keeps at most its budget of pieces, and serves the right bytes while
 // pieces come and go under concurrent readers.
@@ -489,12 +482,12 @@ func TestSeederKeepsCheckedPieces(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := im.mi.UnmarshalInfo()
-	xio, _, err := openExtentIO(im.dir, l, false)
+	xio, _, err := Open(im.dir, l, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr := &countReads{extentIO: xio}
-	s := newExtentStorage(l, cr, true, nil, false, 4)
+	cr := &countIO{IO: xio}
+	s := New(l, cr, true, nil, false, 4)
 	defer s.Close()
 	s.serve.io = cr
 	s.serve.setKeep(2 * l.PieceLength)
@@ -534,7 +527,7 @@ func TestSeederKeepsCheckedPieces(t *testing.T) {
 	}
 	// Many readers while pieces are checked, kept and evicted (a fresh
 	// seeder keeping one piece, so every check evicts).
-	s = newExtentStorage(l, xio, true, nil, false, 4)
+	s = New(l, xio, true, nil, false, 4)
 	defer s.Close()
 	s.serve.setKeep(1)
 	s.OpenTorrent(context.Background(), &info, im.mi.HashInfoBytes())

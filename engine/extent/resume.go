@@ -1,4 +1,4 @@
-package engine
+package extent
 
 import (
 	"bytes"
@@ -15,13 +15,13 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// resumeState is the record of which pieces were on the target and
+// Resume is the record of which pieces were on the target and
 // durable when it was written. It is only a hint: every piece it claims is
 // hashed from the target again before it counts (see completionBook). It
 // is bound to the torrent and to the target's identity (identityOf), is
 // written only after an fdatasync of the data it covers, atomically
 // (temporary file, fsync, rename), and removed once a deploy completes.
-type resumeState struct {
+type Resume struct {
 	path     string
 	infoHash metainfo.Hash
 	identity string
@@ -50,12 +50,12 @@ func ResumePath(target string, kind TargetKind, ih metainfo.Hash) string {
 	return filepath.Join(dir, "resume", name+"-"+ih.HexString()[:12]+".resume")
 }
 
-// loadResume reads the record; a missing, foreign, damaged one, or one
+// LoadResume reads the record; a missing, foreign, damaged one, or one
 // written for another target (identity differs) gives an empty state:
 // everything is fetched again, never trusted wrongly. The string is a
 // line to log when a record was dropped.
-func loadResume(path string, ih metainfo.Hash, numPieces int, identity string) (*resumeState, string) {
-	st := &resumeState{path: path, infoHash: ih, identity: identity, bits: make([]bool, numPieces)}
+func LoadResume(path string, ih metainfo.Hash, numPieces int, identity string) (*Resume, string) {
+	st := &Resume{path: path, infoHash: ih, identity: identity, bits: make([]bool, numPieces)}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, ""
@@ -88,7 +88,7 @@ func ResumeRecordPieces(path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return rec.count(), nil
+	return rec.Count(), nil
 }
 
 // Record layout, big-endian: magic[8] infohash[20] pieces u32 idlen u16
@@ -110,7 +110,7 @@ func encodeResume(ih metainfo.Hash, identity string, bits []bool) []byte {
 	return binary.BigEndian.AppendUint32(buf, crc32.ChecksumIEEE(buf))
 }
 
-func decodeResume(data []byte) (*resumeState, error) {
+func decodeResume(data []byte) (*Resume, error) {
 	const head = len(resumeMagic) + 20 + 4 + 2
 	if len(data) < head+4 || !bytes.HasPrefix(data, []byte(resumeMagic)) {
 		return nil, errors.New("not an ezio resume record of this version")
@@ -119,7 +119,7 @@ func decodeResume(data []byte) (*resumeState, error) {
 	if crc32.ChecksumIEEE(body) != sum {
 		return nil, errors.New("the record is damaged (checksum mismatch)")
 	}
-	rec := &resumeState{}
+	rec := &Resume{}
 	copy(rec.infoHash[:], body[8:28])
 	n := int(binary.BigEndian.Uint32(body[28:32]))
 	idLen := int(binary.BigEndian.Uint16(body[32:34]))
@@ -135,7 +135,13 @@ func decodeResume(data []byte) (*resumeState, error) {
 	return rec, nil
 }
 
-func (st *resumeState) count() (n int) {
+// Claims tells whether the record claims piece i.
+func (st *Resume) Claims(i int) bool { return st.bits[i] }
+
+// Path is where the record is kept.
+func (st *Resume) Path() string { return st.path }
+
+func (st *Resume) Count() (n int) {
 	for _, b := range st.bits {
 		if b {
 			n++
@@ -146,7 +152,7 @@ func (st *resumeState) count() (n int) {
 
 // save writes the record for bits. A failure leaves the previous record
 // (or none) in place and no temporary file behind.
-func (st *resumeState) save(bits []bool) (err error) {
+func (st *Resume) save(bits []bool) (err error) {
 	buf := encodeResume(st.infoHash, st.identity, bits)
 	defer func() {
 		if err != nil {
@@ -159,7 +165,7 @@ func (st *resumeState) save(bits []bool) (err error) {
 	return atomicfile.Write(st.path, buf, 0o644)
 }
 
-func (st *resumeState) remove() error {
+func (st *Resume) Remove() error {
 	err := os.Remove(st.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -186,7 +192,7 @@ type completionBook struct {
 	marks    []pieceMark
 	diskMiss []bool // the last hash failure was a check of data already on the target
 	pending  []int  // verified, not yet covered by a sync
-	rec      *resumeState
+	rec      *Resume
 	recBits  []bool // what the record should claim (durable and verified)
 	recDirty bool   // recBits changed since the last save
 
@@ -196,7 +202,7 @@ type completionBook struct {
 	onSettled                      func(reverified, refetched int) // when the last claim is settled
 }
 
-func newCompletionBook(n int, rec *resumeState, recheck bool) *completionBook {
+func newCompletionBook(n int, rec *Resume, recheck bool) *completionBook {
 	b := &completionBook{marks: make([]pieceMark, n), diskMiss: make([]bool, n), rec: rec}
 	if rec != nil {
 		// Claims stay claimed until a hash proves one wrong: they are
@@ -295,7 +301,7 @@ func (b *completionBook) putBack(p []int) {
 
 // synced lets the record claim pieces now durable; it returns a copy of
 // what to save, or nil when nothing is persisted.
-func (b *completionBook) synced(p []int) (*resumeState, []bool) {
+func (b *completionBook) synced(p []int) (*Resume, []bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rec == nil {

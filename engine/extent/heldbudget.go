@@ -1,4 +1,4 @@
-package engine
+package extent
 
 // The memory a client's pieces in flight may hold, shared by a session's
 // deploys.
@@ -7,19 +7,22 @@ import (
 	"sync"
 )
 
-// heldBudget bounds the bytes of pieces held in memory; a session's
+// Budget bounds the bytes of pieces held in memory; a session's
 // deploy jobs share one, and its buffers: a buffer given back is kept for
 // the next piece of any job (of the same piece length) as long as the
 // buffers in use and kept stay within the limit, so the session never has
 // more than limit bytes of piece buffers, whatever its number of jobs.
-type heldBudget struct {
+type Budget struct {
 	mu          sync.Mutex
 	limit, used int64
 	free        [][]byte // kept for reuse, each at full capacity
 	freeBytes   int64
 }
 
-func (b *heldBudget) take(n int64) bool {
+// NewBudget is a budget of limit bytes.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+
+func (b *Budget) take(n int64) bool {
 	if b == nil {
 		return false
 	}
@@ -32,7 +35,7 @@ func (b *heldBudget) take(n int64) bool {
 	return true
 }
 
-func (b *heldBudget) give(n int64) {
+func (b *Budget) give(n int64) {
 	b.mu.Lock()
 	b.used -= n
 	b.mu.Unlock()
@@ -40,7 +43,7 @@ func (b *heldBudget) give(n int64) {
 
 // buf returns a buffer of length n and capacity size (a piece length),
 // reused when one is kept; the caller has taken n.
-func (b *heldBudget) buf(n, size int64) []byte {
+func (b *Budget) buf(n, size int64) []byte {
 	b.mu.Lock()
 	for k, f := range b.free {
 		if int64(cap(f)) == size {
@@ -64,7 +67,7 @@ func (b *heldBudget) buf(n, size int64) []byte {
 
 // keep takes a buffer back for reuse if the buffers in use and kept stay
 // within the limit.
-func (b *heldBudget) keep(buf []byte) {
+func (b *Budget) keep(buf []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if c := int64(cap(buf)); b.used+b.freeBytes+c <= b.limit {
@@ -73,7 +76,7 @@ func (b *heldBudget) keep(buf []byte) {
 	}
 }
 
-func (b *heldBudget) inUse() int64 {
+func (b *Budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
@@ -81,9 +84,9 @@ func (b *heldBudget) inUse() int64 {
 
 // setBudget sets how many bytes of pieces may be held in memory (a
 // budget of its own; useBudget shares one).
-func (ph *pieceHashes) setBudget(n int64) { ph.useBudget(&heldBudget{limit: n}) }
+func (ph *pieceHashes) setBudget(n int64) { ph.useBudget(&Budget{limit: n}) }
 
-func (ph *pieceHashes) useBudget(b *heldBudget) {
+func (ph *pieceHashes) useBudget(b *Budget) {
 	ph.mu.Lock()
 	ph.budget = b
 	ph.mu.Unlock()
