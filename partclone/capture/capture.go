@@ -243,14 +243,9 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	if err != nil {
 		return nil, err
 	}
-	mi, sum, err := TorrentFromInfo(res.Info, o.Name, o.Trackers)
+	mi, sum, err := imageTorrent(ctx, res, work, o, log)
 	if err != nil {
-		return nil, fmt.Errorf("converting %s: %w", res.InfoPath, err)
-	}
-	if o.PieceLength != 0 && o.PieceLength != partclone.InfoPieceLength {
-		if mi, sum, err = rehash(ctx, work, o, sum, log); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	var tb bytes.Buffer
 	if err := mi.Write(&tb); err != nil {
@@ -281,6 +276,19 @@ func Capture(ctx context.Context, o Options, progress func(partclone.Progress)) 
 	}
 	log.Info("captured", "source", o.Source, "torrent", p.Torrent, "infohash", sum.InfoHash, "pieces", sum.Pieces, "bytes", sum.TotalBytes)
 	return r, nil
+}
+
+// imageTorrent is the torrent of what partclone captured into work:
+// partclone's own hashes, or the extents hashed again in o.PieceLength.
+func imageTorrent(ctx context.Context, res *partclone.Result, work string, o Options, log *slog.Logger) (*metainfo.MetaInfo, *torrentfile.TorrentSummary, error) {
+	mi, sum, err := TorrentFromInfo(res.Info, o.Name, o.Trackers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting %s: %w", res.InfoPath, err)
+	}
+	if o.PieceLength == 0 || o.PieceLength == partclone.InfoPieceLength {
+		return mi, sum, nil
+	}
+	return rehash(ctx, work, o, sum, log)
 }
 
 // rehash makes the torrent of the extent files in dir again in pieces of

@@ -389,15 +389,7 @@ func capCapture(t *testing.T, dev, out, name string, extra ...string) *captured 
 		t.Errorf("%s holds %v, want %v", out, got, want)
 	}
 
-	f, err := os.Open(c.infoPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.info, err = partclone.ParseInfo(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c.info = capParseInfo(t, c.infoPath)
 	if err := c.info.Check(); err != nil {
 		t.Fatal(err)
 	}
