@@ -11,7 +11,7 @@
 #   even-16     N = 16 at 25 Mbit/s (128 MiB of files)
 #   even-32     N = 32 at 10 Mbit/s (128 MiB of files)
 #   even        the three above
-#   disk        whole disk (3 partitions, 16 MiB pieces, 1024 MiB of files), N = 8 at 100 Mbit/s
+#   disk        whole disk (3 partitions, 4 MiB pieces as ezio capture makes them, 1024 MiB of files), N = 8 at 100 Mbit/s
 #   slow        N = 8 at 100 Mbit/s, the last client's port at 25 (a quarter)
 #   loss        N = 8 at 100 Mbit/s, the last client drops 2 % of its incoming packets
 #   mixed       slow and loss

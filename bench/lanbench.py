@@ -926,8 +926,8 @@ def main():
     ap.add_argument("--clients", default="1,2,4,8")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--piece-mib", default="1", help="piece sizes in MiB, comma separated (e.g. 1,16)")
-    ap.add_argument("--capture-piece-mib", type=int, default=16,
-                    help="--disk: the piece size ezio capture hashes (--piece-size; 16: partclone's own)")
+    ap.add_argument("--capture-piece-mib", type=int, default=4,
+                    help="--disk: the piece size ezio capture hashes (--piece-size; 4: its default for a whole disk, 16: partclone's own)")
     ap.add_argument("--methods", default="unicast,ezio,libtorrent,multicast")
     ap.add_argument("--unicast-copies", type=int, default=0,
                     help="measure only this many unicast copies per N; the sum is then N x their median (0: all N)")
@@ -983,7 +983,7 @@ def main():
         if not a.ezio:
             sys.exit("--disk needs an ezio binary (ezio capture makes the image)")
         cp = a.capture_piece_mib
-        imgdir = os.path.join(a.work, "disk%d" % a.image_mib + ("" if cp == 16 else "-p%d" % cp))
+        imgdir = os.path.join(a.work, "disk%d-p%d" % (a.image_mib, cp))
         subprocess.run([os.path.join(HERE, "mkdisk.sh"), imgdir, str(a.image_mib), a.ezio], check=True,
                        stdout=sys.stderr, env=dict(os.environ, PIECE_MIB=str(cp)))
     else:

@@ -16,7 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out=${1:?OUTDIR}; used=${2:?USED_MIB}; ezio=${3:?EZIO}; name=${4:-disk}
-piece=${PIECE_MIB:-16}   # ezio capture --piece-size (16: partclone's own hashes)
+piece=${PIECE_MIB:-4}    # ezio capture --piece-size (its default for a whole disk; 16: partclone's own hashes)
 image_start mkdisk "$out" "USED_MIB=$used" "NAME=$name" "PIECE_MIB=$piece"
 disk_mib=$(( used * 8 / 5 + 64 ))
 work=$(mktemp -d "$out/.work.XXXX")
