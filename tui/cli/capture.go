@@ -113,6 +113,9 @@ interrupted.`,
   ezio seed /srv/images/sda1.torrent /dev/sda1`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := o.pieceMiB; n != 0 && (n < 1 || n > 64 || n&(n-1) != 0) {
+				return refused(fmt.Errorf("--piece-size %d: give a power of two from 1 to 64 (MiB)", n))
+			}
 			if !o.torrentOnly && o.fsType == "" && capture.IsWholeDiskWithTable(cmd.Context(), args[0]) {
 				return a.captureDisk(cmd.Context(), capture.DiskOptions{Source: args[0], OutDir: filepath.Clean(args[1]), Name: o.name, Trackers: o.trackers, PieceLength: int64(o.pieceMiB) << 20}, o.asJSON)
 			}
