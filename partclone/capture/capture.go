@@ -151,8 +151,9 @@ type Options struct {
 	// torrent-only mode). Smaller pieces start a room sooner: a client
 	// passes a piece on only once it holds all of it (docs/benchmarks.md).
 	PieceLength int64
-	// HashProgress, when set, follows that second read: bytes hashed, of total.
-	HashProgress func(done, total int64)
+	// HashProgress, when set, follows that second read (Percent of the
+	// bytes, their rate, the time left).
+	HashProgress func(partclone.Progress)
 }
 
 // CheckPieceLength refuses piece sizes a capture cannot make: a power of
@@ -296,7 +297,7 @@ func imageTorrent(ctx context.Context, res *partclone.Result, work string, o Opt
 func rehash(ctx context.Context, dir string, o Options, want *torrentfile.TorrentSummary, log *slog.Logger) (*metainfo.MetaInfo, *torrentfile.TorrentSummary, error) {
 	log.Info("hashing the extents again", "piece_length", o.PieceLength, "bytes", want.TotalBytes)
 	mi, err := engine.CreateTorrent(ctx, dir, engine.CreateOptions{
-		Name: o.Name, PieceLength: o.PieceLength, Trackers: o.Trackers, Progress: o.HashProgress,
+		Name: o.Name, PieceLength: o.PieceLength, Trackers: o.Trackers, Progress: hashProgress(o.HashProgress),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("hashing the extents in pieces of %d bytes: %w", o.PieceLength, err)
@@ -309,6 +310,29 @@ func rehash(ctx context.Context, dir string, o Options, want *torrentfile.Torren
 		return nil, nil, fmt.Errorf("the extent files hold %d bytes in %d files, partclone listed %d in %d", sum.TotalBytes, sum.Extents, want.TotalBytes, want.Extents)
 	}
 	return mi, sum, nil
+}
+
+// hashProgress turns the hashing's byte counts into progress reports
+// from its first one on; nil stays nil.
+func hashProgress(report func(partclone.Progress)) func(done, total int64) {
+	if report == nil {
+		return nil
+	}
+	var start time.Time
+	return func(done, total int64) {
+		if start.IsZero() {
+			start = time.Now()
+		}
+		p := partclone.Progress{Percent: 100, Elapsed: time.Since(start), Done: done == total}
+		if total > 0 {
+			p.Percent = 100 * float64(done) / float64(total)
+		}
+		if s := p.Elapsed.Seconds(); s > 0 && done > 0 {
+			p.BytesPerSec = float64(done) / s
+			p.Remaining = time.Duration(float64(total-done) / p.BytesPerSec * float64(time.Second))
+		}
+		report(p)
+	}
 }
 
 // partitionManifest is the manifest of a partition image that partclone

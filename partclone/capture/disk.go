@@ -255,21 +255,11 @@ func capturePartitions(ctx context.Context, o DiskOptions, dir string, parts []d
 			fstype = "unknown-" + fstype
 		}
 		log.Info("capturing partition", "partition", part.Name, "node", node, "fs", part.Filesystem)
-		hashStart := time.Time{}
-		hashed := func(n, of int64) {
-			if progress == nil || of <= 0 {
-				return
+		hashed := func(pr partclone.Progress) {
+			if progress != nil {
+				progress(DiskProgress{Partition: part.Name, Index: index, Count: count, Percent: pr.Percent,
+					Overall: overall(done, part.Size, 100, total), Hashing: true, Progress: pr})
 			}
-			if hashStart.IsZero() {
-				hashStart = time.Now()
-			}
-			pr := partclone.Progress{Percent: 100 * float64(n) / float64(of), Elapsed: time.Since(hashStart), Done: n == of}
-			if s := pr.Elapsed.Seconds(); s > 0 && n > 0 {
-				pr.BytesPerSec = float64(n) / s
-				pr.Remaining = time.Duration(float64(of-n) / pr.BytesPerSec * float64(time.Second))
-			}
-			progress(DiskProgress{Partition: part.Name, Index: index, Count: count, Percent: pr.Percent,
-				Overall: overall(done, part.Size, 100, total), Hashing: true, Progress: pr})
 		}
 		r, err := Capture(ctx, Options{Source: node, OutDir: dir, Name: part.Name, FSType: fstype, Trackers: o.Trackers, Logger: log,
 			PieceLength: o.PieceLength, HashProgress: hashed}, func(pr partclone.Progress) {

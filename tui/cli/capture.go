@@ -113,7 +113,7 @@ interrupted.`,
   ezio seed /srv/images/sda1.torrent /dev/sda1`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if n := o.pieceMiB; n != 0 && (n < 1 || n > 64 || n&(n-1) != 0) {
+			if n := o.pieceMiB; n != 0 && (n < 1 || capture.CheckPieceLength(int64(n)<<20) != nil) {
 				return refused(fmt.Errorf("--piece-size %d: give a power of two from 1 to 64 (MiB)", n))
 			}
 			if !o.torrentOnly && o.fsType == "" && capture.IsWholeDiskWithTable(cmd.Context(), args[0]) {
@@ -148,7 +148,6 @@ type captureRun struct {
 	fsType      string
 	trackers    []string
 	pieceLength int64
-	hashStart   time.Time
 	mode        progressMode
 	start       time.Time
 	log         *slog.Logger
@@ -213,7 +212,7 @@ func (c *captureRun) capture(ctx context.Context) (*captureResult, error) {
 	r, err := capture.Capture(ctx, capture.Options{
 		Source: c.source, OutDir: c.outDir, Name: c.name, FSType: c.fsType,
 		TorrentOnly: c.torrentOnly, Trackers: c.trackers, Logger: log,
-		PieceLength: c.pieceLength, HashProgress: c.hashProgress,
+		PieceLength: c.pieceLength, HashProgress: func(p partclone.Progress) { c.report("hashing", p) },
 	}, c.progress)
 	if err != nil {
 		var re *capture.RefusedError
@@ -265,27 +264,6 @@ func (c *captureRun) report(phase string, p partclone.Progress) {
 			p.Percent, format.Rate(p.BytesPerSec), format.Duration(p.Elapsed), format.ETA(p.Remaining))
 	}
 	c.lastEmit = now
-}
-
-// hashProgress shows the second read of a capture in other pieces.
-func (c *captureRun) hashProgress(done, total int64) {
-	pct := 100.0
-	if total > 0 {
-		pct = 100 * float64(done) / float64(total)
-	}
-	elapsed := time.Since(c.start)
-	if c.hashStart.IsZero() {
-		c.hashStart = time.Now()
-	}
-	var rate float64
-	if s := time.Since(c.hashStart).Seconds(); s > 0 {
-		rate = float64(done) / s
-	}
-	var remaining time.Duration
-	if rate > 0 {
-		remaining = time.Duration(float64(total-done) / rate * float64(time.Second))
-	}
-	c.report("hashing", partclone.Progress{Percent: pct, Elapsed: elapsed, Remaining: remaining, BytesPerSec: rate, Done: done == total})
 }
 
 func newTorrentFromPartcloneCmd(a *App) *cobra.Command {
