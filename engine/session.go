@@ -107,6 +107,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
+	rt := newReqTrace(cfg)
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		addr := tu.ListenAddr
@@ -116,6 +117,9 @@ func NewSession(o SessionOptions) (*Session, error) {
 		return nil, &ListenError{Addr: addr, Err: err}
 	}
 	s.cl = cl
+	if rt != nil {
+		go rt.run((<-chan struct{})(cl.Closed()))
+	}
 	if o.Serve {
 		opts := []server.ServerOption{server.WithAllow(server.AllowList(o.Allow)), server.WithVersion(Version)}
 		if o.HoldServer {
