@@ -126,7 +126,7 @@ func (s *Session) deploy(ctx context.Context, o DeployOptions, l *torrentfile.La
 	// the session's deploys (see extent.Budget); the library's
 	// unverified-bytes budget bounds them too.
 	st.UseBudget(s.held)
-	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger)
+	j, err := s.newJob(RoleDeploy, o.Torrent, l, st, o.Logger, s.tu.chunkSize(o.EzioRoom))
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -10,8 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
 // aria2 options for a closed loopback swarm.
@@ -95,4 +99,57 @@ func TestWeDownloadFromAria2(t *testing.T) {
 		t.Fatalf("%v\naria2c log:\n%s", err, log.String())
 	}
 	checkTarget(t, im, target)
+}
+
+// TestRequestSizeInAnEzioRoom: a deploy in an ezio room (its torrent came
+// from an ezio server with the seeder's address) asks for RoomChunkSize at
+// a time; any other deploy asks for 16 KiB, the most Transmission and
+// libtorrent accept, as TestWeDownloadFromAria2 needs.
+func TestRequestSizeInAnEzioRoom(t *testing.T) {
+	for _, room := range []bool{true, false} {
+		im := makeImage(t, 4<<20, 2, 1<<20, 7)
+		seed := startSeed(t, im, im.dir)
+		var mu sync.Mutex
+		lengths := map[int]int{}
+		seed.sess.mu.Lock() // the session's callbacks read the hooks under it
+		prev := seed.hooks.read
+		seed.hooks.read = func(pc *torrent.PeerConn, m *pp.Message) {
+			if m.Type == pp.Request {
+				mu.Lock()
+				lengths[int(m.Length)]++
+				mu.Unlock()
+			}
+			if prev != nil {
+				prev(pc, m)
+			}
+		}
+		seed.sess.mu.Unlock()
+		target := makeTargetFile(t, im.size)
+		j, err := Deploy(context.Background(), DeployOptions{
+			Torrent: im.mi, Target: target, SkipSafetyChecks: true, EzioRoom: room,
+			Seeders: []string{seed.PeerAddr()}, Tuning: Tuning{ListenAddr: "127.0.0.1:0"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := waitJob(t, j, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		checkTarget(t, im, target)
+		want := 16 << 10
+		if room {
+			want = RoomChunkSize
+		}
+		mu.Lock()
+		for n, c := range lengths {
+			// A piece's last request may be shorter; none is longer.
+			if n > want {
+				t.Errorf("ezio room %v: %d requests of %d bytes, over %d", room, c, n, want)
+			}
+		}
+		if lengths[want] == 0 {
+			t.Errorf("ezio room %v: no request of %d bytes (lengths seen: %v)", room, want, lengths)
+		}
+		mu.Unlock()
+	}
 }

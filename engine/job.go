@@ -174,7 +174,7 @@ type jobStorage struct {
 }
 
 // newJob adds a torrent to the session with the given storage.
-func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout, st *extent.Storage, log *slog.Logger) (*Job, error) {
+func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout, st *extent.Storage, log *slog.Logger, chunk int) (*Job, error) {
 	if log == nil {
 		log = s.log
 	}
@@ -217,7 +217,7 @@ func (s *Session) newJob(role Role, mi *metainfo.MetaInfo, l *torrentfile.Layout
 		InfoHash:  j.ih,
 		Storage:   st,
 		InfoBytes: mi.InfoBytes,
-		ChunkSize: pp.Integer(s.tu.ChunkSize),
+		ChunkSize: pp.Integer(chunk),
 	})
 	if !isNew {
 		s.unregister(j)

@@ -25,7 +25,10 @@ type Tuning struct {
 	AIOThreads int
 	// HashingThreads is the number of pieces hashed at once.
 	HashingThreads int
-	// ChunkSize is the BitTorrent request size; 0 means 16 KiB.
+	// ChunkSize is the BitTorrent request size. 0 chooses: RoomChunkSize
+	// for a deploy whose torrent an ezio server handed out with its
+	// seeder (DeployOptions.EzioRoom), else 16 KiB, the most other clients
+	// accept (chunkSize).
 	ChunkSize int
 	// MaxDownloadRate and MaxUploadRate cap transfer in bytes/s (0: none).
 	// For sharing a link with other traffic, for demos and tests.
@@ -139,6 +142,10 @@ type DeployOptions struct {
 	// Seeders are peers known to be seeders (host:port); they are added
 	// as trusted so that one bad read never gets them banned.
 	Seeders []string
+	// EzioRoom says the torrent came from an ezio server with its
+	// seeder's address: the room is ezio's, so the deploy asks for
+	// RoomChunkSize at a time unless Tuning.ChunkSize says otherwise.
+	EzioRoom bool
 	Tuning
 	Logger *slog.Logger
 }
@@ -152,9 +159,6 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.HashingThreads <= 0 {
 		t.HashingThreads = 2
-	}
-	if t.ChunkSize <= 0 {
-		t.ChunkSize = 16 << 10
 	}
 	s := &t.Strategy
 	if s.PickerSeedMiB <= 0 {
@@ -172,4 +176,29 @@ func (t Tuning) withDefaults() Tuning {
 		s.RevealWindowMiB = 2
 	}
 	return t
+}
+
+// RoomChunkSize is the request size of a deploy in an ezio room. The
+// library (v1.61.0, requesting.go) keeps few requests outstanding on a
+// connection to a peer that keeps announcing pieces: it refills a
+// connection only once its requests are all answered, and each update
+// that a have message starts sets the next refill's size to what that
+// update added, often nothing. Measured with EZIO_TRACE_REQUESTS (reqtrace.go), a
+// client that falls behind keeps 1-4 requests on most peer connections
+// while those peers answer at once. Larger requests carry more bytes per
+// round trip through such a shallow pipeline. Other clients
+// (Transmission, libtorrent) close a connection that asks for more than
+// 16 KiB, so only ezio's own rooms use it.
+const RoomChunkSize = 64 << 10
+
+// chunkSize is the request size of a job: the tuning's, or RoomChunkSize
+// in an ezio room, or 16 KiB.
+func (t Tuning) chunkSize(ezioRoom bool) int {
+	switch {
+	case t.ChunkSize > 0:
+		return t.ChunkSize
+	case ezioRoom:
+		return RoomChunkSize
+	}
+	return 16 << 10
 }

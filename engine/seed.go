@@ -86,7 +86,7 @@ func (s *Session) Seed(ctx context.Context, o SeedOptions) (*Job, error) {
 	// A quarter of the cache (read-ahead on a seeder) keeps the last
 	// checked pieces for the chunk reads that follow their check.
 	st.SetKeep(int64(s.tu.CacheSizeMiB) << 20 / 4)
-	j, err := s.newJob(RoleSeed, o.Torrent, l, st, o.Logger)
+	j, err := s.newJob(RoleSeed, o.Torrent, l, st, o.Logger, s.tu.chunkSize(false))
 	if err != nil {
 		st.Close()
 		return nil, err

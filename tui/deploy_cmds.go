@@ -168,7 +168,7 @@ func (f *DeployFlow) start() tea.Cmd {
 	tu := f.deps.Tuning
 	tu.ListenAddr = deployListenAddr(tu.ListenAddr)
 	o := engine.DeployOptions{
-		Torrent: f.ft.MetaInfo, Target: f.target.path, Seeders: f.ft.Seeders, SeedAfter: engine.SeedUntilIdle,
+		Torrent: f.ft.MetaInfo, Target: f.target.path, Seeders: f.ft.Seeders, EzioRoom: len(f.ft.Seeders) > 0, SeedAfter: engine.SeedUntilIdle,
 		Tuning: tu, Logger: f.deps.Logger,
 	}
 	f.busy = "starting the deploy onto " + f.target.path

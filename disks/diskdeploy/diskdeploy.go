@@ -172,6 +172,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Tuning is the session's, for Deploy (Start uses the jobs given).
 	Tuning engine.Tuning
+	// ezioRoom: the image came from an ezio server with its seeder
+	// (engine.DeployOptions.EzioRoom).
+	ezioRoom bool
 }
 
 // Part is one partition of a running deploy.
@@ -220,6 +223,7 @@ func start(ctx context.Context, jobs Jobs, img *Image, plan *diskimage.Plan, o O
 	if len(o.Seeders) == 0 {
 		o.Seeders = img.Seeders
 	}
+	o.ezioRoom = len(img.Seeders) > 0
 	if err := diskimage.WriteTable(ctx, plan); err != nil {
 		return nil, err
 	}
@@ -295,7 +299,7 @@ func (r *Run) startPartition(ctx context.Context, jobs Jobs, plan *diskimage.Pla
 		node = loop
 	}
 	return jobs.Deploy(ctx, engine.DeployOptions{
-		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers,
+		Torrent: mi, Target: node, Peers: o.Peers, Seeders: o.Seeders, Trackers: o.Trackers, EzioRoom: o.ezioRoom,
 		Recheck: o.Recheck, SeedAfter: o.SeedAfter, Timeout: o.Timeout, Logger: o.Logger,
 	})
 }

@@ -160,7 +160,7 @@ func (d *Demo) run(ctx context.Context, mi *metainfo.MetaInfo, o Options, tu eng
 		// Clients keep serving each other after they finish, until the end.
 		j, err := engine.Deploy(ctx, engine.DeployOptions{
 			Torrent: mi, Target: filepath.Join(d.dir, fmt.Sprintf("client%d.img", i+1)),
-			Trackers: []string{d.Seeder.TrackerURL()}, Seeders: []string{d.Seeder.PeerAddr()},
+			Trackers: []string{d.Seeder.TrackerURL()}, Seeders: []string{d.Seeder.PeerAddr()}, EzioRoom: true,
 			SeedAfter: time.Hour, SkipSafetyChecks: true, Tuning: tu, Logger: o.Logger,
 		})
 		if err != nil {

@@ -185,7 +185,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 	pf.IntVar(&a.Tuning.CacheSizeMiB, "cache-size", engine.DefaultCacheSizeMiB, "MiB of memory for piece data: a client holds pieces in flight in half of it and keeps its whole memory near it")
 	pf.IntVar(&a.Tuning.AIOThreads, "aio-threads", 4, "concurrent disk operations")
 	pf.IntVar(&a.Tuning.HashingThreads, "hashing-threads", 2, "pieces hashed at once")
-	pf.IntVar(&a.Tuning.ChunkSize, "chunk-size", 16<<10, "bytes per BitTorrent request; other clients expect 16384")
+	pf.IntVar(&a.Tuning.ChunkSize, "chunk-size", 0, "bytes per BitTorrent request (0: 65536 when the image comes from an ezio seeder, else 16384, what other clients accept)")
 	pf.StringVar(&a.downLimit, "download-limit", "", "cap download at this many bytes/s, e.g. 10MiB (default: none)")
 	pf.StringVar(&a.upLimit, "upload-limit", "", "cap upload at this many bytes/s, e.g. 10MiB (default: none)")
 	pf.StringVar(&a.profileDir, "profile", "", "write CPU and blocking profiles (pprof) of this run into DIR")

@@ -341,7 +341,7 @@ func (a *App) deployPartition(cmd *cobra.Command, o *deployFlags, src, target st
 	}
 	trackers, seedAfter, timeout := o.policy(cmd)
 	do := engine.DeployOptions{
-		Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...),
+		Torrent: ft.MetaInfo, Target: target, Peers: o.peers, Seeders: append(ft.Seeders, o.seeders...), EzioRoom: len(ft.Seeders) > 0,
 		Trackers: trackers, SeedAfter: seedAfter, Timeout: timeout, Recheck: o.recheck, Tuning: a.Tuning, Logger: log,
 	}
 	j, err := deployListening(ctx, do, a.Tuning.ListenAddr == "", serverHost(src, do))
