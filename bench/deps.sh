@@ -10,6 +10,8 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v nft >/dev/null || need+=(nftables)
 command -v aria2c >/dev/null || need+=(aria2)
 command -v sfdisk >/dev/null || need+=(fdisk)
+# ezio capture of a whole disk (--scenario disk) saves the GPT with sgdisk
+command -v sgdisk >/dev/null || need+=(gdisk)
 command -v partx >/dev/null || need+=(util-linux)
 /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
 if [ ${#need[@]} -gt 0 ]; then
