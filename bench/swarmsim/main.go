@@ -440,7 +440,7 @@ func (s *sim) share(conns []*conn) {
 	for k := range upLeft {
 		upLeft[k], downLeft[k] = s.B, s.B
 	}
-	active := conns
+	active := append([]*conn(nil), conns...) // filtered below: not conns itself
 	for round := 0; len(active) > 0 && round < 30; round++ {
 		nUp := make([]int, s.n+1)
 		nDown := make([]int, s.n+1)
