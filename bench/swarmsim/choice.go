@@ -5,38 +5,29 @@ import (
 	"sort"
 )
 
-// gain: client i verified piece p; its neighbours see it (Have), and a
-// connection from i to a neighbour that wants p updates its requests.
-func (s *sim) gain(i, p int) {
+// gain: client i verified piece p; it tells its neighbours (Have).
+func (s *sim) gain(t float64, i, p int) {
 	s.have[i][p] = true
 	s.holders[p]++
 	s.left[i]--
 	s.dirty[i] = true
 	for _, j := range s.nbr[i] {
-		s.peerHave[j][p]++
-		if s.left[j] > 0 && !s.have[j][p] && s.prio[j][p] > 0 {
-			s.inFrom[j][i].update = true
-		}
-		s.dirty[j] = true
+		s.send(t, i, j, p)
 	}
 }
 
 // show: the seeder reveals piece p to client i (a Have on its connection).
-func (s *sim) show(i, p int) {
-	if s.seedShown[i][p] {
+func (s *sim) show(t float64, i, p int) {
+	if s.shown[i][p] {
 		return
 	}
-	s.seedShown[i][p] = true
-	s.peerHave[i][p]++
-	s.dirty[i] = true
-	if !s.have[i][p] && s.prio[i][p] > 0 {
-		s.inFrom[i][s.n].update = true
-	}
+	s.shown[i][p] = true
+	s.send(t, s.n, i, p)
 }
 
 // stepReveal is one step of the seeder's reveal; busy: its uplink runs
 // near its best rate (the engine's meter, engine.SeederMeter).
-func (s *sim) stepReveal(busy bool) {
+func (s *sim) stepReveal(t float64, busy bool) {
 	have := make([][]bool, s.n)
 	for i := range s.n {
 		if s.left[i] > 0 {
@@ -45,7 +36,7 @@ func (s *sim) stepReveal(busy bool) {
 	}
 	for i, ps := range s.reveal.Step(have, s.holders, busy) {
 		for _, p := range ps {
-			s.show(i, p)
+			s.show(t, i, p)
 		}
 	}
 }
@@ -139,7 +130,7 @@ func (s *sim) request(i int) {
 // stepOnce is the -once seeder: every client with fewer than W pieces
 // revealed and not yet held gets the next piece nobody was shown, the
 // emptiest client first; a piece is never shown twice.
-func (s *sim) stepOnce() {
+func (s *sim) stepOnce(t float64) {
 	pend := make([]int, s.n)
 	var open []int
 	for i := range s.n {
@@ -147,7 +138,7 @@ func (s *sim) stepOnce() {
 			continue
 		}
 		for p := range s.P {
-			if s.seedShown[i][p] && !s.have[i][p] {
+			if s.shown[i][p] && !s.have[i][p] {
 				pend[i]++
 			}
 		}
@@ -167,7 +158,7 @@ func (s *sim) stepOnce() {
 			if s.have[i][p] {
 				continue
 			}
-			s.show(i, p)
+			s.show(t, i, p)
 			if pend[i]++; pend[i] < s.c.once {
 				next = append(next, i)
 			}

@@ -18,7 +18,13 @@ import "math"
 //     client's pieces in flight in its order, then steals chunks from a
 //     connection that has at least two requests more than this one;
 //   - a connection carries at most its outstanding bytes per round trip
-//     (-rtt), besides its fair share of the links.
+//     (-rtt), besides its fair share of the links;
+//   - and at most TCP's congestion window per round trip: it starts at
+//     ten segments, doubles each round trip while it limits the
+//     connection (slow start) and falls back to ten segments after the
+//     connection sent nothing for a retransmission timeout (Linux's
+//     slow start after idle; 200 ms plus the round trip). Losses are
+//     not modelled: a window that no longer limits stops growing.
 type link struct {
 	from, to int // node ids (the seeder: n)
 	q        []chunkReq
@@ -26,7 +32,9 @@ type link struct {
 	maxReq   int
 	update   bool
 	rate     float64
-	limit    float64 // outstanding bytes per round trip
+	limit    float64 // outstanding bytes (or the congestion window) per round trip
+	cwnd     float64 // TCP's congestion window, bytes
+	lastSent float64 // time of its last data (slow start after idle)
 	done     bool    // progressive filling: no more rate this step
 }
 
@@ -36,6 +44,8 @@ type chunkReq struct {
 }
 
 const (
+	initCwnd   = 10 * 1448 // Linux's initial window, ten segments
+	minRTO     = 0.2       // Linux's least retransmission timeout, s
 	chunk      = 16 << 10
 	maxReqsCap = 963 // (32 KiB - 16 KiB - 5) / 17: the library's write buffer
 )
@@ -141,6 +151,14 @@ func (s *sim) drain(l *link, dt float64) float64 {
 		}
 	}
 	l.out = math.Max(0, l.out-sent)
+	if sent > 0 {
+		// slow start: the window grows by what was acknowledged, while it
+		// is what holds the connection back
+		if rtt := s.rttOf(l); l.rate >= l.cwnd/rtt*(1-1e-6) {
+			l.cwnd += sent
+		}
+		l.lastSent = s.t + dt
+	}
 	if len(l.q) == 0 {
 		l.out = 0
 		if sent > 0 {
@@ -163,7 +181,14 @@ func (s *sim) share(active []*link) {
 		l.rate, l.done = 0, false
 		l.limit = math.Inf(1)
 		if rtt := s.rttOf(l); rtt > 0 {
-			l.limit = l.window() / rtt
+			w := l.window()
+			if s.c.slowStart {
+				if s.t-l.lastSent >= minRTO+rtt {
+					l.cwnd = initCwnd
+				}
+				w = min(w, l.cwnd)
+			}
+			l.limit = w / rtt
 		}
 	}
 	nUp, nDown := s.nUp, s.nDown

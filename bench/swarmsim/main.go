@@ -61,7 +61,7 @@ type config struct {
 	dt, pickerEvery, revealEvery time.Duration
 	revealMin, rtt, queue        time.Duration
 	seed                         uint64
-	noReveal                     bool
+	noReveal, slowStart          bool
 	once                         int // -once W: the seeder policy under test
 	trace                        bool
 }
@@ -82,6 +82,7 @@ func main() {
 	flag.DurationVar(&c.pickerEvery, "picker", 200*time.Millisecond, "picker interval (ezio: 200ms)")
 	flag.DurationVar(&c.revealEvery, "reveal", 100*time.Millisecond, "reveal interval (ezio: 100ms, and on a client's new piece)")
 	flag.DurationVar(&c.revealMin, "reveal-min", 0, "least time between reveal steps, also when a client completed a piece (0: a step each dt; for N in the hundreds, where a step costs N x pieces)")
+	flag.BoolVar(&c.slowStart, "slow-start", true, "model TCP's congestion window: slow start, and again after idle")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.BoolVar(&c.noReveal, "no-reveal", false, "the seeder shows every piece to every client (no reveal)")
 	flag.IntVar(&c.once, "once", 0, "instead of ezio's reveal, a seeder that sends every piece once: each client has up to W pieces revealed and not yet held, each piece revealed to one client only, in random order (a design under test, not ezio's code)")

@@ -40,7 +40,9 @@ type sim struct {
 	budget           float64
 	reveal           *engine.RevealPlanner
 	meter            engine.SeederMeter
-	seedShown        [][]bool // pieces the seeder shows each client
+	shown            [][]bool // pieces the seeder revealed to each client
+	seedShown        [][]bool // ... that the client knows of
+	msgs             []msgEv  // messages on their way
 	doneAt           []float64
 	left             []int // pieces not yet verified, per client
 	seederSent       float64
@@ -54,6 +56,7 @@ type sim struct {
 	upLeft, downLeft []float64 // share's scratch
 	nUp, nDown       []int
 	upQ, downQ       []float64 // each node's port queues, seconds
+	t                float64   // the step's time
 }
 
 type verifyEv struct {
@@ -89,6 +92,7 @@ func newSim(c config) *sim {
 		s.isChecking = append(s.isChecking, make([]bool, s.P))
 		s.checkN = append(s.checkN, 0)
 		s.seedShown = append(s.seedShown, make([]bool, s.P))
+		s.shown = append(s.shown, make([]bool, s.P))
 		s.doneAt = append(s.doneAt, -1)
 		s.left = append(s.left, s.P)
 		s.in = append(s.in, nil)
@@ -98,7 +102,7 @@ func newSim(c config) *sim {
 	if c.noReveal {
 		for i := range s.n {
 			for p := range s.P {
-				s.show(i, p)
+				s.show(0, i, p)
 			}
 		}
 	} else if c.once > 0 {
@@ -139,7 +143,7 @@ func (s *sim) connect(rng *rand.Rand) {
 }
 
 func (s *sim) addLink(from, to int) {
-	l := &link{from: from, to: to, maxReq: 1}
+	l := &link{from: from, to: to, maxReq: 1, cwnd: initCwnd}
 	s.in[to] = append(s.in[to], l)
 	s.inFrom[to][from] = l
 }
@@ -157,6 +161,7 @@ func run(c config) result {
 	t := 0.0
 	var active []*link
 	for doneCount := 0; doneCount < s.n; t += dt {
+		s.t = t
 		if t > 1e5 {
 			fmt.Fprintln(os.Stderr, "swarmsim: no end in sight")
 			break
@@ -170,7 +175,7 @@ func run(c config) result {
 			}
 			s.isChecking[v.client][v.piece] = false
 			s.checkN[v.client]--
-			s.gain(v.client, v.piece)
+			s.gain(t, v.client, v.piece)
 			kicked = true
 			if s.firstShare < 0 {
 				s.firstShare = t
@@ -181,12 +186,13 @@ func run(c config) result {
 			}
 		}
 		s.verifying = kept
+		s.deliver(t)
 		if c.once > 0 {
-			s.stepOnce()
+			s.stepOnce(t)
 		}
 		if s.reveal != nil && (t >= nextReveal || kicked && t-lastReveal >= c.revealMin.Seconds()) {
 			busy := s.meter.Busy(time.Duration(t*float64(time.Second)), int64(s.seederSent))
-			s.stepReveal(busy && !strategy.RevealOnceOff)
+			s.stepReveal(t, busy && !strategy.RevealOnceOff)
 			nextReveal, kicked, lastReveal = t+c.revealEvery.Seconds(), false, t
 		}
 		if t >= nextPick {
