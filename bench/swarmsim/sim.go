@@ -57,6 +57,8 @@ type sim struct {
 	nUp, nDown       []int
 	upQ, downQ       []float64 // each node's port queues, seconds
 	t                float64   // the step's time
+	busy             bool      // the seeder's meter, last reveal step
+	lastSeeder       float64   // seeder's bytes at the last trace line
 }
 
 type verifyEv struct {
@@ -191,8 +193,8 @@ func run(c config) result {
 			s.stepOnce(t)
 		}
 		if s.reveal != nil && (t >= nextReveal || kicked && t-lastReveal >= c.revealMin.Seconds()) {
-			busy := s.meter.Busy(time.Duration(t*float64(time.Second)), int64(s.seederSent))
-			s.stepReveal(t, busy && !strategy.RevealOnceOff)
+			s.busy = s.meter.Busy(time.Duration(t*float64(time.Second)), int64(s.seederSent)) && !strategy.RevealOnceOff
+			s.stepReveal(t, s.busy)
 			nextReveal, kicked, lastReveal = t+c.revealEvery.Seconds(), false, t
 		}
 		if t >= nextPick {

@@ -9,7 +9,8 @@ import (
 // available from connected peers and wanted at high priority, and the
 // share of the link rate received over the last second.
 func (s *sim) traceLine(t float64) {
-	line := fmt.Sprintf("%5.1fs seeder %.2fx", t, s.seederSent/(s.plen*float64(s.P)))
+	line := fmt.Sprintf("%5.1fs seeder %.2fx %3.0f%% busy %v", t, s.seederSent/(s.plen*float64(s.P)), 100*(s.seederSent-s.lastSeeder)/s.B, s.busy)
+	s.lastSeeder = s.seederSent
 	for i := range min(s.n, 8) {
 		avail := 0
 		for p := range s.P {
