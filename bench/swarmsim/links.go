@@ -243,7 +243,15 @@ func (s *sim) queueAt(u float64) float64 {
 // ports its requests and its data pass (the client's uplink, the
 // sender's downlink, the sender's uplink, the client's downlink).
 func (s *sim) rttOf(l *link) float64 {
-	return s.c.rtt.Seconds() + s.upQ[l.to] + s.downQ[l.from] + s.upQ[l.from] + s.downQ[l.to]
+	r := s.c.rtt.Seconds() + s.upQ[l.to] + s.downQ[l.from] + s.upQ[l.from] + s.downQ[l.to]
+	if l.from < s.n && s.c.hol > 0 {
+		// the client's requests share one TCP stream with what it
+		// uploads to that peer: they wait behind its send buffer
+		if back := s.inFrom[l.from][l.to]; back != nil && back.out > 0 {
+			r += s.c.hol * (s.c.rtt.Seconds() + s.upQ[l.to] + s.downQ[l.from])
+		}
+	}
+	return r
 }
 
 // window is the bytes of the requests outstanding, whole chunks: what a

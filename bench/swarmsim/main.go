@@ -9,7 +9,11 @@
 //     with requests outstanding share every link max-min fairly
 //     (progressive filling), which is how TCP flows through FIFO ports
 //     share on average; a connection carries at most its outstanding
-//     bytes per round trip (-rtt: the lab's 50 ms port queues, full);
+//     requests per round trip: -rtt, plus -queue (the lab's 50 ms FIFO)
+//     for each saturated port on the way, plus, on a connection between
+//     two clients that also carries data the other way, -hol round trips
+//     that a request waits behind the client's own upload in the same
+//     TCP stream (socket buffers: the one parameter fitted to the lab);
 //   - the seeder is connected to every client; each client to about
 //     -conns other clients (a random graph);
 //   - a client keeps pieces in flight in the library's order (priority,
@@ -21,10 +25,13 @@
 //     one request when an update adds nothing, updates on a drained
 //     queue, a Have of a wanted piece or a newly wanted piece, stealing
 //     between connections);
+//   - TCP's congestion window: slow start, and again after a connection
+//     idles for a retransmission timeout; no losses;
 //   - a piece is shareable after its last byte plus its hash time
-//     (-hash MB/s); peers know at once; the picker runs every -picker,
-//     the reveal every -reveal and at the next step after a client
-//     completes a piece.
+//     (-hash MB/s); Have and reveal messages wait in the same port
+//     queues, the seeder's reveal sees what clients hold at once; the
+//     picker runs every -picker, the reveal every -reveal and at the
+//     next step after a client completes a piece.
 //
 // It prints T/(F/B): the time until every client holds every piece over
 // one copy at the link rate, the seeder's bytes sent over the image, the
@@ -35,10 +42,12 @@
 //	go run ./bench/swarmsim -n 2,4,8 -pieces 295 -rate 100
 //	go run ./bench/swarmsim -n 1000 -pieces 3000 -rate 100 -conns 16 -dt 100ms -picker 1s -reveal-min 500ms
 //
-// Not modelled: CPU (the LAN lab's two cores), TCP's slow start and loss,
-// queueing delay that varies with load (-rtt is one constant), the
-// latency of Have and reveal messages, cancels in flight when a request
-// is stolen, and the library's endgame (duplicate requests).
+// Not modelled: CPU (the LAN lab's two cores), TCP's losses and
+// retransmission timeouts (many flows in one small FIFO), a disk's several
+// torrents (one connection per torrent and peer), cancels in flight when
+// a request is stolen, and the library's write-buffer rule that defers
+// request updates. Its calibration against the LAN lab is in
+// docs/benchmarks.md (round five).
 package main
 
 import (
@@ -58,6 +67,7 @@ var strategy = engine.StrategyFromEnv()
 type config struct {
 	n, pieces, conns, cacheMiB   int
 	pieceMiB, rateMbit, hashMB   float64
+	hol                          float64
 	dt, pickerEvery, revealEvery time.Duration
 	revealMin, rtt, queue        time.Duration
 	seed                         uint64
@@ -83,6 +93,7 @@ func main() {
 	flag.DurationVar(&c.revealEvery, "reveal", 100*time.Millisecond, "reveal interval (ezio: 100ms, and on a client's new piece)")
 	flag.DurationVar(&c.revealMin, "reveal-min", 0, "least time between reveal steps, also when a client completed a piece (0: a step each dt; for N in the hundreds, where a step costs N x pieces)")
 	flag.BoolVar(&c.slowStart, "slow-start", true, "model TCP's congestion window: slow start, and again after idle")
+	flag.Float64Var(&c.hol, "hol", 3, "round trips a client's request waits behind its own upload to the same peer: the socket buffers (0: none)")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.BoolVar(&c.noReveal, "no-reveal", false, "the seeder shows every piece to every client (no reveal)")
 	flag.IntVar(&c.once, "once", 0, "instead of ezio's reveal, a seeder that sends every piece once: each client has up to W pieces revealed and not yet held, each piece revealed to one client only, in random order (a design under test, not ezio's code)")
