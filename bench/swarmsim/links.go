@@ -112,6 +112,9 @@ func (s *sim) steal(l, o *link, p int, b float64) {
 			continue
 		}
 		take := math.Min(r.bytes, b)
+		if r.bytes-take < 1 {
+			take = r.bytes // no crumbs: a byte lost would hold its piece forever
+		}
 		r.bytes -= take
 		o.out -= take
 		b -= take
@@ -127,7 +130,7 @@ func (s *sim) steal(l, o *link, p int, b float64) {
 func compact(q []chunkReq) []chunkReq {
 	out := q[:0]
 	for _, r := range q {
-		if r.bytes > 0.5 {
+		if r.bytes > 0 {
 			out = append(out, r)
 		}
 	}
@@ -142,11 +145,14 @@ func (s *sim) drain(l *link, dt float64) float64 {
 	for len(l.q) > 0 && left > 0 {
 		r := &l.q[0]
 		take := math.Min(left, r.bytes)
+		if r.bytes-take < 1 {
+			take = r.bytes // no crumbs (see steal)
+		}
 		r.bytes -= take
 		left -= take
 		sent += take
 		s.got[i][r.piece] += take
-		if r.bytes <= 0.5 {
+		if r.bytes <= 0 {
 			l.q = l.q[1:]
 		}
 	}
