@@ -34,6 +34,7 @@ func (s *sim) stepReveal(t float64, busy bool) {
 			have[i] = s.have[i]
 		}
 	}
+	s.limitFresh(have)
 	for i, ps := range s.reveal.Step(have, s.holders, busy) {
 		for _, p := range ps {
 			s.show(t, i, p)
@@ -164,5 +165,40 @@ func (s *sim) stepOnce(t float64) {
 			}
 		}
 		open = next
+	}
+}
+
+// limitFresh is -fresh K (a design under test, not ezio's code): at most
+// K clients that hold nothing have pieces from the seeder on their way;
+// the seeder's reveal does not see the other empty clients (as if not yet
+// connected), which fetch their first pieces from peers.
+func (s *sim) limitFresh(have [][]bool) {
+	if s.c.fresh <= 0 {
+		return
+	}
+	served, waiting := 0, []int{}
+	for i := range s.n {
+		if have[i] == nil || s.left[i] < s.P {
+			continue
+		}
+		pending := false
+		for p := range s.P {
+			if s.shown[i][p] {
+				pending = true
+				break
+			}
+		}
+		if pending {
+			served++
+		} else {
+			waiting = append(waiting, i)
+		}
+	}
+	for _, i := range waiting {
+		if served < s.c.fresh {
+			served++
+			continue
+		}
+		have[i] = nil
 	}
 }

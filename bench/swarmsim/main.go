@@ -73,6 +73,7 @@ type config struct {
 	seed                         uint64
 	noReveal, slowStart          bool
 	once                         int // -once W: the seeder policy under test
+	fresh                        int // -fresh K: the start policy under test
 	trace                        bool
 }
 
@@ -97,6 +98,7 @@ func main() {
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.BoolVar(&c.noReveal, "no-reveal", false, "the seeder shows every piece to every client (no reveal)")
 	flag.IntVar(&c.once, "once", 0, "instead of ezio's reveal, a seeder that sends every piece once: each client has up to W pieces revealed and not yet held, each piece revealed to one client only, in random order (a design under test, not ezio's code)")
+	flag.IntVar(&c.fresh, "fresh", 0, "a design under test, not ezio's code: the seeder reveals to at most K clients that hold nothing at a time; the others start from peers (0: ezio's reveal, every client at once)")
 	flag.BoolVar(&c.trace, "trace", false, "print the swarm's state every second (to stderr)")
 	flag.Parse()
 	fmt.Printf("| N | pieces | piece MiB | Mbit/s | conns | T s | F/B s | T/(F/B) | seeder sent × image | clients below link rate | endgame s | clients' downlink busy | clients' uplink busy | first shareable s | wall s |\n")
