@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"ezio/engine/torrentfile"
 	"slices"
+	"time"
 
 	"github.com/anacrolix/torrent"
 )
@@ -100,4 +101,14 @@ func (r *RevealPlanner) Step(have [][]bool, holders []int32, busy bool) map[int]
 		out[c] = append(out[c], x.piece)
 	}
 	return out
+}
+
+// SeederMeter is the seeder's busy test (revealbusy.go) on a simulated
+// clock: Busy records the bytes sent by time at and says whether the
+// uplink runs near its best rate, as the reveal group's meter says.
+type SeederMeter struct{ m uplinkMeter }
+
+// Busy is uplinkMeter.add at the simulated time at.
+func (s *SeederMeter) Busy(at time.Duration, sent int64) bool {
+	return s.m.add(time.Unix(0, 0).Add(at), sent)
 }
