@@ -84,6 +84,7 @@ func main() {
 	flag.IntVar(&c.pieces, "pieces", 295, "pieces in the image")
 	flag.Float64Var(&c.pieceMiB, "piece-mib", 1, "piece length in MiB")
 	flag.Float64Var(&c.rateMbit, "rate", 100, "every link's goodput, Mbit/s, each way")
+	chunkKiB := flag.Int("chunk-kib", 16, "request size in KiB (ezio rooms: 64, engine.RoomChunkSize)")
 	flag.IntVar(&c.conns, "conns", 16, "connections per client to other clients (about)")
 	flag.IntVar(&c.cacheMiB, "cache", 0, "--cache-size of the clients (0: the default)")
 	flag.Float64Var(&c.hashMB, "hash", 300, "piece verification rate, MB/s")
@@ -101,6 +102,7 @@ func main() {
 	flag.IntVar(&c.fresh, "fresh", 0, "a design under test, not ezio's code: the seeder reveals to at most K clients that hold nothing at a time; the others start from peers (0: ezio's reveal, every client at once)")
 	flag.BoolVar(&c.trace, "trace", false, "print the swarm's state every second (to stderr)")
 	flag.Parse()
+	chunk = float64(*chunkKiB << 10)
 	fmt.Printf("| N | pieces | piece MiB | Mbit/s | conns | T s | F/B s | T/(F/B) | seeder sent × image | clients below link rate | endgame s | clients' downlink busy | clients' uplink busy | first shareable s | wall s |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range strings.Split(ns, ",") {
