@@ -30,6 +30,9 @@ type Tuning struct {
 	// seeder (DeployOptions.EzioRoom), else 16 KiB, the most other clients
 	// accept (chunkSize).
 	ChunkSize int
+	// TraceRequests prints each connection's requests once a second on
+	// stderr (EZIO_TRACE_REQUESTS=1, reqtrace.go): for the benchmarks.
+	TraceRequests bool
 	// MaxDownloadRate and MaxUploadRate cap transfer in bytes/s (0: none).
 	// For sharing a link with other traffic, for demos and tests.
 	MaxDownloadRate int64

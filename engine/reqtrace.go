@@ -12,7 +12,8 @@ import (
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
-// The request trace (EZIO_TRACE_REQUESTS=1, for the benchmarks): once a
+// The request trace (Tuning.TraceRequests; the command line sets it from
+// EZIO_TRACE_REQUESTS=1, for the benchmarks): once a
 // second, one line per connection that moved anything, on stderr:
 //
 //	reqtrace t=S peer=ADDR sent=N got=N out=N max=N dry=N haves=N rejects=N upreq=N upKiB=N
@@ -38,13 +39,9 @@ type reqTraceConn struct {
 	written                         int64 // piece data written, at the last line
 }
 
-// newReqTrace adds the trace's callbacks to cfg when the environment asks
-// for it (nil otherwise); run prints it. Call it after the session's own
-// hooks: it chains ReadMessage and PeerConnClosed.
+// newReqTrace adds the trace's callbacks to cfg; run prints it. Call it
+// after the session's own hooks: it chains ReadMessage and PeerConnClosed.
 func newReqTrace(cfg *torrent.ClientConfig) *reqTrace {
-	if os.Getenv("EZIO_TRACE_REQUESTS") == "" {
-		return nil
-	}
 	rt := &reqTrace{out: os.Stderr, start: time.Now(), conns: map[*torrent.Peer]*reqTraceConn{}}
 	rt.hook(cfg)
 	return rt

@@ -107,7 +107,10 @@ func NewSession(o SessionOptions) (*Session, error) {
 	}
 	cfg.DefaultStorage = noDefaultStorage{}
 	s.installHooks(cfg)
-	rt := newReqTrace(cfg)
+	var rt *reqTrace
+	if tu.TraceRequests {
+		rt = newReqTrace(cfg)
+	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		addr := tu.ListenAddr

@@ -199,6 +199,7 @@ Without a subcommand, on a terminal, ezio opens the wizard.`,
 			a.stopProfile = stop
 		}
 		a.Tuning.Strategy = engine.StrategyFromEnv()
+		a.Tuning.TraceRequests = os.Getenv("EZIO_TRACE_REQUESTS") != ""
 		for _, l := range []struct {
 			s   string
 			dst *int64
