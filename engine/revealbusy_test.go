@@ -1,9 +1,6 @@
 package engine
 
 import (
-	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -131,42 +128,5 @@ func TestUplinkMeter(t *testing.T) {
 	}
 	if !busy {
 		t.Error("not busy at 80 % of its peak rate")
-	}
-}
-
-// The meter's interface counter: the interfaces towards the clients are
-// read once each (two clients behind one interface count it once), a
-// missing counter or an unknown interface means no reading at all, and
-// loopback never counts (every local process's traffic is on it).
-func TestNICCounter(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, v string) {
-		p := filepath.Join(dir, name, "statistics")
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p, "tx_bytes"), []byte(v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("eth7", "1000")
-	write("eth8", "234")
-	a, b, c := netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("10.9.0.3"), netip.MustParseAddr("10.8.0.2")
-	n := &nicCounter{sysfs: dir, ifaces: map[string]string{a.String(): "eth7", b.String(): "eth7", c.String(): "eth8"}}
-	if got, ok := n.sent([]netip.Addr{a, b}); !ok || got != 1000 {
-		t.Errorf("two clients behind eth7: %d, %v; want 1000, true", got, ok)
-	}
-	if got, ok := n.sent([]netip.Addr{a, c}); !ok || got != 1234 {
-		t.Errorf("eth7 and eth8: %d, %v; want 1234, true", got, ok)
-	}
-	n.ifaces["10.7.0.2"] = "eth9" // no counter
-	if _, ok := n.sent([]netip.Addr{a, netip.MustParseAddr("10.7.0.2")}); ok {
-		t.Error("a client behind an interface without a counter still gave a reading")
-	}
-	if _, ok := n.sent(nil); ok {
-		t.Error("no client gave a reading")
-	}
-	if name := ifaceTowards(netip.MustParseAddr("127.0.0.1")); name != "" {
-		t.Errorf("127.0.0.1 is reached through %q; loopback must not count", name)
 	}
 }

@@ -55,10 +55,6 @@ type revealGroup struct {
 	// are revealed (revealbusy.go).
 	meter   uplinkMeter
 	onceOff bool // EZIO_REVEAL_ONCE=off: never busy, the old rule
-	// nic reads what the interfaces sent; meterNIC: the meter's samples
-	// are theirs, not the library's count (revealbusy.go).
-	nic      *nicCounter
-	meterNIC bool
 }
 
 func newRevealGroup(firstOne bool) *revealGroup {
@@ -68,7 +64,6 @@ func newRevealGroup(firstOne bool) *revealGroup {
 		windows:  map[torrent.PeerID]int64{},
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		kick:     make(chan struct{}, 1),
-		nic:      newNICCounter(),
 	}
 }
 
@@ -156,7 +151,6 @@ func (g *revealGroup) step(kicked bool) {
 	// Each client's connections, over every torrent.
 	byClient := map[torrent.PeerID][]*revealConn{}
 	var initial, maxWin, total, sent int64
-	var remotes []*torrent.PeerConn
 	for rs, t := range members {
 		st := t.Stats()
 		sent += st.BytesWrittenData.Int64()
@@ -184,7 +178,6 @@ func (g *revealGroup) step(kicked bool) {
 		holders := make([]int32, n)
 		have := map[*torrent.PeerConn][]bool{}
 		for _, pc := range t.PeerConns() {
-			remotes = append(remotes, pc)
 			bm := pc.PeerPieces()
 			h := make([]bool, n)
 			it := bm.Iterator()
@@ -206,13 +199,6 @@ func (g *revealGroup) step(kicked bool) {
 		}
 	}
 
-	nicSent, fromNIC := g.nic.sent(remoteAddrs(remotes))
-	if fromNIC {
-		sent = nicSent
-	}
-	if fromNIC != g.meterNIC {
-		g.meter, g.meterNIC = uplinkMeter{}, fromNIC
-	}
 	busy := g.meter.add(time.Now(), sent) && !g.onceOff
 	var b [4]byte
 	for _, r := range g.plan(byClient, initial, maxWin, total, busy) {
